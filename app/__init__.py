@@ -1,0 +1,3 @@
+"""firstcontact: call-taker assist service for police contact centres."""
+
+__version__ = "0.1.0"

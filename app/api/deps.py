@@ -1,0 +1,103 @@
+"""Dependencies shared by the routers, as `Annotated` aliases.
+
+The session dependency is the unit of work: one transaction per request, committed before the
+response is sent, then the side effects the request queued with `app.db.after_commit`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.auth import service as auth
+from app.auth.models import Role
+from app.auth.service import Principal
+from app.cache import Cache
+from app.config import Settings
+from app.db import pop_after_commit
+from app.errors import Forbidden, NotAuthenticated
+
+log = logging.getLogger(__name__)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+def get_cache(request: Request) -> Cache:
+    cache: Cache = request.state.cache
+    return cache
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.state.sessions
+    async with sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            pop_after_commit(session)
+            raise
+        actions = pop_after_commit(session)
+    await run_after_commit(actions)
+
+
+async def run_after_commit(actions: list[Callable[[], Awaitable[None]]]) -> None:
+    # Stored is what counts: a failing side effect is logged and left to its own retry path
+    # rather than turning a committed request into an error.
+    for action in actions:
+        try:
+            await action()
+        except Exception:
+            log.exception("after-commit action failed")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise NotAuthenticated("a bearer token is required")
+    principal = await auth.authenticate(session, token)
+    if principal is None:
+        raise NotAuthenticated("unknown or revoked token")
+    request.state.principal = principal
+    return principal
+
+
+CurrentStaff = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    allowed = frozenset(roles)
+
+    async def check(principal: CurrentStaff) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden("this needs the role " + " or ".join(sorted(r.value for r in allowed)))
+        return principal
+
+    return check
+
+
+AdminStaff = Annotated[Principal, Depends(require_roles(Role.admin))]
+SupervisorStaff = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.admin))]
+IntegrationClient = Annotated[Principal, Depends(require_roles(Role.integration))]

@@ -1,0 +1,66 @@
+"""Writing and reading the consultation log. Records go in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.models import AuditLog
+
+
+def record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str | None = None,
+    call_id: str | None = None,
+    justification: str | None = None,
+    records: dict[str, Any] | None = None,
+) -> AuditLog:
+    entry = AuditLog(
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        call_id=call_id,
+        justification=justification,
+        records=records or {},
+    )
+    session.add(entry)
+    return entry
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    actor: str | None = None,
+    subject_type: str | None = None,
+    subject_id: str | None = None,
+    call_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> Sequence[AuditLog]:
+    query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+    if actor is not None:
+        query = query.where(AuditLog.actor == actor)
+    if subject_type is not None:
+        query = query.where(AuditLog.subject_type == subject_type)
+    if subject_id is not None:
+        query = query.where(AuditLog.subject_id == subject_id)
+    if call_id is not None:
+        query = query.where(AuditLog.call_id == call_id)
+    if since is not None:
+        query = query.where(AuditLog.at >= since)
+    if until is not None:
+        query = query.where(AuditLog.at < until)
+    if before_id is not None:
+        query = query.where(AuditLog.id < before_id)
+    return (await session.scalars(query)).all()

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, BigId, UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    handler = "handler"
+    supervisor = "supervisor"
+    qa = "qa"
+    admin = "admin"
+    # Machines: telephony platforms and CTI connectors that post events.
+    integration = "integration"
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('handler', 'supervisor', 'qa', 'admin', 'integration')", name="role"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token, kept only as its SHA-256: a leaked table gives no usable credential."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (Index("ix_api_token_staff_id", "staff_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters, shown in listings so a person can tell tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from app.cache.base import CacheUnavailable
+
+
+def connect(url: str, **kwargs: Any) -> aioredis.Redis:
+    """A client with short timeouts: a hung Redis must not hang the ring -> screen path."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 1.0,
+        "socket_timeout": 2.0,
+        "health_check_interval": 15,
+        "retry_on_timeout": False,
+    }
+    options.update(kwargs)
+    return aioredis.Redis.from_url(url, **options)
+
+
+class RedisCache:
+    name = "redis"
+
+    def __init__(self, url: str, prefix: str = "fc:") -> None:
+        self.client = connect(url)
+        self.prefix = prefix
+
+    def _k(self, key: str) -> str:
+        return self.prefix + "cache:" + key
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            value = cast("bytes | None", await self.client.get(self._k(key)))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+        return value
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        try:
+            values = cast("list[bytes | None]", await self.client.mget([self._k(k) for k in keys]))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+        return values
+
+    async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
+        try:
+            if ttl_seconds is None:
+                await self.client.set(self._k(key), value)
+            else:
+                await self.client.set(self._k(key), value, px=max(1, int(ttl_seconds * 1000)))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        try:
+            await self.client.delete(*[self._k(k) for k in keys])
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def incr(self, key: str) -> int:
+        try:
+            return int(await self.client.incr(self._k(key)))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def ping(self) -> None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,129 @@
+"""The store: one SQLAlchemy schema on SQLite (embedded) and PostgreSQL (production).
+
+Repositories take an `AsyncSession` and never commit: the request's session dependency commits
+once, then runs whatever the request queued with `after_commit` (publishing, for example), so
+nothing is announced that was not stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from app.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# JSONB on PostgreSQL (indexable, compact); plain JSON text elsewhere.
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.database_url
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if settings.is_sqlite:
+        path = settings.sqlite_path()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        # One writer at a time in SQLite: wait for the lock rather than fail under load.
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size)
+    engine = create_async_engine(url, **kwargs)
+    if settings.is_sqlite:
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def after_commit(session: AsyncSession, action: AfterCommit) -> None:
+    """Queue `action` to run once the request's transaction has committed."""
+    session.info.setdefault("after_commit", []).append(action)
+
+
+def pop_after_commit(session: AsyncSession) -> list[AfterCommit]:
+    actions: list[AfterCommit] = session.info.pop("after_commit", [])
+    return actions
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+def migrations_dir() -> Path:
+    """Beside the package in a source checkout; in the working directory for an installed
+    wheel (the container image copies `migrations/` into its working directory)."""
+    for candidate in (
+        Path(__file__).resolve().parent.parent / "migrations",
+        Path.cwd() / "migrations",
+    ):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise FileNotFoundError("no migrations/ folder beside the package or in the working directory")

@@ -1,0 +1,10 @@
+"""Every table module, imported so that `Base.metadata` is complete (Alembic, tests).
+
+Add a domain's models module here when it arrives.
+"""
+
+from app.audit import models as audit_models
+from app.auth import models as auth_models
+from app.db import Base
+
+__all__ = ["Base", "audit_models", "auth_models"]
