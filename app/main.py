@@ -16,6 +16,7 @@ from app.cache import create_cache
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.logs import mask_phone_numbers
+from app.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "redis": mask_phone_numbers(settings.redis_url or "none"),
             },
         )
+        resources = Resources(
+            settings=settings,
+            engine=engine,
+            sessions=create_sessionmaker(engine),
+            cache=cache,
+        )
         try:
             yield {
+                "resources": resources,
                 "settings": settings,
                 "engine": engine,
-                "sessions": create_sessionmaker(engine),
+                "sessions": resources.sessions,
                 "cache": cache,
             }
         finally:

@@ -20,8 +20,14 @@ from app.cache import Cache
 from app.config import Settings
 from app.db import pop_after_commit
 from app.errors import Forbidden, NotAuthenticated
+from app.resources import Resources
 
 log = logging.getLogger(__name__)
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.state.resources
+    return resources
 
 
 def get_settings(request: Request) -> Settings:
@@ -58,6 +64,7 @@ async def run_after_commit(actions: list[Callable[[], Awaitable[None]]]) -> None
             log.exception("after-commit action failed")
 
 
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

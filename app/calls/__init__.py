@@ -1,0 +1,1 @@
+"""Calls: every accepted event stored, and the lifecycle state of each call."""

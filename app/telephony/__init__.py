@@ -1,0 +1,1 @@
+"""Telephony: the canonical call event, signature checks, number normalisation, adapters."""
