@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint services clean
+.PHONY: run test setup lint services sip-tools browser clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -25,12 +25,20 @@ run: setup
 services:
 	scripts/ensure-services.sh
 
+# Kamailio + SIPp for the real-SIP test (tests/sip); installed with apt-get when missing.
+sip-tools:
+	scripts/ensure-sip-tools.sh
+
+# Debian's Chromium for the browser tests (tests/web); installed with apt-get when missing.
+browser:
+	scripts/ensure-browser.sh
+
 lint: setup
 	$(BIN)/ruff check app tests migrations bench
 	$(BIN)/ruff format --check app tests migrations bench
 	$(BIN)/mypy
 
-test: setup services lint
+test: setup services sip-tools browser lint
 	$(BIN)/pytest --backend=embedded
 	$(BIN)/pytest --backend=production -m storage
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -21,7 +22,9 @@ from app.auth.models import Role
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
+from app.history import cli as history_cli
 from app.logs import configure_logging, uvicorn_log_config
+from app.rules import cli as rules_cli
 
 app = typer.Typer(
     help="Call-taker assist service for police contact centres.", no_args_is_help=True
@@ -30,6 +33,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff accounts and their API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(staff_app, name="staff")
+rules_app = typer.Typer(help="Rule packs (alerts, prompts, advice, cues).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 
 CLI_ACTOR = "cli"
 T = TypeVar("T")
@@ -92,6 +97,7 @@ def serve(
         log_config=uvicorn_log_config(settings.log_level, settings.log_json),
         proxy_headers=True,
         timeout_graceful_shutdown=10,
+        ws_max_size=settings.ws_max_message,  # larger client frames: closed with 1009
     )
 
 
@@ -178,8 +184,12 @@ def demo(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+    calls: Annotated[
+        bool, typer.Option("--calls/--no-calls", help="Ring the demo handlers while serving.")
+    ] = True,
 ) -> None:
-    """Migrate the database, create demo staff with fresh tokens, and serve."""
+    """Migrate the database, create demo staff with fresh tokens, and serve (ringing demo
+    calls at the demo handlers, so their screens come alive)."""
     settings = _settings()
     migrate.upgrade(settings)
 
@@ -194,12 +204,77 @@ def demo(
             issued.append((staff_id, role, await auth.issue_token(session, staff_id, actor="demo")))
         return issued
 
+    seeded = history_cli.seed_demo_if_empty(settings)
+    if seeded is not None:
+        typer.echo("demo history seeded: " + ", ".join(f"{t} {n}" for t, n in seeded.items()))
     typer.echo(f"demo database ready ({settings.database_url})")
     typer.echo(f"service: http://{host}:{port}   health: http://{host}:{port}/readyz")
     for staff_id, role, token in _in_session(settings, work):
         typer.echo(f"  {role.value:<12} {staff_id:<6} {token}")
+    # Browser screens (issue 7): log in with a token above; demo calls ring H1001 and H1002.
+    typer.echo(f"browser: http://{host}:{port}/login   (handler token: /handler screen;")
+    typer.echo("         supervisor token: /supervisor board)")
     if serve_after:
+        if calls:
+            from app.web import demo as demo_calls
+
+            local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            demo_calls.start_in_background(
+                f"http://{local}:{port}", settings.telephony_secret.get_secret_value().encode()
+            )
+            typer.echo("demo calls: ringing H1001 and H1002 from demo-history numbers")
         serve(host=host, port=port, workers=1)
+
+
+@app.command("import")
+def import_history(
+    directory: Annotated[Path, typer.Argument(help="Folder holding the history CSV files.")],
+) -> None:
+    """Load people/households/memberships/contacts/markers CSV files (all or nothing)."""
+    raise typer.Exit(history_cli.import_command(_settings(), directory))
+
+
+@rules_app.command("check")
+def rules_check(
+    path: Annotated[Path, typer.Argument(help="A pack file, or a directory of them.")],
+) -> None:
+    """Validate packs as RULES_DIR=PATH would load them; exit 1 with file:line: reason."""
+    raise typer.Exit(rules_cli.check(path, max_window_days=_settings().history_horizon_days))
+
+
+@app.command()
+def simulate(
+    rate: Annotated[str, typer.Option(help="New calls per second: 5/s, 30/m or 2.5.")] = "5/s",
+    duration: Annotated[
+        float, typer.Option(min=0.1, help="Seconds during which calls arrive.")
+    ] = 60.0,
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    secret: Annotated[
+        str | None, typer.Option(help="Signing key (default TELEPHONY_SECRET).")
+    ] = None,
+    handlers: Annotated[
+        str, typer.Option(help="Comma-separated handler staff ids.")
+    ] = "H1001,H1002",
+    speed: Annotated[float, typer.Option(min=0.01, help="Play calls N times faster.")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a repeatable run.")] = None,
+) -> None:
+    """Be the telephony platform: post signed call lifecycles to a running service."""
+    from app import simulate as sim  # the simulator is a client; serve does not need it
+
+    try:
+        per_second = sim.parse_rate(rate)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--rate") from exc
+    key = secret if secret is not None else _settings().telephony_secret.get_secret_value()
+    config = sim.SimulationConfig(
+        url=url, secret=key.encode(), rate=per_second, duration=duration, speed=speed, seed=seed,
+        handlers=[h.strip() for h in handlers.split(",") if h.strip()],
+    )  # fmt: skip
+    typer.echo(f"simulating {per_second:g} calls/s for {duration:g} s against {url}")
+    report = asyncio.run(sim.run(config))
+    typer.echo(report.summary())
+    rejected = sum(n for status, n in report.statuses.items() if status >= 400)
+    raise typer.Exit(1 if rejected or (report.errors and not report.sent) else 0)
 
 
 def main() -> None:

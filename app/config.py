@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     telephony_secret: SecretStr = SecretStr(DEFAULT_SECRET)
     telephony_secret_previous: SecretStr | None = None
     session_secret: SecretStr = SecretStr(DEFAULT_SECRET)
+    # Browser sessions (issue 7): a signed cookie lasts one shift at most, then log in again.
+    session_max_age_seconds: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -41,7 +43,48 @@ class Settings(BaseSettings):
     telephony_max_body: int = Field(default=64 * 1024, ge=1024)
     max_body: int = Field(default=1024 * 1024, ge=1024)
 
-    @field_validator("redis_url", mode="before")
+    # Telephony (issue 3). Caller numbers without a country code are read in this region.
+    default_region: str = Field(default="GB", min_length=2, max_length=2)
+    # The public base URL the platform calls (behind a proxy, the host the platform sees):
+    # Twilio signs the full URL it requested, so we rebuild it from this when set.
+    public_base_url: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    # Processing of accepted events: the inline attempt's lease, the sweeper's poll interval
+    # and the first retry delay (doubling up to pipeline_retry_max).
+    pipeline_lease_seconds: float = Field(default=30.0, gt=0)
+    pipeline_poll_seconds: float = Field(default=1.0, gt=0)
+    pipeline_retry_base_seconds: float = Field(default=1.0, gt=0)
+    pipeline_retry_max_seconds: float = Field(default=300.0, gt=0)
+
+    # History (issue 4): how far back a caller lookup reads contacts (>= the longest rule
+    # window), and how long a summary may sit in the cache (its key is versioned anyway).
+    history_horizon_days: int = Field(default=400, ge=1, le=3650)
+    history_cache_ttl_seconds: float = Field(default=3600.0, gt=0)
+
+    # Real-time delivery (issue 5). How long a channel keeps messages for resume; the
+    # WebSocket limits (frame size, per-socket queue, send timeout) and heartbeats. An empty
+    # ALLOWED_ORIGINS accepts only pages served from the host the socket was opened on.
+    realtime_retention_seconds: float = Field(default=24 * 3600.0, gt=0)
+    allowed_origins: str = ""
+    ws_max_message: int = Field(default=64 * 1024, ge=1024)
+    ws_queue_size: int = Field(default=1024, ge=1)
+    ws_send_timeout: float = Field(default=5.0, gt=0)
+    ws_heartbeat_seconds: float = Field(default=20.0, gt=0)
+    ws_idle_timeout: float = Field(default=60.0, gt=0)
+
+    # THRIVE+ (issue 6): the longest narrative a call may hold (characters), whether sent
+    # whole or in appended chunks; beyond it a request gets 413 and nothing is stored.
+    narrative_max_chars: int = Field(default=20_000, ge=100, le=1_000_000)
+
+    # Rule packs (issues 4 and 6): a force's own packs, loaded after the shipped ones in
+    # app/rules/packs/ and replacing any with the same `pack:` id. Unset: shipped packs only.
+    rules_dir: Path | None = None
+    # How often each worker checks whether another one reloaded the packs (seconds).
+    rules_poll_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator(
+        "redis_url", "public_base_url", "twilio_auth_token", "rules_dir", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value

@@ -75,6 +75,13 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # Database drivers log each statement with its parameters at DEBUG/INFO: narratives,
+    # names and numbers would land in the logs. They stay at WARNING whatever LOG_LEVEL says.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
 
 
 def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, Any]:

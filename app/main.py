@@ -10,13 +10,24 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import audit, errors, health, staff
+from app.api import alerts as alerts_api
+from app.api import audit, calls, errors, health, staff, telephony
+from app.api import history as history_api
+from app.api import rules as rules_api
+from app.api import thrive as thrive_api
+from app.api import ws as ws_api
 from app.api.limits import BodySizeLimit
 from app.cache import create_cache
+from app.calls.pipeline import Pipeline, default_steps
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.logs import mask_phone_numbers
+from app.realtime.broker import create_broker
+from app.realtime.hub import Hub
 from app.resources import Resources
+from app.rules import live as rules_live
+from app.web import install as install_web
+from app.web import session as web_session
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        # Rule packs first: an invalid pack refuses the start (file:line: reason logged).
+        rules = rules_live.load_at_start(settings.rules_dir, settings.history_horizon_days)
         engine = create_engine(settings)
         cache = create_cache(settings)
         log.info(
@@ -42,6 +55,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=create_sessionmaker(engine),
             cache=cache,
         )
+        resources.extras[rules_live.EXTRAS_KEY] = rules
+        # A reload received by any worker reaches every worker (generation in the cache).
+        rules_sync = rules_live.RulesSync(
+            resources.extras,
+            cache,
+            settings.rules_dir,
+            settings.rules_poll_seconds,
+            settings.history_horizon_days,
+        )
+        resources.extras[rules_live.SYNC_KEY] = rules_sync
+        await rules_sync.start()
+        # Real-time delivery: the broker (in-process, or Redis when REDIS_URL is set) and the
+        # hub of this process's sockets, before the pipeline that publishes through them.
+        broker = create_broker(settings)
+        await broker.connect()
+        hub = Hub(broker, resources)
+        resources.extras.update(broker=broker, hub=hub)
+        # Browser pages (issue 7): the hub accepts the session cookie after the bearer token.
+        resources.extras.setdefault("principal_lookups", []).append(
+            web_session.connection_principal
+        )
+        hub.install_signal_hook()
+        # Processing of accepted call events: inline after each ingest + a sweeper.
+        pipeline = Pipeline.from_settings(resources, default_steps())
+        resources.extras["pipeline"] = pipeline
+        _app.state.resources = resources  # for tests and tools holding the app
+        await pipeline.start()
         try:
             yield {
                 "resources": resources,
@@ -51,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "cache": cache,
             }
         finally:
+            await rules_sync.stop()
+            await hub.shutdown()  # sockets closed with 1001 (going away)
+            await pipeline.stop()
+            await broker.disconnect()
             await cache.close()
             await engine.dispose()
             log.info("stopped")
@@ -70,4 +114,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(staff.router)
     app.include_router(audit.router)
+    app.include_router(history_api.router)
+    app.include_router(ws_api.router)
+    app.include_router(alerts_api.router)
+    app.include_router(telephony.router)
+    app.include_router(calls.router)
+    app.include_router(thrive_api.router)
+    install_web(app)  # the browser pages, /web/api and /static (issue 7)
+    app.include_router(rules_api.router)
     return app

@@ -21,6 +21,7 @@ from app.config import Settings
 from app.db import pop_after_commit
 from app.errors import Forbidden, NotAuthenticated
 from app.resources import Resources
+from app.web import session as web_session
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,32 @@ def bearer_token(request: Request) -> str | None:
 async def get_principal(request: Request, session: SessionDep) -> Principal:
     token = bearer_token(request)
     if token is None:
-        raise NotAuthenticated("a bearer token is required")
+        principal = await cookie_principal(request, session)
+        if principal is None:
+            raise NotAuthenticated("a bearer token is required")
+        request.state.principal = principal
+        return principal
     principal = await auth.authenticate(session, token)
     if principal is None:
         raise NotAuthenticated("unknown or revoked token")
     request.state.principal = principal
+    return principal
+
+
+async def cookie_principal(request: Request, session: AsyncSession) -> Principal | None:
+    """The browser path (issue 7): the staff member of a session cookie (app.web.session).
+
+    A cookie is sent by the browser on its own, so a state-changing request made with one
+    must also say it comes from our own pages (Origin/Referer): SameSite=Strict already keeps
+    other sites' requests cookie-less, this is the second lock.
+    """
+    principal = await web_session.principal_from_cookie(
+        session, get_settings(request), request.cookies
+    )
+    if principal is None:
+        return None
+    if request.method not in web_session.SAFE_METHODS and not web_session.same_origin(request):
+        raise Forbidden("cross-origin request refused")
     return principal
 
 

@@ -17,16 +17,24 @@ idempotent for a given stored event.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import AfterCommit, after_commit
+from app.calls import repository as repo
+from app.calls.models import Call, CallEventRow
+from app.db import AfterCommit, after_commit, pop_after_commit
 from app.resources import Resources
 from app.telephony.events import CallEvent
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,3 +72,257 @@ class StepContext:
 
 
 Step = Callable[[StepContext], Awaitable[None]]
+
+
+def default_steps() -> list[Step]:
+    """The steps every stored event goes through, in order (history first, then realtime)."""
+    from app.history.steps import history_step  # local: history imports this module's types
+    from app.realtime.steps import realtime_step  # publishes after the commit
+
+    steps: list[Step] = [history_step, realtime_step]
+    return steps
+
+
+def snapshot_of(call: Call) -> CallSnapshot:
+    return CallSnapshot(
+        id=call.id,
+        source=call.source,
+        external_id=call.external_id,
+        state=call.state,
+        caller_e164=call.caller_e164,
+        presentation=call.presentation,
+        called=call.called,
+        queue=call.queue,
+        handler_id=call.handler_id,
+        handlers=tuple(call.handlers or ()),
+        offered_at=call.offered_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+    )
+
+
+class _KeyedLocks:
+    """One asyncio.Lock per call while anyone holds or waits for it (FIFO per call)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class Pipeline:
+    """Runs the steps for every stored event: inline right after the ingest commit, and from a
+    supervised sweeper that claims what is accepted but not processed (failed, or left by a
+    process that stopped) with a retry delay that doubles per attempt.
+
+    Each event is processed in one transaction: `processed_at` is set first (so the row is
+    locked and a concurrent processor waits, then finds it done), then every step runs, then
+    the commit, then the after-commit actions the steps queued. A step that raises rolls all of
+    it back; the failure is recorded and the event retried from what was stored.
+    """
+
+    def __init__(
+        self,
+        resources: Resources,
+        steps: list[Step],
+        *,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+        retry_base_seconds: float = 1.0,
+        retry_max_seconds: float = 300.0,
+        batch: int = 100,
+    ) -> None:
+        self.resources = resources
+        self.steps = steps
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.retry_base_seconds = retry_base_seconds
+        self.retry_max_seconds = retry_max_seconds
+        self.batch = batch
+        self._locks = _KeyedLocks()
+        # Processing shares the connection pool with ingest: bounded, so that a burst of
+        # accepted events waits here (holding no connection) rather than starving new ingests.
+        self._slots = asyncio.Semaphore(max(1, resources.settings.db_pool_size // 2))
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.processed = 0  # events this process completed (for tests and metrics)
+        self.failed = 0
+
+    @classmethod
+    def from_settings(cls, resources: Resources, steps: list[Step]) -> Pipeline:
+        s = resources.settings
+        return cls(
+            resources,
+            steps,
+            lease_seconds=s.pipeline_lease_seconds,
+            poll_seconds=s.pipeline_poll_seconds,
+            retry_base_seconds=s.pipeline_retry_base_seconds,
+            retry_max_seconds=s.pipeline_retry_max_seconds,
+        )
+
+    # --- inline -----------------------------------------------------------------------
+
+    def submit(self, event_row_id: int, call_id: int) -> None:
+        """Process a just-committed event now, in the background of this process."""
+        task = asyncio.create_task(self._process_logged(event_row_id, call_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def after_commit_action(self, event_row_id: int, call_id: int) -> AfterCommit:
+        async def action() -> None:
+            self.submit(event_row_id, call_id)
+
+        return action
+
+    async def _process_logged(self, event_row_id: int, call_id: int) -> None:
+        try:
+            await self.process(event_row_id, call_id)
+        except Exception:  # process() records failures itself; this is a safety net
+            log.exception("processing crashed", extra={"event_row": event_row_id})
+
+    # --- one event --------------------------------------------------------------------
+
+    async def process(self, event_row_id: int, call_id: int) -> bool:
+        """Run the steps for one stored event. True when done here, False when it was
+        already processed or failed (then it is scheduled for a retry)."""
+        async with self._locks.hold(call_id), self._slots:
+            try:
+                return await self._run_steps(event_row_id, call_id)
+            except Exception as exc:
+                self.failed += 1
+                await self._record_failure(event_row_id, exc)
+                return False
+
+    async def _run_steps(self, event_row_id: int, call_id: int) -> bool:
+        async with self.resources.sessions() as session:
+            try:
+                async with session.begin():
+                    call: Call | None = None
+                    if self.resources.engine.dialect.name == "postgresql":
+                        # Lock order as in ingest: the call row, then the event row. (Taking
+                        # the event first deadlocks with an ingest of a duplicate of it.)
+                        call = await session.get(Call, call_id, with_for_update=True)
+                    # On SQLite, write first: the transaction takes the single writer lock
+                    # at once rather than failing to upgrade a read later.
+                    row = await repo.mark_processed(session, event_row_id)
+                    if row is None:
+                        return False
+                    if call is None:
+                        call = await session.get(Call, row.call_id)
+                    assert call is not None  # FK
+                    ctx = StepContext(
+                        event=CallEvent.model_validate(row.canonical),
+                        event_row_id=row.id,
+                        call=snapshot_of(call),
+                        previous_state=row.state_before,
+                        session=session,
+                        resources=self.resources,
+                    )
+                    for step in self.steps:
+                        await step(ctx)
+            except BaseException:
+                pop_after_commit(session)
+                raise
+            actions = pop_after_commit(session)
+        self.processed += 1
+        for action in actions:
+            # Stored and processed is what counts: a failing side effect (a publish) is
+            # logged, not retried as if the event were unprocessed.
+            try:
+                await action()
+            except Exception:
+                log.exception("after-commit action failed", extra={"event_row": event_row_id})
+        return True
+
+    async def _record_failure(self, event_row_id: int, exc: Exception) -> None:
+        # The class name only: exception messages may quote a caller's number or a name.
+        error = type(exc).__name__
+        try:
+            async with self.resources.sessions() as session, session.begin():
+                attempts = await session.scalar(
+                    select(CallEventRow.attempts).where(CallEventRow.id == event_row_id)
+                )
+                delay = min(
+                    self.retry_max_seconds,
+                    self.retry_base_seconds * 2 ** max(0, int(attempts or 1) - 1),
+                )
+                await repo.record_failure(session, event_row_id, error, delay)
+            log.warning(
+                "event processing failed; will retry",
+                extra={"event_row": event_row_id, "error": error, "retry_in": delay},
+            )
+        except Exception:
+            # Not even the failure could be recorded (database down): the lease runs out and
+            # the sweeper retries it anyway.
+            log.exception(
+                "could not record a processing failure", extra={"event_row": event_row_id}
+            )
+
+    # --- sweeper ----------------------------------------------------------------------
+
+    async def sweep_once(self) -> int:
+        """Claim due events and process them in order; returns how many were claimed."""
+        async with self.resources.sessions() as session, session.begin():
+            claimed = await repo.claim_due(session, self.lease_seconds, self.batch)
+        for item in claimed:
+            await self.process(item.id, item.call_id)
+        return len(claimed)
+
+    async def _sweep_forever(self) -> None:
+        backoff = self.poll_seconds
+        while True:
+            try:
+                claimed = await self.sweep_once()
+                backoff = self.poll_seconds
+                if claimed >= self.batch:
+                    continue  # more are waiting
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Supervised: a database outage must not end the sweeper.
+                log.exception("sweeper pass failed")
+                backoff = min(backoff * 2, 30.0)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), backoff)
+
+    def wake(self) -> None:
+        """Ask the sweeper for a pass now (tests, or after an outage)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="pipeline-sweeper")
+
+    async def stop(self) -> None:
+        """Stop the sweeper; give in-flight events a moment, then leave the rest to a restart
+        (they are stored, and their lease runs out)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)
+
+    async def drain(self) -> None:
+        """Wait for the inline tasks started so far (tests, benchmarks)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))

@@ -1,1 +1,8 @@
-"""Rules: packs are data (YAML validated by pydantic), evaluation is pure (no I/O)."""
+"""Rules: packs are data (YAML validated by pydantic), evaluation is pure (no I/O).
+
+- `loader.load_configured(rules_dir)` -> `RuleSet` (or `PackLoadError`: file, line, reason)
+- `engine.evaluate(rules, facts)` -> planned alerts
+- `guidance.prompts_for / advice_for / incident_types / advice_item / require_*`
+- `cues.detect_cues(rules.lexicon, text)` -> hidden-vulnerability cues
+- `live`: the running service's packs (`extras["rules"]`), reload and cross-worker sync
+"""

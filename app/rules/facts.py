@@ -50,6 +50,9 @@ class PersonFacts(BaseModel):
     date_of_birth: str | None = None
     # caller: linked to the calling number; household_member: lives with a caller.
     relationship: Literal["caller", "household_member"]
+    # Optional, when the history knows it: how a household member relates to the caller
+    # ("partner", "child", "parent", ...). Alerts name it; otherwise "household member".
+    relation: str | None = None
     household_ids: list[str] = Field(default_factory=list)
     contacts: list[ContactRef] = Field(default_factory=list)
     markers: list[MarkerRef] = Field(default_factory=list)
@@ -87,3 +90,10 @@ class PlannedAlert(BaseModel):
     reasons: list[str]
     evidence: list[str] = Field(default_factory=list)  # contact and marker ids
     rule: str  # "<rule_id>@<pack version>"
+    # Optional additions (issue 6): marker kinds (or other labels) that matched, so prompt
+    # packs can key on them ("da_high_risk" adds the DA questions), and the grade the rule
+    # suggests; a lower grade chosen by the handler needs a reason.
+    tags: list[str] = Field(default_factory=list)
+    suggested_grade: (
+        Literal["emergency", "priority", "scheduled", "resolution_without_deployment"] | None
+    ) = None

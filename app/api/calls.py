@@ -1,0 +1,167 @@
+"""Calls: list and read, role-checked. A handler sees the calls they have been on; supervisors,
+QA reviewers and admins see all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from app.api.deps import SessionDep
+from app.api.deps import require_roles as _require_roles
+from app.audit import service as audit
+from app.auth.models import Role
+from app.auth.service import Principal
+from app.calls import repository
+from app.calls import service as calls
+from app.calls.models import Call, CallEventRow
+from app.errors import Forbidden
+
+router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
+
+Reader = Annotated[
+    Principal,
+    Depends(_require_roles(Role.handler, Role.supervisor, Role.qa, Role.admin)),
+]
+
+
+class CallRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    source: str
+    external_id: str
+    state: str
+    caller_e164: str | None
+    presentation: str
+    called: str | None
+    queue: str | None
+    handler_id: str | None
+    handlers: list[str]
+    offered_at: datetime | None
+    ringing_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    end_cause: str | None
+    flagged: bool
+    wait_seconds: float | None  # offered -> answered, or offered -> ended if never answered
+    talk_seconds: float | None  # answered -> ended
+
+    @classmethod
+    def of(cls, call: Call) -> CallRead:
+        wait_end = call.answered_at or call.ended_at
+        wait = (
+            (wait_end - call.offered_at).total_seconds() if wait_end and call.offered_at else None
+        )
+        talk = (
+            (call.ended_at - call.answered_at).total_seconds()
+            if call.ended_at and call.answered_at
+            else None
+        )
+        return cls.model_validate(
+            {
+                **{k: getattr(call, k) for k in cls.model_fields if hasattr(call, k)},
+                "handlers": list(call.handlers or []),
+                "wait_seconds": None if wait is None else max(0.0, wait),
+                "talk_seconds": None if talk is None else max(0.0, talk),
+            }
+        )
+
+
+class CallEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    source: str
+    event_id: str
+    type: str
+    occurred_at: datetime
+    seq: int | None
+    handler_id: str | None
+    cause: str | None
+    state_before: str | None
+    state_after: str
+    received_at: datetime
+    processed_at: datetime | None
+    attempts: int
+    last_error: str | None
+
+    @classmethod
+    def of(cls, row: CallEventRow) -> CallEventRead:
+        canonical = row.canonical or {}
+        return cls.model_validate(
+            {
+                **{k: getattr(row, k) for k in cls.model_fields if hasattr(row, k)},
+                "handler_id": canonical.get("handler_id"),
+                "cause": canonical.get("cause"),
+            }
+        )
+
+
+class CallDetail(CallRead):
+    events: list[CallEventRead]
+
+
+class CallPage(BaseModel):
+    items: list[CallRead]
+    # Pass as `before` for the next (older) page; None on the last page.
+    next_before: int | None
+
+
+def _sees_all(principal: Principal) -> bool:
+    return principal.role is not Role.handler
+
+
+@router.get("", response_model=CallPage)
+async def list_calls(
+    principal: Reader,
+    session: SessionDep,
+    active: bool | None = None,
+    handler: Annotated[str | None, Query(max_length=32)] = None,
+    flagged: bool | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CallPage:
+    """Calls newest first; `since`/`until` bound the offered time; page with `before`."""
+    if not _sees_all(principal):
+        if handler is not None and handler != principal.id:
+            raise Forbidden("a handler sees only their own calls")
+        handler = principal.id
+    rows = await calls.search(
+        session,
+        active=active,
+        handler_id=handler,
+        flagged=flagged,
+        since=since,
+        until=until,
+        before_id=before,
+        limit=limit,
+    )
+    return CallPage(
+        items=[CallRead.of(c) for c in rows],
+        next_before=rows[-1].id if len(rows) == limit else None,
+    )
+
+
+@router.get("/{call_id}", response_model=CallDetail)
+async def read_call(call_id: int, principal: Reader, session: SessionDep) -> CallDetail:
+    """One call with its events in time order."""
+    call = await calls.get_call(session, call_id)
+    if not _sees_all(principal) and not repository.involves(call, principal.id):
+        raise Forbidden("a handler sees only their own calls")
+    events = await calls.events_of(session, call_id)
+    # The call record shows a caller's number: who looked, when, is recorded.
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="consultation",
+        subject_type="call",
+        subject_id=str(call.id),
+        call_id=str(call.id),
+    )
+    base = CallRead.of(call)
+    return CallDetail(**base.model_dump(), events=[CallEventRead.of(e) for e in events])

@@ -1,0 +1,107 @@
+"""Telephony webhooks: one route per provider adapter, all ending in the same ingest.
+
+Each route checks the provider's authentication on the raw bytes, turns the request into a
+canonical `CallEvent` (the adapter), stores it (the call service) and answers 2xx only once
+the transaction has committed. Processing starts right after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.api.deps import IntegrationClient, ResourcesDep, SessionDep
+from app.calls import service as calls
+from app.calls.pipeline import Pipeline
+from app.db import after_commit
+from app.resources import Resources
+from app.telephony import canonical, cti, signature, twilio
+from app.telephony.events import CallEvent
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/telephony", tags=["telephony"])
+
+
+class Accepted(BaseModel):
+    status: str = "accepted"
+    call_id: int  # the service's own call id
+    state: str  # the call's state right after this event
+
+
+async def _accept(
+    session: SessionDep, resources: Resources, source: str, event: CallEvent, raw: bytes
+) -> JSONResponse:
+    settings = resources.settings
+    outcome = await calls.ingest(
+        session,
+        source=source,
+        event=event,
+        raw=raw,
+        region=settings.default_region,
+        lease_seconds=settings.pipeline_lease_seconds,
+    )
+    if outcome.duplicate:
+        # The original outcome again; the event is stored (and processed) once.
+        return JSONResponse(
+            outcome.body(), status_code=200, headers={"Idempotent-Replayed": "true"}
+        )
+    pipeline: Pipeline | None = resources.extras.get("pipeline")
+    if pipeline is not None:
+        after_commit(session, pipeline.after_commit_action(outcome.event_row_id, outcome.call_id))
+    log.info(
+        "event accepted",
+        extra={"source": source, "call": outcome.call_id, "type": event.type.value},
+    )
+    return JSONResponse(outcome.body(), status_code=202)
+
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"model": Accepted, "description": "a replay: the original outcome"},
+    202: {"model": Accepted, "description": "stored"},
+    400: {"description": "not UTF-8, not JSON / form"},
+    401: {"description": "bad or missing signature / token (with a reason)"},
+    413: {"description": "body over TELEPHONY_MAX_BODY"},
+    422: {"description": "not a valid event"},
+}
+
+
+@router.post("/events", status_code=202, responses=_RESPONSES)
+async def canonical_event(
+    request: Request, session: SessionDep, resources: ResourcesDep
+) -> JSONResponse:
+    """A signed canonical event (`X-Signature-Timestamp`, `X-Signature`)."""
+    raw = await request.body()
+    signature.verify(request.headers, raw, resources.settings.telephony_secrets())
+    event = canonical.parse(raw)
+    return await _accept(session, resources, canonical.SOURCE, event, raw)
+
+
+@router.post("/twilio", status_code=202, responses=_RESPONSES)
+async def twilio_status(
+    request: Request, session: SessionDep, resources: ResourcesDep
+) -> JSONResponse:
+    """A Twilio Voice status callback (form-encoded, `X-Twilio-Signature`)."""
+    raw = await request.body()
+    settings = resources.settings
+    params = twilio.parse_form(raw)
+    twilio.verify(
+        settings,
+        url=twilio.public_url(settings, str(request.url), request.url.path, request.url.query),
+        params=params,
+        signature_header=request.headers.get("x-twilio-signature"),
+    )
+    event = twilio.to_event(params)
+    return await _accept(session, resources, twilio.SOURCE, event, raw)
+
+
+@router.post("/cti", status_code=202, responses=_RESPONSES)
+async def cti_event(
+    request: Request, session: SessionDep, resources: ResourcesDep, _client: IntegrationClient
+) -> JSONResponse:
+    """A generic CTI `newCall` / `answer` / `hangup` event (bearer token, role integration)."""
+    raw = await request.body()
+    event = cti.to_event(cti.parse(raw))
+    return await _accept(session, resources, cti.SOURCE, event, raw)

@@ -1,0 +1,89 @@
+"""Alerts for a call: the rule engine plans them (pure), this module stores them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from app.history.models import Alert
+from app.resources import Resources
+from app.rules import engine, loader
+from app.rules.facts import CallerFacts, PlannedAlert
+from app.rules.ruleset import RuleSet
+
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+FLAG_FROM = SEVERITY_RANK["medium"]
+
+
+def ruleset(resources: Resources) -> RuleSet:
+    """The loaded rule packs (the lifespan loads them; a tool that built Resources by hand
+    gets the shipped ones, loaded once, then kept)."""
+    rules: RuleSet | None = resources.extras.get("rules")
+    if rules is None:
+        rules = resources.extras["rules"] = loader.load_configured(None)
+    return rules
+
+
+def horizon_days(resources: Resources) -> int:
+    """How far back a lookup reads: the configured horizon, never less than the longest
+    window a loaded rule counts over."""
+    return max(resources.settings.history_horizon_days, ruleset(resources).horizon_days)
+
+
+def plan(resources: Resources, facts: CallerFacts) -> list[PlannedAlert]:
+    """Ask the rule engine (pure, no I/O) what to raise for these facts."""
+    planned: list[PlannedAlert] = engine.evaluate(ruleset(resources), facts)
+    return planned
+
+
+def flags_call(alerts: list[PlannedAlert]) -> bool:
+    return any(SEVERITY_RANK.get(a.severity, 0) >= FLAG_FROM for a in alerts)
+
+
+async def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]) -> list[Alert]:
+    now = utcnow()
+    rows = [
+        Alert(
+            call_id=call_id,
+            kind=a.kind,
+            severity=a.severity,
+            title=a.title,
+            reasons=list(a.reasons),
+            evidence=list(a.evidence),
+            rule=a.rule,
+            tags=list(a.tags),
+            suggested_grade=a.suggested_grade,
+            raised_at=now,
+        )
+        for a in planned
+    ]
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+def as_dict(alert: Alert) -> dict[str, Any]:
+    """The alert as the realtime step and the REST API show it."""
+    return {
+        "alert_id": alert.id,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "title": alert.title,
+        "reasons": list(alert.reasons),
+        "evidence": list(alert.evidence),
+        "rule": alert.rule,
+        "tags": list(alert.tags),
+        "suggested_grade": alert.suggested_grade,
+        "raised_at": alert.raised_at.isoformat(),
+        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
+        "acknowledged_by": alert.acknowledged_by,
+    }
+
+
+async def for_call(session: AsyncSession, call_id: int) -> list[Alert]:
+    return list(
+        await session.scalars(select(Alert).where(Alert.call_id == call_id).order_by(Alert.id))
+    )

@@ -1,0 +1,161 @@
+"""Caller lookup: a number (or a household) -> its summary, from the cache when the cache holds
+the current version, else rebuilt from the store and put back.
+
+Cost on a hit: one primary-key read of two generation counters and one cache GET, whatever
+the size of the history. Redis down: the store answers (alerts stay right) and nothing is
+cached until it is back; versioned keys mean nothing stale can be served afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, time, timedelta
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cache import Cache, CacheUnavailable
+from app.history import store, versions
+from app.history.store import Summary
+from app.rules.facts import CallerFacts
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "hist:"
+
+
+def horizon_start(now: datetime, horizon_days: int) -> datetime:
+    """Start of the lookup window: midnight UTC `horizon_days` before today, so one summary
+    serves a whole day."""
+    today = now.astimezone(UTC).date()
+    return datetime.combine(today, time.min, UTC) - timedelta(days=horizon_days)
+
+
+async def _cache_get(cache: Cache, key: str) -> Summary | None:
+    try:
+        raw = await cache.get(key)
+    except CacheUnavailable:
+        log.warning("summary cache unavailable; reading the store", extra={"cache": cache.name})
+        return None
+    if raw is None:
+        return None
+    try:
+        return Summary.model_validate_json(raw)
+    except ValidationError:
+        # Written by an older version of the service: rebuild rather than fail the call.
+        return None
+
+
+async def _cache_put(cache: Cache, key: str, summary: Summary, ttl: float) -> None:
+    try:
+        await cache.set(key, summary.model_dump_json().encode(), ttl_seconds=ttl)
+    except CacheUnavailable:
+        pass  # already logged on the read; the store stays the copy that counts
+
+
+async def number_summary(
+    session: AsyncSession,
+    cache: Cache,
+    number: str,
+    *,
+    now: datetime,
+    horizon_days: int,
+    ttl_seconds: float,
+) -> tuple[Summary, bool]:
+    """The summary of a caller's E.164 number; the flag says whether the cache served it."""
+    today = now.astimezone(UTC).date()
+    scope = versions.number_scope(number)
+    current = await versions.read(session, [versions.EVERYTHING, scope])
+    key = (
+        f"{KEY_PREFIX}n:{number}:{today.isoformat()}:{horizon_days}:"
+        f"{current[versions.EVERYTHING]}.{current[scope]}"
+    )
+    cached = await _cache_get(cache, key)
+    if cached is not None:
+        return cached, True
+    summary = await store.build(
+        session,
+        number=number,
+        caller_ids=[],
+        household_ids=[],
+        today=today,
+        since=horizon_start(now, horizon_days),
+    )
+    await _cache_put(cache, key, summary, ttl_seconds)
+    return summary, False
+
+
+async def household_summary(
+    session: AsyncSession,
+    cache: Cache,
+    household_id: str,
+    *,
+    now: datetime,
+    horizon_days: int,
+    ttl_seconds: float,
+) -> tuple[Summary, bool]:
+    """The summary of one household: its current members, contacts and markers."""
+    today = now.astimezone(UTC).date()
+    scope = versions.household_scope(household_id)
+    current = await versions.read(session, [versions.EVERYTHING, scope])
+    key = (
+        f"{KEY_PREFIX}h:{household_id}:{today.isoformat()}:{horizon_days}:"
+        f"{current[versions.EVERYTHING]}.{current[scope]}"
+    )
+    cached = await _cache_get(cache, key)
+    if cached is not None:
+        return cached, True
+    summary = await store.build(
+        session,
+        number=None,
+        caller_ids=[],
+        household_ids=[household_id],
+        today=today,
+        since=horizon_start(now, horizon_days),
+    )
+    await _cache_put(cache, key, summary, ttl_seconds)
+    return summary, False
+
+
+def caller_facts(
+    summary: Summary | None,
+    *,
+    now: datetime,
+    presentation: str,
+    horizon_days: int,
+) -> CallerFacts:
+    """The rule engine's input: the summary as seen at `now`."""
+    if summary is None:
+        return CallerFacts(
+            now=now,
+            presentation=presentation,
+            horizon_days=horizon_days,
+        )
+    return CallerFacts(
+        now=now,
+        presentation=presentation,
+        number=summary.number,
+        number_contacts=summary.number_contacts,
+        persons=summary.persons,
+        households=summary.households,
+        horizon_days=horizon_days,
+    )
+
+
+async def lookup_caller(
+    session: AsyncSession,
+    cache: Cache,
+    number: str | None,
+    presentation: str,
+    *,
+    now: datetime,
+    horizon_days: int,
+    ttl_seconds: float,
+) -> CallerFacts:
+    """CallerFacts for a caller; a withheld or unreadable number is not looked up."""
+    if number is None or presentation != "allowed":
+        return caller_facts(None, now=now, presentation=presentation, horizon_days=horizon_days)
+    summary, _ = await number_summary(
+        session, cache, number, now=now, horizon_days=horizon_days, ttl_seconds=ttl_seconds
+    )
+    return caller_facts(summary, now=now, presentation=presentation, horizon_days=horizon_days)

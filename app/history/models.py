@@ -1,0 +1,165 @@
+"""History tables. Ids of persons, households, contacts and markers are the force's own
+(strings), so re-importing the same export updates rows instead of duplicating them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.calls import models as _calls  # noqa: F401  (the `call` table our foreign keys name)
+from app.db import Base, BigId, JsonDoc, UTCDateTime, utcnow
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Phone(Base):
+    """A number used by a person over a period: many persons may share one number."""
+
+    __tablename__ = "phone"
+    __table_args__ = (
+        UniqueConstraint("person_id", "e164"),
+        Index("ix_phone_e164", "e164"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    e164: Mapped[str] = mapped_column(String(20))
+    person_id: Mapped[str] = mapped_column(String(64), ForeignKey("person.id", ondelete="CASCADE"))
+    from_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    to_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class Household(Base):
+    __tablename__ = "household"
+    __table_args__ = (Index("ix_household_uprn", "uprn"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uprn: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PersonHousehold(Base):
+    """Who lives where, and when (to_date None: still lives there)."""
+
+    __tablename__ = "person_household"
+    __table_args__ = (
+        UniqueConstraint("person_id", "household_id"),
+        Index("ix_person_household_household_id", "household_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(64), ForeignKey("person.id", ondelete="CASCADE"))
+    household_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("household.id", ondelete="CASCADE")
+    )
+    from_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    to_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class Contact(Base):
+    """One prior contact with the force. Person and household ids are references without
+    foreign keys: a force's export may name people it does not send, and a write-back contact
+    knows only its number until the handler's assessment arrives."""
+
+    __tablename__ = "contact"
+    __table_args__ = (
+        Index("ix_contact_number_occurred_at", "number", "occurred_at"),
+        Index("ix_contact_person_id_occurred_at", "person_id", "occurred_at"),
+        Index("ix_contact_household_id_occurred_at", "household_id", "occurred_at"),
+        UniqueConstraint("call_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    number: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    person_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    household_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    incident_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    victim: Mapped[bool] = mapped_column(Boolean, default=False)
+    domestic_abuse: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The service's call that produced it (write-back), None for imported history.
+    call_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("call.id", ondelete="SET NULL"), nullable=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Marker(Base):
+    __tablename__ = "marker"
+    __table_args__ = (
+        Index("ix_marker_subject", "subject_type", "subject_id"),
+        CheckConstraint("subject_type IN ('person', 'household')", name="subject_type"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(40))
+    set_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Alert(Base):
+    """An alert raised for a call; acknowledgement is the handler's repeat-victim check."""
+
+    __tablename__ = "alert"
+    __table_args__ = (Index("ix_alert_call_id", "call_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    call_id: Mapped[int] = mapped_column(BigId, ForeignKey("call.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    reasons: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
+    evidence: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
+    rule: Mapped[str] = mapped_column(String(120))
+    # Labels the rule matched (marker kinds...) and the grade it suggests, for prompt packs.
+    tags: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
+    suggested_grade: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class CallContext(Base):
+    """The caller/household context built for a call (what the handler's screen shows)."""
+
+    __tablename__ = "call_context"
+
+    call_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("call.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    context: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HistoryVersion(Base):
+    """Generation counters stored with the data, in the writer's transaction: the summary
+    cache keys carry them, so no cache (in-process or Redis, in any worker) can serve a summary
+    older than the committed data. Scope "*" is bumped by imports (everything changes)."""
+
+    __tablename__ = "history_version"
+
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

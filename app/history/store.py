@@ -1,0 +1,351 @@
+"""Summaries rebuilt from the store (the cache's miss path). Every query here is served by an
+index on the subject and time, so its cost follows the caller's own history, not the table's."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, and_, literal, null, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.history.models import Contact, Household, Marker, Person, PersonHousehold, Phone
+from app.rules.facts import ContactRef, HouseholdFacts, MarkerRef, PersonFacts
+
+# A pathological subject (a switchboard number, a hostel) must not make one lookup read
+# thousands of rows: the most recent contacts are enough for every rule window.
+MAX_CONTACTS = 1000
+
+
+class Summary(BaseModel):
+    """What the cache holds for a number (or a set of households): the facts of everyone
+    involved, time-independent apart from `since` (markers keep their dates; the engine decides
+    what is active at the moment of the call)."""
+
+    number: str | None = None
+    since: datetime
+    number_contacts: list[ContactRef] = Field(default_factory=list)
+    persons: list[PersonFacts] = Field(default_factory=list)
+    households: list[HouseholdFacts] = Field(default_factory=list)
+
+
+async def _all(session: AsyncSession, query: Any) -> list[Any]:
+    """Rows of a Core query on the session's connection: the ORM layer costs more than the
+    query on the ring -> screen path, and these are plain columns."""
+    conn = await session.connection()
+    return list(await conn.execute(query))
+
+
+def _current(model: Any, today: date) -> ColumnElement[bool]:
+    return and_(
+        or_(model.from_date.is_(None), model.from_date <= today),
+        or_(model.to_date.is_(None), model.to_date >= today),
+    )
+
+
+async def persons_on_number(session: AsyncSession, e164: str, today: date) -> list[str]:
+    rows = await _all(
+        session,
+        select(Phone.person_id)
+        .where(Phone.e164 == e164, _current(Phone, today))
+        .order_by(Phone.person_id),
+    )
+    return [r[0] for r in rows]
+
+
+async def numbers_of_persons(session: AsyncSession, person_ids: Iterable[str]) -> set[str]:
+    ids = sorted(set(person_ids))
+    if not ids:
+        return set()
+    rows = await _all(session, select(Phone.e164).where(Phone.person_id.in_(ids)))
+    return {r[0] for r in rows}
+
+
+async def households_of_persons(
+    session: AsyncSession, person_ids: Iterable[str], today: date | None = None
+) -> dict[str, list[str]]:
+    """person id -> household ids (current links only when `today` is given)."""
+    ids = sorted(set(person_ids))
+    result: dict[str, list[str]] = defaultdict(list)
+    if not ids:
+        return result
+    query = select(PersonHousehold.person_id, PersonHousehold.household_id).where(
+        PersonHousehold.person_id.in_(ids)
+    )
+    if today is not None:
+        query = query.where(_current(PersonHousehold, today))
+    for person_id, household_id in await _all(session, query):
+        result[person_id].append(household_id)
+    return result
+
+
+async def members_of_households(
+    session: AsyncSession, household_ids: Iterable[str], today: date | None = None
+) -> dict[str, list[str]]:
+    """household id -> person ids (current links only when `today` is given)."""
+    ids = sorted(set(household_ids))
+    result: dict[str, list[str]] = defaultdict(list)
+    if not ids:
+        return result
+    query = select(PersonHousehold.household_id, PersonHousehold.person_id).where(
+        PersonHousehold.household_id.in_(ids)
+    )
+    if today is not None:
+        query = query.where(_current(PersonHousehold, today))
+    for household_id, person_id in await _all(session, query.order_by(PersonHousehold.id)):
+        result[household_id].append(person_id)
+    return result
+
+
+async def number_links(
+    session: AsyncSession, e164: str, today: date
+) -> tuple[list[str], dict[str, list[str]]]:
+    """In one round trip: the persons currently on a number, and the current members of each
+    of their current households (callers included)."""
+    home = aliased(PersonHousehold)
+    callers = select(Phone.person_id).where(Phone.e164 == e164, _current(Phone, today))
+    homes = select(home.household_id).where(home.person_id.in_(callers), _current(home, today))
+    query: Any = union_all(
+        select(null().label("household_id"), Phone.person_id, literal(0).label("seq")).where(
+            Phone.e164 == e164, _current(Phone, today)
+        ),
+        select(PersonHousehold.household_id, PersonHousehold.person_id, PersonHousehold.id).where(
+            PersonHousehold.household_id.in_(homes), _current(PersonHousehold, today)
+        ),
+    )
+    caller_ids: list[str] = []
+    members: dict[str, list[str]] = defaultdict(list)
+    for household_id, person_id, _ in sorted(
+        await _all(session, query), key=lambda r: (r[0] or "", r[2], r[1])
+    ):
+        if household_id is None:
+            caller_ids.append(person_id)
+        else:
+            members[household_id].append(person_id)
+    return caller_ids, members
+
+
+_CONTACT_COLUMNS = (
+    Contact.id,
+    Contact.occurred_at,
+    Contact.number,
+    Contact.person_id,
+    Contact.household_id,
+    Contact.incident_type,
+    Contact.victim,
+    Contact.domestic_abuse,
+    Contact.outcome,
+    Contact.call_id,
+)
+
+
+async def contacts_for(
+    session: AsyncSession,
+    *,
+    number: str | None,
+    person_ids: list[str],
+    household_ids: list[str],
+    since: datetime,
+) -> tuple[list[ContactRef], dict[str, list[ContactRef]], dict[str, list[ContactRef]]]:
+    """Recent contacts of the number, of each person and of each household (newest first).
+
+    One query, an OR of three indexed conditions (a bitmap OR on PostgreSQL), capped so that
+    a switchboard number cannot make one lookup read its whole history."""
+    conditions: list[ColumnElement[bool]] = []
+    if number is not None:
+        conditions.append(Contact.number == number)
+    if person_ids:
+        conditions.append(Contact.person_id.in_(person_ids))
+    if household_ids:
+        conditions.append(Contact.household_id.in_(household_ids))
+    by_number: list[ContactRef] = []
+    by_person: dict[str, list[ContactRef]] = defaultdict(list)
+    by_household: dict[str, list[ContactRef]] = defaultdict(list)
+    if not conditions:
+        return by_number, by_person, by_household
+    query = (
+        select(*_CONTACT_COLUMNS)
+        .where(or_(*conditions), Contact.occurred_at >= since)
+        .order_by(Contact.occurred_at.desc(), Contact.id)
+        .limit(MAX_CONTACTS)
+    )
+    seen: dict[str, tuple[ContactRef, str | None]] = {}
+    for row in await _all(session, query):
+        cid, occurred_at, num, person_id, household_id, incident, victim, da, outcome, call = row
+        if cid not in seen:
+            ref = ContactRef(
+                id=cid,
+                occurred_at=occurred_at,
+                incident_type=incident,
+                victim=bool(victim),
+                domestic_abuse=bool(da),
+                person_id=person_id,
+                household_id=household_id,
+                outcome=outcome,
+                call_id=call,
+            )
+            seen[cid] = (ref, num)
+    persons, households = set(person_ids), set(household_ids)
+    for ref, num in seen.values():
+        if number is not None and num == number:
+            by_number.append(ref)
+        if ref.person_id is not None and ref.person_id in persons:
+            by_person[ref.person_id].append(ref)
+        if ref.household_id is not None and ref.household_id in households:
+            by_household[ref.household_id].append(ref)
+    return by_number, by_person, by_household
+
+
+async def markers_for(
+    session: AsyncSession, person_ids: list[str], household_ids: list[str]
+) -> tuple[dict[str, list[MarkerRef]], dict[str, list[MarkerRef]]]:
+    """Every marker (active and expired) of the persons and households, newest first."""
+    by_person: dict[str, list[MarkerRef]] = defaultdict(list)
+    by_household: dict[str, list[MarkerRef]] = defaultdict(list)
+    conditions = []
+    if person_ids:
+        conditions.append(and_(Marker.subject_type == "person", Marker.subject_id.in_(person_ids)))
+    if household_ids:
+        conditions.append(
+            and_(Marker.subject_type == "household", Marker.subject_id.in_(household_ids))
+        )
+    if not conditions:
+        return by_person, by_household
+    rows = await _all(
+        session,
+        select(
+            Marker.id,
+            Marker.kind,
+            Marker.subject_type,
+            Marker.subject_id,
+            Marker.set_at,
+            Marker.expires_at,
+            Marker.set_by,
+        )
+        .where(or_(*conditions))
+        .order_by(Marker.set_at.desc(), Marker.id),
+    )
+    for marker in rows:
+        ref = MarkerRef(
+            id=marker.id,
+            kind=marker.kind,
+            subject_type="person" if marker.subject_type == "person" else "household",
+            subject_id=marker.subject_id,
+            set_at=marker.set_at,
+            expires_at=marker.expires_at,
+            set_by=marker.set_by,
+        )
+        target = by_person if marker.subject_type == "person" else by_household
+        target[marker.subject_id].append(ref)
+    return by_person, by_household
+
+
+async def build(
+    session: AsyncSession,
+    *,
+    number: str | None,
+    caller_ids: list[str],
+    household_ids: list[str],
+    today: date,
+    since: datetime,
+) -> Summary:
+    """Assemble the facts of the callers, their current households and the other members."""
+    if number is not None:
+        caller_ids, members_by_household = await number_links(session, number, today)
+        household_ids = sorted(members_by_household)
+    else:
+        members_by_household = await members_of_households(session, household_ids, today)
+    member_ids = [
+        p
+        for p in dict.fromkeys(p for ps in members_by_household.values() for p in ps)
+        if p not in set(caller_ids)
+    ]
+    person_ids = list(dict.fromkeys([*caller_ids, *member_ids]))
+    people = (
+        {
+            p.id: p
+            for p in await _all(
+                session,
+                select(Person.id, Person.name, Person.date_of_birth).where(
+                    Person.id.in_(person_ids)
+                ),
+            )
+        }
+        if person_ids
+        else {}
+    )
+    homes = (
+        {
+            h.id: h
+            for h in await _all(
+                session,
+                select(Household.id, Household.uprn, Household.address).where(
+                    Household.id.in_(household_ids)
+                ),
+            )
+        }
+        if household_ids
+        else {}
+    )
+    number_contacts, contacts_by_person, contacts_by_household = await contacts_for(
+        session, number=number, person_ids=person_ids, household_ids=household_ids, since=since
+    )
+    markers_by_person, markers_by_household = await markers_for(session, person_ids, household_ids)
+    callers = set(caller_ids)
+    persons = []
+    for person_id in person_ids:
+        row = people.get(person_id)
+        persons.append(
+            PersonFacts(
+                id=person_id,
+                name=row.name if row else None,
+                date_of_birth=row.date_of_birth.isoformat() if row and row.date_of_birth else None,
+                relationship="caller" if person_id in callers else "household_member",
+                household_ids=[h for h in household_ids if person_id in members_by_household[h]],
+                contacts=contacts_by_person.get(person_id, []),
+                markers=markers_by_person.get(person_id, []),
+            )
+        )
+    households = [
+        HouseholdFacts(
+            id=household_id,
+            uprn=homes[household_id].uprn if household_id in homes else None,
+            address=homes[household_id].address if household_id in homes else None,
+            member_ids=members_by_household.get(household_id, []),
+            contacts=contacts_by_household.get(household_id, []),
+            markers=markers_by_household.get(household_id, []),
+        )
+        for household_id in household_ids
+    ]
+    return Summary(
+        number=number,
+        since=since,
+        number_contacts=number_contacts,
+        persons=persons,
+        households=households,
+    )
+
+
+async def find_households(
+    session: AsyncSession,
+    *,
+    household_id: str | None = None,
+    uprn: str | None = None,
+    address: str | None = None,
+    limit: int = 20,
+) -> list[str]:
+    """Household ids matching what a handler typed mid-call (exact id or UPRN; address by
+    case-insensitive substring)."""
+    query = select(Household.id).order_by(Household.id).limit(limit)
+    if household_id is not None:
+        query = query.where(Household.id == household_id)
+    if uprn is not None:
+        query = query.where(Household.uprn == uprn)
+    if address is not None:
+        escaped = address.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Household.address.ilike(f"%{escaped}%", escape="\\"))
+    return list(await session.scalars(query))

@@ -1,0 +1,55 @@
+"""Generation counters for the summary cache, stored with the data.
+
+Every history write bumps the counters of the scopes it changes *in its own transaction*; a
+lookup reads the counters first and uses them in the cache key. Once a write has committed, no
+process can build the old key again, so a stale summary is unreachable whichever cache holds it
+(in-process in another worker, or Redis that was down during the write and came back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.history.models import HistoryVersion
+
+EVERYTHING = "*"  # bumped by imports and bulk loads: every summary changes
+
+
+def number_scope(e164: str) -> str:
+    return "n:" + e164
+
+
+def household_scope(household_id: str) -> str:
+    return "h:" + household_id
+
+
+async def bump(session: AsyncSession, scopes: Iterable[str]) -> None:
+    """Increment the counters of `scopes` (created at 1) in the session's transaction."""
+    # Sorted: two writers touching overlapping scopes lock rows in the same order.
+    ordered = sorted(set(scopes))
+    if not ordered:
+        return
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        stmt = insert(HistoryVersion).values([{"scope": s, "version": 1} for s in chunk])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[HistoryVersion.scope],
+            set_={"version": HistoryVersion.version + 1},
+        )
+        await session.execute(stmt)
+
+
+async def read(session: AsyncSession, scopes: list[str]) -> dict[str, int]:
+    """Current counters of `scopes` (0 for a scope never written)."""
+    rows = await session.execute(
+        select(HistoryVersion.scope, HistoryVersion.version).where(HistoryVersion.scope.in_(scopes))
+    )
+    found = {scope: int(version) for scope, version in rows}
+    return {scope: found.get(scope, 0) for scope in scopes}

@@ -1,0 +1,121 @@
+"""History writes. Each one bumps, in the same transaction, the generation counter of every
+summary it changes, so the next lookup anywhere rebuilds rather than reads a stale summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from app.history import store, versions
+from app.history.models import Contact, Marker
+
+
+async def invalidate(
+    session: AsyncSession,
+    *,
+    numbers: Iterable[str | None] = (),
+    person_ids: Iterable[str | None] = (),
+    household_ids: Iterable[str | None] = (),
+) -> set[str]:
+    """Bump every summary that shows any of these numbers, persons or households.
+
+    A number's summary shows its persons, their households and the other members of those
+    households, so a change to a person reaches the numbers of everyone they live with. Links
+    are followed whatever their dates (a wider invalidation is only a cache miss)."""
+    await session.flush()  # the link queries below read through the connection
+    persons = {p for p in person_ids if p}
+    homes = {h for h in household_ids if h}
+    for linked in (await store.households_of_persons(session, persons)).values():
+        homes.update(linked)
+    for members in (await store.members_of_households(session, homes)).values():
+        persons.update(members)
+    nums = {n for n in numbers if n} | await store.numbers_of_persons(session, persons)
+    scopes = {versions.number_scope(n) for n in nums} | {versions.household_scope(h) for h in homes}
+    await versions.bump(session, scopes)
+    return scopes
+
+
+async def record_contact(
+    session: AsyncSession,
+    *,
+    contact_id: str,
+    occurred_at: datetime,
+    number: str | None = None,
+    person_id: str | None = None,
+    household_id: str | None = None,
+    incident_type: str | None = None,
+    victim: bool = False,
+    domestic_abuse: bool = False,
+    outcome: str | None = None,
+    call_id: int | None = None,
+) -> Contact:
+    """Create or update one contact and invalidate the summaries that show it (old and new
+    subjects alike, when an update moves it)."""
+    contact = await session.get(Contact, contact_id)
+    before: tuple[str | None, str | None, str | None] = (None, None, None)
+    if contact is None:
+        contact = Contact(id=contact_id, occurred_at=occurred_at)
+        session.add(contact)
+    else:
+        before = (contact.number, contact.person_id, contact.household_id)
+    contact.occurred_at = occurred_at
+    contact.number = number
+    contact.person_id = person_id
+    contact.household_id = household_id
+    contact.incident_type = incident_type
+    contact.victim = victim
+    contact.domestic_abuse = domestic_abuse
+    contact.outcome = outcome
+    contact.call_id = call_id
+    contact.updated_at = utcnow()
+    await session.flush()
+    await invalidate(
+        session,
+        numbers=(number, before[0]),
+        person_ids=(person_id, before[1]),
+        household_ids=(household_id, before[2]),
+    )
+    return contact
+
+
+async def set_marker(
+    session: AsyncSession,
+    *,
+    marker_id: str,
+    subject_type: str,
+    subject_id: str,
+    kind: str,
+    set_at: datetime,
+    expires_at: datetime | None = None,
+    set_by: str | None = None,
+) -> Marker:
+    """Create or update a marker on a person or household (expiring it is an update)."""
+    marker = await session.get(Marker, marker_id)
+    previous: tuple[str, str] | None = None
+    if marker is None:
+        marker = Marker(id=marker_id)
+        session.add(marker)
+    else:
+        previous = (marker.subject_type, marker.subject_id)
+    marker.subject_type = subject_type
+    marker.subject_id = subject_id
+    marker.kind = kind
+    marker.set_at = set_at
+    marker.expires_at = expires_at
+    marker.set_by = set_by
+    await session.flush()
+    subjects = [(subject_type, subject_id)] + ([previous] if previous else [])
+    await invalidate(
+        session,
+        person_ids=[s for t, s in subjects if t == "person"],
+        household_ids=[s for t, s in subjects if t == "household"],
+    )
+    return marker
+
+
+async def contact_for_call(session: AsyncSession, call_id: int) -> Contact | None:
+    return (await session.scalars(select(Contact).where(Contact.call_id == call_id))).one_or_none()

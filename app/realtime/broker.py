@@ -1,0 +1,151 @@
+"""The broker: ordered, retained channels with live subscriptions.
+
+The interface is the small one of encode/broadcaster (connect, disconnect, publish, subscribe)
+plus what resuming needs (read after a cursor, the current tail), hardened:
+
+- one upstream subscription per process (Redis), supervised: when it drops it reconnects and
+  replays every channel someone here listens to from the last cursor it delivered, so nothing
+  is lost and nothing is delivered twice;
+- every local subscriber has a bounded queue; a subscriber that cannot keep up is marked
+  overflowed (its socket is closed with 4008 and the client resumes), it never blocks the
+  others or the publisher;
+- messages are retained for `realtime_retention_seconds` so that a client can resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from app.config import Settings
+from app.realtime.envelope import Cursor, frame, parse_cursor
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """The backend cannot be reached right now (Redis down); the caller may retry."""
+
+
+class CursorGone(Exception):
+    """The cursor is unknown on this channel or older than what is retained: resync."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    cursor: Cursor
+    text: str  # the frame, ready to send
+
+
+class Subscription:
+    """One local listener on one channel: a bounded queue of frames, oldest first."""
+
+    def __init__(self, fanout: Fanout, channel: str, maxsize: int) -> None:
+        self.channel = channel
+        self.queue: asyncio.Queue[Delivered] = asyncio.Queue(maxsize)
+        self.overflowed = asyncio.Event()
+        # The channel's tail when the subscription was registered: what "now" meant.
+        self.baseline: Cursor = (0, 0)
+        self._fanout = fanout
+
+    def offer(self, item: Delivered) -> None:
+        if self.overflowed.is_set():
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            # Never wait on a slow consumer: mark it, its socket closes and resumes later.
+            self.overflowed.set()
+
+    def close(self) -> None:
+        self._fanout.remove(self)
+
+
+@dataclass
+class Feed:
+    """A channel some local subscriber listens to, and the last cursor delivered on it."""
+
+    subscribers: set[Subscription] = field(default_factory=set)
+    last: Cursor = (0, 0)
+
+
+class Fanout:
+    """Delivers each message once per local subscriber, in cursor order, dropping repeats."""
+
+    def __init__(self) -> None:
+        self.feeds: dict[str, Feed] = {}
+
+    def add(self, sub: Subscription) -> Feed:
+        feed = self.feeds.get(sub.channel)
+        if feed is None:
+            feed = self.feeds[sub.channel] = Feed()
+        feed.subscribers.add(sub)
+        return feed
+
+    def remove(self, sub: Subscription) -> None:
+        feed = self.feeds.get(sub.channel)
+        if feed is None:
+            return
+        feed.subscribers.discard(sub)
+        if not feed.subscribers:
+            del self.feeds[sub.channel]
+
+    def dispatch(self, channel: str, cursor_text: str, body: str) -> None:
+        feed = self.feeds.get(channel)
+        if feed is None:
+            return
+        cursor = parse_cursor(cursor_text)
+        if cursor <= feed.last:
+            return  # already delivered (a replay after reconnecting overlaps live traffic)
+        feed.last = cursor
+        item = Delivered(cursor, frame(cursor_text, body))
+        for sub in tuple(feed.subscribers):
+            sub.offer(item)
+
+    def channels(self) -> Iterable[tuple[str, Feed]]:
+        return tuple(self.feeds.items())
+
+
+class Broker(Protocol):
+    """Ordered channels with retention. Channel names are logical (`handler:H1`,
+    `supervisors`); backends add `settings.redis_prefix` where keys are shared."""
+
+    name: str
+
+    async def connect(self) -> None:
+        """Start the upstream subscription (if any)."""
+
+    async def disconnect(self) -> None: ...
+
+    async def publish(self, channel: str, body: str) -> None:
+        """Append `body` (an envelope without id) to `channel`. Returns once the message is
+        stored or, while the backend is unreachable, queued in order for a retry."""
+
+    async def subscribe(self, channel: str, maxsize: int) -> Subscription:
+        """Register a local listener. Live messages after `baseline` are queued from now."""
+
+    async def read_after(self, channel: str, cursor: Cursor) -> list[Delivered]:
+        """Every retained message after `cursor`, in order. Raises CursorGone when `cursor`
+        itself is not (or no longer) on the channel."""
+
+    async def tail(self, channel: str) -> Cursor:
+        """The channel's last cursor, (0, 0) when empty."""
+
+    async def ping(self) -> None:
+        """Raise BrokerUnavailable when the backend does not answer."""
+
+
+def create_broker(settings: Settings) -> Broker:
+    """In-process when REDIS_URL is unset (one process), Redis streams otherwise."""
+    if settings.redis_url:
+        from app.realtime.redis import RedisBroker
+
+        return RedisBroker(
+            settings.redis_url, settings.redis_prefix, settings.realtime_retention_seconds
+        )
+    from app.realtime.memory import MemoryBroker
+
+    return MemoryBroker(settings.realtime_retention_seconds)

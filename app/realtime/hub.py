@@ -1,0 +1,361 @@
+"""The connection hub: admits sockets, runs each one, closes them all on shutdown.
+
+One socket = one channel (`handler:<id>` for a handler, `supervisors` for supervisors and
+admins) and four small tasks: the pump (its subscription's bounded queue -> the socket, in
+cursor order, never twice), the reader (client messages), the heartbeat (`ping` frames; a
+client that says nothing for WS_IDLE_TIMEOUT is closed) and the overflow watch. A socket never
+holds a database session; acknowledgements and resyncs open one for their own duration.
+
+Close codes (documented in README.md):
+    1001 going away (server shutting down: reconnect, to another worker if need be)
+    1009 frame larger than WS_MAX_MESSAGE (from the server before the app sees it)
+    1011 internal error        1013 try again later (the broker is unreachable)
+    4001 not authenticated     4003 forbidden (role without a channel, or Origin not allowed)
+    4008 too slow (queue full, a send timed out, or no message within WS_IDLE_TIMEOUT)
+    4400 bad messages (too many invalid client messages, or a frame over WS_MAX_MESSAGE)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from types import FrameType
+from typing import Any
+
+from fastapi import WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from app.auth.models import Role
+from app.auth.service import Principal
+from app.db import pop_after_commit
+from app.errors import AppError
+from app.realtime import acks
+from app.realtime.auth import connection_principal, origin_allowed
+from app.realtime.broker import Broker, BrokerUnavailable, CursorGone, Subscription
+from app.realtime.envelope import (
+    SUPERVISORS,
+    BadCursor,
+    Cursor,
+    control,
+    format_cursor,
+    handler_channel,
+    parse_cursor,
+)
+from app.realtime.state import open_calls
+from app.resources import Resources
+
+log = logging.getLogger(__name__)
+
+GOING_AWAY = 1001
+INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013
+UNAUTHENTICATED = 4001
+FORBIDDEN = 4003
+TOO_SLOW = 4008
+BAD_MESSAGES = 4400
+
+# Invalid client messages tolerated (each answered with an `error`) before closing with 4400.
+MAX_BAD_MESSAGES = 20
+# Closing a socket whose client stopped reading cannot wait for its buffers to drain.
+CLOSE_TIMEOUT = 1.0
+
+_GONE = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+class _Closed(Exception):
+    """The socket is closed or closing: unwind the task."""
+
+
+def channel_for(principal: Principal) -> str | None:
+    if principal.role == Role.handler:
+        return handler_channel(principal.id)
+    if principal.role in (Role.supervisor, Role.admin):
+        return SUPERVISORS
+    return None
+
+
+class Connection:
+    def __init__(
+        self, hub: Hub, ws: WebSocket, principal: Principal, channel: str, sub: Subscription
+    ) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.principal = principal
+        self.channel = channel
+        self.sub = sub
+        self.settings = hub.resources.settings
+        self.lock = asyncio.Lock()  # one writer of channel messages at a time (order, dedupe)
+        self.last: Cursor = sub.baseline
+        self.close_code: int | None = None
+        self.finished = asyncio.Event()
+        self.bad_messages = 0
+        self.last_heard = asyncio.get_running_loop().time()
+
+    # sending ---------------------------------------------------------------------------
+    async def send(self, text: str) -> None:
+        if self.close_code is not None:
+            raise _Closed
+        try:
+            await asyncio.wait_for(self.ws.send_text(text), self.settings.ws_send_timeout)
+        except TimeoutError:
+            await self.close(TOO_SLOW, "too slow: a send timed out")
+            raise _Closed from None
+        except _GONE:
+            self.finished.set()
+            raise _Closed from None
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.finished.set()
+        with contextlib.suppress(TimeoutError, *_GONE):
+            await asyncio.wait_for(self.ws.close(code, reason), CLOSE_TIMEOUT)
+
+    async def error(self, code: str, message: str, **details: Any) -> None:
+        await self.send(control("error", {"code": code, "message": message, "details": details}))
+
+    # the stream ------------------------------------------------------------------------
+    async def open(self, after: str | None) -> None:
+        hello = {
+            "staff_id": self.principal.id,
+            "role": self.principal.role.value,
+            "channel": self.channel,
+            "heartbeat_seconds": self.settings.ws_heartbeat_seconds,
+            "idle_timeout_seconds": self.settings.ws_idle_timeout,
+            "resumed": after is not None,
+        }
+        if after is None:
+            await self.send(control("hello", hello, format_cursor(self.sub.baseline)))
+        else:
+            await self.send(control("hello", hello))
+            await self.resume(after)
+
+    async def resume(self, after: str) -> None:
+        """Everything after `after`, in order, then live (the pump skips what this sent)."""
+        async with self.lock:
+            try:
+                cursor = parse_cursor(after)
+                missed = await self.hub.broker.read_after(self.channel, cursor)
+            except (BadCursor, CursorGone) as exc:
+                await self._resync(
+                    "unknown_cursor" if isinstance(exc, BadCursor) else "cursor_expired"
+                )
+                return
+            except BrokerUnavailable:
+                await self.close(TRY_AGAIN_LATER, "broker unavailable")
+                raise _Closed from None
+            self.last = cursor
+            for item in missed:
+                await self.send(item.text)
+                self.last = item.cursor
+
+    async def _resync(self, reason: str) -> None:
+        try:
+            tail = await self.hub.broker.tail(self.channel)
+        except BrokerUnavailable:
+            await self.close(TRY_AGAIN_LATER, "broker unavailable")
+            raise _Closed from None
+        # Read after the tail: whatever was published up to it is committed, so it is in here.
+        async with self.hub.resources.sessions() as session:
+            calls = await open_calls(session, self.principal)
+        await self.send(control("resync", {"reason": reason, "calls": calls}, format_cursor(tail)))
+        self.last = tail
+
+    async def pump(self) -> None:
+        queue = self.sub.queue
+        while True:
+            item = await queue.get()
+            async with self.lock:
+                if item.cursor <= self.last:
+                    continue
+                await self.send(item.text)
+                self.last = item.cursor
+
+    async def watch_overflow(self) -> None:
+        await self.sub.overflowed.wait()
+        await self.close(TOO_SLOW, "too slow: queue full")
+
+    async def heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = min(self.settings.ws_heartbeat_seconds, self.settings.ws_idle_timeout)
+        while True:
+            await asyncio.sleep(period)
+            if loop.time() - self.last_heard > self.settings.ws_idle_timeout:
+                await self.close(TOO_SLOW, "idle timeout: no message from the client")
+                return
+            await self.send(control("ping", {}))
+
+    # client messages -------------------------------------------------------------------
+    async def read(self) -> None:
+        while True:
+            try:
+                message = await self.ws.receive()
+            except _GONE:
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            self.last_heard = asyncio.get_running_loop().time()
+            text = message.get("text")
+            if text is None:
+                await self.bad("binary frames are not accepted; send JSON text")
+            elif len(text) > self.settings.ws_max_message:
+                await self.close(BAD_MESSAGES, "message too large")
+                return
+            else:
+                await self.handle(text)
+
+    async def bad(self, message: str) -> None:
+        self.bad_messages += 1
+        if self.bad_messages > MAX_BAD_MESSAGES:
+            await self.close(BAD_MESSAGES, "too many bad messages")
+            raise _Closed
+        await self.error("bad_message", message)
+
+    async def handle(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self.bad("not JSON")
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self.bad('a message is a JSON object with a "type"')
+            return
+        kind = message["type"]
+        if kind == "pong":
+            return
+        if kind == "ping":
+            await self.send(control("pong", {}))
+        elif kind == "resume":
+            after = message.get("after")
+            if not isinstance(after, str) or len(after) > 64:
+                await self.bad('resume needs "after": the last cursor received')
+                return
+            await self.resume(after)
+        elif kind == "ack":
+            alert_id = message.get("alert_id")
+            if isinstance(alert_id, bool) or not isinstance(alert_id, int) or alert_id < 1:
+                await self.bad('ack needs "alert_id": an alert id')
+                return
+            await self.acknowledge(alert_id)
+        else:
+            await self.bad("unknown message type")
+
+    async def acknowledge(self, alert_id: int) -> None:
+        resources = self.hub.resources
+        async with resources.sessions() as session:
+            try:
+                await acks.acknowledge(session, resources, alert_id, self.principal)
+                await session.commit()
+            except AppError as exc:
+                await session.rollback()
+                pop_after_commit(session)
+                await self.error(exc.code, exc.message, alert_id=alert_id)
+                return
+            actions = pop_after_commit(session)
+        for action in actions:
+            try:
+                await action()
+            except Exception:
+                log.exception("after-commit action failed")
+
+
+class Hub:
+    """Every socket of this process; built by the lifespan with the broker."""
+
+    def __init__(self, broker: Broker, resources: Resources) -> None:
+        self.broker = broker
+        self.resources = resources
+        self.connections: set[Connection] = set()
+        self.closing = False
+        self._shutdown: asyncio.Task[None] | None = None
+
+    async def serve(self, ws: WebSocket, after: str | None) -> None:
+        """Admit `ws` (Origin, principal, role) and run it until either side closes."""
+        settings = self.resources.settings
+        if not origin_allowed(ws, settings):
+            await self._refuse(ws, FORBIDDEN, "origin not allowed")
+            return
+        principal = await connection_principal(ws, self.resources)
+        if principal is None:
+            await self._refuse(ws, UNAUTHENTICATED, "not authenticated")
+            return
+        channel = channel_for(principal)
+        if channel is None:
+            await self._refuse(ws, FORBIDDEN, "this role has no live channel")
+            return
+        if self.closing:
+            await self._refuse(ws, GOING_AWAY, "server going away")
+            return
+        try:
+            sub = await self.broker.subscribe(channel, settings.ws_queue_size)
+        except BrokerUnavailable:
+            await self._refuse(ws, TRY_AGAIN_LATER, "broker unavailable")
+            return
+        conn = Connection(self, ws, principal, channel, sub)
+        self.connections.add(conn)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await ws.accept()
+            await conn.open(after)
+            tasks = [
+                asyncio.create_task(conn.pump()),
+                asyncio.create_task(conn.read()),
+                asyncio.create_task(conn.heartbeat()),
+                asyncio.create_task(conn.watch_overflow()),
+                asyncio.create_task(conn.finished.wait()),
+            ]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if exc is not None and not isinstance(exc, _Closed):
+                    log.error("socket task failed", exc_info=exc)
+                    await conn.close(INTERNAL_ERROR, "internal error")
+        except (_Closed, *_GONE):
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            sub.close()
+            self.connections.discard(conn)
+
+    async def _refuse(self, ws: WebSocket, code: int, reason: str) -> None:
+        # Accept first: a close code is only visible to the client on an open socket.
+        with contextlib.suppress(*_GONE):
+            await ws.accept()
+            await ws.close(code, reason)
+
+    async def shutdown(self) -> None:
+        """Close every socket with 1001 so that clients reconnect (elsewhere) and resume."""
+        self.closing = True
+        await asyncio.gather(
+            *(c.close(GOING_AWAY, "server going away") for c in list(self.connections)),
+            return_exceptions=True,
+        )
+
+    def begin_shutdown(self) -> None:
+        if self._shutdown is None:
+            self._shutdown = asyncio.get_running_loop().create_task(self.shutdown())
+
+    def install_signal_hook(self) -> None:
+        """Under uvicorn, close sockets with 1001 as soon as the stop signal arrives: uvicorn
+        itself would close them with 1012 before the lifespan's shutdown runs."""
+        try:
+            from uvicorn.server import Server
+        except ImportError:  # another server: the lifespan shutdown closes them
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+            if not isinstance(getattr(previous, "__self__", None), Server):
+                continue
+
+            def on_signal(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(self.begin_shutdown)
+                previous(signum, frame)
+
+            signal.signal(sig, on_signal)

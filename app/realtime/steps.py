@@ -1,0 +1,71 @@
+"""The realtime step of the call pipeline: after history, publish what the event changed.
+
+- supervisors: every event as `call.<type>` (the call's state; with its alerts on arrival);
+- the handler: from `ringing` on. `call.ringing` carries the full context and alerts (alerts
+  raised on `offered`, while the caller was queued, reach the handler the moment the call rings
+  at their desk); so do `answered` when it comes without a ringing before it, and
+  `transferred` for the handler it is transferred to. The handler it leaves gets
+  `call.transferred` without them.
+
+Everything is published after the processing transaction commits (`ctx.after_commit`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.calls.pipeline import StepContext
+from app.history.steps import stored_context
+from app.realtime.envelope import SUPERVISORS, handler_channel
+from app.realtime.publish import call_view, publish_to
+
+# Events on which a handler's screen needs the whole picture.
+_ARRIVAL_AT_DESK = frozenset({"ringing", "transferred"})
+
+
+async def _context_and_alerts(ctx: StepContext) -> tuple[Any, list[Any]]:
+    if "context" in ctx.facts:
+        return ctx.facts["context"], list(ctx.facts.get("alerts") or [])
+    stored = await stored_context(ctx.session, ctx.call.id)
+    return stored if stored is not None else (None, [])
+
+
+async def realtime_step(ctx: StepContext) -> None:
+    """Pipeline step: queue the publications of this event for after the commit."""
+    event_type = str(ctx.event.type)
+    type_ = "call." + event_type
+    call = ctx.call
+    base: dict[str, Any] = {
+        "call": call_view(call),
+        "event": {"type": event_type, "occurred_at": ctx.event.occurred_at},
+    }
+
+    needs_context = event_type in _ARRIVAL_AT_DESK or (
+        event_type == "answered" and ctx.previous_state in (None, "offered")
+    )
+    context: Any = None
+    alerts: list[Any] = []
+    if needs_context or event_type in ("offered", "ringing"):
+        context, alerts = await _context_and_alerts(ctx)
+
+    supervisor_data = dict(base)
+    if event_type in ("offered", "ringing", "transferred"):
+        supervisor_data["alerts"] = alerts
+    plan: list[tuple[str, dict[str, Any]]] = [(SUPERVISORS, supervisor_data)]
+
+    handler = call.handler_id
+    if handler and event_type != "offered":
+        data = dict(base)
+        if needs_context:
+            data.update(context=context, alerts=alerts)
+        plan.append((handler_channel(handler), data))
+    if event_type == "transferred" and len(call.handlers) >= 2 and call.handlers[-2] != handler:
+        plan.append((handler_channel(call.handlers[-2]), dict(base)))
+
+    resources = ctx.resources
+
+    async def publish() -> None:
+        for channel, data in plan:
+            await publish_to(resources, [channel], type_, call.id, data)
+
+    ctx.after_commit(publish)

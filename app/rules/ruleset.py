@@ -1,0 +1,91 @@
+"""The loaded rule packs, indexed for the pure functions that use them.
+
+Built by `app.rules.loader` (which validates everything first) and never changed after: a
+reload builds a new `RuleSet` and swaps it in whole, so a request sees one set throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from app.rules.cues import Lexicon
+from app.rules.schema import AdvicePack, AlertPack, AlertRule, CuePack, Element, PromptPack
+
+AnyPack = AlertPack | PromptPack | AdvicePack | CuePack
+
+
+class Prompt(BaseModel):
+    """A THRIVE+ prompt selected for a call; `id` is stable (record "answered" against it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    element: str
+    element_name: str
+    text: str
+    # Why it is shown: general, for the incident type, or for an alert raised.
+    reason: Literal["general", "incident_type", "alert"]
+    rule: str  # "<prompt id>@<pack version>"
+
+
+class AdviceItem(BaseModel):
+    """One piece of advice; `id` is stable (record "given" against it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: Literal["preservation", "prevention"]
+    incident_type: str
+    text: str
+    rule: str  # "<advice id>@<pack version>"
+
+
+class IncidentType(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class LoadedPack:
+    pack: AnyPack
+    source: str  # the file it came from
+    origin: Literal["shipped", "force"]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.pack.pack}@{self.pack.version}"
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    rule: AlertRule
+    version: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.rule.id}@{self.version}"
+
+
+@dataclass
+class RuleSet:
+    """Every loaded pack, plus the indexes the engine and selectors read."""
+
+    packs: list[LoadedPack]
+    loaded_at: datetime
+    alert_rules: list[RuleRef] = field(default_factory=list)
+    marker_labels: dict[str, str] = field(default_factory=dict)
+    elements: list[Element] = field(default_factory=list)
+    prompts: list[tuple[Prompt, frozenset[str], frozenset[str]]] = field(default_factory=list)
+    incident_types: dict[str, IncidentType] = field(default_factory=dict)
+    advice: dict[str, list[AdviceItem]] = field(default_factory=dict)  # by incident type
+    advice_items: dict[str, AdviceItem] = field(default_factory=dict)  # by id
+    lexicon: Lexicon = field(default_factory=Lexicon)
+    # How far back the alert rules look (days): the history lookup need not fetch older.
+    horizon_days: int = 0

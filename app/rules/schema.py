@@ -1,0 +1,259 @@
+"""The rule-pack format: what a pack file may say, validated by pydantic at load.
+
+Four kinds of pack, told apart by `kind:` (a discriminated union):
+
+- `alerts`:  rules that turn a caller's facts into planned alerts;
+- `prompts`: the THRIVE+ template (its elements) and prompts per element, incident type, alert;
+- `advice`:  the incident-type catalogue with preservation and prevention advice;
+- `cues`:    the hidden-vulnerability lexicon (strands, cue phrases, negation).
+
+Rules are data over a whitelist: a condition is one of a few kinds (`count`, `markers`,
+`presentation`, `all`, `any`, `not`), each naming only the facts and operators listed here.
+Nothing in a pack can name code to run (the lesson of `business-rules`); every unknown key,
+fact or operator is refused at load with the file and line (see `app.rules.loader`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+# Ids are what other records point at (an alert's rule, an advice item "given"): keep them
+# plain so they survive in URLs, CSV exports and logs.
+Id = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.\-]*$", max_length=80)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+
+# The whitelist: facts a condition may read and the operators it may compare with.
+FACTS: dict[str, str] = {
+    "contacts": "prior contacts (any), from the caller facts' contact lists",
+    "victim_contacts": "prior contacts where the person was recorded as a victim",
+    "da_contacts": "prior contacts flagged as domestic abuse",
+    "markers": "active markers (not expired at the time of the call)",
+    "presentation": "how the number was presented: allowed, withheld or unavailable",
+}
+COUNT_FACTS = ("contacts", "victim_contacts", "da_contacts")
+OPERATORS: dict[str, str] = {
+    ">=": "at least",
+    ">": "more than",
+    "==": "exactly",
+    "!=": "not",
+    "<=": "at most",
+    "<": "fewer than",
+}
+# Whose contacts a `count` condition counts; it holds when any one of them reaches the value.
+COUNT_SUBJECTS: dict[str, str] = {
+    "number": "the calling number (whoever called from it)",
+    "person": "each person linked to the calling number",
+    "household": "each current household of those persons (anyone at that address)",
+}
+# Whose markers a `markers` condition looks at.
+MARKER_SUBJECTS: dict[str, str] = {
+    "caller": "persons linked to the calling number",
+    "household_member": "other members of the callers' households",
+    "household": "the households themselves",
+}
+# Placeholders each condition kind offers to an alert's title and reason templates.
+TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
+    "count": frozenset({"subject", "count", "threshold", "within_days", "fact"}),
+    "markers": frozenset({"subject", "relationship", "marker", "marker_kind"}),
+    "presentation": frozenset({"presentation"}),
+}
+
+Op = Literal[">=", ">", "==", "!=", "<=", "<"]
+Severity = Literal["critical", "high", "medium", "low", "info"]
+Grade = Literal["emergency", "priority", "scheduled", "resolution_without_deployment"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CountCondition(Strict):
+    """`value` compared with the number of `fact` contacts of a subject in the last days."""
+
+    kind: Literal["count"]
+    fact: Literal["contacts", "victim_contacts", "da_contacts"]
+    per: list[Literal["number", "person", "household"]] = Field(min_length=1)
+    within_days: int = Field(ge=1, le=3650)
+    op: Op = ">="
+    value: int = Field(ge=0, le=100_000)
+    # Only contacts of these incident types count (empty: any).
+    incident_types: list[Id] = Field(default_factory=list)
+
+
+class MarkerCondition(Strict):
+    """An active marker (of one of `kinds`; empty: any) on one of the subjects in `of`."""
+
+    kind: Literal["markers"]
+    of: list[Literal["caller", "household_member", "household"]] = Field(min_length=1)
+    kinds: list[Id] = Field(default_factory=list)
+
+
+class PresentationCondition(Strict):
+    kind: Literal["presentation"]
+    any_of: list[Literal["allowed", "withheld", "unavailable"]] = Field(min_length=1)
+
+
+class AllCondition(Strict):
+    kind: Literal["all"]
+    of: list[Condition] = Field(min_length=1)
+
+
+class AnyCondition(Strict):
+    kind: Literal["any"]
+    of: list[Condition] = Field(min_length=1)
+
+
+class NotCondition(Strict):
+    kind: Literal["not"]
+    condition: Condition
+
+
+Condition = Annotated[
+    CountCondition
+    | MarkerCondition
+    | PresentationCondition
+    | AllCondition
+    | AnyCondition
+    | NotCondition,
+    Field(discriminator="kind"),
+]
+AllCondition.model_rebuild()
+AnyCondition.model_rebuild()
+NotCondition.model_rebuild()
+
+
+class PackHeader(Strict):
+    pack: Id
+    version: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    description: str = ""
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        # YAML reads `version: 1.10` as the float 1.1; refuse rather than silently change it.
+        if isinstance(value, bool) or isinstance(value, float):
+            raise ValueError('quote the version, e.g. version: "1.0"')
+        if isinstance(value, int):
+            return str(value)
+        return value
+
+
+# ---- alerts ------------------------------------------------------------------------------
+
+
+class MarkerKind(Strict):
+    id: Id
+    label: Text
+    description: str = ""
+
+
+class AlertRule(Strict):
+    id: Id
+    alert: Id  # the alert kind raised: repeat_victim, household_risk, ...
+    severity: Severity
+    title: Text  # a template: {placeholders} of the condition kind (TEMPLATE_FIELDS)
+    reason: Text | None = None  # one per matching subject; default: built-in wording
+    when: Condition
+    suggest_grade: Grade | None = None
+    tags: list[Id] = Field(default_factory=list)
+    enabled: bool = True
+    description: str = ""
+
+
+class AlertPack(PackHeader):
+    kind: Literal["alerts"]
+    markers: list[MarkerKind] = Field(default_factory=list)
+    rules: list[AlertRule] = Field(default_factory=list)
+
+
+# ---- prompts -----------------------------------------------------------------------------
+
+
+class Element(Strict):
+    id: Id
+    name: Text
+    description: str = ""
+
+
+class PromptDef(Strict):
+    """A prompt for one element. With neither `incident_types` nor `alerts` it is general;
+    otherwise it is added when the incident type is one of them or one of the alerts
+    raised (its kind or one of its tags, such as a marker kind) is."""
+
+    id: Id
+    element: Id
+    text: Text
+    incident_types: list[Id] = Field(default_factory=list)
+    alerts: list[Id] = Field(default_factory=list)
+
+
+class PromptPack(PackHeader):
+    kind: Literal["prompts"]
+    elements: list[Element] = Field(default_factory=list)
+    prompts: list[PromptDef] = Field(default_factory=list)
+
+
+# ---- advice ------------------------------------------------------------------------------
+
+
+class AdviceDef(Strict):
+    id: Id
+    text: Text
+
+
+class IncidentTypeDef(Strict):
+    id: Id
+    name: Text
+    description: str = ""
+    preservation: list[AdviceDef] = Field(default_factory=list)
+    prevention: list[AdviceDef] = Field(default_factory=list)
+
+
+class AdvicePack(PackHeader):
+    kind: Literal["advice"]
+    incident_types: list[IncidentTypeDef] = Field(default_factory=list)
+
+
+# ---- cues --------------------------------------------------------------------------------
+
+Phrase = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+class Negation(Strict):
+    """A cue is not reported when a `before` word occurs within `window` words before it
+    (in the same clause: punctuation and `breakers` end the look-back), or when an `after`
+    phrase follows it within `after_window` words ("the kids are not here")."""
+
+    before: list[Phrase] = Field(min_length=1)
+    window: int = Field(default=3, ge=1, le=10)
+    breakers: list[Phrase] = Field(default_factory=list)
+    after: list[Phrase] = Field(default_factory=list)
+    after_window: int = Field(default=1, ge=0, le=5)
+
+
+class CueDef(Strict):
+    id: Id
+    phrases: list[Phrase] = Field(min_length=1)
+    description: str = ""
+
+
+class Strand(Strict):
+    id: Id
+    name: Text
+    description: str = ""
+    cues: list[CueDef] = Field(min_length=1)
+
+
+class CuePack(PackHeader):
+    kind: Literal["cues"]
+    negation: Negation | None = None
+    strands: list[Strand] = Field(default_factory=list)
+    # Phrases that are never cues although they contain one ("shoulder blade", "nail gun"):
+    # matched like cues (the longest phrase wins) and then dropped.
+    ignore: list[Phrase] = Field(default_factory=list)
+
+
+Pack = Annotated[AlertPack | PromptPack | AdvicePack | CuePack, Field(discriminator="kind")]
+PACK_KINDS = ("alerts", "prompts", "advice", "cues")

@@ -1,0 +1,67 @@
+"""What the rule packs offer a call, in this domain's shapes (pure; reads the loaded RuleSet).
+
+The rules domain selects (`app.rules.guidance`, `app.rules.cues`); this module only turns its
+answers into the records and messages of the call-time API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from app.rules import guidance
+from app.rules.cues import detect_cues
+from app.rules.ruleset import RuleSet
+from app.thrive.schemas import AdviceOut, CueOut, PromptOut
+
+# The incident type whose contacts history counts as domestic abuse (DA escalation rules).
+DOMESTIC_ABUSE = "domestic_abuse"
+
+
+def require_incident_type(rules: RuleSet, incident_type: str) -> None:
+    """422 `unknown_incident_type` (listing the known ones) unless the packs define it."""
+    guidance.require_incident_type(rules, incident_type)
+
+
+def is_domestic_abuse(incident_type: str) -> bool:
+    return incident_type == DOMESTIC_ABUSE
+
+
+def prompts(
+    rules: RuleSet, incident_type: str | None, alert_keys: Iterable[str]
+) -> list[PromptOut]:
+    return [
+        PromptOut(
+            id=p.id,
+            element=p.element,
+            element_name=p.element_name,
+            text=p.text,
+            reason=p.reason,
+            rule=p.rule,
+        )
+        for p in guidance.prompts_for(rules, incident_type, list(alert_keys))
+    ]
+
+
+def advice(rules: RuleSet, incident_type: str) -> list[AdviceOut]:
+    return [
+        AdviceOut(id=a.id, kind=a.kind, text=a.text, rule=a.rule)
+        for a in guidance.advice_for(rules, incident_type)
+    ]
+
+
+def cues(rules: RuleSet, text: str) -> list[CueOut]:
+    """Each cue found in `text` once, with every distinct wording that matched it."""
+    found: dict[str, CueOut] = {}
+    for cue in detect_cues(rules.lexicon, text):
+        seen = found.get(cue.cue)
+        if seen is None:
+            found[cue.cue] = CueOut(
+                cue_id=cue.cue,
+                strand=cue.strand,
+                strand_name=cue.strand_name,
+                matched=[cue.words],
+                rule=cue.rule,
+            )
+        elif cue.words not in seen.matched:
+            seen.matched.append(cue.words)
+    return list(found.values())

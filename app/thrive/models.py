@@ -1,0 +1,96 @@
+"""Tables of the THRIVE+ domain.
+
+`call_thrive`: the call-time state of one call (incident type, narrative, prompts answered,
+advice given). `call_cue`: the hidden-vulnerability cues already pushed for a call; its primary
+key is what makes a cue go out once even when several workers see the same narrative.
+`assessment`: every submitted version of the THRIVE+ record, never updated in place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.calls import models as _calls_models  # noqa: F401  (the `call` table the FKs name)
+from app.db import Base, BigId, JsonDoc, UTCDateTime, utcnow
+
+
+class CallThrive(Base):
+    __tablename__ = "call_thrive"
+
+    call_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("call.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    incident_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    incident_type_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The handler's running narrative: personal data (part of the incident log), kept so that
+    # a chunk appended later is read together with what came before. Never logged.
+    narrative: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Ids of the prompts answered and advice items given during the call, in marking order.
+    prompts_answered: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    advice_given: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CallCue(Base):
+    __tablename__ = "call_cue"
+
+    call_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("call.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    cue_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    strand: Mapped[str] = mapped_column(String(64))
+    # The narrative words that matched (the handler's own words, so personal data too).
+    matched: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Assessment(Base):
+    __tablename__ = "assessment"
+    __table_args__ = (
+        UniqueConstraint("call_id", "version"),
+        Index("ix_assessment_submitted_at", "submitted_at"),
+        CheckConstraint(
+            "grade IN ('emergency', 'priority', 'scheduled', 'resolution_without_deployment')",
+            name="grade",
+        ),
+        CheckConstraint(
+            "repeat_victim_check IS NULL OR repeat_victim_check IN ('yes', 'no', 'not_applicable')",
+            name="repeat_victim_check",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    call_id: Mapped[int] = mapped_column(BigId, ForeignKey("call.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    submitted_by: Mapped[str] = mapped_column(String(32))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    incident_type: Mapped[str] = mapped_column(String(64))
+    grade: Mapped[str] = mapped_column(String(32))
+    # The grade the call's alerts suggested when this version was submitted, and the
+    # handler's reason for grading below it (required then).
+    suggested_grade: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    grade_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # {"threat": {"text": ..., "risk": "high"}, ...}: one entry per THRIVE+ element.
+    elements: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    # Advice ids given, by kind, as the pack described them at submission:
+    # {"preservation": [...], "prevention": [...]} (a later pack edit cannot re-file them).
+    advice_given: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    prompts_answered: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    repeat_victim_check: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    victim: Mapped[bool] = mapped_column(Boolean)
+    domestic_abuse: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Kinds of the alerts the call carried at submission (for QA: was the check due?).
+    alert_kinds: Mapped[list[str]] = mapped_column(JsonDoc, default=list)

@@ -1,0 +1,145 @@
+"""Request and response bodies of the call-time API and the assessment record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Element(StrEnum):
+    """The THRIVE+ elements, in the order the template shows them."""
+
+    threat = "threat"
+    harm = "harm"
+    risk = "risk"
+    investigation = "investigation"
+    vulnerability = "vulnerability"
+    engagement = "engagement"
+    prevention = "prevention"
+    preservation = "preservation"
+
+
+class Grade(StrEnum):
+    """National Call Handling Standards grades, most urgent first."""
+
+    emergency = "emergency"
+    priority = "priority"
+    scheduled = "scheduled"
+    resolution_without_deployment = "resolution_without_deployment"
+
+
+RiskLevel = Literal["high", "medium", "low", "not_applicable"]
+RepeatVictimCheck = Literal["yes", "no", "not_applicable"]
+NarrativeMode = Literal["replace", "append"]
+
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+_ID = Field(min_length=1, max_length=80)
+
+
+class IncidentTypeSet(BaseModel):
+    model_config = _STRICT
+    incident_type: str = Field(min_length=1, max_length=64)
+
+
+class NarrativeIn(BaseModel):
+    # No whitespace stripping here: the text is read as typed. Its size is checked against
+    # NARRATIVE_MAX_CHARS by the service (413 with a reason), not by the schema.
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    # replace: `text` is the whole narrative so far; append: `text` follows what was sent.
+    mode: NarrativeMode = "replace"
+
+
+class IdsIn(BaseModel):
+    model_config = _STRICT
+    ids: list[str] = Field(min_length=1, max_length=200)
+
+
+class ElementIn(BaseModel):
+    model_config = _STRICT
+    risk: RiskLevel
+    text: str = Field(default="", max_length=4000)
+
+
+class AssessmentIn(BaseModel):
+    model_config = _STRICT
+
+    incident_type: str = Field(min_length=1, max_length=64)
+    grade: Grade
+    grade_reason: str | None = Field(default=None, max_length=2000)
+    elements: dict[Element, ElementIn]
+    # None: take what was marked given / answered during the call.
+    advice_given: list[str] | None = Field(default=None, max_length=200)
+    prompts_answered: list[str] | None = Field(default=None, max_length=500)
+    repeat_victim_check: RepeatVictimCheck | None = None
+    victim: bool
+    # None: true exactly when the incident type is domestic abuse.
+    domestic_abuse: bool | None = None
+
+
+class PromptOut(BaseModel):
+    id: str
+    element: str
+    element_name: str
+    text: str
+    reason: str  # general | incident_type | alert: why it is shown
+    rule: str  # "<prompt id>@<pack version>"
+    answered: bool = False
+
+
+class AdviceOut(BaseModel):
+    id: str
+    kind: str  # preservation | prevention
+    text: str
+    rule: str
+    given: bool = False
+
+
+class CueOut(BaseModel):
+    cue_id: str
+    strand: str
+    strand_name: str = ""
+    # The narrative's words that matched (personal data: returned and pushed, never logged).
+    matched: list[str]
+    rule: str = ""
+
+
+class CallThriveRead(BaseModel):
+    call_id: int
+    incident_type: str | None
+    alert_kinds: list[str]
+    prompts: list[PromptOut]
+    advice: list[AdviceOut]
+    cues: list[CueOut]
+
+
+class NarrativeResult(BaseModel):
+    call_id: int
+    new_cues: list[CueOut]
+    cues_total: int
+
+
+class AssessmentVersion(BaseModel):
+    version: int
+    submitted_by: str
+    submitted_at: datetime
+    incident_type: str
+    grade: Grade
+    suggested_grade: Grade | None
+    grade_reason: str | None
+    elements: dict[str, Any]
+    advice_given: dict[str, list[str]]
+    prompts_answered: list[str]
+    repeat_victim_check: RepeatVictimCheck | None
+    victim: bool
+    domestic_abuse: bool
+    alert_kinds: list[str]
+
+
+class AssessmentRead(AssessmentVersion):
+    call_id: int
+    # Every version, oldest first (the last is this one): later edits keep the earlier ones.
+    history: list[AssessmentVersion]

@@ -1,0 +1,305 @@
+"""The browser pages: login/logout, the handler's screen, the supervisor's board.
+
+Pages are server-rendered shells (Jinja2); the live parts are small ES modules under
+/static that read `/web/api/*` once and then follow the WebSocket. Pages and their data are
+personal data: never cached (`Cache-Control: no-store`, see `app.web.install`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, SupervisorStaff
+from app.auth.models import Role
+from app.auth.service import Principal
+from app.calls.service import CallNotFound
+from app.realtime.envelope import now_iso
+from app.thrive.schemas import Element, Grade
+from app.web import screens
+from app.web import session as web_session
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+router = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/web/api", tags=["web"])
+
+
+def _static_version() -> str:
+    # Changes whenever a static file does: the pages name a new URL after an upgrade (the
+    # modules they import are revalidated, see app.web.NoStore).
+    stamps = [int(p.stat().st_mtime) for p in STATIC_DIR.iterdir() if p.is_file()]
+    return str(max(stamps, default=0))
+
+
+_VERSION = _static_version()
+templates.env.globals["static"] = lambda name: f"/static/{name}?v={_VERSION}"
+
+# Our pages load only our own scripts, styles and socket; no frames, no inline script.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+ROLE_HOME = {
+    Role.handler: "/handler",
+    Role.supervisor: "/supervisor",
+    Role.admin: "/supervisor",
+}
+
+
+def home_for(principal: Principal) -> str:
+    return ROLE_HOME.get(principal.role, "/login")
+
+
+def _safe_next(value: str | None) -> str | None:
+    """A local path to return to after login; anything else (another site) is dropped."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return None
+    if any(ch in value for ch in "\r\n\\"):
+        return None
+    return value
+
+
+def _page(
+    request: Request,
+    template: str,
+    viewer: Principal | None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request, template, {"viewer": viewer, "status": status, **context}, status_code=status
+    )
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+def _error_page(
+    request: Request, viewer: Principal | None, status: int, heading: str, message: str
+) -> HTMLResponse:
+    home = home_for(viewer) if viewer else "/login"
+    return _page(
+        request,
+        "error.html",
+        viewer,
+        status=status,
+        heading=heading,
+        message=message,
+        home=home,
+    )
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    return RedirectResponse("/login?next=" + quote(target, safe="/"), status_code=303)
+
+
+async def _viewer(request: Request, session: SessionDep) -> Principal | None:
+    return await web_session.principal_from_cookie(session, request.state.settings, request.cookies)
+
+
+# ---- login / logout ------------------------------------------------------------------------
+
+
+@router.get("/", response_model=None)
+async def root(request: Request, session: SessionDep) -> Response:
+    viewer = await _viewer(request, session)
+    return RedirectResponse(home_for(viewer) if viewer else "/login", status_code=303)
+
+
+@router.get("/login", response_model=None)
+async def login_form(request: Request, session: SessionDep, next: str | None = None) -> Response:
+    viewer = await _viewer(request, session)
+    if viewer is not None and viewer.role in ROLE_HOME:
+        return RedirectResponse(_safe_next(next) or home_for(viewer), status_code=303)
+    return _page(request, "login.html", None, next=_safe_next(next) or "")
+
+
+@router.post("/login", response_model=None)
+async def login(request: Request, session: SessionDep) -> Response:
+    if not web_session.same_origin(request):
+        return _error_page(request, None, 403, "Forbidden", "Log in from this site's own page.")
+    form = await request.form()
+    token = form.get("token")
+    target = _safe_next(str(form.get("next") or ""))
+    opened = await web_session.open_session(session, token if isinstance(token, str) else "")
+    if opened is None:
+        # Never echo the token back, not even into the form.
+        return _page(
+            request,
+            "login.html",
+            None,
+            status=401,
+            next=target or "",
+            error="That token is not valid (unknown, revoked, or the account is inactive).",
+        )
+    principal, token_id = opened
+    if principal.role not in ROLE_HOME:
+        return _page(
+            request,
+            "login.html",
+            None,
+            status=403,
+            next="",
+            error="These screens are for handlers and supervisors.",
+        )
+    response = RedirectResponse(target or home_for(principal), status_code=303)
+    value = web_session.encode(request.state.settings, token_id=token_id, staff_id=principal.id)
+    web_session.set_cookie(response, request, request.state.settings, value)
+    log.info("browser session opened", extra={"staff_id": principal.id})
+    return response
+
+
+@router.post("/logout", response_model=None)
+async def logout(request: Request) -> Response:
+    if not web_session.same_origin(request):
+        return _error_page(request, None, 403, "Forbidden", "Log out from this site's own page.")
+    response = RedirectResponse("/login", status_code=303)
+    web_session.clear_cookie(response, request)
+    return response
+
+
+# ---- pages ---------------------------------------------------------------------------------
+
+
+def _catalogue(resources: Any) -> dict[str, Any]:
+    """Incident types and THRIVE+ elements for the forms, from the loaded rule packs."""
+    rules = resources.extras.get("rules")
+    incident_types = (
+        [{"id": t.id, "name": t.name} for t in rules.incident_types.values()] if rules else []
+    )
+    names = {e.id: e.name for e in rules.elements} if rules is not None else {}
+    # The assessment records exactly the fixed elements (a pack names them; extra pack
+    # elements carry prompts only).
+    elements = [
+        {"id": e.value, "name": names.get(e.value) or e.value.replace("_", " ").title()}
+        for e in Element
+    ]
+    labels = {
+        "incident_types": {t["id"]: t["name"] for t in incident_types},
+        "markers": dict(rules.marker_labels) if rules is not None else {},
+    }
+    return {
+        "incident_types": sorted(incident_types, key=lambda t: t["name"]),
+        "elements": elements,
+        "labels": labels,
+        "grades": [{"id": g.value, "name": g.value.replace("_", " ").capitalize()} for g in Grade],
+    }
+
+
+@router.get("/handler", response_model=None)
+async def handler_page(request: Request, session: SessionDep, resources: ResourcesDep) -> Response:
+    viewer = await _viewer(request, session)
+    if viewer is None:
+        return _to_login(request)
+    if viewer.role != Role.handler:
+        return _error_page(request, viewer, 403, "Forbidden", "This screen is for call handlers.")
+    return _page(request, "handler.html", viewer, call_id=None, **_catalogue(resources))
+
+
+@router.get("/handler/calls/{call_id}", response_model=None)
+async def handler_call_page(
+    call_id: int, request: Request, session: SessionDep, resources: ResourcesDep
+) -> Response:
+    viewer = await _viewer(request, session)
+    if viewer is None:
+        return _to_login(request)
+    if viewer.role in screens.SUPERVISING:
+        return RedirectResponse(f"/supervisor/calls/{call_id}", status_code=303)
+    if viewer.role != Role.handler:
+        return _error_page(request, viewer, 403, "Forbidden", "This screen is for call handlers.")
+    try:
+        await screens.call_for_viewer(session, call_id, viewer)
+    except CallNotFound:
+        return _error_page(request, viewer, 404, "Not found", "There is no such call.")
+    except screens.NotYourCall:
+        log.info("call page refused", extra={"staff_id": viewer.id, "call_id": call_id})
+        return _error_page(
+            request, viewer, 403, "Forbidden", "This call is another handler's: you cannot open it."
+        )
+    return _page(request, "handler.html", viewer, call_id=call_id, **_catalogue(resources))
+
+
+@router.get("/supervisor", response_model=None)
+async def supervisor_page(request: Request, session: SessionDep) -> Response:
+    viewer = await _viewer(request, session)
+    if viewer is None:
+        return _to_login(request)
+    if viewer.role not in screens.SUPERVISING:
+        return _error_page(request, viewer, 403, "Forbidden", "This screen is for supervisors.")
+    return _page(request, "supervisor.html", viewer, call_id=None)
+
+
+@router.get("/supervisor/calls/{call_id}", response_model=None)
+async def supervisor_call_page(call_id: int, request: Request, session: SessionDep) -> Response:
+    viewer = await _viewer(request, session)
+    if viewer is None:
+        return _to_login(request)
+    if viewer.role not in screens.SUPERVISING:
+        return _error_page(request, viewer, 403, "Forbidden", "This screen is for supervisors.")
+    try:
+        await screens.call_for_viewer(session, call_id, viewer)
+    except CallNotFound:
+        return _error_page(request, viewer, 404, "Not found", "There is no such call.")
+    return _page(request, "supervisor.html", viewer, call_id=call_id)
+
+
+# ---- data for the pages (bearer or cookie) -----------------------------------------------------
+
+
+def _json(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(body), headers={"Cache-Control": "no-store"})
+
+
+@api.get("/handler/calls")
+async def my_calls(
+    principal: CurrentStaff, session: SessionDep, resources: ResourcesDep
+) -> JSONResponse:
+    """The calls at the caller's desk, each as its screen (handlers only)."""
+    if principal.role != Role.handler:
+        raise screens.NotYourCall("only handlers have a desk")
+    as_of = now_iso()  # before reading: a message published later is newer than this
+    calls = await screens.handler_calls(session, resources, principal)
+    return _json({"as_of": as_of, "calls": calls})
+
+
+@api.get("/calls/{call_id}/screen")
+async def call_screen(
+    call_id: int, principal: CurrentStaff, session: SessionDep, resources: ResourcesDep
+) -> JSONResponse:
+    """One call's screen: call, context, alerts, THRIVE+ state, latest assessment."""
+    as_of = now_iso()
+    call = await screens.call_for_viewer(session, call_id, principal)
+    if principal.role in screens.SUPERVISING:
+        return _json(
+            {"as_of": as_of, "screen": await screens.call_detail(session, call, principal)}
+        )
+    return _json(
+        {"as_of": as_of, "screen": await screens.screen(session, resources, call, principal)}
+    )
+
+
+@api.get("/board")
+async def board(principal: SupervisorStaff, session: SessionDep) -> JSONResponse:
+    """The supervisor's board: calls not ended with their alerts, and the handlers."""
+    as_of = now_iso()
+    return _json({"as_of": as_of, **await screens.board(session)})

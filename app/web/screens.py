@@ -1,0 +1,159 @@
+"""What the browser screens show, read from the domains' own services.
+
+A *screen* is one call as the handler's page draws it: the call, the caller/household context
+and alerts the history lookup stored, the THRIVE+ state and the latest assessment. The page
+fetches one when it starts and after a `resync`; the WebSocket keeps it current in between.
+The board is the supervisor's list of calls not ended, and each handler's status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import service as audit
+from app.auth.models import Role, Staff
+from app.auth.service import Principal
+from app.calls import repository as call_repository
+from app.calls import service as calls
+from app.calls.models import Call
+from app.calls.pipeline import snapshot_of
+from app.errors import Forbidden
+from app.history import alerts as history_alerts
+from app.history import steps as history
+from app.history.models import Alert
+from app.realtime.publish import AT_DESK, call_view
+from app.resources import Resources
+from app.thrive import service as thrive
+from app.thrive.models import CallThrive
+from app.thrive.service import AssessmentNotFound
+
+# The board lists at most this many calls not ended (newest first): a contact centre's floor.
+BOARD_LIMIT = 500
+SUPERVISING = frozenset({Role.supervisor, Role.admin})
+
+
+class NotYourCall(Forbidden):
+    status, code = 403, "not_your_call"
+
+
+def may_view(call: Call, principal: Principal) -> bool:
+    """Supervisors and admins see every call; a handler only calls that were at their desk."""
+    if principal.role in SUPERVISING:
+        return True
+    return principal.role == Role.handler and call_repository.involves(call, principal.id)
+
+
+async def call_for_viewer(session: AsyncSession, call_id: int, principal: Principal) -> Call:
+    """The call if `principal` may open its page (404 unknown, 403 someone else's)."""
+    call = await calls.get_call(session, call_id)
+    if not may_view(call, principal):
+        raise NotYourCall("this call is not yours to open")
+    return call
+
+
+def view_of(call: Call) -> dict[str, Any]:
+    view = call_view(snapshot_of(call))
+    view["flagged"] = bool(call.flagged)
+    view["end_cause"] = call.end_cause
+    return view
+
+
+async def screen(
+    session: AsyncSession, resources: Resources, call: Call, principal: Principal
+) -> dict[str, Any]:
+    """One call as the handler's page draws it (the consultation is audit-logged)."""
+    stored = await history.stored_context(session, call.id)
+    context, alerts = stored if stored is not None else (None, [])
+    if context is not None:
+        # The screen shows a person's and household's records: who looked, when, which.
+        history.log_consultation(session, context, actor=principal.actor, call_id=call.id)
+    thrive_state = await thrive.current(session, resources, call.id, principal)
+    try:
+        assessment = await thrive.get_assessment(session, call.id, principal)
+        latest: dict[str, Any] | None = assessment.model_dump(mode="json", exclude={"history"})
+    except AssessmentNotFound:
+        latest = None
+    # The narrative typed so far: a reloaded page must show it, or the next keystroke would
+    # replace the stored text with a fragment (posts send the whole text).
+    kept = await session.get(CallThrive, call.id)
+    return {
+        "call": view_of(call),
+        "context": context,
+        "alerts": alerts,
+        "thrive": thrive_state.model_dump(mode="json"),
+        "assessment": latest,
+        "narrative": kept.narrative if kept is not None else None,
+    }
+
+
+async def handler_calls(
+    session: AsyncSession, resources: Resources, principal: Principal
+) -> list[dict[str, Any]]:
+    """The calls at this handler's desk now (ringing, answered, transferred to them)."""
+    rows = (
+        await session.scalars(
+            select(Call)
+            .where(Call.handler_id == principal.id, Call.state.in_(AT_DESK))
+            .order_by(Call.id)
+        )
+    ).all()
+    return [await screen(session, resources, row, principal) for row in rows]
+
+
+async def call_detail(session: AsyncSession, call: Call, principal: Principal) -> dict[str, Any]:
+    """A call for the supervisor's detail view: the call and its alerts with their
+    acknowledgements (not the caller's history: that is the handler's screen)."""
+    # The call record shows a caller's number: who looked, when, is recorded.
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="consultation",
+        subject_type="call",
+        subject_id=str(call.id),
+        call_id=str(call.id),
+    )
+    alerts = await history_alerts.for_call(session, call.id)
+    return {"call": view_of(call), "alerts": [history_alerts.as_dict(a) for a in alerts]}
+
+
+def _summary(alerts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "alerts": len(alerts),
+        "unacknowledged": sum(1 for a in alerts if not a["acknowledged_at"]),
+        "kinds": sorted({a["kind"] for a in alerts}),
+        "top_severity": max(
+            (a["severity"] for a in alerts),
+            key=lambda s: history_alerts.SEVERITY_RANK.get(s, 0),
+            default=None,
+        ),
+    }
+
+
+async def board(session: AsyncSession) -> dict[str, Any]:
+    """Every call not ended (with an alert summary) and every handler's current status."""
+    rows = (
+        await session.scalars(
+            select(Call).where(Call.state != "ended").order_by(Call.id.desc()).limit(BOARD_LIMIT)
+        )
+    ).all()
+    by_call: dict[int, list[dict[str, Any]]] = {row.id: [] for row in rows}
+    if by_call:
+        for alert in await session.scalars(select(Alert).where(Alert.call_id.in_(by_call))):
+            by_call[alert.call_id].append(history_alerts.as_dict(alert))
+    items = [
+        {**view_of(row), "alerts": by_call[row.id], "summary": _summary(by_call[row.id])}
+        for row in reversed(rows)
+    ]
+    handlers = (
+        await session.scalars(
+            select(Staff).where(Staff.role == Role.handler.value, Staff.active.is_(True))
+        )
+    ).all()
+    return {
+        "calls": items,
+        "handlers": [{"id": s.id, "name": s.name} for s in sorted(handlers, key=lambda s: s.id)],
+    }

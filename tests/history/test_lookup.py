@@ -1,0 +1,139 @@
+"""Lookups: shared numbers (acceptance 3), freshness of the summary cache whatever writes
+(acceptance 9), Redis stopping and coming back (acceptance 6), the mid-call REST lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from app.audit.models import AuditLog
+from app.auth.models import Role
+from app.cache import MemoryCache, RedisCache
+from app.config import Settings
+from app.db import utcnow
+from app.history import alerts, lookup
+from app.history.importer import import_dir
+from app.rules.facts import CallerFacts
+from tests.conftest import MakeStaff
+from tests.history.support import add_contact, add_marker, add_people, ring
+from tests.history.test_import import CONTACTS, write
+from tests.support.servers import throwaway_redis
+
+SHARED = "+441134960201"
+SECOND = "+441134960202"
+
+
+async def facts(app: FastAPI, number: str, cache: object | None = None) -> CallerFacts:
+    resources = app.state.resources
+    async with resources.sessions() as session:
+        return await lookup.lookup_caller(
+            session, cache or resources.cache, number, "allowed",
+            now=utcnow(), horizon_days=400, ttl_seconds=600,
+        )  # fmt: skip
+
+
+async def test_shared_number_and_person_with_two_numbers(app: FastAPI) -> None:
+    await add_people(app, {"A": [SHARED], "B": [SHARED, SECOND]}, {"H1": ["A"], "H2": ["B"]})
+    await add_contact(app, "C1", number=SECOND, person_id="B", victim=True)
+    shared = await facts(app, SHARED)
+    assert sorted(p.id for p in shared.persons) == ["A", "B"]
+    assert {p.relationship for p in shared.persons} == {"caller"}
+    assert sorted(h.id for h in shared.households) == ["H1", "H2"]
+    # B's contact from the other number is B's history, not this number's.
+    assert shared.number_contacts == []
+    assert [c.id for p in shared.persons if p.id == "B" for c in p.contacts] == ["C1"]
+    second = await facts(app, SECOND)
+    assert [p.id for p in second.persons] == ["B"]
+    assert [c.id for c in second.number_contacts] == ["C1"]
+
+
+async def test_no_cache_serves_a_summary_older_than_the_data(app: FastAPI, tmp_path: Path) -> None:
+    await add_people(app, {"A": [SHARED], "M": []}, {"H1": ["A", "M"]})
+    other_worker = MemoryCache()  # another process's in-process cache, never told of writes
+    for cache in (None, other_worker):
+        assert (await facts(app, SHARED, cache)).number_contacts == []
+        assert (await facts(app, SHARED, cache)).number_contacts == []  # now a cache hit
+    # A write-back style contact, a marker on another household member, and an import.
+    await add_contact(app, "C1", number=SHARED, person_id="A")
+    await add_marker(app, "M1", subject_type="person", subject_id="M", kind="cse_risk")
+    row = ["C2", "2026-11-01T10:00:00Z", "", "", "H1", "burglary", "true", "false", ""]
+    write(tmp_path / "contacts.csv", CONTACTS, [row])
+    async with app.state.resources.sessions() as session, session.begin():
+        await import_dir(session, tmp_path)
+    for cache in (None, other_worker):
+        seen = await facts(app, SHARED, cache)
+        assert [c.id for c in seen.number_contacts] == ["C1"]
+        assert [m.id for p in seen.persons for m in p.markers] == ["M1"]
+        assert [c.id for c in seen.households[0].contacts] == ["C2"]
+
+
+async def test_redis_stopping_falls_back_to_the_store_and_refills(
+    settings: Settings, app: FastAPI
+) -> None:
+    await add_people(app, {"A": [SHARED]})
+    await add_contact(app, "C1", number=SHARED, person_id="A", victim=True)
+    with throwaway_redis() as server:
+        cache = RedisCache(server.url, prefix="fchist:")
+        try:
+            assert [c.id for c in (await facts(app, SHARED, cache)).number_contacts] == ["C1"]
+            keys = await cache.client.keys("fchist:cache:hist:n:*")
+            assert len(keys) == 1
+            server.stop()
+            await add_contact(app, "C2", number=SHARED, person_id="A", victim=True)
+            down = await facts(app, SHARED, cache)  # store fallback, no error
+            assert sorted(c.id for c in down.number_contacts) == ["C1", "C2"]
+            # ... and the alerts are right: two victim contacts make a repeat victim.
+            assert "repeat_victim" in [a.kind for a in alerts.plan(app.state.resources, down)]
+            server.start()
+            back = await facts(app, SHARED, cache)
+            assert sorted(c.id for c in back.number_contacts) == ["C1", "C2"]
+            refilled = await cache.client.keys("fchist:cache:hist:n:*")
+            assert len(refilled) == 1 and refilled != keys  # a new version's key
+            assert (await facts(app, SHARED, cache)).number_contacts == back.number_contacts
+        finally:
+            await cache.close()
+
+
+async def test_mid_call_household_lookup_is_for_the_handler_and_audited(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    await add_people(app, {"A": [SHARED], "M": []}, {"H1": ["A", "M"]})
+    await add_marker(app, "M1", subject_type="person", subject_id="M", kind="mental_health")
+    call_id, _, _ = await ring(app, client, "mid-1", None, presentation="withheld",
+                               types=("offered", "ringing"))  # fmt: skip
+    handler = {"Authorization": "Bearer " + await make_staff("H1001", Role.handler)}
+    other = {"Authorization": "Bearer " + await make_staff("H2002", Role.handler)}
+    url = "/api/v1/history/households"
+    found = await client.get(
+        url, params={"call_id": call_id, "address": "h1 test"}, headers=handler
+    )
+    assert found.status_code == 200, found.text
+    [shown] = found.json()["households"]
+    [household] = shown["households"]
+    assert {p["id"] for p in shown["persons"]} == {"A", "M"}
+    assert household["id"] == "H1" and household["member_ids"] == ["A", "M"]
+    assert (
+        await client.get(url, params={"call_id": call_id, "household_id": "H1"}, headers=other)
+    ).status_code == 403
+    for params in (
+        {"call_id": call_id},
+        {"call_id": call_id, "uprn": "12x"},
+        {"call_id": call_id, "uprn": "1", "address": "abc"},
+        {"call_id": "x", "uprn": "1"},
+    ):
+        bad = await client.get(url, params=params, headers=handler)
+        assert bad.status_code == 422 and set(bad.json()["error"]) == {"code", "message", "details"}
+    missing = await client.get(url, params={"call_id": 999999, "uprn": "1"}, headers=handler)
+    assert missing.status_code == 404
+    async with app.state.resources.sessions() as session:
+        audits = list(
+            await session.scalars(select(AuditLog).where(AuditLog.actor == "staff:H1001"))
+        )
+    shown = {(a.subject_type, a.subject_id, a.call_id) for a in audits}
+    assert shown >= {("person", "A", str(call_id)), ("person", "M", str(call_id)),
+                     ("household", "H1", str(call_id))}  # fmt: skip
+    context = await client.get(f"/api/v1/history/calls/{call_id}", headers=handler)
+    assert context.status_code == 200 and context.json()["alerts"][0]["kind"] == "withheld_number"
