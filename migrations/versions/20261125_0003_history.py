@@ -68,7 +68,9 @@ def upgrade() -> None:
         ),
         sa.Column("from_date", sa.Date(), nullable=True),
         sa.Column("to_date", sa.Date(), nullable=True),
-        sa.UniqueConstraint("person_id", "household_id", name="uq_person_household_person_id_household_id"),
+        sa.UniqueConstraint(
+            "person_id", "household_id", name="uq_person_household_person_id_household_id"
+        ),
     )
     op.create_index("ix_person_household_household_id", "person_household", ["household_id"])
     op.create_table(
@@ -82,9 +84,7 @@ def upgrade() -> None:
         sa.Column("victim", sa.Boolean(), nullable=False),
         sa.Column("domestic_abuse", sa.Boolean(), nullable=False),
         sa.Column("outcome", sa.String(200), nullable=True),
-        sa.Column(
-            "call_id", BigId, sa.ForeignKey("call.id", ondelete="SET NULL"), nullable=True
-        ),
+        sa.Column("call_id", BigId, sa.ForeignKey("call.id", ondelete="SET NULL"), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("call_id", name="uq_contact_call_id"),
     )
@@ -108,9 +108,7 @@ def upgrade() -> None:
     op.create_table(
         "alert",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "call_id", BigId, sa.ForeignKey("call.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("call_id", BigId, sa.ForeignKey("call.id", ondelete="CASCADE"), nullable=False),
         sa.Column("kind", sa.String(40), nullable=False),
         sa.Column("severity", sa.String(16), nullable=False),
         sa.Column("title", sa.String(200), nullable=False),
