@@ -7,6 +7,7 @@ Commands that print a token print it alone on the last line, so scripts can read
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -80,6 +81,9 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the service with uvicorn."""
+    # Served processes freeze their start-up heap (app.heap); worker processes inherit this.
+    os.environ.setdefault("GC_FREEZE", "true")
+    get_settings.cache_clear()
     settings = _settings()
     if workers > 1 and settings.is_sqlite:
         typer.echo(
@@ -98,6 +102,7 @@ def serve(
         proxy_headers=True,
         timeout_graceful_shutdown=10,
         ws_max_size=settings.ws_max_message,  # larger client frames: closed with 1009
+        ws_per_message_deflate=settings.ws_deflate,
     )
 
 

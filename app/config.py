@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     # Every Redis key and channel starts with this, so deployments (or test runs) can share one.
     redis_prefix: str = "fc:"
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # A test query on every pool checkout: one more round trip per transaction. Off by default:
+    # a connection found dead on use is invalidated with the whole pool (the request fails
+    # once, nothing 2xx is lost, the platform retries) and the next checkout reconnects.
+    db_pre_ping: bool = False
+    # Freeze the start-up heap out of the garbage collector's sight (app.heap). `serve` turns it
+    # on; in-process apps (tests) leave it off, as each would leave its heap frozen.
+    gc_freeze: bool = False
 
     telephony_secret: SecretStr = SecretStr(DEFAULT_SECRET)
     telephony_secret_previous: SecretStr | None = None
@@ -67,6 +74,9 @@ class Settings(BaseSettings):
     realtime_retention_seconds: float = Field(default=24 * 3600.0, gt=0)
     allowed_origins: str = ""
     ws_max_message: int = Field(default=64 * 1024, ge=1024)
+    # permessage-deflate on /ws: off, frames are small and each compressed socket keeps zlib
+    # state (tens of KiB) and costs CPU per frame on the ring -> screen path.
+    ws_deflate: bool = False
     ws_queue_size: int = Field(default=1024, ge=1)
     ws_send_timeout: float = Field(default=5.0, gt=0)
     ws_heartbeat_seconds: float = Field(default=20.0, gt=0)

@@ -72,7 +72,7 @@ def utcnow() -> datetime:
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": settings.db_pre_ping}
     if settings.is_sqlite:
         path = settings.sqlite_path()
         if path is not None:

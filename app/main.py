@@ -21,6 +21,7 @@ from app.cache import create_cache
 from app.calls.pipeline import Pipeline, default_steps
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
+from app.heap import freeze_startup_heap
 from app.logs import mask_phone_numbers
 from app.realtime.broker import create_broker
 from app.realtime.hub import Hub
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources.extras["pipeline"] = pipeline
         _app.state.resources = resources  # for tests and tools holding the app
         await pipeline.start()
+        if settings.gc_freeze:  # served processes (see app.heap)
+            freeze_startup_heap(settings.default_region)
         try:
             yield {
                 "resources": resources,

@@ -65,9 +65,23 @@ async def run_after_commit(actions: list[Callable[[], Awaitable[None]]]) -> None
             log.exception("after-commit action failed")
 
 
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-CacheDep = Annotated[Cache, Depends(get_cache)]
+# FastAPI runs a plain `def` dependency in a worker thread: a thread hop on every request for
+# an attribute read. These async twins run on the event loop.
+async def _resources(request: Request) -> Resources:
+    return get_resources(request)
+
+
+async def _settings(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def _cache(request: Request) -> Cache:
+    return get_cache(request)
+
+
+ResourcesDep = Annotated[Resources, Depends(_resources)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+CacheDep = Annotated[Cache, Depends(_cache)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 

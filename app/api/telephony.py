@@ -2,7 +2,8 @@
 
 Each route checks the provider's authentication on the raw bytes, turns the request into a
 canonical `CallEvent` (the adapter), stores it (the call service) and answers 2xx only once
-the transaction has committed. Processing starts right after the commit.
+the transaction has committed. The pipeline's steps run in that same transaction
+(`Pipeline.accept`); what they publish goes out right after the commit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pydantic import BaseModel
 from app.api.deps import IntegrationClient, ResourcesDep, SessionDep
 from app.calls import service as calls
 from app.calls.pipeline import Pipeline
-from app.db import after_commit
 from app.resources import Resources
 from app.telephony import canonical, cti, signature, twilio
 from app.telephony.events import CallEvent
@@ -34,23 +34,25 @@ class Accepted(BaseModel):
 async def _accept(
     session: SessionDep, resources: Resources, source: str, event: CallEvent, raw: bytes
 ) -> JSONResponse:
-    settings = resources.settings
-    outcome = await calls.ingest(
-        session,
-        source=source,
-        event=event,
-        raw=raw,
-        region=settings.default_region,
-        lease_seconds=settings.pipeline_lease_seconds,
-    )
+    pipeline: Pipeline | None = resources.extras.get("pipeline")
+    if pipeline is not None:
+        # Stored and processed in this request's transaction; published after its commit.
+        outcome = await pipeline.accept(session, source=source, event=event, raw=raw)
+    else:  # no processing in this process (tools, drills): stored for a sweeper
+        settings = resources.settings
+        outcome = await calls.ingest(
+            session,
+            source=source,
+            event=event,
+            raw=raw,
+            region=settings.default_region,
+            lease_seconds=settings.pipeline_lease_seconds,
+        )
     if outcome.duplicate:
         # The original outcome again; the event is stored (and processed) once.
         return JSONResponse(
             outcome.body(), status_code=200, headers={"Idempotent-Replayed": "true"}
         )
-    pipeline: Pipeline | None = resources.extras.get("pipeline")
-    if pipeline is not None:
-        after_commit(session, pipeline.after_commit_action(outcome.event_row_id, outcome.call_id))
     log.info(
         "event accepted",
         extra={"source": source, "call": outcome.call_id, "type": event.type.value},

@@ -9,7 +9,8 @@ domains contribute steps, registered in the lifespan in this order:
     realtime (publish call state, alerts and context to handler and supervisor channels)
 
 A step is `async def step(ctx: StepContext) -> None`. It works in `ctx.session` (the
-processing transaction, committed by the pipeline once every step has run) and queues anything
+processing transaction: the webhook request's own, which also stored the event, or the
+sweeper's; committed once every step has run) and queues anything
 that must only happen after that commit (publishing) with `ctx.after_commit(...)`. A step that
 raises rolls the whole event back; the pipeline retries it later. Steps must therefore be
 idempotent for a given stored event.
@@ -22,38 +23,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls import repository as repo
+from app.calls import service as calls
 from app.calls.models import Call, CallEventRow
+from app.calls.snapshot import CallSnapshot, snapshot_of
 from app.db import AfterCommit, after_commit, pop_after_commit
 from app.resources import Resources
 from app.telephony.events import CallEvent
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CallSnapshot:
-    """What later steps know of a call, whichever provider sent it."""
-
-    id: int  # the service's own call id: the `call_id` of WebSocket frames and REST paths
-    source: str  # which adapter: canonical | twilio | cti | sip
-    external_id: str  # the provider's call id
-    state: str  # offered | ringing | answered | transferred | ended
-    caller_e164: str | None  # None when withheld, unavailable or not a dialable number
-    presentation: str  # allowed | withheld | unavailable
-    called: str | None
-    queue: str | None
-    handler_id: str | None  # the current handler (ringing at, answered by, transferred to)
-    handlers: tuple[str, ...]  # every handler the call has been with, in order
-    offered_at: datetime | None
-    answered_at: datetime | None
-    ended_at: datetime | None
 
 
 @dataclass
@@ -83,24 +66,6 @@ def default_steps() -> list[Step]:
     return steps
 
 
-def snapshot_of(call: Call) -> CallSnapshot:
-    return CallSnapshot(
-        id=call.id,
-        source=call.source,
-        external_id=call.external_id,
-        state=call.state,
-        caller_e164=call.caller_e164,
-        presentation=call.presentation,
-        called=call.called,
-        queue=call.queue,
-        handler_id=call.handler_id,
-        handlers=tuple(call.handlers or ()),
-        offered_at=call.offered_at,
-        answered_at=call.answered_at,
-        ended_at=call.ended_at,
-    )
-
-
 class _KeyedLocks:
     """One asyncio.Lock per call while anyone holds or waits for it (FIFO per call)."""
 
@@ -123,14 +88,16 @@ class _KeyedLocks:
 
 
 class Pipeline:
-    """Runs the steps for every stored event: inline right after the ingest commit, and from a
-    supervised sweeper that claims what is accepted but not processed (failed, or left by a
-    process that stopped) with a retry delay that doubles per attempt.
+    """Runs the steps for every stored event: in the ingest's own transaction (`accept`, the
+    webhooks' path), and from a supervised sweeper that claims what is accepted but not
+    processed (failed, or left by a process that stopped) with a retry delay that doubles per
+    attempt. (`submit` processes an already-committed event in the background, as the sweeper
+    does, for producers that store events themselves.)
 
-    Each event is processed in one transaction: `processed_at` is set first (so the row is
-    locked and a concurrent processor waits, then finds it done), then every step runs, then
-    the commit, then the after-commit actions the steps queued. A step that raises rolls all of
-    it back; the failure is recorded and the event retried from what was stored.
+    The sweeper processes each event in one transaction: `processed_at` is set first (so the
+    row is locked and a concurrent processor waits, then finds it done), then every step runs,
+    then the commit, then the after-commit actions the steps queued. A step that raises rolls
+    all of it back; the failure is recorded and the event retried from what was stored.
     """
 
     def __init__(
@@ -173,7 +140,78 @@ class Pipeline:
             retry_max_seconds=s.pipeline_retry_max_seconds,
         )
 
-    # --- inline -----------------------------------------------------------------------
+    # --- inline: in the ingest's own transaction --------------------------------------
+
+    async def accept(
+        self, session: AsyncSession, *, source: str, event: CallEvent, raw: bytes
+    ) -> calls.IngestOutcome:
+        """Store `event` and run the steps for it in the request's transaction (`session`).
+
+        One transaction per event instead of two: the event is stored already processed, and
+        what the steps wrote commits with it, atomically, before the 2xx; the steps' publishing
+        runs after that commit, before the response (the alert is on the screen before the
+        platform hears back). The call row is locked from the ingest's first statement to the
+        commit, so the events of one call are processed one at a time, in the order they were
+        stored, whichever worker receives them.
+
+        A step that raises rolls the whole transaction back; the event is then stored again on
+        its own in a fresh transaction, unprocessed, with the failure and a retry delay, for
+        the sweeper to retry from what was stored (accepted means durable either way).
+        """
+        settings = self.resources.settings
+        outcome = await calls.ingest(
+            session,
+            source=source,
+            event=event,
+            raw=raw,
+            region=settings.default_region,
+            lease_seconds=self.lease_seconds,
+            processed=True,
+        )
+        if outcome.duplicate or outcome.call is None:
+            return outcome
+        try:
+            ctx = StepContext(
+                event=event,
+                event_row_id=outcome.event_row_id,
+                call=outcome.call,
+                previous_state=outcome.previous_state,
+                session=session,
+                resources=self.resources,
+            )
+            for step in self.steps:
+                await step(ctx)
+        except Exception as exc:
+            # The class name only: exception messages may quote a caller's number or a name.
+            error = type(exc).__name__
+            self.failed += 1
+            postgres = self.resources.engine.dialect.name == "postgresql"
+            await session.rollback()
+            pop_after_commit(session)
+            log.warning(
+                "event processing failed; stored for a retry",
+                extra={
+                    "call": outcome.call_id,
+                    "error": error,
+                    "retry_in": self.retry_base_seconds,
+                },
+            )
+            return await calls.ingest(
+                session,
+                source=source,
+                event=event,
+                raw=raw,
+                region=settings.default_region,
+                lease_seconds=self.retry_base_seconds,
+                last_error=error,
+                # The id the failed attempt saw (steps key their idempotency on it). A sequence
+                # value is never handed out twice; SQLite reuses a rolled-back id by itself.
+                row_id=outcome.event_row_id if postgres else None,
+            )
+        self.processed += 1
+        return outcome
+
+    # --- inline, after the ingest's commit -------------------------------------------
 
     def submit(self, event_row_id: int, call_id: int) -> None:
         """Process a just-committed event now, in the background of this process."""
@@ -326,3 +364,6 @@ class Pipeline:
         """Wait for the inline tasks started so far (tests, benchmarks)."""
         while self._tasks:
             await asyncio.wait(set(self._tasks))
+
+
+__all__ = ["CallSnapshot", "Pipeline", "Step", "StepContext", "default_steps", "snapshot_of"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, or_, select, update
+from sqlalchemy import Row, String, Table, and_, bindparam, cast, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,45 +15,115 @@ from app.calls.lifecycle import CallState
 from app.calls.models import Call, CallEventRow
 from app.db import utcnow
 
+# --- ingest: the hot path, in SQLAlchemy Core ---------------------------------------------
+# Every event runs these. Built once per dialect with bind parameters (values come with each
+# execution): no statement building, cache-key walk over the values or ORM unit of work per
+# event.
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+CALL: Table = Call.__table__  # type: ignore[assignment]
+EVENT: Table = CallEventRow.__table__  # type: ignore[assignment]
+
+# Written on the call by every merged event (CallState's fields).
+STATE_COLUMNS = (
+    "state", "caller_e164", "presentation", "called", "queue", "handler_id", "handlers",
+    "offered_at", "ringing_at", "answered_at", "ended_at", "end_cause", "marks", "updated_at",
+)  # fmt: skip
+EVENT_COLUMNS = (
+    "source", "event_id", "call_id", "type", "occurred_at", "seq", "raw", "canonical",
+    "state_before", "state_after", "received_at", "processed_at", "attempts", "claimed_until",
+    "last_error",
+)  # fmt: skip
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "postgresql"
+
+
+def _lock_call_statement(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    names = ("source", "external_id", "state", "presentation", "handlers", "marks", "flagged")
+    now = bindparam("c_now", type_=CALL.c.created_at.type)
+    stmt = insert(CALL).values(
+        {name: bindparam("c_" + name, type_=CALL.c[name].type) for name in names}
+        | {"created_at": now, "updated_at": now}
+    )
+    # A no-op update (the same value) that takes the row lock and returns the row.
+    return stmt.on_conflict_do_update(
+        index_elements=[CALL.c.source, CALL.c.external_id],
+        set_={"external_id": stmt.excluded.external_id},
+    ).returning(*CALL.c)
+
+
+def _event_insert(dialect: str, with_id: bool) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    names = (("id",) if with_id else ()) + EVENT_COLUMNS
+    return (
+        insert(EVENT)
+        .values({name: bindparam("e_" + name, type_=EVENT.c[name].type) for name in names})
+        .on_conflict_do_nothing(index_elements=[EVENT.c.source, EVENT.c.event_id])
+        .returning(EVENT.c.id)
+    )
+
+
+def _state_update() -> Any:
+    return (
+        update(CALL)
+        .where(CALL.c.id == bindparam("c_id", type_=CALL.c.id.type))
+        .values({name: bindparam("s_" + name, type_=CALL.c[name].type) for name in STATE_COLUMNS})
+    )
+
+
+def _insert_and_update_pg(with_id: bool) -> Any:
+    """PostgreSQL: the event insert and the call's new state in one statement (one round
+    trip); the call is updated only when the event was new."""
+    inserted = _event_insert("postgresql", with_id).cte("inserted")
+    merged = _state_update().where(exists(select(inserted.c.id))).returning(CALL.c.id).cte("merged")
+    return select(inserted.c.id, select(func.count()).select_from(merged).scalar_subquery())
+
+
+_STATEMENTS: dict[tuple[str, str, bool], Any] = {}
+
+
+def _statement(kind: str, dialect: str, with_id: bool = False) -> Any:
+    key = (kind, dialect, with_id)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        if kind == "lock_call":
+            stmt = _lock_call_statement(dialect)
+        elif kind == "insert_event":
+            stmt = _event_insert(dialect, with_id)
+        elif kind == "update_state":
+            stmt = _state_update()
+        else:
+            stmt = _insert_and_update_pg(with_id)
+        _STATEMENTS[key] = stmt
+    return stmt
 
 
 async def lock_or_create_call(
     session: AsyncSession, source: str, external_id: str, first_state: str
-) -> Call:
+) -> Row[Any]:
     """The call row for (source, external_id), created if new, locked for this transaction.
 
     One statement either way: concurrent first events of a call (several workers) cannot
     create it twice, and the row lock serialises their merges (PostgreSQL; SQLite has one
     writer at a time anyway).
     """
-    now = utcnow()
-    stmt = _insert(session, Call).values(
-        source=source,
-        external_id=external_id,
-        state=first_state,
-        presentation="unavailable",
-        handlers=[],
-        marks={},
-        flagged=False,
-        created_at=now,
-        updated_at=now,
-    )
-    # A no-op update (the same value) that takes the row lock and returns the row. Not
-    # `stmt.excluded`: building that namespace proxies every column on every request.
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Call.source, Call.external_id],
-        set_={"external_id": external_id},
-    ).returning(Call)
-    result = await session.execute(stmt, execution_options={"populate_existing": True})
-    call: Call = result.scalar_one()
-    return call
+    params = {
+        "c_source": source,
+        "c_external_id": external_id,
+        "c_state": first_state,
+        "c_presentation": "unavailable",
+        "c_handlers": [],
+        "c_marks": {},
+        "c_flagged": False,
+        "c_now": utcnow(),
+    }
+    result = await session.execute(_statement("lock_call", _dialect(session)), params)
+    return result.one()
 
 
-def state_of(call: Call) -> CallState:
+def state_of(call: Row[Any] | Call) -> CallState:
     if call.offered_at is None:  # every merged event sets offered_at: nothing merged yet
         return CallState()
     return CallState(
@@ -73,34 +143,48 @@ def state_of(call: Call) -> CallState:
     )
 
 
-def store_state(call: Call, state: CallState) -> None:
+def state_values(state: CallState) -> dict[str, Any]:
+    """The call columns `state` sets (STATE_COLUMNS), for `store_event`."""
     assert state.state is not None
-    call.state = state.state
-    call.caller_e164 = state.caller_e164
-    call.presentation = state.presentation
-    call.called = state.called
-    call.queue = state.queue
-    call.handler_id = state.handler_id
-    call.handlers = list(state.handlers)
-    call.offered_at = state.offered_at
-    call.ringing_at = state.ringing_at
-    call.answered_at = state.answered_at
-    call.ended_at = state.ended_at
-    call.end_cause = state.end_cause
-    call.marks = state.marks
-    call.updated_at = utcnow()
+    return {
+        "state": state.state,
+        "caller_e164": state.caller_e164,
+        "presentation": state.presentation,
+        "called": state.called,
+        "queue": state.queue,
+        "handler_id": state.handler_id,
+        "handlers": list(state.handlers),
+        "offered_at": state.offered_at,
+        "ringing_at": state.ringing_at,
+        "answered_at": state.answered_at,
+        "ended_at": state.ended_at,
+        "end_cause": state.end_cause,
+        "marks": state.marks,
+        "updated_at": utcnow(),
+    }
 
 
-async def insert_event(session: AsyncSession, **values: Any) -> int | None:
-    """Insert an event; None when (source, event_id) is already stored."""
-    stmt = (
-        _insert(session, CallEventRow)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[CallEventRow.source, CallEventRow.event_id])
-        .returning(CallEventRow.id)
-    )
-    new_id: int | None = (await session.execute(stmt)).scalar_one_or_none()
-    return new_id
+async def store_event(
+    session: AsyncSession, event: dict[str, Any], call_id: int, state: dict[str, Any]
+) -> int | None:
+    """Insert an event (columns EVENT_COLUMNS, and `id` if given) and, if it is new, write the
+    call's new state (STATE_COLUMNS). None when (source, event_id) is already stored (the call
+    is left as it was)."""
+    dialect = _dialect(session)
+    with_id = "id" in event
+    params = {"e_" + name: value for name, value in event.items()}
+    params["c_id"] = call_id
+    params.update(("s_" + name, value) for name, value in state.items())
+    if dialect == "postgresql":
+        result = await session.execute(_statement("insert_and_update", dialect, with_id), params)
+        row = result.first()
+        return None if row is None else int(row[0])
+    new_id = (
+        await session.execute(_statement("insert_event", dialect, with_id), params)
+    ).scalar_one_or_none()
+    if new_id is not None:
+        await session.execute(_statement("update_state", dialect), params)
+    return None if new_id is None else int(new_id)
 
 
 async def find_event(session: AsyncSession, source: str, event_id: str) -> CallEventRow | None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.calls import lifecycle
 from app.calls import repository as repo
 from app.calls.models import Call, CallEventRow
+from app.calls.snapshot import CallSnapshot
 from app.db import utcnow
 from app.errors import NotFound
 from app.telephony.events import CallEvent, Presentation
@@ -37,6 +38,10 @@ class IngestOutcome:
     call_id: int
     state: str  # the call's state right after this event was merged
     duplicate: bool
+    # Set on a new event only: the call after this event (locked in this transaction) and its
+    # state before it, for processing in the same transaction (`Pipeline.accept`).
+    call: CallSnapshot | None = None
+    previous_state: str | None = None
 
     def body(self) -> dict[str, Any]:
         return {"status": "accepted", "call_id": self.call_id, "state": self.state}
@@ -69,20 +74,28 @@ async def ingest(
     raw: bytes,
     region: str,
     lease_seconds: float,
+    processed: bool = False,
+    attempts: int = 1,
+    last_error: str | None = None,
+    row_id: int | None = None,
 ) -> IngestOutcome:
     """Store `event` once (idempotent on (source, event_id)) and merge it into its call.
 
-    The stored event is leased to this process for `lease_seconds` so that its inline
-    processing right after the commit is not raced by a sweeper; if this process dies first,
-    the lease runs out and any worker's sweeper picks the event up.
+    `processed=True`: the caller runs the steps in this same transaction (`Pipeline.accept`),
+    so the event is stored already processed and commits with what the steps wrote, or not at
+    all. Otherwise the stored event is leased to this process for `lease_seconds` (its
+    processing after the commit is not raced by a sweeper, or, after a failed inline attempt,
+    the retry delay); if this process dies first, the lease runs out and any worker's sweeper
+    picks the event up. `row_id`: store the event under this id (taken from the sequence
+    by a rolled-back attempt: the stored event keeps the id its first processing saw).
     """
     call = await repo.lock_or_create_call(session, source, event.call_id, event.type.value)
     before = repo.state_of(call)
     after = lifecycle.apply(before, fact_of(event, region))
     assert after.state is not None
     now = utcnow()
-    row_id = await repo.insert_event(
-        session,
+    values: dict[str, Any] = {} if row_id is None else {"id": row_id}
+    values.update(
         source=source,
         event_id=event.event_id,
         call_id=call.id,
@@ -94,16 +107,40 @@ async def ingest(
         state_before=before.state,
         state_after=after.state,
         received_at=now,
-        attempts=1,
-        claimed_until=now + timedelta(seconds=lease_seconds),
+        processed_at=now if processed else None,
+        attempts=attempts,
+        claimed_until=None if processed else now + timedelta(seconds=lease_seconds),
+        last_error=last_error,
     )
-    if row_id is None:
+    stored_id = await repo.store_event(session, values, call.id, repo.state_values(after))
+    if stored_id is None:
         original = await repo.find_event(session, source, event.event_id)
         assert original is not None  # the conflict was on exactly this key
         log.info("duplicate event", extra={"call": original.call_id, "event_row": original.id})
         return IngestOutcome(original.id, original.call_id, original.state_after, True)
-    repo.store_state(call, after)
-    return IngestOutcome(row_id, call.id, after.state, False)
+    return IngestOutcome(
+        stored_id, call.id, after.state, False, snapshot_after(call, after), before.state
+    )
+
+
+def snapshot_after(call: Any, state: lifecycle.CallState) -> CallSnapshot:
+    """The call as later steps see it: its row (ids, source) with `state` merged in."""
+    assert state.state is not None
+    return CallSnapshot(
+        id=call.id,
+        source=call.source,
+        external_id=call.external_id,
+        state=state.state,
+        caller_e164=state.caller_e164,
+        presentation=state.presentation,
+        called=state.called,
+        queue=state.queue,
+        handler_id=state.handler_id,
+        handlers=tuple(state.handlers),
+        offered_at=state.offered_at,
+        answered_at=state.answered_at,
+        ended_at=state.ended_at,
+    )
 
 
 async def get_call(session: AsyncSession, call_id: int) -> Call:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -65,7 +65,7 @@ async def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]
     return rows
 
 
-def as_dict(alert: Alert) -> dict[str, Any]:
+def as_dict(alert: Alert | Row[Any]) -> dict[str, Any]:
     """The alert as the realtime step and the REST API show it."""
     return {
         "alert_id": alert.id,

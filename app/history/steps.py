@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -23,7 +23,7 @@ from app.history import alerts as alert_store
 from app.history import writes
 from app.history.context import build_context, shown_records
 from app.history.lookup import lookup_caller
-from app.history.models import CallContext, Contact
+from app.history.models import Alert, CallContext, Contact
 from app.resources import Resources
 from app.rules.facts import CallerFacts, ContactRef
 from app.telephony.events import EventType
@@ -170,11 +170,35 @@ async def stored_context(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """The context and alerts stored for a call, or None before its lookup ran. The realtime
     domain delivers them when the call rings at a desk."""
-    row = await session.get(CallContext, call_id)
-    if row is None:
+    # One round trip for both (this runs on every ringing, on the ring -> screen path).
+    rows = (await session.execute(_STORED_CONTEXT, {"call_id": call_id})).all()
+    if not rows:
         return None
-    alerts = await alert_store.for_call(session, call_id)
-    return dict(row.context), [alert_store.as_dict(a) for a in alerts]
+    alerts = [alert_store.as_dict(r) for r in rows if r.id is not None]
+    return dict(rows[0].stored_context), alerts
+
+
+_STORED_CONTEXT = (
+    select(
+        CallContext.context.label("stored_context"),
+        Alert.id,
+        Alert.kind,
+        Alert.severity,
+        Alert.title,
+        Alert.reasons,
+        Alert.evidence,
+        Alert.rule,
+        Alert.tags,
+        Alert.suggested_grade,
+        Alert.raised_at,
+        Alert.acknowledged_at,
+        Alert.acknowledged_by,
+    )
+    .select_from(CallContext)
+    .outerjoin(Alert, Alert.call_id == CallContext.call_id)
+    .where(CallContext.call_id == bindparam("call_id"))
+    .order_by(Alert.id)
+)
 
 
 def _single_caller(context: dict[str, Any] | None) -> tuple[str | None, str | None]:

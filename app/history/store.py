@@ -9,7 +9,17 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, and_, literal, null, or_, select, union_all
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    and_,
+    bindparam,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -33,14 +43,16 @@ class Summary(BaseModel):
     households: list[HouseholdFacts] = Field(default_factory=list)
 
 
-async def _all(session: AsyncSession, query: Any) -> list[Any]:
+async def _all(
+    session: AsyncSession, query: Any, params: dict[str, Any] | None = None
+) -> list[Any]:
     """Rows of a Core query on the session's connection: the ORM layer costs more than the
     query on the ring -> screen path, and these are plain columns."""
     conn = await session.connection()
-    return list(await conn.execute(query))
+    return list(await conn.execute(query, params or {}))
 
 
-def _current(model: Any, today: date) -> ColumnElement[bool]:
+def _current(model: Any, today: date | BindParameter[Any]) -> ColumnElement[bool]:
     return and_(
         or_(model.from_date.is_(None), model.from_date <= today),
         or_(model.to_date.is_(None), model.to_date >= today),
@@ -101,15 +113,14 @@ async def members_of_households(
     return result
 
 
-async def number_links(
-    session: AsyncSession, e164: str, today: date
-) -> tuple[list[str], dict[str, list[str]]]:
-    """In one round trip: the persons currently on a number, and the current members of each
-    of their current households (callers included)."""
+def _number_links_query() -> Any:
+    """The statement of `number_links`, with the number and the day as bind parameters."""
+    e164 = bindparam("e164", type_=Phone.e164.type)
+    today = bindparam("today", type_=Phone.from_date.type)
     home = aliased(PersonHousehold)
     callers = select(Phone.person_id).where(Phone.e164 == e164, _current(Phone, today))
     homes = select(home.household_id).where(home.person_id.in_(callers), _current(home, today))
-    query: Any = union_all(
+    return union_all(
         select(null().label("household_id"), Phone.person_id, literal(0).label("seq")).where(
             Phone.e164 == e164, _current(Phone, today)
         ),
@@ -117,11 +128,22 @@ async def number_links(
             PersonHousehold.household_id.in_(homes), _current(PersonHousehold, today)
         ),
     )
+
+
+# Built once: building it (an alias, a union, subqueries) cost more CPU than running it, on
+# every `offered` whose caller's summary is not cached.
+_NUMBER_LINKS = _number_links_query()
+
+
+async def number_links(
+    session: AsyncSession, e164: str, today: date
+) -> tuple[list[str], dict[str, list[str]]]:
+    """In one round trip: the persons currently on a number, and the current members of each
+    of their current households (callers included)."""
     caller_ids: list[str] = []
     members: dict[str, list[str]] = defaultdict(list)
-    for household_id, person_id, _ in sorted(
-        await _all(session, query), key=lambda r: (r[0] or "", r[2], r[1])
-    ):
+    rows = await _all(session, _NUMBER_LINKS, {"e164": e164, "today": today})
+    for household_id, person_id, _ in sorted(rows, key=lambda r: (r[0] or "", r[2], r[1])):
         if household_id is None:
             caller_ids.append(person_id)
         else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -47,6 +47,9 @@ class Subscription:
         self.channel = channel
         self.queue: asyncio.Queue[Delivered] = asyncio.Queue(maxsize)
         self.overflowed = asyncio.Event()
+        # Called once when the queue overflows (the hub wakes the socket's handler with it):
+        # a callback rather than a task per socket waiting on `overflowed`.
+        self.on_overflow: Callable[[], None] | None = None
         # The channel's tail when the subscription was registered: what "now" meant.
         self.baseline: Cursor = (0, 0)
         self._fanout = fanout
@@ -59,6 +62,8 @@ class Subscription:
         except asyncio.QueueFull:
             # Never wait on a slow consumer: mark it, its socket closes and resumes later.
             self.overflowed.set()
+            if self.on_overflow is not None:
+                self.on_overflow()
 
     def close(self) -> None:
         self._fanout.remove(self)

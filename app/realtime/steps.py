@@ -51,7 +51,9 @@ async def realtime_step(ctx: StepContext) -> None:
     supervisor_data = dict(base)
     if event_type in ("offered", "ringing", "transferred"):
         supervisor_data["alerts"] = alerts
-    plan: list[tuple[str, dict[str, Any]]] = [(SUPERVISORS, supervisor_data)]
+    # The handler's screen first: it is the one the caller is ringing at (ring -> screen);
+    # each channel has its own cursors, so the order between channels is free.
+    plan: list[tuple[str, dict[str, Any]]] = []
 
     handler = call.handler_id
     if handler and event_type != "offered":
@@ -61,6 +63,7 @@ async def realtime_step(ctx: StepContext) -> None:
         plan.append((handler_channel(handler), data))
     if event_type == "transferred" and len(call.handlers) >= 2 and call.handlers[-2] != handler:
         plan.append((handler_channel(call.handlers[-2]), dict(base)))
+    plan.append((SUPERVISORS, supervisor_data))
 
     resources = ctx.resources
 
