@@ -124,12 +124,20 @@ async def list_staff(session: AsyncSession) -> Sequence[Staff]:
 
 async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     """The active staff member behind a live token, or None."""
+    found = await authenticate_token(session, token)
+    return found[0] if found is not None else None
+
+
+async def authenticate_token(session: AsyncSession, token: str) -> tuple[Principal, int] | None:
+    """The active staff member behind a live token and the token's row id (a browser session
+    remembers the id, so revoking the token ends the session), or None."""
+    token = token.strip()
     if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
         return None
     row = (
         await session.execute(
-            select(Staff.id, Staff.name, Staff.role)
-            .join(ApiToken, ApiToken.staff_id == Staff.id)
+            select(ApiToken.id, Staff.id.label("staff_id"), Staff.name, Staff.role)
+            .join(Staff, Staff.id == ApiToken.staff_id)
             .where(
                 ApiToken.token_hash == hash_token(token),
                 ApiToken.revoked_at.is_(None),
@@ -139,4 +147,4 @@ async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     ).first()
     if row is None:
         return None
-    return Principal(id=row.id, name=row.name, role=Role(row.role))
+    return Principal(id=row.staff_id, name=row.name, role=Role(row.role)), int(row.id)

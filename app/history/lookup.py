@@ -53,6 +53,42 @@ async def _cache_put(cache: Cache, key: str, summary: Summary, ttl: float) -> No
         pass  # already logged on the read; the store stays the copy that counts
 
 
+async def _summary(
+    session: AsyncSession,
+    cache: Cache,
+    *,
+    kind: str,
+    ident: str,
+    scope: str,
+    number: str | None,
+    household_ids: list[str],
+    now: datetime,
+    horizon_days: int,
+    ttl_seconds: float,
+) -> tuple[Summary, bool]:
+    """A versioned summary: the key carries the generation counters of everything and of this
+    scope, so a write anywhere in the scope makes every older cached copy unreachable."""
+    today = now.astimezone(UTC).date()
+    current = await versions.read(session, [versions.EVERYTHING, scope])
+    key = (
+        f"{KEY_PREFIX}{kind}:{ident}:{today.isoformat()}:{horizon_days}:"
+        f"{current[versions.EVERYTHING]}.{current[scope]}"
+    )
+    cached = await _cache_get(cache, key)
+    if cached is not None:
+        return cached, True
+    summary = await store.build(
+        session,
+        number=number,
+        caller_ids=[],
+        household_ids=household_ids,
+        today=today,
+        since=horizon_start(now, horizon_days),
+    )
+    await _cache_put(cache, key, summary, ttl_seconds)
+    return summary, False
+
+
 async def number_summary(
     session: AsyncSession,
     cache: Cache,
@@ -63,26 +99,18 @@ async def number_summary(
     ttl_seconds: float,
 ) -> tuple[Summary, bool]:
     """The summary of a caller's E.164 number; the flag says whether the cache served it."""
-    today = now.astimezone(UTC).date()
-    scope = versions.number_scope(number)
-    current = await versions.read(session, [versions.EVERYTHING, scope])
-    key = (
-        f"{KEY_PREFIX}n:{number}:{today.isoformat()}:{horizon_days}:"
-        f"{current[versions.EVERYTHING]}.{current[scope]}"
-    )
-    cached = await _cache_get(cache, key)
-    if cached is not None:
-        return cached, True
-    summary = await store.build(
+    return await _summary(
         session,
+        cache,
+        kind="n",
+        ident=number,
+        scope=versions.number_scope(number),
         number=number,
-        caller_ids=[],
         household_ids=[],
-        today=today,
-        since=horizon_start(now, horizon_days),
+        now=now,
+        horizon_days=horizon_days,
+        ttl_seconds=ttl_seconds,
     )
-    await _cache_put(cache, key, summary, ttl_seconds)
-    return summary, False
 
 
 async def household_summary(
@@ -95,26 +123,18 @@ async def household_summary(
     ttl_seconds: float,
 ) -> tuple[Summary, bool]:
     """The summary of one household: its current members, contacts and markers."""
-    today = now.astimezone(UTC).date()
-    scope = versions.household_scope(household_id)
-    current = await versions.read(session, [versions.EVERYTHING, scope])
-    key = (
-        f"{KEY_PREFIX}h:{household_id}:{today.isoformat()}:{horizon_days}:"
-        f"{current[versions.EVERYTHING]}.{current[scope]}"
-    )
-    cached = await _cache_get(cache, key)
-    if cached is not None:
-        return cached, True
-    summary = await store.build(
+    return await _summary(
         session,
+        cache,
+        kind="h",
+        ident=household_id,
+        scope=versions.household_scope(household_id),
         number=None,
-        caller_ids=[],
         household_ids=[household_id],
-        today=today,
-        since=horizon_start(now, horizon_days),
+        now=now,
+        horizon_days=horizon_days,
+        ttl_seconds=ttl_seconds,
     )
-    await _cache_put(cache, key, summary, ttl_seconds)
-    return summary, False
 
 
 def caller_facts(

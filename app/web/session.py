@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from app.auth import service as auth
 from app.auth.models import ApiToken, Role, Staff
-from app.auth.service import TOKEN_PREFIX, Principal, hash_token
+from app.auth.service import Principal
 from app.config import Settings
 
 COOKIE_NAME = "fc_session"
@@ -52,23 +53,7 @@ def decode(settings: Settings, value: str) -> tuple[int, str] | None:
 
 async def open_session(session: AsyncSession, token: str) -> tuple[Principal, int] | None:
     """The staff member behind a live staff token, and the token's row id; None otherwise."""
-    token = token.strip()
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
-        return None
-    row = (
-        await session.execute(
-            select(ApiToken.id, Staff.id.label("staff_id"), Staff.name, Staff.role)
-            .join(Staff, Staff.id == ApiToken.staff_id)
-            .where(
-                ApiToken.token_hash == hash_token(token),
-                ApiToken.revoked_at.is_(None),
-                Staff.active.is_(True),
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    return Principal(id=row.staff_id, name=row.name, role=Role(row.role)), int(row.id)
+    return await auth.authenticate_token(session, token)
 
 
 async def principal_from_cookie(
