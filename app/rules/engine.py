@@ -177,11 +177,13 @@ class _Context:
             if person.relationship == "caller" and "caller" in condition.of:
                 holders.append((f"caller person {person.id}", "the caller", person.markers))
             elif person.relationship == "household_member" and "household_member" in condition.of:
-                relation = person.relation or "household member"
+                shared = ", ".join(person.household_ids) or "the caller's household"
                 holders.append(
                     (
-                        f"{relation} {person.id} (same household)",
-                        f"the caller's {relation}" if person.relation else "a household member",
+                        f"person {person.id}, lives with the caller at household {shared}",
+                        f"the caller's {person.relation}"
+                        if person.relation
+                        else "a household member",
                         person.markers,
                     )
                 )
