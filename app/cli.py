@@ -10,7 +10,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import migrate
+from app import serve as serving
 from app.auth import service as auth
 from app.auth.models import Role
 from app.config import Settings, get_settings
@@ -92,17 +93,19 @@ def serve(
             err=True,
         )
     configure_logging(settings.log_level, settings.log_json)
+    options: dict[str, Any] = {
+        "log_config": uvicorn_log_config(settings.log_level, settings.log_json),
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": 10,
+        "ws_max_size": settings.ws_max_message,  # larger client frames: closed with 1009
+        "ws_per_message_deflate": settings.ws_deflate,
+    }
+    if workers > 1 and serving.supported():
+        # One SO_REUSEPORT socket per worker: the kernel spreads connections evenly
+        # (uvicorn's shared socket lets one worker accept a whole burst).
+        raise typer.Exit(serving.run(host, port, workers, options))
     uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=uvicorn_log_config(settings.log_level, settings.log_json),
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-        ws_max_size=settings.ws_max_message,  # larger client frames: closed with 1009
-        ws_per_message_deflate=settings.ws_deflate,
+        "app.main:create_app", factory=True, host=host, port=port, workers=workers, **options
     )
 
 

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Request body ceilings (bytes). Telephony bodies are small; anything larger is an attack
     # or a misconfigured platform.
     telephony_max_body: int = Field(default=64 * 1024, ge=1024)
+    # The batch webhook (many canonical events per signed request): events and bytes.
+    telephony_max_batch: int = Field(default=500, ge=1, le=10_000)
+    telephony_max_batch_body: int = Field(default=1024 * 1024, ge=1024)
     max_body: int = Field(default=1024 * 1024, ge=1024)
 
     # Telephony (issue 3). Caller numbers without a country code are read in this region.

@@ -112,7 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         default=settings.max_body,
-        prefixes={"/api/v1/telephony": settings.telephony_max_body},
+        prefixes={
+            "/api/v1/telephony": settings.telephony_max_body,
+            "/api/v1/telephony/events/batch": settings.telephony_max_batch_body,
+        },
     )
     app.include_router(health.router)
     app.include_router(staff.router)

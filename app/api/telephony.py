@@ -81,6 +81,91 @@ async def canonical_event(
     return await _accept(session, resources, canonical.SOURCE, event, raw)
 
 
+class BatchResult(BaseModel):
+    index: int  # the event's position in the batch
+    status: str  # accepted | replay (the original outcome) | invalid (not stored)
+    event_id: str | None = None
+    call_id: int | None = None
+    state: str | None = None
+    error: dict[str, object] | None = None  # invalid: code and details (never the values)
+
+
+class BatchOutcome(BaseModel):
+    accepted: int
+    replayed: int
+    invalid: int
+    results: list[BatchResult]
+
+
+@router.post(
+    "/events/batch",
+    status_code=200,
+    response_model=BatchOutcome,
+    responses={
+        200: {"description": "every event accepted, replayed or refused on its own"},
+        400: {"description": "not UTF-8, not JSON, not an array"},
+        401: {"description": "bad or missing signature (with a reason)"},
+        413: {"description": "over TELEPHONY_MAX_BATCH events or TELEPHONY_MAX_BATCH_BODY bytes"},
+        422: {"description": "an empty batch"},
+    },
+)
+async def canonical_batch(
+    request: Request, session: SessionDep, resources: ResourcesDep
+) -> BatchOutcome:
+    """Many signed canonical events in one request (a JSON array, signed as one body).
+
+    Each event is accepted, replayed (its original outcome) or refused as invalid on its own;
+    the accepted ones are committed, in one transaction, before the answer, and processed in
+    order per call as single events are.
+    """
+    raw = await request.body()
+    settings = resources.settings
+    signature.verify(request.headers, raw, settings.telephony_secrets())
+    items = canonical.parse_batch(raw, settings.telephony_max_batch)
+    valid = [(item.event, item.raw) for item in items if item.event is not None]
+    pipeline: Pipeline | None = resources.extras.get("pipeline")
+    if pipeline is not None:
+        outcomes = await pipeline.accept_many(session, source=canonical.SOURCE, events=valid)
+    else:  # no processing in this process (tools, drills): stored for a sweeper
+        outcomes = [
+            await calls.ingest(
+                session,
+                source=canonical.SOURCE,
+                event=event,
+                raw=own,
+                region=settings.default_region,
+                lease_seconds=settings.pipeline_lease_seconds,
+            )
+            for event, own in valid
+        ]
+    results: list[BatchResult] = []
+    done = iter(outcomes)
+    for item in items:
+        if item.event is None:
+            error = {"code": canonical.InvalidEvent.code, "details": item.errors or []}
+            results.append(BatchResult(index=item.index, status="invalid", error=error))
+            continue
+        outcome = next(done)
+        results.append(
+            BatchResult(
+                index=item.index,
+                status="replay" if outcome.duplicate else "accepted",
+                event_id=item.event.event_id,
+                call_id=outcome.call_id,
+                state=outcome.state,
+            )
+        )
+    statuses = [r.status for r in results]
+    counts = {s: statuses.count(s) for s in ("accepted", "replay", "invalid")}
+    log.info("batch accepted", extra={"source": canonical.SOURCE, **counts})
+    return BatchOutcome(
+        accepted=counts["accepted"],
+        replayed=counts["replay"],
+        invalid=counts["invalid"],
+        results=results,
+    )
+
+
 @router.post("/twilio", status_code=202, responses=_RESPONSES)
 async def twilio_status(
     request: Request, session: SessionDep, resources: ResourcesDep

@@ -211,6 +211,81 @@ class Pipeline:
         self.processed += 1
         return outcome
 
+    async def accept_many(
+        self, session: AsyncSession, *, source: str, events: list[tuple[CallEvent, bytes]]
+    ) -> list[calls.IngestOutcome]:
+        """`accept` for a batch, in one transaction: outcomes in the order of `events`.
+
+        Events are taken grouped by call, calls in a fixed order (their external id) and each
+        call's events in the order given: concurrent batches then lock call rows in the same
+        order and cannot deadlock on them, and each call's events are processed in order.
+
+        A step that raises rolls the whole batch back; every event is then stored again in a
+        fresh transaction, unprocessed, for the sweeper to process (in the order stored) after
+        the retry delay: accepted still means durable, for every event of the batch.
+        """
+        settings = self.resources.settings
+        order = sorted(range(len(events)), key=lambda i: events[i][0].call_id)
+        outcomes: dict[int, calls.IngestOutcome] = {}
+        try:
+            for i in order:
+                event, raw = events[i]
+                outcome = await calls.ingest(
+                    session,
+                    source=source,
+                    event=event,
+                    raw=raw,
+                    region=settings.default_region,
+                    lease_seconds=self.lease_seconds,
+                    processed=True,
+                )
+                outcomes[i] = outcome
+                if outcome.duplicate or outcome.call is None:
+                    continue
+                ctx = StepContext(
+                    event=event,
+                    event_row_id=outcome.event_row_id,
+                    call=outcome.call,
+                    previous_state=outcome.previous_state,
+                    session=session,
+                    resources=self.resources,
+                )
+                for step in self.steps:
+                    await step(ctx)
+        except Exception as exc:
+            error = type(exc).__name__  # the class name only: messages may quote a number
+            self.failed += 1
+            postgres = self.resources.engine.dialect.name == "postgresql"
+            await session.rollback()
+            pop_after_commit(session)
+            log.warning(
+                "batch processing failed; stored for a retry",
+                extra={"events": len(events), "error": error, "retry_in": self.retry_base_seconds},
+            )
+            retried: list[calls.IngestOutcome] = []
+            for i in order:
+                event, raw = events[i]
+                seen = outcomes.get(i)
+                retried.append(
+                    await calls.ingest(
+                        session,
+                        source=source,
+                        event=event,
+                        raw=raw,
+                        region=settings.default_region,
+                        lease_seconds=self.retry_base_seconds,
+                        last_error=error,
+                        # As in `accept`: keep the id the failed attempt saw (PostgreSQL).
+                        row_id=seen.event_row_id
+                        if postgres and seen is not None and not seen.duplicate
+                        else None,
+                    )
+                )
+            outcomes = dict(zip(order, retried, strict=True))
+            return [outcomes[i] for i in range(len(events))]
+        self.processed += sum(1 for o in outcomes.values() if not o.duplicate)
+        return [outcomes[i] for i in range(len(events))]
+
     # --- inline, after the ingest's commit -------------------------------------------
 
     def submit(self, event_row_id: int, call_id: int) -> None:

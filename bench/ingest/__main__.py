@@ -2,6 +2,7 @@
 PostgreSQL + Redis; every accepted event must be stored (rows counted after) and processed.
 
     .venv/bin/python -m bench.ingest [--events 40000] [--connections 48] [--workers 2]
+                                     [--batch N]
 
 A fresh database (dropped after) and Redis prefix; the service under uvicorn on a loopback
 port with the default pipeline steps. The load generator only targets 127.0.0.1 and is bounded
@@ -9,7 +10,9 @@ in count (--events) and time (--max-seconds). To leave the CPU to the service on
 machine, it is a lean HTTP/1.1 keep-alive client on asyncio streams with every request built
 and signed beforehand (signatures stay valid for 300 s, longer than a run). Each call's four
 events (offered, ringing, answered, ended) go in order on one connection, as a platform sends
-them; calls are spread over the connections.
+them; calls are spread over the connections. With `--batch N` the events go N to a signed
+request to the batch webhook instead (N/4 calls per batch, their events in phase order: every
+offered, then every ringing, ...; each call's events in order).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import os
 import platform
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,58 +33,92 @@ from app.telephony.signature import signed_headers
 from bench.realtime_env import SECRET, bench_backend, start_service
 
 HOST = "127.0.0.1"  # never anything else
+SINGLE = "/api/v1/telephony/events"
+BATCH = SINGLE + "/batch"
 
 
-def build_requests(calls: int, port: int) -> list[list[bytes]]:
-    """Per call, its four signed requests as raw HTTP/1.1 bytes."""
+def _request(port: int, path: str, raw: bytes, ts: int) -> bytes:
+    headers = signed_headers(SECRET.encode(), raw, ts)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n"
+        f"X-Signature-Timestamp: {headers['X-Signature-Timestamp']}\r\n"
+        f"X-Signature: {headers['X-Signature']}\r\n\r\n"
+    )
+    return head.encode() + raw
+
+
+def build_requests(calls: int, port: int, batch: int = 0) -> list[list[bytes]]:
+    """Per call, its four signed requests as raw HTTP/1.1 bytes; with `batch`, per group of
+    batch/4 calls, one signed batch request."""
     ts = int(time.time())
     start = datetime.now(UTC) - timedelta(minutes=30)
-    out: list[list[bytes]] = []
+    events: list[list[dict[str, Any]]] = []
     for c in range(calls):
         cid = f"bench-{c}"
         at = start + timedelta(milliseconds=c)
         number = f"07700 900{c % 1000:03d}" if c % 10 else "anonymous"
-        bodies = [
+        bodies: list[dict[str, Any]] = [
             {"type": "offered", "caller": {"number": number, "presentation": "allowed"},
              "called": "999", "queue": "emergency"},
             {"type": "ringing", "handler_id": f"H{1001 + c % 2}"},
             {"type": "answered", "handler_id": f"H{1001 + c % 2}"},
             {"type": "ended", "cause": "normal_clearing"},
         ]  # fmt: skip
-        requests = []
-        for i, extra in enumerate(bodies):
-            body = {"event_id": f"{cid}-{i}", "call_id": cid,
-                    "occurred_at": (at + timedelta(seconds=i)).isoformat(), **extra}  # fmt: skip
-            raw = json.dumps(body, separators=(",", ":")).encode()
-            headers = signed_headers(SECRET.encode(), raw, ts)
-            head = (
-                f"POST /api/v1/telephony/events HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n"
-                f"X-Signature-Timestamp: {headers['X-Signature-Timestamp']}\r\n"
-                f"X-Signature: {headers['X-Signature']}\r\n\r\n"
-            )
-            requests.append(head.encode() + raw)
-        out.append(requests)
+        events.append(
+            [
+                {"event_id": f"{cid}-{i}", "call_id": cid,
+                 "occurred_at": (at + timedelta(seconds=i)).isoformat(), **extra}
+                for i, extra in enumerate(bodies)
+            ]
+        )  # fmt: skip
+    if not batch:
+        return [
+            [
+                _request(port, SINGLE, json.dumps(e, separators=(",", ":")).encode(), ts)
+                for e in call
+            ]
+            for call in events
+        ]
+    per = max(1, batch // 4)
+    out = []
+    for g in range(0, len(events), per):
+        group = events[g : g + per]
+        ordered = [call[phase] for phase in range(4) for call in group]
+        out.append([_request(port, BATCH, json.dumps(ordered, separators=(",", ":")).encode(), ts)])
     return out
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = 0
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
-    if length:
-        await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length) if length else b""
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:`port` (one per worker under SO_REUSEPORT)."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as table:
+        return sum(1 for line in table if line.split()[1:4:2] == [local, "0A"])
+
+
+def wait_listening(port: int, workers: int, timeout: float = 60.0) -> int:
+    """The service answers once one worker is up; connections opened before the others
+    listen would all go to the first."""
+    deadline = time.monotonic() + timeout
+    while (found := listening_sockets(port)) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)  # before timing: nothing else runs yet
+    return found
 
 
 async def open_connections(port: int, n: int) -> list[tuple[Any, Any]]:
-    """Open the keep-alive connections before timing, a few ms apart. The workers share one
-    listening socket and a worker that wakes accepts every pending connection, so the split
-    between workers is the kernel's and uvicorn's, not ours: the run reports each process's
-    CPU so that an uneven split shows (see BENCHMARKS.md)."""
+    """Open the keep-alive connections before timing, a few ms apart. Each worker listens on
+    its own SO_REUSEPORT socket and the kernel spreads connections over them by address; the
+    run reports each process's CPU so that an uneven split shows (see BENCHMARKS.md)."""
     out = []
     for _ in range(n):
         out.append(await asyncio.open_connection(HOST, port))
@@ -89,7 +127,11 @@ async def open_connections(port: int, n: int) -> list[tuple[Any, Any]]:
 
 
 async def connection(
-    stream: tuple[Any, Any], calls: list[list[bytes]], deadline: float, statuses: dict[int, int]
+    stream: tuple[Any, Any],
+    calls: list[list[bytes]],
+    deadline: float,
+    statuses: dict[int, int],
+    events: Counter[str],
 ) -> None:
     reader, writer = stream
     try:
@@ -98,8 +140,14 @@ async def connection(
                 if time.monotonic() > deadline:
                     return
                 writer.write(request)
-                status = await _read_response(reader)
+                status, body = await _read_response(reader)
                 statuses[status] = statuses.get(status, 0) + 1
+                if status == 200 and body.startswith(b'{"accepted"'):  # a batch's outcome
+                    outcome = json.loads(body)
+                    events.update(accepted=outcome["accepted"], replayed=outcome["replayed"],
+                                  invalid=outcome["invalid"])  # fmt: skip
+                elif status == 202:
+                    events["accepted"] += 1
     finally:
         writer.close()
 
@@ -152,11 +200,21 @@ async def count(dsn: str, sql: str) -> int:
 
 
 async def run(
-    events: int, connections: int, max_seconds: float, port: int, dsn: str, service_pid: int
+    events: int,
+    connections: int,
+    max_seconds: float,
+    port: int,
+    dsn: str,
+    service_pid: int,
+    batch: int = 0,
+    workers: int = 2,
 ) -> dict[str, object]:
-    calls = build_requests(events // 4, port)
+    calls = build_requests(events // 4, port, batch)
     shards = [calls[i::connections] for i in range(connections)]
+    shards = [s for s in shards if s]
     statuses: dict[int, int] = {}
+    outcomes: Counter[str] = Counter()
+    listening = wait_listening(port, workers)
     streams = await open_connections(port, len(shards))
     service = tree(service_pid)
     service_cpu = sum(cpu_seconds(p) for p in service)
@@ -165,12 +223,15 @@ async def run(
     started = time.monotonic()
     deadline = started + max_seconds
     await asyncio.gather(
-        *(connection(st, s, deadline, statuses) for st, s in zip(streams, shards, strict=True))
+        *(
+            connection(st, s, deadline, statuses, outcomes)
+            for st, s in zip(streams, shards, strict=True)
+        )
     )
     # How evenly the workers shared the load (CPU seconds while the events were sent).
     busy = sorted(round(cpu_seconds(p) - worker_cpu[p], 1) for p in service)
     elapsed = time.monotonic() - started
-    accepted = statuses.get(202, 0)
+    accepted = outcomes["accepted"]
     stored = await count(dsn, "SELECT count(*) FROM call_event")
     drain_started = time.monotonic()
     unprocessed = -1
@@ -197,8 +258,11 @@ async def run(
         # What 2 otherwise idle cores could sustain at that cost (service + PostgreSQL).
         "projected_events_per_second_2_idle_cores": round(2000 / server_ms, 0) if server_ms else 0,
         "load_average_after": os.getloadavg()[0],
-        "sent": sum(statuses.values()),
+        "batch": batch,
+        "listening_sockets": listening,
+        "requests": sum(statuses.values()),
         "statuses": statuses,
+        "events": dict(outcomes),
         "seconds": round(elapsed, 2),
         "events_per_second": round(accepted / elapsed, 1),
         "stored": stored,
@@ -215,9 +279,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=48)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument(
+        "--batch", type=int, default=0, help="events per signed batch request (0: single)"
+    )
     args = parser.parse_args()
     if not 4 <= args.events <= 1_000_000:
         raise SystemExit("--events must be between 4 and 1,000,000")
+    if args.batch and not 4 <= args.batch <= 500:
+        raise SystemExit("--batch must be between 4 and 500 (TELEPHONY_MAX_BATCH)")
     with bench_backend() as settings:
         dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
         service = start_service(settings, workers=args.workers)
@@ -230,6 +299,8 @@ def main() -> None:
                     service.port,
                     dsn,
                     service.proc.pid if service.proc else 0,
+                    args.batch,
+                    args.workers,
                 )  # fmt: skip
             )
         finally:
