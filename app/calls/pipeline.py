@@ -49,6 +49,10 @@ class StepContext:
     resources: Resources
     # Steps may leave facts for later steps (e.g. history leaves "context" and "alerts").
     facts: dict[str, Any] = field(default_factory=dict)
+    # True when this event's ingest, in this same transaction, merged the call's first event:
+    # no earlier event of the call committed, so nothing was stored for it yet (steps may skip
+    # reading back what they would store). False when unknown (the sweeper).
+    first_event: bool = False
 
     def after_commit(self, action: AfterCommit) -> None:
         after_commit(self.session, action)
@@ -178,6 +182,7 @@ class Pipeline:
                 previous_state=outcome.previous_state,
                 session=session,
                 resources=self.resources,
+                first_event=outcome.previous_state is None,
             )
             for step in self.steps:
                 await step(ctx)
@@ -249,6 +254,7 @@ class Pipeline:
                     previous_state=outcome.previous_state,
                     session=session,
                     resources=self.resources,
+                    first_event=outcome.previous_state is None,
                 )
                 for step in self.steps:
                     await step(ctx)

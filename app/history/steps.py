@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -36,6 +36,23 @@ log = logging.getLogger(__name__)
 ARRIVAL = frozenset({EventType.offered, EventType.ringing})
 
 
+_KNOWN = "history_known_contexts"
+
+StoredContext = tuple[dict[str, Any], list[dict[str, Any]]]
+
+
+def _known(session: AsyncSession) -> dict[int, StoredContext]:
+    """Contexts built or read in the session's current transaction, by call id: the other
+    events of a batch (ringing after offered, ended) reuse them rather than read them back.
+    The call row is locked for the whole transaction, so nobody else changes them meanwhile."""
+    tx = session.sync_session.get_transaction()
+    held = session.info.get(_KNOWN)
+    if held is None or held[0] is not tx:
+        held = session.info[_KNOWN] = (tx, {})
+    known: dict[int, StoredContext] = held[1]
+    return known
+
+
 async def history_step(ctx: StepContext) -> None:
     """Pipeline step: caller context and alerts on arrival, contact write-back on end."""
     if ctx.event.type in ARRIVAL:
@@ -45,6 +62,7 @@ async def history_step(ctx: StepContext) -> None:
             call_id=ctx.call.id,
             number=ctx.call.caller_e164,
             presentation=ctx.call.presentation,
+            first_event=ctx.first_event,
         )
         ctx.facts["context"] = context
         ctx.facts["alerts"] = alerts
@@ -79,11 +97,17 @@ async def prepare_call(
     call_id: int,
     number: str | None,
     presentation: str,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    first_event: bool = False,
+) -> StoredContext:
     """Build, store and return a call's context and alerts; a second call returns what the
-    first stored (ringing after offered, a retried event)."""
-    stored = await stored_context(session, call_id)
+    first stored (ringing after offered, a retried event). `first_event`: the call's first
+    event is being ingested in this transaction, so nothing can be stored yet."""
+    known = _known(session)
+    if call_id in known:
+        return known[call_id]
+    stored = None if first_event else await stored_context(session, call_id)
     if stored is not None:
+        known[call_id] = stored
         return stored
     facts = _without_call(await caller_facts_for(session, resources, number, presentation), call_id)
     planned = alert_store.plan(resources, facts)
@@ -102,7 +126,9 @@ async def prepare_call(
             "alerts": [a.kind for a in planned],
         },
     )
-    return context, [alert_store.as_dict(r) for r in rows]
+    built = context, [alert_store.as_dict(r) for r in rows]
+    known[call_id] = built
+    return built
 
 
 def _without_call(facts: CallerFacts, call_id: int) -> CallerFacts:
@@ -217,19 +243,32 @@ async def write_back(
     session: AsyncSession, *, call_id: int, number: str | None, occurred_at: datetime
 ) -> Contact:
     """Record the contact of an ended call (idempotent: an existing one is kept as it is)."""
-    existing = await writes.contact_for_call(session, call_id)
-    if existing is not None:
-        return existing
-    stored = await session.get(CallContext, call_id)
-    person_id, household_id = _single_caller(stored.context if stored else None)
+    contact_id = f"call-{call_id}"
+    # One read for both: the call's contact, and any contact already under the id it gets.
+    found = (
+        await session.scalars(
+            select(Contact).where(or_(Contact.call_id == call_id, Contact.id == contact_id))
+        )
+    ).all()
+    for existing in found:
+        if existing.call_id == call_id:
+            return existing
+    known = _known(session).get(call_id)
+    if known is not None:
+        context: dict[str, Any] | None = known[0]
+    else:
+        stored = await session.get(CallContext, call_id)
+        context = stored.context if stored else None
+    person_id, household_id = _single_caller(context)
     return await writes.record_contact(
         session,
-        contact_id=f"call-{call_id}",
+        contact_id=contact_id,
         occurred_at=occurred_at,
         number=number,
         person_id=person_id,
         household_id=household_id,
         call_id=call_id,
+        absent=not found,
     )
 
 

@@ -52,10 +52,12 @@ async def record_contact(
     domestic_abuse: bool = False,
     outcome: str | None = None,
     call_id: int | None = None,
+    absent: bool = False,
 ) -> Contact:
     """Create or update one contact and invalidate the summaries that show it (old and new
-    subjects alike, when an update moves it)."""
-    contact = await session.get(Contact, contact_id)
+    subjects alike, when an update moves it). `absent`: the caller has just read, in this
+    transaction, that no contact has `contact_id` (saves reading it again)."""
+    contact = None if absent else await session.get(Contact, contact_id)
     before: tuple[str | None, str | None, str | None] = (None, None, None)
     if contact is None:
         contact = Contact(id=contact_id, occurred_at=occurred_at)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -128,6 +128,10 @@ class Broker(Protocol):
     async def publish(self, channel: str, body: str) -> None:
         """Append `body` (an envelope without id) to `channel`. Returns once the message is
         stored or, while the backend is unreachable, queued in order for a retry."""
+
+    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        """`publish` for each `(channel, body)` in order, in one round trip where the backend
+        allows (a batch's messages after its commit)."""
 
     async def subscribe(self, channel: str, maxsize: int) -> Subscription:
         """Register a local listener. Live messages after `baseline` are queued from now."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.realtime.broker import CursorGone, Delivered, Fanout, Subscription
@@ -59,6 +60,10 @@ class MemoryBroker:
         log.bodies.append(body)
         self._trim(log, cursor[0])
         self.fanout.dispatch(channel, format_cursor(cursor), body)
+
+    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        for channel, body in messages:
+            await self.publish(channel, body)
 
     def _trim(self, log: _Log, now_ms: int) -> None:
         excess = len(log.cursors) - MAX_PER_CHANNEL

@@ -46,13 +46,18 @@ def call_view(call: CallSnapshot) -> dict[str, Any]:
     }
 
 
+def encode_message(type_: str, call_id: int | None, data: dict[str, Any]) -> str:
+    """The body of one message (an envelope without its id)."""
+    if type_ not in MESSAGE_TYPES:
+        raise ValueError(f"unknown message type {type_!r}")
+    return encode_body(type_, call_id, data)
+
+
 async def publish_to(
     resources: Resources, channels: list[str], type_: str, call_id: int | None, data: dict[str, Any]
 ) -> None:
     """Publish one message on each of `channels` (each channel has its own cursors)."""
-    if type_ not in MESSAGE_TYPES:
-        raise ValueError(f"unknown message type {type_!r}")
-    body = encode_body(type_, call_id, data)
+    body = encode_message(type_, call_id, data)
     broker = broker_of(resources)
     for channel in dict.fromkeys(channels):  # once per channel, in order
         await broker.publish(channel, body)

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, cast
 
 from redis.exceptions import RedisError, ResponseError
@@ -39,6 +40,24 @@ redis.call('PUBLISH', KEYS[2], ARGV[4] .. '\\n' .. id .. '\\n' .. ARGV[2])
 return id
 """
 
+# Many messages in one round trip (a batch's publishes after its commit), in order: KEYS =
+# [bus, key of message 1, key of message 2, ...], ARGV = [min id, retention, then channel and
+# body of each message].
+_PUBLISH_MANY = """
+local ids = {}
+for i = 2, #KEYS do
+  local body = ARGV[2 * i]
+  local id = redis.call('XADD', KEYS[i], 'MINID', '~', ARGV[1], '*', 'b', body)
+  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  redis.call('PUBLISH', KEYS[1], ARGV[2 * i - 1] .. '\\n' .. id .. '\\n' .. body)
+  ids[#ids + 1] = id
+end
+return ids
+"""
+
+# Messages per script call: bounds how long one call holds Redis.
+MANY_CHUNK = 500
+
 _ERRORS = (RedisError, OSError)
 
 
@@ -58,6 +77,7 @@ class RedisBroker:
         self.retention_ms = int(retention_seconds * 1000)
         self.fanout = Fanout()
         self._publish = self.client.register_script(_PUBLISH)
+        self._publish_many = self.client.register_script(_PUBLISH_MANY)
         self._outbox: deque[tuple[str, str]] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -103,6 +123,37 @@ class RedisBroker:
                 return
             except _ERRORS as exc:
                 log.warning("realtime publish deferred: redis unavailable (%s)", type(exc).__name__)
+        self._defer(channel, body)
+
+    async def _xadd_many(self, messages: list[tuple[str, str]]) -> None:
+        min_id = f"{int(time.time() * 1000) - self.retention_ms}-0"
+        args: list[Any] = [min_id, self.retention_ms]
+        for channel, body in messages:
+            args += (channel, body)
+        await self._publish_many(
+            keys=[self.bus, *(self._key(channel) for channel, _ in messages)], args=args
+        )
+
+    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        if not messages:
+            return
+        if len(messages) == 1:
+            await self.publish(*messages[0])
+            return
+        rest = list(messages)
+        if not self._outbox:
+            try:
+                while rest:
+                    await self._xadd_many(rest[:MANY_CHUNK])
+                    del rest[:MANY_CHUNK]
+                return
+            except _ERRORS as exc:
+                # As for one message: what was not confirmed waits in the outbox, in order.
+                log.warning("realtime publish deferred: redis unavailable (%s)", type(exc).__name__)
+        for channel, body in rest:
+            self._defer(channel, body)
+
+    def _defer(self, channel: str, body: str) -> None:
         if len(self._outbox) >= OUTBOX_LIMIT:
             self._outbox.popleft()
             log.error("realtime outbox full: oldest message dropped")

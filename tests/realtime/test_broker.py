@@ -51,3 +51,32 @@ async def test_read_after_gives_exactly_the_rest_or_cursor_gone(settings: Settin
             await broker.read_after("handler:nobody", (5, 0))
     finally:
         await broker.disconnect()
+
+
+async def test_publish_many_keeps_each_channels_order_and_reaches_every_subscriber(
+    settings: Settings,
+) -> None:
+    broker = create_broker(settings)
+    await broker.connect()
+    try:
+        handler = await broker.subscribe("handler:M1", maxsize=100)
+        supervisors = await broker.subscribe("supervisors", maxsize=100)
+        messages = [
+            (channel, encode_body("call.offered", n, {"n": n, "on": channel}))
+            for n in range(4)
+            for channel in ("supervisors", "handler:M1")
+        ]
+        await broker.publish_many(messages)
+        await broker.publish_many([])  # nothing to send: no error, nothing delivered
+        for sub, channel in ((handler, "handler:M1"), (supervisors, "supervisors")):
+            got = [await asyncio.wait_for(sub.queue.get(), 5) for _ in range(4)]
+            assert [g.cursor for g in got] == sorted(g.cursor for g in got)
+            assert [g.text.split('"data":')[1] for g in got] == [
+                f'{{"n":{n},"on":"{channel}"}}}}' for n in range(4)
+            ]
+            assert sub.queue.empty()
+            retained = await broker.read_after(channel, (0, 0))
+            assert [r.cursor for r in retained] == [g.cursor for g in got]
+        handler.close(), supervisors.close()
+    finally:
+        await broker.disconnect()
