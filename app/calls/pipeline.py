@@ -162,53 +162,19 @@ class Pipeline:
         its own in a fresh transaction, unprocessed, with the failure and a retry delay, for
         the sweeper to retry from what was stored (accepted means durable either way).
         """
-        settings = self.resources.settings
-        outcome = await calls.ingest(
-            session,
-            source=source,
-            event=event,
-            raw=raw,
-            region=settings.default_region,
-            lease_seconds=self.lease_seconds,
-            processed=True,
-        )
+        outcome = await self._store(session, source=source, event=event, raw=raw)
         if outcome.duplicate or outcome.call is None:
             return outcome
         try:
-            ctx = StepContext(
-                event=event,
-                event_row_id=outcome.event_row_id,
-                call=outcome.call,
-                previous_state=outcome.previous_state,
-                session=session,
-                resources=self.resources,
-                first_event=outcome.previous_state is None,
-            )
-            for step in self.steps:
-                await step(ctx)
+            await self._run_steps_inline(session, event, outcome)
         except Exception as exc:
-            # The class name only: exception messages may quote a caller's number or a name.
-            error = type(exc).__name__
-            self.failed += 1
-            postgres = self.resources.engine.dialect.name == "postgresql"
-            await session.rollback()
-            pop_after_commit(session)
-            log.warning(
-                "event processing failed; stored for a retry",
-                extra={
-                    "call": outcome.call_id,
-                    "error": error,
-                    "retry_in": self.retry_base_seconds,
-                },
-            )
-            return await calls.ingest(
+            error, postgres = await self._abandon(session, exc, "event", 1)
+            return await self._store_for_retry(
                 session,
                 source=source,
                 event=event,
                 raw=raw,
-                region=settings.default_region,
-                lease_seconds=self.retry_base_seconds,
-                last_error=error,
+                error=error,
                 # The id the failed attempt saw (steps key their idempotency on it). A sequence
                 # value is never handed out twice; SQLite reuses a rolled-back id by itself.
                 row_id=outcome.event_row_id if postgres else None,
@@ -229,58 +195,28 @@ class Pipeline:
         fresh transaction, unprocessed, for the sweeper to process (in the order stored) after
         the retry delay: accepted still means durable, for every event of the batch.
         """
-        settings = self.resources.settings
         order = sorted(range(len(events)), key=lambda i: events[i][0].call_id)
         outcomes: dict[int, calls.IngestOutcome] = {}
         try:
             for i in order:
                 event, raw = events[i]
-                outcome = await calls.ingest(
-                    session,
-                    source=source,
-                    event=event,
-                    raw=raw,
-                    region=settings.default_region,
-                    lease_seconds=self.lease_seconds,
-                    processed=True,
-                )
+                outcome = await self._store(session, source=source, event=event, raw=raw)
                 outcomes[i] = outcome
-                if outcome.duplicate or outcome.call is None:
-                    continue
-                ctx = StepContext(
-                    event=event,
-                    event_row_id=outcome.event_row_id,
-                    call=outcome.call,
-                    previous_state=outcome.previous_state,
-                    session=session,
-                    resources=self.resources,
-                    first_event=outcome.previous_state is None,
-                )
-                for step in self.steps:
-                    await step(ctx)
+                if not (outcome.duplicate or outcome.call is None):
+                    await self._run_steps_inline(session, event, outcome)
         except Exception as exc:
-            error = type(exc).__name__  # the class name only: messages may quote a number
-            self.failed += 1
-            postgres = self.resources.engine.dialect.name == "postgresql"
-            await session.rollback()
-            pop_after_commit(session)
-            log.warning(
-                "batch processing failed; stored for a retry",
-                extra={"events": len(events), "error": error, "retry_in": self.retry_base_seconds},
-            )
+            error, postgres = await self._abandon(session, exc, "batch", len(events))
             retried: list[calls.IngestOutcome] = []
             for i in order:
                 event, raw = events[i]
                 seen = outcomes.get(i)
                 retried.append(
-                    await calls.ingest(
+                    await self._store_for_retry(
                         session,
                         source=source,
                         event=event,
                         raw=raw,
-                        region=settings.default_region,
-                        lease_seconds=self.retry_base_seconds,
-                        last_error=error,
+                        error=error,
                         # As in `accept`: keep the id the failed attempt saw (PostgreSQL).
                         row_id=seen.event_row_id
                         if postgres and seen is not None and not seen.duplicate
@@ -291,6 +227,74 @@ class Pipeline:
             return [outcomes[i] for i in range(len(events))]
         self.processed += sum(1 for o in outcomes.values() if not o.duplicate)
         return [outcomes[i] for i in range(len(events))]
+
+    async def _store(
+        self, session: AsyncSession, *, source: str, event: CallEvent, raw: bytes
+    ) -> calls.IngestOutcome:
+        """Store an event already marked processed: its steps run in this same transaction."""
+        return await calls.ingest(
+            session,
+            source=source,
+            event=event,
+            raw=raw,
+            region=self.resources.settings.default_region,
+            lease_seconds=self.lease_seconds,
+            processed=True,
+        )
+
+    async def _run_steps_inline(
+        self, session: AsyncSession, event: CallEvent, outcome: calls.IngestOutcome
+    ) -> None:
+        assert outcome.call is not None
+        ctx = StepContext(
+            event=event,
+            event_row_id=outcome.event_row_id,
+            call=outcome.call,
+            previous_state=outcome.previous_state,
+            session=session,
+            resources=self.resources,
+            first_event=outcome.previous_state is None,
+        )
+        for step in self.steps:
+            await step(ctx)
+
+    async def _abandon(
+        self, session: AsyncSession, exc: Exception, what: str, count: int
+    ) -> tuple[str, bool]:
+        """Roll back a failed processing transaction; the error's class name (only: messages
+        may quote a caller's number or a name) and whether the store is PostgreSQL."""
+        error = type(exc).__name__
+        self.failed += 1
+        postgres = self.resources.engine.dialect.name == "postgresql"
+        await session.rollback()
+        pop_after_commit(session)
+        log.warning(
+            f"{what} processing failed; stored for a retry",
+            extra={"events": count, "error": error, "retry_in": self.retry_base_seconds},
+        )
+        return error, postgres
+
+    async def _store_for_retry(
+        self,
+        session: AsyncSession,
+        *,
+        source: str,
+        event: CallEvent,
+        raw: bytes,
+        error: str,
+        row_id: int | None,
+    ) -> calls.IngestOutcome:
+        """Store the event again on its own, unprocessed, for the sweeper after the delay."""
+        return await calls.ingest(
+            session,
+            source=source,
+            event=event,
+            raw=raw,
+            region=self.resources.settings.default_region,
+            lease_seconds=self.retry_base_seconds,
+            last_error=error,
+            row_id=row_id,
+        )
 
     # --- inline, after the ingest's commit -------------------------------------------
 
