@@ -273,7 +273,8 @@ async def add_narrative(
     limit = resources.settings.narrative_max_chars
     if len(body.text) > limit:
         raise NarrativeTooLarge(f"a narrative is at most {limit} characters")
-    await _state(session, call.id)
+    state = await _state(session, call.id)  # locked: concurrent first posts serialise here
+    started = not state.narrative
     if body.mode == "append":
         # One statement: concurrent appends queue on the row and none is lost.
         text = await session.scalar(
@@ -296,6 +297,19 @@ async def add_narrative(
     if len(text) > limit:
         raise NarrativeTooLarge(
             f"a narrative is at most {limit} characters; this append exceeds it"
+        )
+
+    if started and text:
+        # s.62 collection: once per call when the incident narrative starts, not per keystroke
+        # post (later posts alter the same record, already logged as this call's narrative).
+        audit.record(
+            session,
+            actor=principal.actor,
+            action="collection",
+            subject_type="narrative",
+            subject_id=str(call.id),
+            call_id=str(call.id),
+            records={"call": call.id},
         )
 
     found = catalogue.cues(_rules(resources), text)

@@ -16,6 +16,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from app.audit.models import AuditLog
 from app.auth.models import Role
 from app.logs import QUIET_LOGGERS, configure_logging
 from app.thrive.models import CallCue, CallThrive
@@ -329,3 +330,28 @@ async def test_concurrent_posts_of_the_same_text_push_each_cue_once(
     returned = [c["cue_id"] for r in responses for c in r.json()["new_cues"]]
     pushed = [m["data"]["cue_id"] for m in await handler_messages(app, "H1", "cue.detected")]
     assert sorted(pushed) == sorted(returned) and len(set(pushed)) == len(pushed) >= 2
+
+
+async def test_starting_a_narrative_is_audited_once_per_call(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    """DPA s.62: the narrative's collection is logged (who, when, which call), once, not per
+    keystroke post; the log holds ids only."""
+    token = await make_staff("H1", Role.handler)
+    call_id = await answered_call(client, "H1")
+    url = f"/api/v1/calls/{call_id}/narrative"
+    narrative = AuditLog.subject_type == "narrative"
+    assert await _count(app, AuditLog, narrative) == 0
+
+    for chunk in ("Caller says ", "her partner ", "took her phone."):
+        response = await client.post(
+            url, json={"text": chunk, "mode": "append"}, headers=auth(token)
+        )
+        assert response.status_code == 200, response.text
+
+    async with app.state.resources.sessions() as session:
+        rows = (await session.scalars(select(AuditLog).where(narrative))).all()
+    assert [(r.actor, r.action, r.call_id) for r in rows] == [
+        ("staff:H1", "collection", str(call_id))
+    ]
+    assert "partner" not in json.dumps(rows[0].records)
