@@ -5,9 +5,8 @@ sweepers (as several workers would run) process each event exactly once."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,18 +24,8 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from app.resources import Resources
+from tests.support.servers import eventually
 from tests.telephony.support import count_rows, lifecycle, post_signed
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], within: float = 15.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def fast(settings: Settings, **extra: Any) -> Settings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import uuid
@@ -21,7 +20,7 @@ from app.main import create_app
 from app.rules.loader import SHIPPED_DIR, PackLoadError
 from tests.conftest import TEST_REDIS_URL, MakeStaff, service_env
 from tests.rules.support import VERSION, shipped_text, write
-from tests.support.servers import ROOT, ServiceProcess, free_port
+from tests.support.servers import ROOT, ServiceProcess, eventually, free_port
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -248,13 +247,11 @@ async def test_a_reload_reaches_every_worker(
             assert (await one.post("/api/v1/rules/reload", headers=admin)).status_code == 200
             assert (await repeat_text(one)).startswith("Worker-wide")
 
-            # Poll the other instance until it follows (its watcher runs on this loop).
-            for _ in range(200):
-                if (await repeat_text(two)).startswith("Worker-wide"):
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the second instance never picked up the reload")
+            # The other instance follows (its watcher runs on this loop).
+            async def followed() -> bool:
+                return (await repeat_text(two)).startswith("Worker-wide")
+
+            await eventually(followed, 10, what="the second instance to pick up the reload")
     finally:
         client = redis.Redis.from_url(TEST_REDIS_URL)
         keys = list(client.scan_iter(match=prefix + "*"))

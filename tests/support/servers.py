@@ -5,6 +5,7 @@ Fault drills stop and kill these, never the shared servers on the standard ports
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,21 @@ def wait_until(
             pass
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]],
+    within: float = 15.0,
+    what: str = "",
+    interval: float = 0.05,
+) -> None:
+    """Await `check` until it holds; fail naming `what` after `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"timed out after {within}s waiting for {what or check}")
 
 
 @dataclass

@@ -18,7 +18,8 @@ from app.audit.service import record
 from app.calls.models import Call, CallEventRow
 from app.calls.pipeline import StepContext
 from app.config import Settings
-from tests.calls.test_pipeline import eventually, fast, pipeline_of, running
+from tests.calls.test_pipeline import fast, pipeline_of, running
+from tests.support.servers import eventually
 from tests.telephony.support import EVENTS_URL, count_rows, event, lifecycle, post_signed
 
 BATCH_URL = EVENTS_URL + "/batch"

@@ -3,7 +3,6 @@ the printed login URL and a printed handler token show a call with alerts within
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import re
@@ -16,7 +15,7 @@ import httpx
 from playwright.async_api import Browser, expect
 
 from app.web import demo
-from tests.support.servers import free_port
+from tests.support.servers import eventually, free_port
 from tests.web.support import VIEWPORT
 
 
@@ -47,17 +46,14 @@ async def test_demo_rings_the_demo_handlers_with_alerts(tmp_path: Path, browser:
     try:
         async with httpx.AsyncClient(base_url=base, timeout=2) as http:
 
-            async def ready() -> None:
-                while True:
-                    try:
-                        if (await http.get("/readyz")).status_code == 200:
-                            return
-                    except httpx.TransportError:
-                        pass
-                    assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
-                    await asyncio.sleep(0.2)
+            async def ready() -> bool:
+                assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
+                try:
+                    return (await http.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
 
-            await asyncio.wait_for(ready(), 120)
+            await eventually(ready, 120, what="the demo service to be ready", interval=0.2)
         printed = log.read_text()
         assert f"browser: {base}/login" in printed, printed
         token = re.search(r"handler\s+H1001\s+(fct_\S+)", printed)
