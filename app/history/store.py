@@ -21,7 +21,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.history.models import Contact, Household, Marker, Person, PersonHousehold, Phone
 from app.rules.facts import ContactRef, HouseholdFacts, MarkerRef, PersonFacts
@@ -81,35 +81,37 @@ async def households_of_persons(
     session: AsyncSession, person_ids: Iterable[str], today: date | None = None
 ) -> dict[str, list[str]]:
     """person id -> household ids (current links only when `today` is given)."""
-    ids = sorted(set(person_ids))
-    result: dict[str, list[str]] = defaultdict(list)
-    if not ids:
-        return result
-    query = select(PersonHousehold.person_id, PersonHousehold.household_id).where(
-        PersonHousehold.person_id.in_(ids)
+    return await _memberships(
+        session, PersonHousehold.person_id, PersonHousehold.household_id, person_ids, today
     )
-    if today is not None:
-        query = query.where(_current(PersonHousehold, today))
-    for person_id, household_id in await _all(session, query):
-        result[person_id].append(household_id)
-    return result
 
 
 async def members_of_households(
     session: AsyncSession, household_ids: Iterable[str], today: date | None = None
 ) -> dict[str, list[str]]:
     """household id -> person ids (current links only when `today` is given)."""
-    ids = sorted(set(household_ids))
+    return await _memberships(
+        session, PersonHousehold.household_id, PersonHousehold.person_id, household_ids, today
+    )
+
+
+async def _memberships(
+    session: AsyncSession,
+    by: InstrumentedAttribute[str],
+    other: InstrumentedAttribute[str],
+    keys: Iterable[str],
+    today: date | None,
+) -> dict[str, list[str]]:
+    """One side of person_household -> the other, in link order."""
+    ids = sorted(set(keys))
     result: dict[str, list[str]] = defaultdict(list)
     if not ids:
         return result
-    query = select(PersonHousehold.household_id, PersonHousehold.person_id).where(
-        PersonHousehold.household_id.in_(ids)
-    )
+    query = select(by, other).where(by.in_(ids)).order_by(PersonHousehold.id)
     if today is not None:
         query = query.where(_current(PersonHousehold, today))
-    for household_id, person_id in await _all(session, query.order_by(PersonHousehold.id)):
-        result[household_id].append(person_id)
+    for key, value in await _all(session, query):
+        result[key].append(value)
     return result
 
 
