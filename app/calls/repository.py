@@ -41,11 +41,14 @@ def _dialect(session: AsyncSession) -> str:
 
 def _lock_call_statement(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    names = ("source", "external_id", "state", "presentation", "handlers", "marks", "flagged")
-    now = bindparam("c_now", type_=CALL.c.created_at.type)
+    # Each column its own parameter (created_at and updated_at too): a batch sends this as one
+    # multi-row INSERT, which numbers every row's parameters anew.
+    names = (
+        "source", "external_id", "state", "presentation", "handlers", "marks", "flagged",
+        "created_at", "updated_at",
+    )  # fmt: skip
     stmt = insert(CALL).values(
         {name: bindparam("c_" + name, type_=CALL.c[name].type) for name in names}
-        | {"created_at": now, "updated_at": now}
     )
     # A no-op update (the same value) that takes the row lock and returns the row.
     return stmt.on_conflict_do_update(
@@ -92,6 +95,8 @@ def _statement(kind: str, dialect: str, with_id: bool = False) -> Any:
             stmt = _lock_call_statement(dialect)
         elif kind == "insert_event":
             stmt = _event_insert(dialect, with_id)
+        elif kind == "insert_events":  # many at once: each new row says which event it is
+            stmt = _event_insert(dialect, with_id).returning(EVENT.c.event_id)
         elif kind == "update_state":
             stmt = _state_update()
         else:
@@ -109,18 +114,7 @@ async def lock_or_create_call(
     create it twice, and the row lock serialises their merges (PostgreSQL; SQLite has one
     writer at a time anyway).
     """
-    params = {
-        "c_source": source,
-        "c_external_id": external_id,
-        "c_state": first_state,
-        "c_presentation": "unavailable",
-        "c_handlers": [],
-        "c_marks": {},
-        "c_flagged": False,
-        "c_now": utcnow(),
-    }
-    result = await session.execute(_statement("lock_call", _dialect(session)), params)
-    return result.one()
+    return (await lock_or_create_calls(session, source, [(external_id, first_state)]))[external_id]
 
 
 def state_of(call: Row[Any] | Call) -> CallState:
@@ -185,6 +179,82 @@ async def store_event(
     if new_id is not None:
         await session.execute(_statement("update_state", dialect), params)
     return None if new_id is None else int(new_id)
+
+
+# --- ingest of a batch: a few statements for the whole batch -------------------------------
+
+
+async def lock_or_create_calls(
+    session: AsyncSession, source: str, calls: list[tuple[str, str]]
+) -> dict[str, Row[Any]]:
+    """`lock_or_create_call` for many calls in one statement: (external id, first state) each,
+    ids distinct and in the order the rows are to be locked (concurrent batches that lock in
+    the same order cannot deadlock). The locked rows by external id."""
+    if not calls:
+        return {}
+    now = utcnow()
+    params = [
+        {
+            "c_source": source,
+            "c_external_id": external_id,
+            "c_state": first_state,
+            "c_presentation": "unavailable",
+            "c_handlers": [],
+            "c_marks": {},
+            "c_flagged": False,
+            "c_created_at": now,
+            "c_updated_at": now,
+        }
+        for external_id, first_state in calls
+    ]
+    # An executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs in this order.
+    result = await session.execute(_statement("lock_call", _dialect(session)), params)
+    return {row.external_id: row for row in result}
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    call_id: int
+    state_after: str
+
+
+_EXISTING_EVENTS = select(EVENT.c.event_id, EVENT.c.id, EVENT.c.call_id, EVENT.c.state_after).where(
+    EVENT.c.source == bindparam("source"),
+    EVENT.c.event_id.in_(bindparam("event_ids", expanding=True)),
+)
+
+
+async def existing_events(
+    session: AsyncSession, source: str, event_ids: list[str]
+) -> dict[str, StoredEvent]:
+    """The events of `event_ids` already stored, by event id (one query)."""
+    if not event_ids:
+        return {}
+    result = await session.execute(_EXISTING_EVENTS, {"source": source, "event_ids": event_ids})
+    return {r.event_id: StoredEvent(r.id, r.call_id, r.state_after) for r in result}
+
+
+async def insert_events(session: AsyncSession, events: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert events (columns EVENT_COLUMNS; none stored yet, as far as the caller could see
+    under its call locks) in one executemany; the new ids by event id. An event that conflicts
+    all the same (its id reused on another call, in a concurrent transaction) is absent."""
+    if not events:
+        return {}
+    params = [{"e_" + name: value for name, value in event.items()} for event in events]
+    result = await session.execute(_statement("insert_events", _dialect(session)), params)
+    return {r.event_id: int(r.id) for r in result}
+
+
+async def update_states(session: AsyncSession, states: dict[int, dict[str, Any]]) -> None:
+    """Write the calls' new states (STATE_COLUMNS by call id) in one executemany."""
+    if not states:
+        return
+    params = [
+        {"c_id": call_id} | {"s_" + name: value for name, value in state.items()}
+        for call_id, state in states.items()
+    ]
+    await session.execute(_statement("update_state", _dialect(session)), params)
 
 
 async def find_event(session: AsyncSession, source: str, event_id: str) -> CallEventRow | None:

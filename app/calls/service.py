@@ -96,21 +96,19 @@ async def ingest(
     now = utcnow()
     values: dict[str, Any] = {} if row_id is None else {"id": row_id}
     values.update(
-        source=source,
-        event_id=event.event_id,
-        call_id=call.id,
-        type=event.type.value,
-        occurred_at=event.occurred_at,
-        seq=event.seq,
-        raw=raw,
-        canonical=event.model_dump(mode="json"),
-        state_before=before.state,
-        state_after=after.state,
-        received_at=now,
-        processed_at=now if processed else None,
-        attempts=attempts,
-        claimed_until=None if processed else now + timedelta(seconds=lease_seconds),
-        last_error=last_error,
+        _event_values(
+            source,
+            event,
+            raw,
+            call.id,
+            before,
+            after,
+            now,
+            processed=processed,
+            attempts=attempts,
+            lease_seconds=lease_seconds,
+            last_error=last_error,
+        )
     )
     stored_id = await repo.store_event(session, values, call.id, repo.state_values(after))
     if stored_id is None:
@@ -121,6 +119,116 @@ async def ingest(
     return IngestOutcome(
         stored_id, call.id, after.state, False, snapshot_after(call, after), before.state
     )
+
+
+def _event_values(
+    source: str,
+    event: CallEvent,
+    raw: bytes,
+    call_id: int,
+    before: lifecycle.CallState,
+    after: lifecycle.CallState,
+    now: datetime,
+    *,
+    processed: bool,
+    attempts: int = 1,
+    lease_seconds: float = 0.0,
+    last_error: str | None = None,
+) -> dict[str, Any]:
+    """The stored event's columns (repo.EVENT_COLUMNS)."""
+    assert after.state is not None
+    return {
+        "source": source,
+        "event_id": event.event_id,
+        "call_id": call_id,
+        "type": event.type.value,
+        "occurred_at": event.occurred_at,
+        "seq": event.seq,
+        "raw": raw,
+        "canonical": event.model_dump(mode="json"),
+        "state_before": before.state,
+        "state_after": after.state,
+        "received_at": now,
+        "processed_at": now if processed else None,
+        "attempts": attempts,
+        "claimed_until": None if processed else now + timedelta(seconds=lease_seconds),
+        "last_error": last_error,
+    }
+
+
+class BatchConflict(Exception):
+    """An event of a batch could not be stored as planned (its event id is already stored on
+    another call, by a concurrent transaction): the caller takes the batch one event at a
+    time instead, which handles every such case."""
+
+
+async def ingest_many(
+    session: AsyncSession,
+    *,
+    source: str,
+    events: list[tuple[CallEvent, bytes]],
+    region: str,
+) -> list[IngestOutcome]:
+    """`ingest` (stored processed: the caller runs the steps in this transaction) for a
+    batch, in four statements whatever its size: lock or create every call, find the events
+    already stored, insert the new ones, write the calls' new states. Outcomes in the order
+    of `events`. The events must come grouped by call, calls in the order their rows are to be
+    locked, each call's events in the order they are to be merged.
+
+    Raises BatchConflict (nothing is to be kept of the transaction) when an event turns out
+    to be stored already in a way the call locks could not show."""
+    first_type: dict[str, str] = {}
+    for event, _ in events:
+        first_type.setdefault(event.call_id, event.type.value)
+    rows = await repo.lock_or_create_calls(session, source, list(first_type.items()))
+    # Read under the call locks: an event of these calls stored by anyone has committed.
+    stored = await repo.existing_events(session, source, [e.event_id for e, _ in events])
+    states = {external_id: repo.state_of(row) for external_id, row in rows.items()}
+    now = utcnow()
+    planned: list[tuple[int, CallEvent, lifecycle.CallState, lifecycle.CallState]] = []
+    new_rows: list[dict[str, Any]] = []
+    firsts: dict[str, int] = {}  # event id -> index of its first (stored) copy in the batch
+    changed: set[str] = set()  # calls with a new event
+    for index, (event, raw) in enumerate(events):
+        if event.event_id in stored or event.event_id in firsts:
+            continue
+        firsts[event.event_id] = index
+        call = rows[event.call_id]
+        before = states[event.call_id]
+        after = states[event.call_id] = lifecycle.apply(before, fact_of(event, region))
+        planned.append((index, event, before, after))
+        changed.add(event.call_id)
+        new_rows.append(
+            _event_values(source, event, raw, call.id, before, after, now, processed=True)
+        )
+    ids = await repo.insert_events(session, new_rows)
+    if len(ids) != len(new_rows):
+        raise BatchConflict
+    await repo.update_states(
+        session,
+        {rows[external_id].id: repo.state_values(states[external_id]) for external_id in changed},
+    )
+    outcomes: dict[int, IngestOutcome] = {}
+    for index, event, before, after in planned:
+        call = rows[event.call_id]
+        assert after.state is not None
+        outcomes[index] = IngestOutcome(
+            ids[event.event_id], call.id, after.state, False, snapshot_after(call, after),
+            before.state,
+        )  # fmt: skip
+    result: list[IngestOutcome] = []
+    for index, (event, _) in enumerate(events):
+        if index in outcomes:
+            result.append(outcomes[index])
+            continue
+        original = stored.get(event.event_id)
+        if original is not None:
+            log.info("duplicate event", extra={"call": original.call_id, "event_row": original.id})
+            result.append(IngestOutcome(original.id, original.call_id, original.state_after, True))
+        else:  # a second copy within the batch: the first copy's outcome
+            first = outcomes[firsts[event.event_id]]
+            result.append(IngestOutcome(first.event_row_id, first.call_id, first.state, True))
+    return result
 
 
 def snapshot_after(call: Any, state: lifecycle.CallState) -> CallSnapshot:

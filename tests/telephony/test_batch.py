@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditLog
 from app.audit.service import record
+from app.calls import repository as repo
 from app.calls.models import Call, CallEventRow
 from app.calls.pipeline import StepContext
 from app.config import Settings
@@ -194,3 +195,42 @@ async def test_failing_step_keeps_every_batch_event_and_retries_them(settings: S
         assert types == ["offered", "ringing", "answered", "ended"]
     # The failed pass ran f-1's offered, ringing, answered (then rolled back); then all eight.
     assert sum(attempts.values()) == 3 + 8
+
+
+async def test_an_event_id_stored_by_a_racing_request_is_a_replay_and_the_rest_kept(
+    settings: Settings, monkeypatch: Any
+) -> None:
+    """A batch reads which of its events are stored already, then inserts the others. An
+    event id the platform reused on another call, stored by a concurrent request between the
+    two, makes the insert skip it: the batch is then taken one event at a time, and the event
+    is a replay of the other call's, as if it had been stored first."""
+    start = datetime.now(UTC) - timedelta(minutes=2)
+    batch = lifecycle("x-1", start)
+    rival = dict(event("x-other", "offered", start, caller={"number": "07700 900777"}),
+                 event_id=batch[1]["event_id"])  # fmt: skip
+    raced: list[int] = []
+    async with running(settings) as (app, http):
+        if settings.is_sqlite:
+            # One writer at a time: nobody can store anything while the batch is writing, so
+            # the rival can only come first (and the batch sees it stored).
+            raced.append((await post_signed(http, rival)).status_code)
+        else:
+            read_stored = repo.existing_events
+
+            async def racing(*args: Any) -> Any:
+                found = await read_stored(*args)
+                if not raced:  # the rival commits right after the batch has looked
+                    raced.append((await post_signed(http, rival)).status_code)
+                return found
+
+            monkeypatch.setattr(repo, "existing_events", racing)
+        response = await post_batch(http, batch)
+        assert await count_rows(app, CallEventRow) == 4
+        assert await count_rows(app, CallEventRow, CallEventRow.processed_at.is_(None)) == 0
+        states = await final_states(app, "x-")
+    assert raced == [202]
+    body = response.json()
+    assert [r["status"] for r in body["results"]] == ["accepted", "replay", "accepted", "accepted"]
+    other = body["results"][1]
+    assert other["call_id"] != body["results"][0]["call_id"] and other["state"] == "offered"
+    assert states["1"][0] == "ended" and states["other"][0] == "offered"
