@@ -37,6 +37,12 @@ class MemoryCache:
         while len(self._data) > self._max:
             self._data.popitem(last=False)
 
+    async def set_many(
+        self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None
+    ) -> None:
+        for key, value in items:
+            await self.set(key, value, ttl_seconds)
+
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._data.pop(key, None)

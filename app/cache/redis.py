@@ -55,6 +55,21 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(str(exc)) from exc
 
+    async def set_many(
+        self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None
+    ) -> None:
+        """Every SET in one round trip (a pipeline, not a transaction: each key stands alone)."""
+        if not items:
+            return
+        px = None if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, value in items:
+                    pipe.set(self._k(key), value, px=px)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
     async def delete(self, *keys: str) -> None:
         if not keys:
             return

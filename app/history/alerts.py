@@ -43,7 +43,9 @@ def flags_call(alerts: list[PlannedAlert]) -> bool:
     return any(SEVERITY_RANK.get(a.severity, 0) >= FLAG_FROM for a in alerts)
 
 
-async def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]) -> list[Alert]:
+def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]) -> list[Alert]:
+    """Add the planned alerts to the session: they are inserted, and get their ids, at its next
+    flush (a batch's alerts go in together)."""
     now = utcnow()
     rows = [
         Alert(
@@ -61,7 +63,6 @@ async def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]
         for a in planned
     ]
     session.add_all(rows)
-    await session.flush()
     return rows
 
 

@@ -9,7 +9,7 @@ cached until it is back; versioned keys mean nothing stale can be served afterwa
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,6 +53,15 @@ async def _cache_put(cache: Cache, key: str, summary: Summary, ttl: float) -> No
         pass  # already logged on the read; the store stays the copy that counts
 
 
+def _key(
+    kind: str, ident: str, today: date, horizon_days: int, current: dict[str, int], scope: str
+) -> str:
+    return (
+        f"{KEY_PREFIX}{kind}:{ident}:{today.isoformat()}:{horizon_days}:"
+        f"{current[versions.EVERYTHING]}.{current[scope]}"
+    )
+
+
 async def _summary(
     session: AsyncSession,
     cache: Cache,
@@ -70,10 +79,7 @@ async def _summary(
     scope, so a write anywhere in the scope makes every older cached copy unreachable."""
     today = now.astimezone(UTC).date()
     current = await versions.read(session, [versions.EVERYTHING, scope])
-    key = (
-        f"{KEY_PREFIX}{kind}:{ident}:{today.isoformat()}:{horizon_days}:"
-        f"{current[versions.EVERYTHING]}.{current[scope]}"
-    )
+    key = _key(kind, ident, today, horizon_days, current, scope)
     cached = await _cache_get(cache, key)
     if cached is not None:
         return cached, True
@@ -111,6 +117,56 @@ async def number_summary(
         horizon_days=horizon_days,
         ttl_seconds=ttl_seconds,
     )
+
+
+async def number_summaries(
+    session: AsyncSession,
+    cache: Cache,
+    numbers: list[str],
+    *,
+    now: datetime,
+    horizon_days: int,
+    ttl_seconds: float,
+) -> dict[str, Summary]:
+    """`number_summary` for many numbers at once (the callers of a batch of events): one read
+    of the counters and one cache round trip for all; the misses rebuilt from the store and
+    put back in one round trip."""
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return {}
+    today = now.astimezone(UTC).date()
+    scopes = {n: versions.number_scope(n) for n in wanted}
+    current = await versions.read(session, [versions.EVERYTHING, *scopes.values()])
+    keys = {n: _key("n", n, today, horizon_days, current, scopes[n]) for n in wanted}
+    try:
+        raws = await cache.get_many([keys[n] for n in wanted])
+    except CacheUnavailable:
+        log.warning("summary cache unavailable; reading the store", extra={"cache": cache.name})
+        raws = [None] * len(wanted)
+    found: dict[str, Summary] = {}
+    for number, raw in zip(wanted, raws, strict=True):
+        if raw is not None:
+            try:
+                found[number] = Summary.model_validate_json(raw)
+            except ValidationError:
+                pass  # written by an older version of the service: rebuilt below
+    built: list[tuple[str, bytes]] = []
+    for number in wanted:
+        if number not in found:
+            summary = found[number] = await store.build(
+                session,
+                number=number,
+                caller_ids=[],
+                household_ids=[],
+                today=today,
+                since=horizon_start(now, horizon_days),
+            )
+            built.append((keys[number], summary.model_dump_json().encode()))
+    try:
+        await cache.set_many(built, ttl_seconds=ttl_seconds)
+    except CacheUnavailable:
+        pass  # logged on the read; the store stays the copy that counts
+    return found
 
 
 async def household_summary(

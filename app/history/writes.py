@@ -39,6 +39,34 @@ async def invalidate(
     return scopes
 
 
+def add_contact(
+    session: AsyncSession,
+    *,
+    contact_id: str,
+    occurred_at: datetime,
+    number: str | None,
+    person_id: str | None,
+    household_id: str | None,
+    call_id: int | None,
+) -> Contact:
+    """Add a new contact (no other has `contact_id`) to the session, unflushed and not yet
+    invalidated: the caller invalidates its number, person and household before the
+    transaction commits (the history step does, once for a batch)."""
+    contact = Contact(
+        id=contact_id,
+        occurred_at=occurred_at,
+        number=number,
+        person_id=person_id,
+        household_id=household_id,
+        victim=False,
+        domestic_abuse=False,
+        call_id=call_id,
+        updated_at=utcnow(),
+    )
+    session.add(contact)
+    return contact
+
+
 async def record_contact(
     session: AsyncSession,
     *,

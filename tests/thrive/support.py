@@ -67,7 +67,7 @@ async def raise_alerts(app: FastAPI, call_id: int, *alerts: tuple[str, str]) -> 
         for kind, severity in alerts
     ]
     async with app.state.resources.sessions() as session, session.begin():
-        await alert_store.store(session, call_id, planned)
+        alert_store.store(session, call_id, planned)
 
 
 async def messages(app: FastAPI, channel: str, *types: str) -> list[dict[str, Any]]:
