@@ -150,18 +150,12 @@ async def number_summaries(
                 found[number] = Summary.model_validate_json(raw)
             except ValidationError:
                 pass  # written by an older version of the service: rebuilt below
-    built: list[tuple[str, bytes]] = []
-    for number in wanted:
-        if number not in found:
-            summary = found[number] = await store.build(
-                session,
-                number=number,
-                caller_ids=[],
-                household_ids=[],
-                today=today,
-                since=horizon_start(now, horizon_days),
-            )
-            built.append((keys[number], summary.model_dump_json().encode()))
+    missing = [n for n in wanted if n not in found]
+    rebuilt = await store.build_many(
+        session, missing, today=today, since=horizon_start(now, horizon_days)
+    )
+    found.update(rebuilt)
+    built = [(keys[n], summary.model_dump_json().encode()) for n, summary in rebuilt.items()]
     try:
         await cache.set_many(built, ttl_seconds=ttl_seconds)
     except CacheUnavailable:

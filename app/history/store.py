@@ -116,41 +116,33 @@ async def _memberships(
 
 
 def _number_links_query() -> Any:
-    """The statement of `number_links`, with the number and the day as bind parameters."""
-    e164 = bindparam("e164", type_=Phone.e164.type)
+    """In one round trip, for the numbers `e164s` on the day `today`: (number, None, person,
+    0) for each person currently on a number, and (None, household, person, link id) for each
+    current member of a current household of any of them."""
+    e164s = bindparam("e164s", type_=Phone.e164.type, expanding=True)
     today = bindparam("today", type_=Phone.from_date.type)
     home = aliased(PersonHousehold)
-    callers = select(Phone.person_id).where(Phone.e164 == e164, _current(Phone, today))
+    on_numbers = and_(Phone.e164.in_(e164s), _current(Phone, today))
+    callers = select(Phone.person_id).where(on_numbers)
     homes = select(home.household_id).where(home.person_id.in_(callers), _current(home, today))
     return union_all(
-        select(null().label("household_id"), Phone.person_id, literal(0).label("seq")).where(
-            Phone.e164 == e164, _current(Phone, today)
-        ),
-        select(PersonHousehold.household_id, PersonHousehold.person_id, PersonHousehold.id).where(
-            PersonHousehold.household_id.in_(homes), _current(PersonHousehold, today)
-        ),
+        select(
+            Phone.e164,
+            null().label("household_id"),
+            Phone.person_id,
+            literal(0).label("seq"),
+        ).where(on_numbers),
+        select(
+            null().label("e164"),
+            PersonHousehold.household_id,
+            PersonHousehold.person_id,
+            PersonHousehold.id,
+        ).where(PersonHousehold.household_id.in_(homes), _current(PersonHousehold, today)),
     )
 
 
-# Built once: building it (an alias, a union, subqueries) cost more CPU than running it, on
-# every `offered` whose caller's summary is not cached.
+# Built once: building it (an alias, a union, subqueries) cost more CPU than running it.
 _NUMBER_LINKS = _number_links_query()
-
-
-async def number_links(
-    session: AsyncSession, e164: str, today: date
-) -> tuple[list[str], dict[str, list[str]]]:
-    """In one round trip: the persons currently on a number, and the current members of each
-    of their current households (callers included)."""
-    caller_ids: list[str] = []
-    members: dict[str, list[str]] = defaultdict(list)
-    rows = await _all(session, _NUMBER_LINKS, {"e164": e164, "today": today})
-    for household_id, person_id, _ in sorted(rows, key=lambda r: (r[0] or "", r[2], r[1])):
-        if household_id is None:
-            caller_ids.append(person_id)
-        else:
-            members[household_id].append(person_id)
-    return caller_ids, members
 
 
 _CONTACT_COLUMNS = (
@@ -174,53 +166,80 @@ async def contacts_for(
     person_ids: list[str],
     household_ids: list[str],
     since: datetime,
-) -> tuple[list[ContactRef], dict[str, list[ContactRef]], dict[str, list[ContactRef]]]:
+) -> Contacts:
     """Recent contacts of the number, of each person and of each household (newest first).
 
     One query, an OR of three indexed conditions (a bitmap OR on PostgreSQL), capped so that
     a switchboard number cannot make one lookup read its whole history."""
+    numbers = [number] if number is not None else []
+    rows = await _contact_rows(session, numbers, person_ids, household_ids, since, MAX_CONTACTS)
+    return _sort_contacts(rows, number, person_ids, household_ids)
+
+
+async def _contact_rows(
+    session: AsyncSession,
+    numbers: list[str],
+    person_ids: list[str],
+    household_ids: list[str],
+    since: datetime,
+    limit: int,
+) -> list[Any]:
+    """Contacts since `since` of any of the numbers, persons or households, newest first."""
     conditions: list[ColumnElement[bool]] = []
-    if number is not None:
-        conditions.append(Contact.number == number)
+    if numbers:
+        conditions.append(Contact.number.in_(numbers))
     if person_ids:
         conditions.append(Contact.person_id.in_(person_ids))
     if household_ids:
         conditions.append(Contact.household_id.in_(household_ids))
-    by_number: list[ContactRef] = []
-    by_person: dict[str, list[ContactRef]] = defaultdict(list)
-    by_household: dict[str, list[ContactRef]] = defaultdict(list)
     if not conditions:
-        return by_number, by_person, by_household
+        return []
     query = (
         select(*_CONTACT_COLUMNS)
         .where(or_(*conditions), Contact.occurred_at >= since)
         .order_by(Contact.occurred_at.desc(), Contact.id)
-        .limit(MAX_CONTACTS)
+        .limit(limit)
     )
-    seen: dict[str, tuple[ContactRef, str | None]] = {}
-    for row in await _all(session, query):
-        cid, occurred_at, num, person_id, household_id, incident, victim, da, outcome, call = row
-        if cid not in seen:
-            ref = ContactRef(
-                id=cid,
-                occurred_at=occurred_at,
-                incident_type=incident,
-                victim=bool(victim),
-                domestic_abuse=bool(da),
-                person_id=person_id,
-                household_id=household_id,
-                outcome=outcome,
-                call_id=call,
-            )
-            seen[cid] = (ref, num)
+    return await _all(session, query)
+
+
+def _sort_contacts(
+    rows: list[Any], number: str | None, person_ids: list[str], household_ids: list[str]
+) -> Contacts:
+    """One summary's contacts from `rows` (newest first): the number's, and each person's and
+    household's, at most MAX_CONTACTS of them in all."""
+    by_number: list[ContactRef] = []
+    by_person: dict[str, list[ContactRef]] = defaultdict(list)
+    by_household: dict[str, list[ContactRef]] = defaultdict(list)
     persons, households = set(person_ids), set(household_ids)
-    for ref, num in seen.values():
-        if number is not None and num == number:
+    kept = 0
+    for row in rows:
+        if kept >= MAX_CONTACTS:
+            break
+        cid, occurred_at, num, person_id, household_id, incident, victim, da, outcome, call = row
+        mine_number = number is not None and num == number
+        mine_person = person_id is not None and person_id in persons
+        mine_household = household_id is not None and household_id in households
+        if not (mine_number or mine_person or mine_household):
+            continue
+        kept += 1
+        ref = ContactRef(
+            id=cid,
+            occurred_at=occurred_at,
+            incident_type=incident,
+            victim=bool(victim),
+            domestic_abuse=bool(da),
+            person_id=person_id,
+            household_id=household_id,
+            outcome=outcome,
+            call_id=call,
+        )
+        if mine_number:
             by_number.append(ref)
-        if ref.person_id is not None and ref.person_id in persons:
-            by_person[ref.person_id].append(ref)
-        if ref.household_id is not None and ref.household_id in households:
-            by_household[ref.household_id].append(ref)
+        if mine_person:
+            by_person[person_id].append(ref)
+        if mine_household:
+            by_household[household_id].append(ref)
     return by_number, by_person, by_household
 
 
@@ -279,16 +298,72 @@ async def build(
 ) -> Summary:
     """Assemble the facts of the callers, their current households and the other members."""
     if number is not None:
-        caller_ids, members_by_household = await number_links(session, number, today)
-        household_ids = sorted(members_by_household)
-    else:
-        members_by_household = await members_of_households(session, household_ids, today)
-    member_ids = [
-        p
-        for p in dict.fromkeys(p for ps in members_by_household.values() for p in ps)
-        if p not in set(caller_ids)
-    ]
-    person_ids = list(dict.fromkeys([*caller_ids, *member_ids]))
+        return (await build_many(session, [number], today=today, since=since))[number]
+    members = await members_of_households(session, household_ids, today)
+    links = _Links(caller_ids, {h: members.get(h, []) for h in household_ids})
+    people, homes, markers = await _subjects(session, [links])
+    contacts = await contacts_for(
+        session, number=None, person_ids=links.person_ids, household_ids=household_ids,
+        since=since,
+    )  # fmt: skip
+    return _assemble(None, since, links, people, homes, contacts, markers)
+
+
+class _Links:
+    """Who a summary shows: the callers, and the current members of each household."""
+
+    def __init__(self, caller_ids: list[str], members: dict[str, list[str]]) -> None:
+        self.caller_ids = caller_ids
+        self.members = members
+        self.household_ids = list(members)
+        callers = set(caller_ids)
+        member_ids = dict.fromkeys(p for ps in members.values() for p in ps if p not in callers)
+        self.person_ids = list(dict.fromkeys([*caller_ids, *member_ids]))
+
+
+async def build_many(
+    session: AsyncSession, numbers: list[str], *, today: date, since: datetime
+) -> dict[str, Summary]:
+    """`build` for many numbers in five queries whatever their count (links, people,
+    households, markers, contacts), each summary as `build` gives it alone."""
+    wanted = list(dict.fromkeys(numbers))
+    if not wanted:
+        return {}
+    links = await _number_links_many(session, wanted, today)
+    people, homes, markers = await _subjects(session, list(links.values()))
+    contacts = await _contacts_many(session, links, since)
+    return {n: _assemble(n, since, links[n], people, homes, contacts[n], markers) for n in wanted}
+
+
+async def _number_links_many(
+    session: AsyncSession, numbers: list[str], today: date
+) -> dict[str, _Links]:
+    """`number_links` of many numbers in one round trip. A caller is a member of each of
+    their current households, so a number's households are those listing one of its callers."""
+    rows = await _all(session, _NUMBER_LINKS, {"e164s": numbers, "today": today})
+    callers: dict[str, list[str]] = defaultdict(list)
+    members: dict[str, list[str]] = defaultdict(list)
+    for e164, household_id, person_id, _ in sorted(
+        rows, key=lambda r: (r[1] or "", r[3], r[2], r[0] or "")
+    ):
+        if household_id is None:
+            callers[e164].append(person_id)
+        else:
+            members[household_id].append(person_id)
+    out = {}
+    for number in numbers:
+        ids = callers.get(number, [])
+        homes = sorted(h for h, ps in members.items() if any(c in ps for c in ids))
+        out[number] = _Links(ids, {h: members[h] for h in homes})
+    return out
+
+
+async def _subjects(
+    session: AsyncSession, links: list[_Links]
+) -> tuple[dict[str, Any], dict[str, Any], tuple[dict[str, list[MarkerRef]], ...]]:
+    """People, households and markers of every summary, one query each."""
+    person_ids = sorted({p for link in links for p in link.person_ids})
+    household_ids = sorted({h for link in links for h in link.household_ids})
     people = (
         {
             p.id: p
@@ -315,13 +390,53 @@ async def build(
         if household_ids
         else {}
     )
-    number_contacts, contacts_by_person, contacts_by_household = await contacts_for(
-        session, number=number, person_ids=person_ids, household_ids=household_ids, since=since
-    )
-    markers_by_person, markers_by_household = await markers_for(session, person_ids, household_ids)
-    callers = set(caller_ids)
+    return people, homes, await markers_for(session, person_ids, household_ids)
+
+
+Contacts = tuple[list[ContactRef], dict[str, list[ContactRef]], dict[str, list[ContactRef]]]
+
+
+async def _contacts_many(
+    session: AsyncSession, links: dict[str, _Links], since: datetime
+) -> dict[str, Contacts]:
+    """`contacts_for` of each number's summary, from one query over all of them. Each keeps
+    its newest MAX_CONTACTS; if the one query had to stop short, an older contact could be
+    missing from any of them, so each is then read on its own."""
+    numbers = list(links)
+    persons = sorted({p for link in links.values() for p in link.person_ids})
+    households = sorted({h for link in links.values() for h in link.household_ids})
+    limit = MAX_CONTACTS * len(numbers)
+    rows = await _contact_rows(session, numbers, persons, households, since, limit)
+    if len(rows) >= limit:
+        return {
+            n: await contacts_for(
+                session,
+                number=n,
+                person_ids=link.person_ids,
+                household_ids=link.household_ids,
+                since=since,
+            )  # fmt: skip
+            for n, link in links.items()
+        }
+    return {
+        n: _sort_contacts(rows, n, link.person_ids, link.household_ids) for n, link in links.items()
+    }
+
+
+def _assemble(
+    number: str | None,
+    since: datetime,
+    links: _Links,
+    people: dict[str, Any],
+    homes: dict[str, Any],
+    contacts: Contacts,
+    markers: tuple[dict[str, list[MarkerRef]], ...],
+) -> Summary:
+    number_contacts, contacts_by_person, contacts_by_household = contacts
+    markers_by_person, markers_by_household = markers
+    callers = set(links.caller_ids)
     persons = []
-    for person_id in person_ids:
+    for person_id in links.person_ids:
         row = people.get(person_id)
         persons.append(
             PersonFacts(
@@ -329,7 +444,7 @@ async def build(
                 name=row.name if row else None,
                 date_of_birth=row.date_of_birth.isoformat() if row and row.date_of_birth else None,
                 relationship="caller" if person_id in callers else "household_member",
-                household_ids=[h for h in household_ids if person_id in members_by_household[h]],
+                household_ids=[h for h in links.household_ids if person_id in links.members[h]],
                 contacts=contacts_by_person.get(person_id, []),
                 markers=markers_by_person.get(person_id, []),
             )
@@ -339,11 +454,11 @@ async def build(
             id=household_id,
             uprn=homes[household_id].uprn if household_id in homes else None,
             address=homes[household_id].address if household_id in homes else None,
-            member_ids=members_by_household.get(household_id, []),
+            member_ids=links.members.get(household_id, []),
             contacts=contacts_by_household.get(household_id, []),
             markers=markers_by_household.get(household_id, []),
         )
-        for household_id in household_ids
+        for household_id in links.household_ids
     ]
     return Summary(
         number=number,

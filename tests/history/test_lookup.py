@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -14,11 +16,11 @@ from app.auth.models import Role
 from app.cache import MemoryCache, RedisCache
 from app.config import Settings
 from app.db import utcnow
-from app.history import alerts, lookup
+from app.history import alerts, lookup, store
 from app.history.importer import import_dir
 from app.rules.facts import CallerFacts
 from tests.conftest import MakeStaff
-from tests.history.support import add_contact, add_marker, add_people, ring
+from tests.history.support import add_contact, add_marker, add_people, days_ago, ring
 from tests.history.test_import import CONTACTS, write
 from tests.support.servers import throwaway_redis
 
@@ -137,3 +139,49 @@ async def test_mid_call_household_lookup_is_for_the_handler_and_audited(
                      ("household", "H1", str(call_id))}  # fmt: skip
     context = await client.get(f"/api/v1/history/calls/{call_id}", headers=handler)
     assert context.status_code == 200 and context.json()["alerts"][0]["kind"] == "withheld_number"
+
+
+async def test_many_numbers_at_once_give_each_the_summary_it_gets_alone(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's callers are looked up together (one query per kind for all of them): each
+    summary must hold exactly its own people, households, contacts and markers, and keep its
+    own newest contacts when the one query had to stop short."""
+    third, nobody = "+441134960203", "+441134960299"
+    await add_people(
+        app,
+        {"A": [SHARED], "B": [SHARED, SECOND], "C": [third], "M": []},
+        {"H1": ["A", "M"], "H2": ["B"], "H3": ["C", "M"]},
+    )
+    await add_marker(app, "MK1", subject_type="person", subject_id="M", kind="da_high_risk")
+    for n in range(8):  # the third number is busy: more contacts than the cap below
+        await add_contact(app, f"T{n}", number=third, person_id="C", victim=True)
+    # Older than all of those: a query stopped short by them would miss these.
+    await add_contact(app, "S1", number=SHARED, person_id="A", occurred_at=days_ago(20))
+    await add_contact(app, "H", household_id="H2", occurred_at=days_ago(30))
+    numbers = [SHARED, SECOND, third, nobody]
+    now = utcnow()
+    since = lookup.horizon_start(now, 400)
+
+    async def each_alone_and_together() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with app.state.resources.sessions() as session:
+            together = await store.build_many(session, numbers, today=now.date(), since=since)
+            alone = {
+                n: (await store.build_many(session, [n], today=now.date(), since=since))[n]
+                for n in numbers
+            }
+        return together, alone
+
+    together, alone = await each_alone_and_together()
+    assert together == alone
+    assert sorted(p.id for p in together[third].persons) == ["C", "M"]
+    assert [h.id for h in together[SECOND].households] == ["H2"]
+    assert together[nobody].persons == [] and together[nobody].number_contacts == []
+    assert len(together[third].number_contacts) == 8
+    # A cap of 2 contacts per summary: 2 x 4 rows cannot hold the third number's 8 plus the
+    # others', so each summary is read on its own, and each keeps its own newest 2.
+    monkeypatch.setattr(store, "MAX_CONTACTS", 2)
+    together, alone = await each_alone_and_together()
+    assert together == alone
+    assert [c.id for c in together[third].number_contacts] == ["T7", "T6"]
+    assert [c.id for c in together[SHARED].number_contacts] == ["S1"]
