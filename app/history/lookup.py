@@ -91,7 +91,8 @@ async def _summary(
         today=today,
         since=horizon_start(now, horizon_days),
     )
-    await _cache_put(cache, key, summary, ttl_seconds)
+    if not versions.bumped_here(session):
+        await _cache_put(cache, key, summary, ttl_seconds)
     return summary, False
 
 
@@ -156,6 +157,8 @@ async def number_summaries(
     )
     found.update(rebuilt)
     built = [(keys[n], summary.model_dump_json().encode()) for n, summary in rebuilt.items()]
+    if versions.bumped_here(session):
+        built = []  # see versions.bumped_here
     try:
         await cache.set_many(built, ttl_seconds=ttl_seconds)
     except CacheUnavailable:

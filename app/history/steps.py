@@ -436,15 +436,20 @@ async def write_back(
         "household_id": household_id,
         "call_id": call_id,
     }
-    if read_ahead and not found:
+    if not read_ahead:
+        return await writes.record_contact(session, **fields, absent=not found)
+    if found:  # moved from the contact of no call that held its id: invalidated at once
+        await writes.record_contact(session, **fields)
+    else:
         writes.add_contact(session, **fields)
-        tx.with_contact.add(call_id)
-        tx.contact_ids.add(contact_id)
-        tx.numbers.update([number] if number else [])
-        tx.persons.update([person_id] if person_id else [])
-        tx.households.update([household_id] if household_id else [])
-        return None
-    return await writes.record_contact(session, **fields, absent=not found)
+    tx.with_contact.add(call_id)
+    tx.contact_ids.add(contact_id)
+    # Pending until `settle`: later lookups in this transaction that show any of these read
+    # the store, never the cache (nothing uncommitted may be cached under any version).
+    tx.numbers.update([number] if number else [])
+    tx.persons.update([person_id] if person_id else [])
+    tx.households.update([household_id] if household_id else [])
+    return None
 
 
 async def _context_of(session: AsyncSession, call_id: int) -> dict[str, Any] | None:

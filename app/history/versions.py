@@ -28,12 +28,16 @@ def household_scope(household_id: str) -> str:
     return "h:" + household_id
 
 
+_BUMPED = "history_versions_bumped"
+
+
 async def bump(session: AsyncSession, scopes: Iterable[str]) -> None:
     """Increment the counters of `scopes` (created at 1) in the session's transaction."""
     # Sorted: two writers touching overlapping scopes lock rows in the same order.
     ordered = sorted(set(scopes))
     if not ordered:
         return
+    session.info[_BUMPED] = session.sync_session.get_transaction()
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     for start in range(0, len(ordered), 500):
@@ -53,3 +57,11 @@ async def read(session: AsyncSession, scopes: list[str]) -> dict[str, int]:
     )
     found = {scope: int(version) for scope, version in rows}
     return {scope: found.get(scope, 0) for scope in scopes}
+
+
+def bumped_here(session: AsyncSession) -> bool:
+    """Whether the session's current transaction has bumped counters. A summary built in it
+    may show its uncommitted writes under the new counters: it must not be cached (were the
+    transaction rolled back, another's later commit would reach the same counters)."""
+    tx = session.sync_session.get_transaction()
+    return tx is not None and session.info.get(_BUMPED) is tx

@@ -16,7 +16,7 @@ from app.auth.models import Role
 from app.cache import MemoryCache, RedisCache
 from app.config import Settings
 from app.db import utcnow
-from app.history import alerts, lookup, store
+from app.history import alerts, lookup, store, writes
 from app.history.importer import import_dir
 from app.rules.facts import CallerFacts
 from tests.conftest import MakeStaff
@@ -185,3 +185,23 @@ async def test_many_numbers_at_once_give_each_the_summary_it_gets_alone(
     assert together == alone
     assert [c.id for c in together[third].number_contacts] == ["T7", "T6"]
     assert [c.id for c in together[SHARED].number_contacts] == ["S1"]
+
+
+async def test_a_summary_built_after_an_uncommitted_write_is_never_cached(app: FastAPI) -> None:
+    """A lookup in a transaction that has written history sees that write under the new
+    counters. Were it cached and the transaction rolled back, the next committed write would
+    reach the same counters and serve a contact that never was."""
+    await add_people(app, {"A": [SHARED]})
+    resources = app.state.resources
+    async with resources.sessions() as session:
+        async with session.begin():
+            await writes.record_contact(session, contact_id="GHOST", number=SHARED,
+                                        occurred_at=days_ago(1))  # fmt: skip
+            seen = await lookup.lookup_caller(
+                session, resources.cache, SHARED, "allowed",
+                now=utcnow(), horizon_days=400, ttl_seconds=600,
+            )  # fmt: skip
+            assert [c.id for c in seen.number_contacts] == ["GHOST"]  # its own write
+            await session.rollback()
+    await add_contact(app, "REAL", number=SHARED, occurred_at=days_ago(1))
+    assert [c.id for c in (await facts(app, SHARED)).number_contacts] == ["REAL"]
