@@ -62,64 +62,6 @@ def _key(
     )
 
 
-async def _summary(
-    session: AsyncSession,
-    cache: Cache,
-    *,
-    kind: str,
-    ident: str,
-    scope: str,
-    number: str | None,
-    household_ids: list[str],
-    now: datetime,
-    horizon_days: int,
-    ttl_seconds: float,
-) -> tuple[Summary, bool]:
-    """A versioned summary: the key carries the generation counters of everything and of this
-    scope, so a write anywhere in the scope makes every older cached copy unreachable."""
-    today = now.astimezone(UTC).date()
-    current = await versions.read(session, [versions.EVERYTHING, scope])
-    key = _key(kind, ident, today, horizon_days, current, scope)
-    cached = await _cache_get(cache, key)
-    if cached is not None:
-        return cached, True
-    summary = await store.build(
-        session,
-        number=number,
-        caller_ids=[],
-        household_ids=household_ids,
-        today=today,
-        since=horizon_start(now, horizon_days),
-    )
-    if not versions.bumped_here(session):
-        await _cache_put(cache, key, summary, ttl_seconds)
-    return summary, False
-
-
-async def number_summary(
-    session: AsyncSession,
-    cache: Cache,
-    number: str,
-    *,
-    now: datetime,
-    horizon_days: int,
-    ttl_seconds: float,
-) -> tuple[Summary, bool]:
-    """The summary of a caller's E.164 number; the flag says whether the cache served it."""
-    return await _summary(
-        session,
-        cache,
-        kind="n",
-        ident=number,
-        scope=versions.number_scope(number),
-        number=number,
-        household_ids=[],
-        now=now,
-        horizon_days=horizon_days,
-        ttl_seconds=ttl_seconds,
-    )
-
-
 async def number_summaries(
     session: AsyncSession,
     cache: Cache,
@@ -129,9 +71,9 @@ async def number_summaries(
     horizon_days: int,
     ttl_seconds: float,
 ) -> dict[str, Summary]:
-    """`number_summary` for many numbers at once (the callers of a batch of events): one read
-    of the counters and one cache round trip for all; the misses rebuilt from the store and
-    put back in one round trip."""
+    """The summaries of callers' E.164 numbers (a batch's, or one): one read of the counters
+    and one cache round trip for all; the misses rebuilt from the store together and put back
+    in one round trip."""
     wanted = sorted(set(numbers))
     if not wanted:
         return {}
@@ -175,19 +117,28 @@ async def household_summary(
     horizon_days: int,
     ttl_seconds: float,
 ) -> tuple[Summary, bool]:
-    """The summary of one household: its current members, contacts and markers."""
-    return await _summary(
+    """The summary of one household (its current members, contacts and markers); the flag
+    says whether the cache served it. The key carries the generation counters of everything
+    and of the household, so a write anywhere in it makes every older cached copy
+    unreachable."""
+    today = now.astimezone(UTC).date()
+    scope = versions.household_scope(household_id)
+    current = await versions.read(session, [versions.EVERYTHING, scope])
+    key = _key("h", household_id, today, horizon_days, current, scope)
+    cached = await _cache_get(cache, key)
+    if cached is not None:
+        return cached, True
+    summary = await store.build(
         session,
-        cache,
-        kind="h",
-        ident=household_id,
-        scope=versions.household_scope(household_id),
         number=None,
+        caller_ids=[],
         household_ids=[household_id],
-        now=now,
-        horizon_days=horizon_days,
-        ttl_seconds=ttl_seconds,
+        today=today,
+        since=horizon_start(now, horizon_days),
     )
+    if not versions.bumped_here(session):
+        await _cache_put(cache, key, summary, ttl_seconds)
+    return summary, False
 
 
 def caller_facts(
@@ -228,7 +179,8 @@ async def lookup_caller(
     """CallerFacts for a caller; a withheld or unreadable number is not looked up."""
     if number is None or presentation != "allowed":
         return caller_facts(None, now=now, presentation=presentation, horizon_days=horizon_days)
-    summary, _ = await number_summary(
-        session, cache, number, now=now, horizon_days=horizon_days, ttl_seconds=ttl_seconds
+    found = await number_summaries(
+        session, cache, [number], now=now, horizon_days=horizon_days, ttl_seconds=ttl_seconds
     )
+    summary = found[number]
     return caller_facts(summary, now=now, presentation=presentation, horizon_days=horizon_days)
