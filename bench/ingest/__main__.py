@@ -2,7 +2,7 @@
 PostgreSQL + Redis; every accepted event must be stored (rows counted after) and processed.
 
     .venv/bin/python -m bench.ingest [--events 40000] [--connections 48] [--workers 2]
-                                     [--batch N]
+                                     [--batch N] [--history 1000000]
 
 A fresh database (dropped after) and Redis prefix; the service under uvicorn on a loopback
 port with the default pipeline steps. The load generator only targets 127.0.0.1 and is bounded
@@ -12,7 +12,10 @@ and signed beforehand (signatures stay valid for 300 s, longer than a run). Each
 events (offered, ringing, answered, ended) go in order on one connection, as a platform sends
 them; calls are spread over the connections. With `--batch N` the events go N to a signed
 request to the batch webhook instead (N/4 calls per batch, their events in phase order: every
-offered, then every ringing, ...; each call's events in order).
+offered, then every ringing, ...; each call's events in order). With `--history N` the
+database first gets N contacts (N/10 people, two to a household; `bench/history_data.py`) and
+the callers are those people: each `offered` then looks up a real caller, household and
+history, as design.md measures it ("1M contacts loaded").
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import asyncpg
 
 from app.telephony.signature import signed_headers
+from bench.history_data import load, people_for, phone_of
 from bench.realtime_env import SECRET, bench_backend, start_service
 
 HOST = "127.0.0.1"  # never anything else
@@ -48,7 +52,18 @@ def _request(port: int, path: str, raw: bytes, ts: int) -> bytes:
     return head.encode() + raw
 
 
-def build_requests(calls: int, port: int, batch: int = 0) -> list[list[bytes]]:
+def caller_number(c: int, known: int) -> str:
+    """Call `c`'s caller: one call in ten withheld, the others from 1,000 numbers that ring
+    again and again (so each lookup follows the write-back of that number's previous call);
+    with `known` people loaded (`--history`), those are the numbers of loaded people."""
+    if c % 10 == 0:
+        return "anonymous"
+    if known:
+        return phone_of(c % 1000 * 97 % known)
+    return f"07700 900{c % 1000:03d}"
+
+
+def build_requests(calls: int, port: int, batch: int = 0, known: int = 0) -> list[list[bytes]]:
     """Per call, its four signed requests as raw HTTP/1.1 bytes; with `batch`, per group of
     batch/4 calls, one signed batch request."""
     ts = int(time.time())
@@ -57,7 +72,7 @@ def build_requests(calls: int, port: int, batch: int = 0) -> list[list[bytes]]:
     for c in range(calls):
         cid = f"bench-{c}"
         at = start + timedelta(milliseconds=c)
-        number = f"07700 900{c % 1000:03d}" if c % 10 else "anonymous"
+        number = caller_number(c, known)
         bodies: list[dict[str, Any]] = [
             {"type": "offered", "caller": {"number": number, "presentation": "allowed"},
              "called": "999", "queue": "emergency"},
@@ -208,8 +223,9 @@ async def run(
     service_pid: int,
     batch: int = 0,
     workers: int = 2,
+    known: int = 0,
 ) -> dict[str, object]:
-    calls = build_requests(events // 4, port, batch)
+    calls = build_requests(events // 4, port, batch, known)
     shards = [calls[i::connections] for i in range(connections)]
     shards = [s for s in shards if s]
     statuses: dict[int, int] = {}
@@ -273,6 +289,17 @@ async def run(
     }
 
 
+async def load_history(settings: Any, dsn: str, contacts: int) -> dict[str, object]:
+    """Load the scratch history, then VACUUM ANALYZE it (as after a force's nightly import)."""
+    seconds, rows = await load(settings, contacts)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+    return {"history_rows": rows, "history_import_seconds": round(seconds, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=40_000)
@@ -282,13 +309,22 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=int, default=0, help="events per signed batch request (0: single)"
     )
+    parser.add_argument(
+        "--history", type=int, default=0,
+        help="contacts to load first (people and households with them; design.md: 1,000,000)",
+    )  # fmt: skip
     args = parser.parse_args()
     if not 4 <= args.events <= 1_000_000:
         raise SystemExit("--events must be between 4 and 1,000,000")
     if args.batch and not 4 <= args.batch <= 500:
         raise SystemExit("--batch must be between 4 and 500 (TELEPHONY_MAX_BATCH)")
+    if not 0 <= args.history <= 10_000_000:
+        raise SystemExit("--history must be between 0 and 10,000,000")
     with bench_backend() as settings:
         dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+        loaded: dict[str, object] = {}
+        if args.history:
+            loaded = asyncio.run(load_history(settings, dsn, args.history))
         service = start_service(settings, workers=args.workers)
         try:
             result = asyncio.run(
@@ -301,12 +337,13 @@ def main() -> None:
                     service.proc.pid if service.proc else 0,
                     args.batch,
                     args.workers,
+                    people_for(args.history) if args.history else 0,
                 )  # fmt: skip
             )
         finally:
             service.stop()
     machine = f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
-    print(json.dumps({"machine": machine, "workers": args.workers, **result}, indent=2))
+    print(json.dumps({"machine": machine, "workers": args.workers, **loaded, **result}, indent=2))
 
 
 if __name__ == "__main__":
