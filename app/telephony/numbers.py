@@ -7,6 +7,7 @@ reason to drop the call: it becomes `unavailable` and the call goes on.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -51,6 +52,9 @@ class CallerNumber:
     note: str | None = None
 
 
+# Pure, and parsing is the costly part of storing an `offered`: callers who ring again, and
+# the same number in several events of a batch, are parsed once (the result is immutable).
+@functools.lru_cache(maxsize=16384)
 def normalise(
     raw: str | None,
     presentation: Presentation | str | None = None,
