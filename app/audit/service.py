@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditLog
+from app.db import utcnow
 
 
-def record(
-    session: AsyncSession,
+def row(
     *,
     actor: str,
     action: str,
@@ -22,18 +22,28 @@ def record(
     call_id: str | None = None,
     justification: str | None = None,
     records: dict[str, Any] | None = None,
-) -> AuditLog:
-    entry = AuditLog(
-        actor=actor,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        call_id=call_id,
-        justification=justification,
-        records=records or {},
-    )
+) -> dict[str, Any]:
+    """An audit record's columns, for writers that insert many at once (`AUDIT`)."""
+    return {
+        "at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "call_id": call_id,
+        "justification": justification,
+        "records": records or {},
+    }
+
+
+def record(session: AsyncSession, **fields: Any) -> AuditLog:
+    """Add one audit record (the fields of `row`) to the session's unit of work."""
+    entry = AuditLog(**row(**fields))
     session.add(entry)
     return entry
+
+
+AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
 
 
 async def search(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -39,8 +40,7 @@ async def invalidate(
     return scopes
 
 
-def add_contact(
-    session: AsyncSession,
+def contact_row(
     *,
     contact_id: str,
     occurred_at: datetime,
@@ -48,23 +48,26 @@ def add_contact(
     person_id: str | None,
     household_id: str | None,
     call_id: int | None,
-) -> Contact:
-    """Add a new contact (no other has `contact_id`) to the session, unflushed and not yet
-    invalidated: the caller invalidates its number, person and household before the
+) -> dict[str, Any]:
+    """A new contact's columns (no other has `contact_id`), for a writer that inserts many at
+    once (`CONTACT`) and invalidates their number, person and household itself before its
     transaction commits (the history step does, once for a batch)."""
-    contact = Contact(
-        id=contact_id,
-        occurred_at=occurred_at,
-        number=number,
-        person_id=person_id,
-        household_id=household_id,
-        victim=False,
-        domestic_abuse=False,
-        call_id=call_id,
-        updated_at=utcnow(),
-    )
-    session.add(contact)
-    return contact
+    return {
+        "id": contact_id,
+        "occurred_at": occurred_at,
+        "number": number,
+        "person_id": person_id,
+        "household_id": household_id,
+        "incident_type": None,
+        "victim": False,
+        "domestic_abuse": False,
+        "outcome": None,
+        "call_id": call_id,
+        "updated_at": utcnow(),
+    }
+
+
+CONTACT: Table = Contact.__table__  # type: ignore[assignment]
 
 
 async def record_contact(
