@@ -290,11 +290,14 @@ async def run(
 
 
 async def load_history(settings: Any, dsn: str, contacts: int) -> dict[str, object]:
-    """Load the scratch history, then VACUUM ANALYZE it (as after a force's nightly import)."""
+    """Load the scratch history, then VACUUM ANALYZE and CHECKPOINT, so that the run does not
+    share the cores with the import's aftermath (autovacuum, writing out the import's WAL), as
+    a service would after a force's nightly import has settled."""
     seconds, rows = await load(settings, contacts)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
     return {"history_rows": rows, "history_import_seconds": round(seconds, 1)}
