@@ -350,10 +350,14 @@ async def _number_links_many(
             callers[e164].append(person_id)
         else:
             members[household_id].append(person_id)
+    homes_of: dict[str, set[str]] = defaultdict(set)
+    for household_id, person_ids in members.items():
+        for person_id in person_ids:
+            homes_of[person_id].add(household_id)
     out = {}
     for number in numbers:
         ids = callers.get(number, [])
-        homes = sorted(h for h, ps in members.items() if any(c in ps for c in ids))
+        homes = sorted({h for c in ids for h in homes_of.get(c, ())})
         out[number] = _Links(ids, {h: members[h] for h in homes})
     return out
 
@@ -418,8 +422,25 @@ async def _contacts_many(
             )  # fmt: skip
             for n, link in links.items()
         }
+    # Each row to the summaries it belongs to (in order, newest first), in one pass.
+    lookups: dict[tuple[int, str], list[str]] = defaultdict(list)
+    for n, link in links.items():
+        lookups[(0, n)].append(n)
+        for p in link.person_ids:
+            lookups[(1, p)].append(n)
+        for h in link.household_ids:
+            lookups[(2, h)].append(n)
+    mine: dict[str, list[Any]] = {n: [] for n in numbers}
+    for row in rows:
+        _, _, num, person_id, household_id, *_ = row
+        owners = set(lookups.get((0, num), ()))
+        owners.update(lookups.get((1, person_id), ()))
+        owners.update(lookups.get((2, household_id), ()))
+        for n in owners:
+            mine[n].append(row)
     return {
-        n: _sort_contacts(rows, n, link.person_ids, link.household_ids) for n, link in links.items()
+        n: _sort_contacts(mine[n], n, link.person_ids, link.household_ids)
+        for n, link in links.items()
     }
 
 

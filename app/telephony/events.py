@@ -6,6 +6,7 @@ presentation}, called, handler_id, queue, cause, seq.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -30,11 +31,14 @@ class Presentation(StrEnum):
     unavailable = "unavailable"
 
 
+_CONTROL = re.compile("[\x00-\x1f]")
+
+
 def _storable(value: object) -> object:
     """Refuse text no database column can hold: NUL, other C0 controls, lone surrogates
     (all valid JSON escapes, so the parser lets them through)."""
     if isinstance(value, str):
-        if any(ord(ch) < 32 for ch in value):
+        if _CONTROL.search(value):
             raise ValueError("control characters are not allowed")
         try:
             value.encode("utf-8")
