@@ -268,6 +268,7 @@ class Hub:
         self.connections: set[Connection] = set()
         self.closing = False
         self._shutdown: asyncio.Task[None] | None = None
+        self._forward: asyncio.Task[None] | None = None  # tells uvicorn once sockets are closed
 
     async def serve(self, ws: WebSocket, after: str | None) -> None:
         """Admit `ws` (Origin, principal, role) and run it until either side closes."""
@@ -349,7 +350,11 @@ class Hub:
 
     def install_signal_hook(self) -> None:
         """Under uvicorn, close sockets with 1001 as soon as the stop signal arrives: uvicorn
-        itself would close them with 1012 before the lifespan's shutdown runs."""
+        itself would close them with 1012 before the lifespan's shutdown runs.
+
+        Uvicorn hears of the signal only once our close frames are out (or CLOSE_TIMEOUT has
+        passed): told at once, its next tick could close a socket with 1012 first. A second
+        signal (a forced stop) goes through at once."""
         try:
             from uvicorn.server import Server
         except ImportError:  # another server: the lifespan shutdown closes them
@@ -361,7 +366,21 @@ class Hub:
                 continue
 
             def on_signal(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
-                loop.call_soon_threadsafe(self.begin_shutdown)
-                previous(signum, frame)
+                loop.call_soon_threadsafe(self._close_then, previous, signum, frame)
 
             signal.signal(sig, on_signal)
+
+    def _close_then(self, forward: Any, signum: int, frame: FrameType | None) -> None:
+        if self._shutdown is not None:  # already closing: a repeated signal is the server's
+            forward(signum, frame)
+            return
+        self.begin_shutdown()
+        closing = self._shutdown
+        assert closing is not None
+
+        async def forward_when_closed() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(closing), CLOSE_TIMEOUT)
+            forward(signum, frame)
+
+        self._forward = asyncio.get_running_loop().create_task(forward_when_closed())

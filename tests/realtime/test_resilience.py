@@ -4,6 +4,7 @@ bad client messages, going away. Real uvicorn processes and real sockets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 
@@ -183,7 +184,11 @@ async def test_shutdown_closes_sockets_with_going_away(
 ) -> None:
     service = live_service()
     token = await make_staff("H1", Role.handler)
-    async with open_socket(service, token) as ws:
-        await frame(ws)
+    async with contextlib.AsyncExitStack() as stack:
+        # Several sockets: uvicorn's own shutdown (1012) must not overtake ours on any of them.
+        sockets = [await stack.enter_async_context(open_socket(service, token)) for _ in range(8)]
+        for ws in sockets:
+            await frame(ws)
         await asyncio.to_thread(service.stop)
-        assert await _closed_with(ws) == 1001
+        codes = await asyncio.gather(*(_closed_with(ws) for ws in sockets))
+        assert codes == [1001] * len(sockets)
