@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     telephony_max_body: int = Field(default=64 * 1024, ge=1024)
     # The batch webhook (many canonical events per signed request): events and bytes.
     telephony_max_batch: int = Field(default=500, ge=1, le=10_000)
+    # Single events that arrive while a transaction is in flight share the next one, up to
+    # this many (app.calls.grouping); 1 gives every event a transaction of its own.
+    telephony_group_max: int = Field(default=100, ge=1, le=10_000)
     telephony_max_batch_body: int = Field(default=1024 * 1024, ge=1024)
     max_body: int = Field(default=1024 * 1024, ge=1024)
 

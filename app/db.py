@@ -7,7 +7,9 @@ nothing is announced that was not stored.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -110,6 +114,32 @@ def after_commit(session: AsyncSession, action: AfterCommit) -> None:
 def pop_after_commit(session: AsyncSession) -> list[AfterCommit]:
     actions: list[AfterCommit] = session.info.pop("after_commit", [])
     return actions
+
+
+async def run_after_commit(actions: list[AfterCommit]) -> None:
+    # Stored is what counts: a failing side effect is logged and left to its own retry path
+    # rather than turning a committed request into an error.
+    for action in actions:
+        try:
+            await action()
+        except Exception:
+            log.exception("after-commit action failed")
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block ends (rolled back if it raises), then the
+    side effects queued with `after_commit`, in order."""
+    async with sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            pop_after_commit(session)
+            raise
+        actions = pop_after_commit(session)
+    await run_after_commit(actions)
 
 
 async def ping(engine: AsyncEngine) -> None:

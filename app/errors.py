@@ -41,3 +41,7 @@ class Conflict(AppError):
 
 class Unprocessable(AppError):
     status, code = 422, "validation_error"
+
+
+class Unavailable(AppError):
+    status, code = 503, "unavailable"

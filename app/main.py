@@ -18,6 +18,7 @@ from app.api import thrive as thrive_api
 from app.api import ws as ws_api
 from app.api.limits import BodySizeLimit
 from app.cache import create_cache
+from app.calls.grouping import INGEST_KEY, GroupCommit
 from app.calls.pipeline import Pipeline, default_steps
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Processing of accepted call events: inline after each ingest + a sweeper.
         pipeline = Pipeline.from_settings(resources, default_steps())
         resources.extras["pipeline"] = pipeline
+        # The webhooks' single events, grouped into shared transactions under load.
+        grouped = GroupCommit(pipeline, max_events=settings.telephony_group_max)
+        resources.extras[INGEST_KEY] = grouped
         _app.state.resources = resources  # for tests and tools holding the app
         await pipeline.start()
         if settings.gc_freeze:  # served processes (see app.heap)
@@ -96,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await rules_sync.stop()
             await hub.shutdown()  # sockets closed with 1001 (going away)
+            await grouped.drain()
             await pipeline.stop()
             await broker.disconnect()
             await cache.close()

@@ -18,7 +18,7 @@ from app.auth.models import Role
 from app.auth.service import Principal
 from app.cache import Cache
 from app.config import Settings
-from app.db import pop_after_commit
+from app.db import unit_of_work
 from app.errors import Forbidden, NotAuthenticated
 from app.resources import Resources
 from app.web import session as web_session
@@ -43,26 +43,8 @@ def get_cache(request: Request) -> Cache:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessions: async_sessionmaker[AsyncSession] = request.state.sessions
-    async with sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            pop_after_commit(session)
-            raise
-        actions = pop_after_commit(session)
-    await run_after_commit(actions)
-
-
-async def run_after_commit(actions: list[Callable[[], Awaitable[None]]]) -> None:
-    # Stored is what counts: a failing side effect is logged and left to its own retry path
-    # rather than turning a committed request into an error.
-    for action in actions:
-        try:
-            await action()
-        except Exception:
-            log.exception("after-commit action failed")
+    async with unit_of_work(sessions) as session:
+        yield session
 
 
 # FastAPI runs a plain `def` dependency in a worker thread: a thread hop on every request for

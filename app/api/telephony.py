@@ -3,7 +3,9 @@
 Each route checks the provider's authentication on the raw bytes, turns the request into a
 canonical `CallEvent` (the adapter), stores it (the call service) and answers 2xx only once
 the transaction has committed. The pipeline's steps run in that same transaction
-(`Pipeline.accept`); what they publish goes out right after the commit.
+(`Pipeline.accept`; single events that arrive together under load share one, through
+`Pipeline.accept_many`: app.calls.grouping); what they publish goes out right after the
+commit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pydantic import BaseModel
 
 from app.api.deps import IntegrationClient, ResourcesDep, SessionDep
 from app.calls import service as calls
+from app.calls.grouping import INGEST_KEY, GroupCommit
 from app.calls.pipeline import Pipeline
+from app.db import unit_of_work
 from app.resources import Resources
 from app.telephony import canonical, cti, signature, twilio
 from app.telephony.events import CallEvent
@@ -31,23 +35,23 @@ class Accepted(BaseModel):
     state: str  # the call's state right after this event
 
 
-async def _accept(
-    session: SessionDep, resources: Resources, source: str, event: CallEvent, raw: bytes
-) -> JSONResponse:
-    pipeline: Pipeline | None = resources.extras.get("pipeline")
-    if pipeline is not None:
-        # Stored and processed in this request's transaction; published after its commit.
-        outcome = await pipeline.accept(session, source=source, event=event, raw=raw)
+async def _accept(resources: Resources, source: str, event: CallEvent, raw: bytes) -> JSONResponse:
+    grouped: GroupCommit | None = resources.extras.get(INGEST_KEY)
+    if grouped is not None:
+        # Stored and processed in one transaction (shared with the events that arrived
+        # alongside it, under load); published and committed before this answer.
+        outcome = await grouped.accept(source, event, raw)
     else:  # no processing in this process (tools, drills): stored for a sweeper
         settings = resources.settings
-        outcome = await calls.ingest(
-            session,
-            source=source,
-            event=event,
-            raw=raw,
-            region=settings.default_region,
-            lease_seconds=settings.pipeline_lease_seconds,
-        )
+        async with unit_of_work(resources.sessions) as session:
+            outcome = await calls.ingest(
+                session,
+                source=source,
+                event=event,
+                raw=raw,
+                region=settings.default_region,
+                lease_seconds=settings.pipeline_lease_seconds,
+            )
     if outcome.duplicate:
         # The original outcome again; the event is stored (and processed) once.
         return JSONResponse(
@@ -71,14 +75,12 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 @router.post("/events", status_code=202, responses=_RESPONSES)
-async def canonical_event(
-    request: Request, session: SessionDep, resources: ResourcesDep
-) -> JSONResponse:
+async def canonical_event(request: Request, resources: ResourcesDep) -> JSONResponse:
     """A signed canonical event (`X-Signature-Timestamp`, `X-Signature`)."""
     raw = await request.body()
     signature.verify(request.headers, raw, resources.settings.telephony_secrets())
     event = canonical.parse(raw)
-    return await _accept(session, resources, canonical.SOURCE, event, raw)
+    return await _accept(resources, canonical.SOURCE, event, raw)
 
 
 class BatchResult(BaseModel):
@@ -167,9 +169,7 @@ async def canonical_batch(
 
 
 @router.post("/twilio", status_code=202, responses=_RESPONSES)
-async def twilio_status(
-    request: Request, session: SessionDep, resources: ResourcesDep
-) -> JSONResponse:
+async def twilio_status(request: Request, resources: ResourcesDep) -> JSONResponse:
     """A Twilio Voice status callback (form-encoded, `X-Twilio-Signature`)."""
     raw = await request.body()
     settings = resources.settings
@@ -181,7 +181,7 @@ async def twilio_status(
         signature_header=request.headers.get("x-twilio-signature"),
     )
     event = twilio.to_event(params)
-    return await _accept(session, resources, twilio.SOURCE, event, raw)
+    return await _accept(resources, twilio.SOURCE, event, raw)
 
 
 @router.post("/cti", status_code=202, responses=_RESPONSES)
@@ -189,6 +189,9 @@ async def cti_event(
     request: Request, session: SessionDep, resources: ResourcesDep, _client: IntegrationClient
 ) -> JSONResponse:
     """A generic CTI `newCall` / `answer` / `hangup` event (bearer token, role integration)."""
+    # The token's lookup is done: give its connection back before waiting for a share of a
+    # group transaction, which needs one from the same pool (held, a burst would starve it).
+    await session.commit()
     raw = await request.body()
     event = cti.to_event(cti.parse(raw))
-    return await _accept(session, resources, cti.SOURCE, event, raw)
+    return await _accept(resources, cti.SOURCE, event, raw)

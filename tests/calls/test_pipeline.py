@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 
 from app.audit.models import AuditLog
 from app.audit.service import record
+from app.calls.grouping import INGEST_KEY
 from app.calls.models import CallEventRow
 from app.calls.pipeline import Pipeline, StepContext
 from app.config import Settings
@@ -47,6 +48,12 @@ async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             yield application, http
+
+
+def stop_processing(app: FastAPI) -> None:
+    """Webhooks store events and leave them for a sweeper (a process that stopped)."""
+    del app.state.resources.extras["pipeline"]
+    del app.state.resources.extras[INGEST_KEY]
 
 
 def pipeline_of(app: FastAPI) -> Pipeline:
@@ -118,7 +125,7 @@ async def test_restart_picks_up_accepted_but_unprocessed_events(settings: Settin
     async with running(fast(settings)) as (app, http):
         pipeline = pipeline_of(app)
         await pipeline.stop()
-        del app.state.resources.extras["pipeline"]
+        stop_processing(app)
         for body in bodies:
             assert (await post_signed(http, body)).status_code == 202
         assert await count_rows(app, CallEventRow, CallEventRow.processed_at.is_(None)) == 8
@@ -146,7 +153,7 @@ async def test_concurrent_sweepers_process_each_event_once(settings: Settings) -
     start = datetime.now(UTC) - timedelta(minutes=10)
     async with running(fast(settings)) as (app, http):
         await pipeline_of(app).stop()
-        del app.state.resources.extras["pipeline"]
+        stop_processing(app)
         for i in range(15):
             for body in lifecycle(f"c-s{i}", start + timedelta(seconds=i)):
                 assert (await post_signed(http, body)).status_code == 202
