@@ -13,10 +13,10 @@ finds nothing in flight goes at once, alone (`Pipeline.accept`), so a quiet line
 extra latency. Events of different sources never share a transaction (`accept_many` takes
 one source).
 
-Failures keep the batch path's guarantees: a step that raises rolls the group back and every
-event of it is stored again, unprocessed, for the sweeper (accepted still means durable); if
-storing itself fails (the database is down), every request of the group gets that error
-(503), and nothing of the group is stored.
+A step that raises rolls the group back, and each of its events is then taken again in a
+transaction of its own: the others are processed as if alone, and only the event the step
+fails on is stored unprocessed for the sweeper (accepted still means durable). If storing
+itself fails (the database is down), each request gets that error and nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 
 from app.calls import service as calls
-from app.calls.pipeline import Pipeline
+from app.calls.pipeline import GroupFailed, Pipeline
 from app.db import unit_of_work
 from app.errors import Unavailable
 from app.telephony.events import CallEvent
@@ -61,6 +61,7 @@ class GroupCommit:
         self.groups = 0
         self.events = 0
         self.largest = 0
+        self.retried_alone = 0  # events of failed groups, taken again one at a time
 
     async def accept(self, source: str, event: CallEvent, raw: bytes) -> calls.IngestOutcome:
         """Store and process `event`; returns once it is committed (as `Pipeline.accept`)."""
@@ -78,6 +79,12 @@ class GroupCommit:
         """Wait for every group in flight (shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.groups:
+            log.info(
+                "group commit",
+                extra={"groups": self.groups, "events": self.events, "largest": self.largest,
+                       "mean": round(self.events / self.groups, 1)},
+            )  # fmt: skip
 
     async def _flush(self) -> None:
         while self._waiting:
@@ -107,19 +114,22 @@ class GroupCommit:
         return group
 
     async def _commit(self, group: list[_Waiting]) -> None:
-        source = group[0].source
-        async with unit_of_work(self.pipeline.resources.sessions) as session:
-            if len(group) == 1:
-                only = group[0]
-                outcomes = [
-                    await self.pipeline.accept(
-                        session, source=source, event=only.event, raw=only.raw
+        if len(group) == 1:
+            outcomes = [await self._alone(group[0])]
+        else:
+            try:
+                async with unit_of_work(self.pipeline.resources.sessions) as session:
+                    outcomes = await self.pipeline.accept_many(
+                        session,
+                        source=group[0].source,
+                        events=[(w.event, w.raw) for w in group],
+                        separable=True,
                     )
-                ]
-            else:
-                outcomes = await self.pipeline.accept_many(
-                    session, source=source, events=[(w.event, w.raw) for w in group]
-                )
+            except GroupFailed:
+                # Rolled back, nothing of it stored: each event again in its own transaction,
+                # where a failing step holds back (for the sweeper) only the event it failed on.
+                self.retried_alone += len(group)
+                outcomes = [await self._alone(waiting) for waiting in group]
         # Answered once committed and the after-commit actions (the publishes) have run, as a
         # request with its own transaction is: the alert is on the screen before the platform
         # hears back.
@@ -129,3 +139,9 @@ class GroupCommit:
         for waiting, outcome in zip(group, outcomes, strict=True):
             if not waiting.outcome.done():
                 waiting.outcome.set_result(outcome)
+
+    async def _alone(self, waiting: _Waiting) -> calls.IngestOutcome:
+        async with unit_of_work(self.pipeline.resources.sessions) as session:
+            return await self.pipeline.accept(
+                session, source=waiting.source, event=waiting.event, raw=waiting.raw
+            )

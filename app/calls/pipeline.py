@@ -44,6 +44,10 @@ from app.telephony.events import CallEvent
 log = logging.getLogger(__name__)
 
 
+class GroupFailed(Exception):
+    """A group's transaction failed and was rolled back: nothing of it is stored."""
+
+
 @dataclass
 class StepContext:
     event: CallEvent  # canonical; `event.type` is this event's type
@@ -190,7 +194,12 @@ class Pipeline:
         return outcome
 
     async def accept_many(
-        self, session: AsyncSession, *, source: str, events: list[tuple[CallEvent, bytes]]
+        self,
+        session: AsyncSession,
+        *,
+        source: str,
+        events: list[tuple[CallEvent, bytes]],
+        separable: bool = False,
     ) -> list[calls.IngestOutcome]:
         """`accept` for a batch, in one transaction: outcomes in the order of `events`.
 
@@ -200,7 +209,10 @@ class Pipeline:
 
         A step that raises rolls the whole batch back; every event is then stored again in a
         fresh transaction, unprocessed, for the sweeper to process (in the order stored) after
-        the retry delay: accepted still means durable, for every event of the batch.
+        the retry delay: accepted still means durable, for every event of the batch. With
+        `separable` (events that only share a transaction to save work: app.calls.grouping)
+        it raises `GroupFailed` after the rollback instead, for the caller to take each event
+        on its own, so that one bad event does not hold back the others.
         """
         order = sorted(range(len(events)), key=lambda i: events[i][0].call_id)
         outcomes: dict[int, calls.IngestOutcome] = {}
@@ -229,6 +241,9 @@ class Pipeline:
                     todo.append(self._inline_context(session, event, outcome))
             await self._run(todo)
         except Exception as exc:
+            if separable:
+                await self._abandon(session, exc, "group", len(events), "each event on its own")
+                raise GroupFailed from exc
             error, postgres = await self._abandon(session, exc, "batch", len(events))
             retried: list[calls.IngestOutcome] = []
             for i in order:
@@ -295,7 +310,12 @@ class Pipeline:
                 await finish(ctxs)
 
     async def _abandon(
-        self, session: AsyncSession, exc: Exception, what: str, count: int
+        self,
+        session: AsyncSession,
+        exc: Exception,
+        what: str,
+        count: int,
+        then: str = "stored for a retry",
     ) -> tuple[str, bool]:
         """Roll back a failed processing transaction; the error's class name (only: messages
         may quote a caller's number or a name) and whether the store is PostgreSQL."""
@@ -305,8 +325,9 @@ class Pipeline:
         await session.rollback()
         pop_after_commit(session)
         log.warning(
-            f"{what} processing failed; stored for a retry",
-            extra={"events": count, "error": error, "retry_in": self.retry_base_seconds},
+            f"{what} processing failed; {then}",
+            extra={"events": count, "error": error}
+            | ({} if what == "group" else {"retry_in": self.retry_base_seconds}),
         )
         return error, postgres
 
