@@ -237,8 +237,9 @@ def make_staff(settings: Settings) -> MakeStaff:
     return make
 
 
-def service_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment a `firstcontact` subprocess needs to run on this test's backend."""
+def process_env(**extra: str) -> dict[str, str]:
+    """The environment of a `firstcontact` subprocess: this one's, without its store and
+    secrets settings, with the tests' secrets and `extra`."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -246,17 +247,21 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
     env.update(
         ENV="test",
-        DATABASE_URL=settings.database_url,
         TELEPHONY_SECRET=TELEPHONY_SECRET,
         SESSION_SECRET=SESSION_SECRET,
-        REDIS_PREFIX=settings.redis_prefix,
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
     )
-    if settings.redis_url:
-        env["REDIS_URL"] = settings.redis_url
     env.update(extra)
     return env
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `firstcontact` subprocess needs to run on this test's backend."""
+    backend = {"DATABASE_URL": settings.database_url, "REDIS_PREFIX": settings.redis_prefix}
+    if settings.redis_url:
+        backend["REDIS_URL"] = settings.redis_url
+    return process_env(**{**backend, **extra})
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import AppError
@@ -79,6 +80,31 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+# The store (or the pool in front of it) cannot serve right now: down, restarting, out of
+# connections, or a transient failure such as a deadlock. Nothing was committed; the caller
+# should retry, and a telephony platform does on 503.
+_STORE_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+)
+RETRY_AFTER_SECONDS = 2
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The class name only: driver messages can quote statement parameters.
+    log.warning(
+        "store unavailable on %s %s",
+        request.method,
+        request.url.path,
+        extra={"error": type(exc).__name__},
+    )
+    response = envelope(503, "unavailable", "the store is unavailable; retry shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return envelope(500, "internal_error", "internal error; it has been logged")
@@ -88,4 +114,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for kind in _STORE_UNAVAILABLE:
+        app.add_exception_handler(kind, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)

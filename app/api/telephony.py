@@ -71,6 +71,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"description": "bad or missing signature / token (with a reason)"},
     413: {"description": "body over TELEPHONY_MAX_BODY"},
     422: {"description": "not a valid event"},
+    503: {"description": "the database cannot be reached: nothing stored, send it again"},
 }
 
 

@@ -223,3 +223,12 @@ class ThrowawayPostgres:
     def cleanup(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
