@@ -46,6 +46,12 @@ class _Waiting:
     )
 
 
+def _collect(outcome: asyncio.Future[calls.IngestOutcome]) -> None:
+    """Read a result nobody awaits, so that a failure is not reported as never retrieved."""
+    if not outcome.cancelled():
+        outcome.exception()
+
+
 class GroupCommit:
     """Accepts single events through `pipeline`, grouping those that arrive while a
     transaction is in flight (at most `max_events` per transaction, `flushers` transactions
@@ -73,7 +79,11 @@ class GroupCommit:
             task.add_done_callback(self._tasks.discard)
         # Shielded: a client that hangs up does not cancel a transaction holding others'
         # events; its event is committed anyway and a retry gets the original outcome.
-        return await asyncio.shield(waiting.outcome)
+        try:
+            return await asyncio.shield(waiting.outcome)
+        except asyncio.CancelledError:
+            waiting.outcome.add_done_callback(_collect)  # nobody will read it now
+            raise
 
     async def drain(self) -> None:
         """Wait for every group in flight (shutdown)."""

@@ -154,3 +154,25 @@ async def test_sources_posted_together_are_stored_apart(
     async with app.state.resources.sessions() as session:
         sources = Counter((await session.scalars(select(Call.source))).all())
     assert sources == {"canonical": 15, "cti": 15}
+
+
+async def test_a_request_cancelled_while_waiting_still_has_its_event_committed(
+    app: FastAPI,
+) -> None:
+    """A platform that hangs up mid-request: the group it joined commits its event anyway,
+    and the platform's retry gets the original outcome."""
+    grouped = grouped_of(app)
+    bodies = [lifecycle(f"gone-{n}", datetime.now(UTC))[0] for n in range(3)]
+    raws = [json.dumps(b).encode() for b in bodies]
+    events = [canonical.parse(raw) for raw in raws]
+    tasks = [
+        asyncio.create_task(grouped.accept(canonical.SOURCE, e, raw))
+        for e, raw in zip(events, raws, strict=True)
+    ]
+    await asyncio.sleep(0)  # each task has joined the waiting group; nothing is committed yet
+    tasks[1].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[1], asyncio.CancelledError)
+    assert await count_rows(app, CallEventRow) == 3
+    retry = await grouped.accept(canonical.SOURCE, events[1], raws[1])
+    assert retry.duplicate and retry.call_id is not None
