@@ -102,7 +102,8 @@ class GroupCommit:
             try:
                 await self._commit(group)
             except BaseException as exc:
-                # Stopped mid-transaction (shutdown): nothing of the group committed.
+                # The store failed (it is down) or the process is stopping: whoever is not
+                # answered yet gets the error; their events were not committed.
                 failure = exc if isinstance(exc, Exception) else Unavailable("shutting down")
                 for waiting in group:
                     if not waiting.outcome.done():
@@ -124,34 +125,40 @@ class GroupCommit:
         return group
 
     async def _commit(self, group: list[_Waiting]) -> None:
-        if len(group) == 1:
-            outcomes = [await self._alone(group[0])]
-        else:
-            try:
-                async with unit_of_work(self.pipeline.resources.sessions) as session:
-                    outcomes = await self.pipeline.accept_many(
-                        session,
-                        source=group[0].source,
-                        events=[(w.event, w.raw) for w in group],
-                        separable=True,
-                    )
-            except GroupFailed:
-                # Rolled back, nothing of it stored: each event again in its own transaction,
-                # where a failing step holds back (for the sweeper) only the event it failed on.
-                self.retried_alone += len(group)
-                outcomes = [await self._alone(waiting) for waiting in group]
-        # Answered once committed and the after-commit actions (the publishes) have run, as a
-        # request with its own transaction is: the alert is on the screen before the platform
-        # hears back.
+        # Each request is answered once its event is committed and the after-commit actions
+        # (the publishes) have run, as a request with its own transaction is: the alert is on
+        # the screen before the platform hears back.
         self.groups += 1
         self.events += len(group)
         self.largest = max(self.largest, len(group))
+        if len(group) == 1:
+            _answer(group[0], await self._alone(group[0]))
+            return
+        try:
+            async with unit_of_work(self.pipeline.resources.sessions) as session:
+                outcomes = await self.pipeline.accept_many(
+                    session,
+                    source=group[0].source,
+                    events=[(w.event, w.raw) for w in group],
+                    separable=True,
+                )
+        except GroupFailed:
+            # Rolled back, nothing of it stored: each event again in its own transaction,
+            # where a failing step holds back (for the sweeper) only the event it failed on.
+            self.retried_alone += len(group)
+            for waiting in group:
+                _answer(waiting, await self._alone(waiting))
+            return
         for waiting, outcome in zip(group, outcomes, strict=True):
-            if not waiting.outcome.done():
-                waiting.outcome.set_result(outcome)
+            _answer(waiting, outcome)
 
     async def _alone(self, waiting: _Waiting) -> calls.IngestOutcome:
         async with unit_of_work(self.pipeline.resources.sessions) as session:
             return await self.pipeline.accept(
                 session, source=waiting.source, event=waiting.event, raw=waiting.raw
             )
+
+
+def _answer(waiting: _Waiting, outcome: calls.IngestOutcome) -> None:
+    if not waiting.outcome.done():
+        waiting.outcome.set_result(outcome)
