@@ -15,9 +15,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -159,15 +160,6 @@ class ThrowawayRedis:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-@contextmanager
-def throwaway_redis() -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis().start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
 @dataclass
 class ThrowawayPostgres:
     """A private PostgreSQL cluster in a temp folder, run as the `postgres` user (it refuses
@@ -225,10 +217,22 @@ class ThrowawayPostgres:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+_Server = TypeVar("_Server", "ThrowawayRedis", "ThrowawayPostgres")
+
+
 @contextmanager
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    server = ThrowawayPostgres().start()
+def _throwaway(server: _Server) -> Iterator[_Server]:
+    """`server` started for the block, stopped and its folder removed after."""
+    server.start()
     try:
         yield server
     finally:
         server.cleanup()
+
+
+def throwaway_redis() -> AbstractContextManager[ThrowawayRedis]:
+    return _throwaway(ThrowawayRedis())
+
+
+def throwaway_postgres() -> AbstractContextManager[ThrowawayPostgres]:
+    return _throwaway(ThrowawayPostgres())
