@@ -68,6 +68,8 @@ class StrandInfo(BaseModel):
     id: str
     name: str
     description: str
+    # The strand's severity in force (its pack's, else another pack's, else medium).
+    severity: str
     cues: list[CueInfo]
 
 
@@ -137,7 +139,11 @@ def describe(rules: RuleSet) -> Catalogue:
                 info = strands.setdefault(
                     strand.id,
                     StrandInfo(
-                        id=strand.id, name=strand.name, description=strand.description, cues=[]
+                        id=strand.id,
+                        name=strand.name,
+                        description=strand.description,
+                        severity=rules.lexicon.severity_of(strand.id),
+                        cues=[],
                     ),
                 )
                 info.cues.extend(

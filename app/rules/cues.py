@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
@@ -34,6 +34,8 @@ _IRREGULAR = {"won't": ("will", "not"), "can't": ("can", "not"), "shan't": ("sha
 _SUFFIXES = (("n't", "not"), ("'m", "am"), ("'re", "are"), ("'ve", "have"), ("'ll", "will"),
              ("'d", "would"), ("'s", "is"))  # fmt: skip
 _MAX_EXPANSIONS = 256
+# A strand's severity when the lexicon is given none (the pack schema's default too).
+DEFAULT_SEVERITY = "medium"
 
 
 class PhraseError(ValueError):
@@ -52,6 +54,7 @@ class Cue(BaseModel):
     start: int  # character span in the text
     end: int
     rule: str  # "<cue id>@<pack version>"
+    severity: str = DEFAULT_SEVERITY  # the strand's (critical | high | medium | low | info)
 
 
 def _expand(word: str) -> tuple[str, ...]:
@@ -137,6 +140,7 @@ class CueInfo:
     strand_name: str
     cue: str
     rule: str
+    severity: str = DEFAULT_SEVERITY
 
 
 @dataclass
@@ -150,12 +154,16 @@ class Lexicon:
     window: int = 3
     negate_after: _Node = field(default_factory=dict)
     after_window: int = 1
+    # Every strand's id -> its name and severity, also for strands no longer holding cues.
+    strand_names: dict[str, str] = field(default_factory=dict)
+    strand_severity: dict[str, str] = field(default_factory=dict)
 
     def strands(self) -> list[tuple[str, str]]:
-        seen: dict[str, str] = {}
-        for info in self.cues:
-            seen.setdefault(info.strand, info.strand_name)
-        return list(seen.items())
+        return list(self.strand_names.items())
+
+    def severity_of(self, strand: str) -> str:
+        """A strand's severity (a strand the lexicon does not know has the default)."""
+        return self.strand_severity.get(strand, DEFAULT_SEVERITY)
 
 
 def _insert(trie: _Node, sequence: Sequence[str], value: int) -> None:
@@ -189,18 +197,27 @@ def compile_lexicon(
     window: int = 3,
     negate_after: Iterable[str] = (),
     after_window: int = 1,
+    severity: Mapping[str, str] | None = None,
 ) -> Lexicon:
-    """Build a lexicon from (strand id, strand name, [(cue id, pack version, phrases)])."""
+    """Build a lexicon from (strand id, strand name, [(cue id, pack version, phrases)]);
+    `severity` maps strand ids to their severity (DEFAULT_SEVERITY for those it omits)."""
     lexicon = Lexicon(
         negate_before=_single_words(negate_before),
         breakers=_single_words(breakers),
         window=window,
         after_window=after_window,
     )
+    severity = severity or {}
     for strand_id, strand_name, cues in strands:
+        lexicon.strand_names.setdefault(strand_id, strand_name)
+        weight = lexicon.strand_severity.setdefault(
+            strand_id, severity.get(strand_id, DEFAULT_SEVERITY)
+        )
         for cue_id, version, phrases in cues:
             index = len(lexicon.cues)
-            lexicon.cues.append(CueInfo(strand_id, strand_name, cue_id, f"{cue_id}@{version}"))
+            lexicon.cues.append(
+                CueInfo(strand_id, strand_name, cue_id, f"{cue_id}@{version}", weight)
+            )
             for phrase in phrases:
                 for seq in expand_phrase(phrase):
                     _insert(lexicon.trie, seq, index)
@@ -283,6 +300,7 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
                     start=span_start,
                     end=span_end,
                     rule=info.rule,
+                    severity=info.severity,
                 )
             )
         i = end

@@ -399,6 +399,9 @@ def build(
     cue_ids: set[str] = set()
     ignored: list[str] = []
     strand_input: dict[str, tuple[str, list[tuple[str, str, list[str]]]]] = {}
+    # A strand's severity is said once: a force pack adding cues to a shipped strand may
+    # leave it out (and keep the shipped one) but may not contradict it.
+    strand_severity: dict[str, tuple[str, str]] = {}  # strand id -> (severity, file)
     for p in cues:
         assert isinstance(p.pack, CuePack)
         if p.pack.negation is not None:
@@ -434,6 +437,16 @@ def build(
                 ignored.append(phrase)
         for si, strand in enumerate(p.pack.strands):
             entry = strand_input.setdefault(strand.id, (strand.name, []))
+            if strand.severity is not None:
+                said = strand_severity.setdefault(strand.id, (strand.severity, p.file))
+                if said[0] != strand.severity:
+                    problems.append(
+                        p.at(
+                            ("strands", si, "severity"),
+                            f"strand {strand.id!r} has severity {said[0]!r} in {said[1]}; "
+                            "leave it out here or change it there",
+                        )
+                    )
             for ci, cue in enumerate(strand.cues):
                 if cue.id in cue_ids:
                     problems.append(
@@ -480,5 +493,6 @@ def build(
         window=negation.window if negation else 3,
         negate_after=negation.after if negation else (),
         after_window=negation.after_window if negation else 1,
+        severity={sid: severity for sid, (severity, _) in strand_severity.items()},
     )
     return ruleset

@@ -61,6 +61,7 @@ def cues(rules: RuleSet, text: str) -> list[CueOut]:
                 strand_name=cue.strand_name,
                 matched=[cue.words],
                 rule=cue.rule,
+                severity=cue.severity,
             )
         elif cue.words not in seen.matched:
             seen.matched.append(cue.words)

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Element(StrEnum):
@@ -67,8 +67,12 @@ class ElementIn(BaseModel):
 class AssessmentIn(BaseModel):
     model_config = _STRICT
 
-    incident_type: str = Field(min_length=1, max_length=64)
-    grade: Grade
+    # None: the incident type set during the call. Neither: the checker reports it with
+    # every other problem (field `incident_type`).
+    incident_type: str | None = Field(default=None, min_length=1, max_length=64)
+    # No preset grade: None is reported by the checker with every other problem (field
+    # `grade`), not refused alone before the rest are looked at. A bad value is still a 422.
+    grade: Grade | None = None
     grade_reason: str | None = Field(default=None, max_length=2000)
     elements: dict[Element, ElementIn]
     # None: take what was marked given / answered during the call.
@@ -78,6 +82,15 @@ class AssessmentIn(BaseModel):
     victim: bool
     # None: true exactly when the incident type is domestic abuse.
     domestic_abuse: bool | None = None
+
+    @field_validator("incident_type", "grade", mode="before")
+    @classmethod
+    def _blank_is_not_chosen(cls, value: Any) -> Any:
+        # A form's empty choice ("" or spaces) means not chosen yet: the checker reports it
+        # with the other problems instead of a lone validation error.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
 
 class PromptOut(BaseModel):
@@ -105,6 +118,9 @@ class CueOut(BaseModel):
     # The narrative's words that matched (personal data: returned and pushed, never logged).
     matched: list[str]
     rule: str = ""
+    # The strand's severity (critical | high | medium | low | info): a high or critical cue
+    # makes threat, harm, risk and vulnerability required in the assessment.
+    severity: str = "medium"
 
 
 class CallThriveRead(BaseModel):

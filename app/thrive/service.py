@@ -49,6 +49,7 @@ from app.thrive.schemas import (
 from app.thrive.validation import (
     Alert,
     AssessmentInvalid,
+    RaisedCue,
     advice_by_kind,
     check_assessment,
     suggested_grade,
@@ -191,7 +192,16 @@ def _view(
         alert_kinds=sorted({a.kind for a in alerts}),
         prompts=[p.model_copy(update={"answered": p.id in answered}) for p in prompts],
         advice=[a.model_copy(update={"given": a.id in given}) for a in advice],
-        cues=[CueOut(cue_id=c.cue_id, strand=c.strand, matched=list(c.matched)) for c in cues],
+        cues=[
+            CueOut(
+                cue_id=c.cue_id,
+                strand=c.strand,
+                strand_name=rules.lexicon.strand_names.get(c.strand, ""),
+                matched=list(c.matched),
+                severity=rules.lexicon.severity_of(c.strand),
+            )
+            for c in cues
+        ],
     )
 
 
@@ -439,10 +449,15 @@ async def submit_assessment(
     call's contact record (history write-back) so the next lookup counts it."""
     call = await call_for_writer(session, call_id, principal)
     rules = _rules(resources)
-    catalogue.require_incident_type(rules, body.incident_type)
     alerts = await _alerts(session, call.id)
     state = await session.get(CallThrive, call.id)
-    advice_kinds = {a.id: a.kind for a in catalogue.advice(rules, body.incident_type)}
+    incident_type = body.incident_type or (state.incident_type if state is not None else None)
+    if incident_type is not None:
+        # A type the packs do not know is a bad value, refused alone (as a bad grade is).
+        catalogue.require_incident_type(rules, incident_type)
+    advice_kinds = (
+        {a.id: a.kind for a in catalogue.advice(rules, incident_type)} if incident_type else {}
+    )
     advice_given = (
         body.advice_given
         if body.advice_given is not None
@@ -453,10 +468,22 @@ async def submit_assessment(
         if body.prompts_answered is not None
         else list(state.prompts_answered if state is not None else [])
     )
-    offered = [p.id for p in catalogue.prompts(rules, body.incident_type, _alert_keys(alerts))]
+    offered = [p.id for p in catalogue.prompts(rules, incident_type, _alert_keys(alerts))]
+    # The cues the call's narrative raised, weighed by their strand's severity in the packs
+    # in force now (a reload that raises a strand applies to the next submission).
+    cues = [
+        RaisedCue(
+            strand=c.strand,
+            strand_name=rules.lexicon.strand_names.get(c.strand, c.strand.replace("_", " ")),
+            severity=rules.lexicon.severity_of(c.strand),
+        )
+        for c in await _cues(session, call.id)
+    ]
     problems = check_assessment(
         body,
+        incident_type=incident_type,
         alerts=alerts,
+        cues=cues,
         advice_kinds=advice_kinds,
         advice_given=advice_given,
         prompt_ids=offered,
@@ -467,6 +494,8 @@ async def submit_assessment(
             "the assessment cannot be submitted: " + "; ".join(p.reason for p in problems),
             [p.as_dict() for p in problems],
         )
+    # The checker refuses a record without them.
+    assert incident_type is not None and body.grade is not None
 
     latest = await session.scalar(
         select(func.max(Assessment.version)).where(Assessment.call_id == call.id)
@@ -476,14 +505,14 @@ async def submit_assessment(
     domestic_abuse = (
         body.domestic_abuse
         if body.domestic_abuse is not None
-        else catalogue.is_domestic_abuse(body.incident_type)
+        else catalogue.is_domestic_abuse(incident_type)
     )
     row = Assessment(
         call_id=call.id,
         version=version,
         submitted_by=principal.id,
         submitted_at=utcnow(),
-        incident_type=body.incident_type,
+        incident_type=incident_type,
         grade=body.grade.value,
         suggested_grade=suggested.value if suggested else None,
         grade_reason=body.grade_reason or None,
@@ -505,7 +534,7 @@ async def submit_assessment(
     await history.complete_contact(
         session,
         call.id,
-        incident_type=body.incident_type,
+        incident_type=incident_type,
         victim=body.victim,
         domestic_abuse=domestic_abuse,
         outcome=body.grade.value,

@@ -10,7 +10,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from app.rules.cues import detect_cues, first_of_each, tokenize
-from tests.rules.support import SHIPPED, VERSION, with_override
+from tests.rules.support import CUES_VERSION, SHIPPED, with_override
 
 LEX = SHIPPED.lexicon
 
@@ -137,7 +137,7 @@ def test_cue_carries_words_span_and_stable_id() -> None:
     assert cue.cue == "carer.carer"
     assert cue.words == "My Carer"
     assert text[cue.start : cue.end] == "My Carer"
-    assert cue.rule == f"carer.carer@{VERSION}"
+    assert cue.rule == f"carer.carer@{CUES_VERSION}"
 
 
 def test_span_of_a_contraction_covers_the_whole_word() -> None:

@@ -93,8 +93,24 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def untouched_form(incident_type: str) -> dict[str, Any]:
+    """What an untouched assessment form sends: an incident type, no grade, every element
+    not applicable with no text, no repeat-victim check, nothing ticked."""
+    return {
+        "incident_type": incident_type,
+        "grade": None,
+        "grade_reason": None,
+        "elements": {e.value: {"risk": "not_applicable", "text": ""} for e in Element},
+        "advice_given": [],
+        "prompts_answered": [],
+        "repeat_victim_check": None,
+        "victim": False,
+    }
+
+
 def full_assessment(**overrides: Any) -> dict[str, Any]:
-    """A complete, valid assessment body for a burglary; override what a test is about."""
+    """A complete, valid assessment body for a burglary (the caller a victim, so the
+    repeat-victim check answered); override what a test is about."""
     body: dict[str, Any] = {
         "incident_type": "burglary",
         "grade": "scheduled",
@@ -103,7 +119,7 @@ def full_assessment(**overrides: Any) -> dict[str, Any]:
             for e in Element
         },
         "advice_given": ["burglary.dont_touch_entry", "burglary.lock_up"],
-        "repeat_victim_check": "not_applicable",
+        "repeat_victim_check": "no",
         "victim": True,
     }
     body.update(overrides)

@@ -63,10 +63,14 @@ async def test_repeat_victim_check_is_required_when_the_call_carried_the_alert(
     call_id = await answered_call(client, "H1")
     await raise_alerts(app, call_id, (kind, "low"))
 
+    # Not a victim: the alert alone makes the check due.
     for answer in (None, "not_applicable"):
-        error = _error(await _submit(client, call_id, token, repeat_victim_check=answer))
+        error = _error(
+            await _submit(client, call_id, token, repeat_victim_check=answer, victim=False)
+        )
         assert error["code"] == "assessment_invalid"
-        assert "repeat-victim check" in error["message"] and kind in error["message"]
+        assert "repeat-victim check" in error["message"]
+        assert kind.replace("_", " ") in error["message"]
         assert [d["field"] for d in error["details"]] == ["repeat_victim_check"]
     assert await _count(app, Assessment) == 0
     assert await _count(app, Contact, Contact.call_id == call_id) == 0
@@ -83,7 +87,8 @@ async def test_without_such_alerts_the_check_may_be_not_applicable(
     token = await make_staff("H1", Role.handler)
     call_id = await answered_call(client, "H1")
     await raise_alerts(app, call_id, ("repeat_caller", "low"))
-    response = await _submit(client, call_id, token, repeat_victim_check=None)
+    # The caller is not a victim (a victim makes the check due: test_assessment_rules).
+    response = await _submit(client, call_id, token, repeat_victim_check=None, victim=False)
     assert response.status_code == 201, response.text
 
 
