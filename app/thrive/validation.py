@@ -171,9 +171,8 @@ def check_assessment(
                 "not every element can be not applicable: give at least one a risk level",
             )
         )
-    domestic_abuse = body.domestic_abuse is True or (
-        incident_type is not None and incident_type == DOMESTIC_ABUSE
-    )
+    # Either says so: a DA incident type flagged false is still domestic abuse here.
+    domestic_abuse = body.domestic_abuse is True or incident_type == DOMESTIC_ABUSE
     because = risk_required_because(alerts=alerts, cues=cues, domestic_abuse=domestic_abuse)
     for element in Element:
         value = body.elements.get(element)
@@ -185,7 +184,7 @@ def check_assessment(
             problems.append(
                 Problem(
                     f"elements.{element.value}.risk",
-                    f"{because}: {name} needs a risk level other than not applicable",
+                    f"{because}: {element.value} needs a risk level other than not applicable",
                 )
             )
         if value.text:

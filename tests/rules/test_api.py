@@ -64,7 +64,10 @@ async def test_catalogue_needs_staff(client: httpx.AsyncClient, make_staff: Make
     assert body["markers"]["da_high_risk"] == "DA high risk"
     burglary = next(t for t in body["incident_types"] if t["id"] == "burglary")
     assert "burglary.dont_touch_entry" in [a["id"] for a in burglary["advice"]]
-    assert "children_present" in [s["id"] for s in body["strands"]]
+    strands = {s["id"]: s for s in body["strands"]}
+    assert "children_present" in strands
+    assert strands["weapons"]["severity"] == "high"
+    assert strands["children_present"]["severity"] == "medium"
     assert [e["id"] for e in body["elements"]][:2] == ["threat", "harm"]
     assert body["horizon_days"] == 365
     assert all("/" not in p["file"] for p in body["packs"])  # no server paths

@@ -10,7 +10,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from app.rules.cues import detect_cues, first_of_each, tokenize
-from tests.rules.support import CUES_VERSION, SHIPPED, with_override
+from app.rules.loader import PackLoadError, load_paths
+from tests.rules.support import CUES_VERSION, SHIPPED, with_override, write
 
 LEX = SHIPPED.lexicon
 
@@ -200,6 +201,82 @@ def test_force_lexicon_adds_its_own_strand(tmp_path: Path) -> None:
     ]
     # the shipped cues are still there
     assert detect_cues(rules.lexicon, "the kids are here")
+
+
+# Strands where the words alone point at a risk a handler must assess (see cues.yaml).
+HIGH_STRANDS = {
+    "weapons",
+    "da_high_risk_indicators",
+    "self_harm_suicide",
+    "pregnancy",
+    "controlling_third_party",
+}
+
+
+def test_shipped_strand_severities() -> None:
+    severity = LEX.strand_severity
+    assert {s for s, v in severity.items() if v == "high"} == HIGH_STRANDS
+    assert {v for s, v in severity.items() if s not in HIGH_STRANDS} == {"medium"}
+    assert set(severity) == {s for s, _ in LEX.strands()}
+    found = {c.strand: c.severity for c in detect_cues(LEX, "She is pregnant and he has a knife")}
+    assert found == {"pregnancy": "high", "weapons": "high"}
+    assert [c.severity for c in detect_cues(LEX, "the kids are upstairs")] == ["medium"]
+
+
+def test_force_cues_keep_or_set_their_strand_severity(tmp_path: Path) -> None:
+    rules = with_override(
+        tmp_path,
+        "local-cues.yaml",
+        """
+        pack: local-cues
+        version: "L1"
+        kind: cues
+        strands:
+          - id: weapons
+            name: Weapons mentioned
+            cues:
+              - {id: local.weapons.crossbow, phrases: ["crossbow"]}
+          - id: fire_risk
+            name: Fire risk
+            cues:
+              - {id: local.fire.petrol, phrases: ["petrol through the letterbox"]}
+          - id: arson_threat
+            name: Threat of arson
+            severity: critical
+            cues:
+              - {id: local.fire.threat, phrases: ["burn the house down"]}
+        """,
+    )
+    text = "He has a crossbow, poured petrol through the letterbox, said he'd burn the house down"
+    assert [(c.strand, c.severity) for c in detect_cues(rules.lexicon, text)] == [
+        ("weapons", "high"),  # left out: the shipped strand's severity stays
+        ("fire_risk", "medium"),  # never said: the default
+        ("arson_threat", "critical"),
+    ]
+
+
+def test_a_force_pack_may_not_contradict_a_strand_severity(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "local-cues.yaml",
+        """
+        pack: local-cues
+        version: "L1"
+        kind: cues
+        strands:
+          - id: weapons
+            name: Weapons mentioned
+            severity: low
+            cues:
+              - {id: local.weapons.crossbow, phrases: ["crossbow"]}
+        """,
+    )
+    with pytest.raises(PackLoadError) as caught:
+        load_paths([tmp_path])
+    [problem] = caught.value.problems
+    assert (Path(problem.file).name, problem.line) == ("local-cues.yaml", 7)
+    assert "'weapons' has severity 'high' in" in problem.reason
+    assert "cues.yaml" in problem.reason
 
 
 @hypothesis_settings(max_examples=300, deadline=None)

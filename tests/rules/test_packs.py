@@ -373,6 +373,22 @@ strands:
         ["already an ignored phrase"],
     ),
     (
+        "strand severity that is not a severity",
+        """\
+pack: force-cues
+version: "1"
+kind: cues
+strands:
+  - id: local
+    name: Local
+    severity: urgent
+    cues:
+      - {id: local.one, phrases: ["zebra crossing"]}
+""",
+        7,
+        ["severity", "unknown value", "'high'"],
+    ),
+    (
         "second negation section",
         """\
 pack: force-cues

@@ -174,6 +174,29 @@ async def test_the_same_cue_is_pushed_once_and_the_narrative_is_never_logged(
         assert secret not in logs
 
 
+async def test_cues_carry_their_strand_severity(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    """A cue's severity (its strand's) is returned, pushed and read back with the call."""
+    token = await make_staff("H1", Role.handler)
+    call_id = await answered_call(client, "H1")
+    response = await client.post(
+        f"/api/v1/calls/{call_id}/narrative",
+        json={"text": "He has a knife and the kids are upstairs"},
+        headers=auth(token),
+    )
+    assert response.status_code == 200, response.text
+    expected = {"weapons": "high", "children_present": "medium"}
+    assert {c["strand"]: c["severity"] for c in response.json()["new_cues"]} == expected
+    pushed = await handler_messages(app, "H1", "cue.detected")
+    assert {m["data"]["strand"]: m["data"]["severity"] for m in pushed} == expected
+    read = await client.get(f"/api/v1/calls/{call_id}/thrive", headers=auth(token))
+    assert read.status_code == 200, read.text
+    cues = {c["strand"]: c for c in read.json()["cues"]}
+    assert {s: c["severity"] for s, c in cues.items()} == expected
+    assert cues["weapons"]["strand_name"] == "Weapons mentioned"
+
+
 async def test_appended_chunks_are_read_together(
     app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
 ) -> None:

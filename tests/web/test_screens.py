@@ -217,6 +217,11 @@ async def test_burglary_advice_ticked_items_are_the_assessment_record(
             await expect(page.locator(f"input[id='advice-{advice_id}']")).to_be_checked()
 
         await page.select_option("#grade", "priority")
+        # The call carries high alerts (repeat victim, household risk): threat, harm, risk
+        # and vulnerability must be assessed for the record to be accepted.
+        for element in ("threat", "harm", "risk", "vulnerability"):
+            await page.select_option(f"#el-{element}-risk", "medium")
+            await page.fill(f"#el-{element}-text", f"{element} discussed with the caller")
         await page.select_option("#rvc", "yes")
         await page.check("#victim")
         await page.click("#assessment button[type=submit]")
