@@ -245,8 +245,8 @@ class Strand(Strict):
     description: str = ""
     # How much a cue of this strand weighs: `high` or `critical` make the assessment's threat,
     # harm, risk and vulnerability required (as a high alert does). Omitted: the severity
-    # another pack gave the strand, else medium (`cues.DEFAULT_SEVERITY`). Optional so that a force pack
-    # adding cues to a shipped strand does not silently lower it.
+    # another pack gave the strand, else medium (`cues.DEFAULT_SEVERITY`). Optional so that
+    # a force pack adding cues to a shipped strand does not silently lower it.
     severity: Severity | None = None
     cues: list[CueDef] = Field(min_length=1)
 
