@@ -24,6 +24,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.heap import freeze_startup_heap
 from app.logs import mask_phone_numbers
+from app.qa import forms as qa_forms
 from app.realtime.broker import create_broker
 from app.realtime.hub import Hub
 from app.resources import Resources
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         # Rule packs first: an invalid pack refuses the start (file:line: reason logged).
         rules = rules_live.load_at_start(settings.rules_dir, settings.history_horizon_days)
+        qa_form = qa_forms.load_at_start(settings.rules_dir)  # RULES_DIR/qa/, else shipped
         engine = create_engine(settings)
         cache = create_cache(settings)
         log.info(
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache=cache,
         )
         resources.extras[rules_live.EXTRAS_KEY] = rules
+        resources.extras[qa_forms.EXTRAS_KEY] = qa_form
         # A reload received by any worker reaches every worker (generation in the cache).
         rules_sync = rules_live.RulesSync(
             resources.extras,
