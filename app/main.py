@@ -13,8 +13,10 @@ from app import __version__
 from app.api import alerts as alerts_api
 from app.api import audit, calls, errors, health, staff, telephony
 from app.api import history as history_api
+from app.api import qa as qa_api
 from app.api import rules as rules_api
 from app.api import thrive as thrive_api
+from app.api import training as training_api
 from app.api import ws as ws_api
 from app.api.limits import BodySizeLimit
 from app.cache import create_cache
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(telephony.router)
     app.include_router(calls.router)
     app.include_router(thrive_api.router)
+    app.include_router(qa_api.router)
+    app.include_router(training_api.router)
     install_web(app)  # the browser pages, /web/api and /static (issue 7)
     app.include_router(rules_api.router)
     return app
