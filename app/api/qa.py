@@ -118,6 +118,7 @@ async def create_review(
 async def list_reviews(
     principal: ReviewReaders,
     session: SessionDep,
+    resources: ResourcesDep,
     call_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     handler: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
     month: MonthQuery = None,
@@ -125,7 +126,13 @@ async def list_reviews(
 ) -> ReviewList:
     """Reviews with answers and feedback, newest first; a handler's own only."""
     found = await reviews.list_reviews(
-        session, principal, call_id=call_id, handler=handler, month=month, limit=limit
+        session,
+        _form(resources),
+        principal,
+        call_id=call_id,
+        handler=handler,
+        month=month,
+        limit=limit,
     )
     return ReviewList(items=found)
 

@@ -225,6 +225,7 @@ def _read(review: QaReview, answers: Sequence[QaAnswer]) -> ReviewRead:
 
 async def list_reviews(
     session: AsyncSession,
+    form: QaForm,
     principal: Principal,
     *,
     call_id: int | None = None,
@@ -260,7 +261,7 @@ async def list_reviews(
         call_id=str(call_id) if call_id is not None else None,
         records={"reviews": [r.id for r in reviews]},
     )
-    return [_read(r, answers[r.id]) for r in reviews]
+    return [_read(r, _ordered(form, answers[r.id])) for r in reviews]
 
 
 def _ordered(form: QaForm, answers: list[QaAnswer]) -> list[QaAnswer]:
