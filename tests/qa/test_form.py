@@ -119,3 +119,16 @@ async def test_service_does_not_start_on_a_bad_form(settings: Settings, tmp_path
         async with LifespanManager(app):
             pass
     assert caught.value.problems[0].line == 15
+
+
+def test_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from app.qa.cli import check_form
+
+    good = tmp_path / "good.yaml"
+    good.write_text(SHIPPED)
+    assert check_form(good) == 0
+    assert "ok  qa-form@2026.11.1  4 standards" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SHIPPED.replace("    met: [yes]\n", "    met: [maybe]\n"))
+    assert check_form(bad) == 1
+    assert f"{bad}:56: met answer 'maybe' is not on the scale" in capsys.readouterr().err

@@ -3,6 +3,8 @@ handler's eligible calls (chi-square over 1,000 draws), shortfalls reported, aud
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections import Counter
 from datetime import timedelta
 
@@ -12,11 +14,12 @@ from sqlalchemy import select
 
 from app.audit.models import AuditLog
 from app.auth.models import Role
+from app.config import Settings
 from app.qa import sampling
 from app.qa.models import QaSample
 from app.qa.sampling import Candidate
 from app.qa.schemas import SampleCreate
-from tests.conftest import MakeStaff
+from tests.conftest import MakeStaff, service_env
 from tests.qa.support import CallSpec, answers, at_uk, auth, offer
 from tests.telephony.support import count_rows
 
@@ -228,3 +231,45 @@ async def test_bad_sample_requests_store_nothing(
         audited = await session.scalar(select(AuditLog).where(AuditLog.subject_type == "qa_sample"))
     assert audited is None
     assert (await client.get("/api/v1/qa/samples/99", headers=qa)).status_code == 404
+
+
+async def test_cli_sample_draws_the_same_as_the_api(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff, settings: Settings
+) -> None:
+    qa = auth(await make_staff("Q1", Role.qa))
+    ids = await offer(
+        app,
+        client,
+        [CallSpec(f"c-{n}", f"H{n % 2}", at_uk(f"2022-07-{n + 1:02d}")) for n in range(8)],
+    )
+    args = ["qa", "sample", "--month", "2022-07", "--per-handler", "2", "--seed", "17"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", *args, env=service_env(settings),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    printed = [int(line.split()[-1]) for line in out.decode().splitlines() if " call " in line]
+    api = await client.post(
+        "/api/v1/qa/samples", json={"month": "2022-07", "per_handler": 2, "seed": 17}, headers=qa
+    )
+    assert printed == [c["call_id"] for c in api.json()["calls"]]
+    assert set(printed) <= set(ids.values()) and len(printed) == 4
+    async with app.state.resources.sessions() as session:
+        drawn_by = (await session.scalars(select(QaSample.drawn_by).order_by(QaSample.id))).all()
+        actors = (
+            await session.scalars(
+                select(AuditLog.actor)
+                .where(AuditLog.subject_type == "qa_sample")
+                .order_by(AuditLog.id)
+            )
+        ).all()
+    assert list(drawn_by) == ["cli", "Q1"] and list(actors) == ["cli", "staff:Q1"]
+    # A month without calls: exit 1 with the reason, nothing stored.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "qa", "sample", "--month", "2031-01", "--seed", "1",
+        env=service_env(settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 1 and "no eligible calls in 2031-01" in err.decode()
+    assert await count_rows(app, QaSample) == 2
