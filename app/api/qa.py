@@ -19,6 +19,7 @@ from app.qa import report as qa_report
 from app.qa.forms import QaForm
 from app.qa.schemas import (
     INT64_MAX,
+    STAFF_ID_PATTERN,
     FormRead,
     ModuleRead,
     Report,
@@ -120,7 +121,7 @@ async def list_reviews(
     session: SessionDep,
     resources: ResourcesDep,
     call_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
-    handler: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    handler: Annotated[str | None, Query(pattern=STAFF_ID_PATTERN)] = None,
     month: MonthQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ReviewList:

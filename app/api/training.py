@@ -13,6 +13,8 @@ from app.auth.models import Role
 from app.auth.service import Principal
 from app.qa import forms, training
 from app.qa.schemas import (
+    PACK_ID_PATTERN,
+    STAFF_ID_PATTERN,
     TrainingRecordCreate,
     TrainingRecordList,
     TrainingRecordRead,
@@ -45,8 +47,8 @@ async def record_training(
 async def list_training(
     principal: Recorders,
     session: SessionDep,
-    staff_id: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
-    module: Annotated[str | None, Query(min_length=1, max_length=80)] = None,
+    staff_id: Annotated[str | None, Query(pattern=STAFF_ID_PATTERN)] = None,
+    module: Annotated[str | None, Query(pattern=PACK_ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> TrainingRecordList:
     found = await training.list_records(

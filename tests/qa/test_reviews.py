@@ -233,3 +233,26 @@ async def test_opening_a_call_for_review_is_audited(
     assert len(audit.records["events"]) == 4
     missing = await client.get("/api/v1/qa/calls/999999", headers=qa)
     assert missing.status_code == 404
+
+
+async def test_hostile_query_strings_get_422(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    qa = auth(await make_staff("Q1", Role.qa))
+    admin = auth(await make_staff("A1", Role.admin))
+    for url, params, token in (
+        ("/api/v1/qa/reviews", {"handler": "H\u00001"}, qa),
+        ("/api/v1/qa/reviews?handler=%ED%A0%80", {}, qa),  # a lone surrogate, as UTF-8 bytes
+        ("/api/v1/qa/reviews", {"call_id": str(2**63)}, qa),
+        ("/api/v1/qa/reviews", {"month": "2022-0\u0000"}, qa),
+        ("/api/v1/qa/report", {"from": "2022\u000006", "to": "2022-07"}, qa),
+        ("/api/v1/qa/samples", {"month": "\u00002022-0"}, qa),
+        ("/api/v1/qa/samples/9223372036854775808", {}, qa),
+        ("/api/v1/qa/calls/-1", {}, qa),
+        ("/api/v1/training/records", {"module": "a\u0000"}, admin),
+        ("/api/v1/training/records", {"staff_id": "\u00e9\u0000"}, admin),
+        ("/api/v1/training/summary", {"on": "yesterday"}, admin),
+    ):
+        response = await client.get(url, params=params or None, headers=token)
+        assert response.status_code == 422, (url, params, response.text)
+        assert response.json()["error"]["code"] in ("validation_error", "bad_month")
