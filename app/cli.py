@@ -26,6 +26,7 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
 from app.history import cli as history_cli
 from app.logs import configure_logging, uvicorn_log_config
+from app.qa import cli as qa_cli
 from app.rules import cli as rules_cli
 
 app = typer.Typer(
@@ -37,6 +38,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(staff_app, name="staff")
 rules_app = typer.Typer(help="Rule packs (alerts, prompts, advice, cues).", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+qa_app = typer.Typer(help="Quality assurance: samples, the monthly table.", no_args_is_help=True)
+app.add_typer(qa_app, name="qa")
+training_app = typer.Typer(help="The training register.", no_args_is_help=True)
+app.add_typer(training_app, name="training")
 
 CLI_ACTOR = "cli"
 T = TypeVar("T")
@@ -248,6 +253,62 @@ def rules_check(
 ) -> None:
     """Validate packs as RULES_DIR=PATH would load them; exit 1 with file:line: reason."""
     raise typer.Exit(rules_cli.check(path, max_window_days=_settings().history_horizon_days))
+
+
+@qa_app.command("sample")
+def qa_sample(
+    month: Annotated[str, typer.Option(help="The month, YYYY-MM (UK local).")],
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same sample.")],
+    per_handler: Annotated[int, typer.Option(help="Calls per handler.")] = 3,
+    queue: Annotated[str | None, typer.Option(help="Only calls on this queue.")] = None,
+    min_talk_seconds: Annotated[int | None, typer.Option(help="Only calls this long.")] = None,
+    flagged_only: Annotated[bool, typer.Option(help="Only flagged calls.")] = False,
+    at_least_one_flagged: Annotated[
+        bool, typer.Option(help="A flagged call per handler, when the handler has one.")
+    ] = False,
+) -> None:
+    """Draw a QA sample (stored and audited, as POST /api/v1/qa/samples)."""
+    raise typer.Exit(
+        qa_cli.sample(
+            _settings(),
+            month,
+            per_handler,
+            seed,
+            queue,
+            min_talk_seconds,
+            flagged_only,
+            at_least_one_flagged,
+        )  # fmt: skip
+    )
+
+
+@qa_app.command("report")
+def qa_report(
+    start: Annotated[str, typer.Option("--from", help="First month, YYYY-MM.")],
+    end: Annotated[str, typer.Option("--to", help="Last month, YYYY-MM (inclusive).")],
+    fmt: Annotated[
+        qa_cli.Format, typer.Option("--format", help="table (the terminal), csv or xlsx.")
+    ] = qa_cli.Format.table,
+    output: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+) -> None:
+    """Print the monthly QA table in the force's layout (one row per measure)."""
+    raise typer.Exit(qa_cli.report(_settings(), start, end, fmt.value, output))
+
+
+@qa_app.command("check")
+def qa_check(
+    path: Annotated[Path, typer.Argument(help="A QA form file, or RULES_DIR/qa.")],
+) -> None:
+    """Validate a QA form; exit 1 with file:line: reason."""
+    raise typer.Exit(qa_cli.check_form(path))
+
+
+@training_app.command("import")
+def training_import(
+    path: Annotated[Path, typer.Argument(help="CSV: staff_id, module, completed_on, expires_on.")],
+) -> None:
+    """Load training records (all or nothing); bad rows as file:line: column: reason."""
+    raise typer.Exit(qa_cli.import_training(_settings(), path))
 
 
 @app.command()

@@ -13,8 +13,10 @@ from app import __version__
 from app.api import alerts as alerts_api
 from app.api import audit, calls, errors, health, staff, telephony
 from app.api import history as history_api
+from app.api import qa as qa_api
 from app.api import rules as rules_api
 from app.api import thrive as thrive_api
+from app.api import training as training_api
 from app.api import ws as ws_api
 from app.api.limits import BodySizeLimit
 from app.cache import create_cache
@@ -24,6 +26,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.heap import freeze_startup_heap
 from app.logs import mask_phone_numbers
+from app.qa import forms as qa_forms
 from app.realtime.broker import create_broker
 from app.realtime.hub import Hub
 from app.resources import Resources
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         # Rule packs first: an invalid pack refuses the start (file:line: reason logged).
         rules = rules_live.load_at_start(settings.rules_dir, settings.history_horizon_days)
+        qa_form = qa_forms.load_at_start(settings.rules_dir)  # RULES_DIR/qa/, else shipped
         engine = create_engine(settings)
         cache = create_cache(settings)
         log.info(
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache=cache,
         )
         resources.extras[rules_live.EXTRAS_KEY] = rules
+        resources.extras[qa_forms.EXTRAS_KEY] = qa_form
         # A reload received by any worker reaches every worker (generation in the cache).
         rules_sync = rules_live.RulesSync(
             resources.extras,
@@ -131,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(telephony.router)
     app.include_router(calls.router)
     app.include_router(thrive_api.router)
+    app.include_router(qa_api.router)
+    app.include_router(training_api.router)
     install_web(app)  # the browser pages, /web/api and /static (issue 7)
     app.include_router(rules_api.router)
     return app

@@ -1,0 +1,328 @@
+"""The force's monthly table, its breakdowns, calibration and whether alerts changed practice.
+
+Counting rules (issue 12):
+- a call counts in the UK-local month it was offered, once: its first review (`ordinal` 1);
+  later reviews of the same call are calibration and only feed the agreement figures;
+- a standard answered `not_applicable` leaves that standard's denominator;
+- `percent` = 100 x met / applicable rounded half up to one decimal (49.05 -> 49.1), computed
+  exactly on integers and given as a Decimal-rounded number; `null` when nothing applied.
+Sums are done by the database (GROUP BY over first reviews in the months asked for), so the
+cost follows the number of groups, not of reviews.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Any, Literal
+
+from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import service as audit
+from app.auth.models import Role
+from app.auth.service import Principal
+from app.errors import Forbidden
+from app.history.models import Alert
+from app.qa import months, training
+from app.qa.forms import QaForm
+from app.qa.models import QaAnswer, QaReview
+from app.qa.schemas import Agreement, Group, Measure, MonthRow, Practice, Report
+
+By = Literal["handler", "queue", "training"]
+# Individual handlers' results are for those who manage and coach them (issue 12).
+HANDLER_BREAKDOWN_ROLES = frozenset({Role.supervisor, Role.qa})
+TRAINING_STATUSES = ("trained", "expired", "untrained")
+
+
+def percent(met: int, applicable: int) -> float | None:
+    """100 x met / applicable, half up to one decimal; None when nothing applied."""
+    if applicable <= 0:
+        return None
+    # floor(1000 m / a + 1/2) in integers: exact at every .x5 boundary, whatever the sizes.
+    tenths = (2000 * met + applicable) // (2 * applicable)
+    return float(Decimal(tenths).scaleb(-1))
+
+
+def _half_up(value: Fraction, places: int) -> float:
+    quantum = Decimal(1).scaleb(-places)
+    exact = Decimal(value.numerator) / Decimal(value.denominator)
+    return float(exact.quantize(quantum, rounding=ROUND_HALF_UP))
+
+
+def agreement(pairs: Sequence[tuple[str, str]]) -> Agreement:
+    """Percent agreement and Cohen's kappa of (first rater, second rater) answer pairs.
+
+    kappa = (po - pe) / (1 - pe): po the observed agreement, pe the agreement expected by
+    chance from each rater's own answer frequencies. Undefined (None) when pe is 1 (both
+    raters always gave the same single answer) or there are no pairs."""
+    n = len(pairs)
+    agreed = sum(1 for a, b in pairs if a == b)
+    if n == 0:
+        return Agreement(pairs=0, agreed=0, percent_agreement=None, kappa=None)
+    first, second = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
+    po = Fraction(agreed, n)
+    pe = sum((Fraction(first[k], n) * Fraction(second[k], n) for k in first), Fraction(0))
+    kappa = None if pe == 1 else _half_up((po - pe) / (1 - pe), 3)
+    return Agreement(pairs=n, agreed=agreed, percent_agreement=percent(agreed, n), kappa=kappa)
+
+
+@dataclass
+class _Cell:
+    met: int = 0
+    applicable: int = 0
+    answered: int = 0
+
+    def add(self, met: int, applicable: int, answered: int) -> None:
+        self.met += met
+        self.applicable += applicable
+        self.answered += answered
+
+    def measure(self) -> Measure:
+        return Measure(
+            met=self.met,
+            applicable=self.applicable,
+            not_applicable=self.answered - self.applicable,
+            percent=percent(self.met, self.applicable),
+        )
+
+
+_MET = func.sum(case((QaAnswer.met, 1), else_=0))
+_APPLICABLE = func.sum(case((QaAnswer.applicable, 1), else_=0))
+
+
+def _counted(span: Sequence[str]) -> Any:
+    """First reviews of calls offered in the months asked for."""
+    return and_(
+        QaReview.ordinal == 1, QaReview.call_month >= span[0], QaReview.call_month <= span[-1]
+    )
+
+
+def _month_rows(
+    form: QaForm,
+    span: Sequence[str],
+    cells: dict[tuple[str, str], _Cell],
+    calls: dict[str, int] | None,
+) -> list[MonthRow]:
+    return [
+        MonthRow(
+            month=month,
+            calls_assessed=None if calls is None else calls.get(month, 0),
+            standards={s.id: cells.get((month, s.id), _Cell()).measure() for s in form.standards},
+        )
+        for month in span
+    ]
+
+
+async def _table(
+    session: AsyncSession, span: Sequence[str], column: Any | None
+) -> tuple[dict[Any, dict[tuple[str, str], _Cell]], dict[Any, dict[str, int]]]:
+    """Per group (None: everyone): the cells by (month, standard) and calls by month."""
+    keys = [QaReview.call_month] if column is None else [column, QaReview.call_month]
+    answers = await session.execute(
+        select(*keys, QaAnswer.standard, func.count(), _MET, _APPLICABLE)
+        .select_from(QaAnswer)
+        .join(QaReview, QaReview.id == QaAnswer.review_id)
+        .where(_counted(span))
+        .group_by(*keys, QaAnswer.standard)
+    )
+    cells: dict[Any, dict[tuple[str, str], _Cell]] = defaultdict(dict)
+    for row in answers.all():
+        group = None if column is None else row[0]
+        month, standard, answered, met, applicable = row[-5:]
+        cells[group].setdefault((month, standard), _Cell()).add(
+            int(met or 0), int(applicable or 0), int(answered)
+        )
+    counted = await session.execute(
+        select(*keys, func.count()).where(_counted(span)).group_by(*keys)
+    )
+    calls: dict[Any, dict[str, int]] = defaultdict(dict)
+    for row in counted.all():
+        group = None if column is None else row[0]
+        calls[group][row[-2]] = int(row[-1])
+    return cells, calls
+
+
+async def _training_groups(session: AsyncSession, form: QaForm, span: Sequence[str]) -> list[Group]:
+    """Each standard's results split by the handler's status in that standard's training
+    module on the day the call was offered (UK local)."""
+    rows = (
+        await session.execute(
+            select(
+                QaReview.handler_id,
+                QaReview.offered_at,
+                QaReview.call_month,
+                QaAnswer.standard,
+                QaAnswer.met,
+                QaAnswer.applicable,
+            )
+            .join(QaReview, QaReview.id == QaAnswer.review_id)
+            .where(_counted(span))
+        )
+    ).all()
+    register = await training.records_by_staff(session, {r.handler_id for r in rows if r[0]})
+    modules = {s.id: s.training_module for s in form.standards}
+    cells: dict[str, dict[tuple[str, str], _Cell]] = {s: {} for s in TRAINING_STATUSES}
+    for handler_id, offered_at, month, standard, met, applicable in rows:
+        module = modules.get(standard)
+        if module is None:
+            continue
+        on: date = months.local_date(offered_at)
+        status = training.status_on(register.get(handler_id or "", {}).get(module, []), on)
+        cells[status].setdefault((month, standard), _Cell()).add(int(met), int(applicable), 1)
+    return [
+        Group(key=status, months=_month_rows(form, span, cells[status], None))
+        for status in TRAINING_STATUSES
+    ]
+
+
+async def _calibration(
+    session: AsyncSession, form: QaForm, span: Sequence[str]
+) -> dict[str, Agreement]:
+    """Agreement per standard over calls reviewed more than once: every pair of a call's
+    reviews, the earlier review as the first rater."""
+    in_span = and_(QaReview.call_month >= span[0], QaReview.call_month <= span[-1])
+    several = (
+        select(QaReview.call_id).where(in_span).group_by(QaReview.call_id).having(func.count() > 1)
+    )
+    rows = (
+        await session.execute(
+            select(QaReview.call_id, QaReview.ordinal, QaAnswer.standard, QaAnswer.answer)
+            .join(QaReview, QaReview.id == QaAnswer.review_id)
+            .where(in_span, QaReview.call_id.in_(several))
+            .order_by(QaReview.call_id, QaReview.ordinal)
+        )
+    ).all()
+    by_call: dict[tuple[int, str], list[str]] = defaultdict(list)
+    for call_id, _ordinal, standard, answer in rows:
+        by_call[(call_id, standard)].append(answer)
+    pairs: dict[str, list[tuple[str, str]]] = {s.id: [] for s in form.standards}
+    for (_call, standard), answers in by_call.items():
+        if standard not in pairs:
+            continue
+        for i, first in enumerate(answers):
+            pairs[standard].extend((first, later) for later in answers[i + 1 :])
+    return {standard: agreement(found) for standard, found in pairs.items()}
+
+
+async def _practice(session: AsyncSession, form: QaForm, span: Sequence[str]) -> Practice | None:
+    """The practice standard's rate for calls with one of the alerts against calls with none,
+    and, among those with one, whether the call's handler acknowledged it."""
+    if form.practice_standard is None:
+        return None
+    kinds = list(form.practice_alert_kinds)
+    alerted = exists().where(Alert.call_id == QaReview.call_id, Alert.kind.in_(kinds))
+    acknowledged = exists().where(
+        Alert.call_id == QaReview.call_id,
+        Alert.kind.in_(kinds),
+        Alert.acknowledged_at.is_not(None),
+        Alert.acknowledged_by == QaReview.handler_id,
+    )
+    flags = (
+        select(
+            case((alerted, 1), else_=0).label("alerted"),
+            case((acknowledged, 1), else_=0).label("acknowledged"),
+            case((QaAnswer.met, 1), else_=0).label("met"),
+            case((QaAnswer.applicable, 1), else_=0).label("applicable"),
+        )
+        .select_from(QaAnswer)
+        .join(QaReview, QaReview.id == QaAnswer.review_id)
+        .where(_counted(span), QaAnswer.standard == form.practice_standard)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            flags.c.alerted,
+            flags.c.acknowledged,
+            func.count(),
+            func.sum(flags.c.met),
+            func.sum(flags.c.applicable),
+        ).group_by(flags.c.alerted, flags.c.acknowledged)
+    )
+    groups = {
+        name: _Cell() for name in ("alerted", "not_alerted", "acknowledged", "not_acknowledged")
+    }
+    for was_alerted, was_acknowledged, answered, met, applicable in rows.all():
+        values = (int(met or 0), int(applicable or 0), int(answered))
+        if was_alerted:
+            groups["alerted"].add(*values)
+            groups["acknowledged" if was_acknowledged else "not_acknowledged"].add(*values)
+        else:
+            groups["not_alerted"].add(*values)
+    return Practice(
+        standard=form.practice_standard,
+        alert_kinds=kinds,
+        groups={name: cell.measure() for name, cell in groups.items()},
+    )
+
+
+def measures(form: QaForm) -> list[dict[str, str]]:
+    return [{"id": "calls_assessed", "label": "Calls assessed"}] + [
+        {"id": s.id, "label": s.report_label} for s in form.standards
+    ]
+
+
+async def build(
+    session: AsyncSession,
+    form: QaForm,
+    start: str,
+    end: str,
+    principal: Principal,
+    *,
+    by: By | None = None,
+) -> Report:
+    """The report for the months from `start` to `end` inclusive (422 if malformed or
+    reversed). `by=handler` is for supervisors and QA only (403 otherwise)."""
+    span = months.span(start, end)
+    if by == "handler" and principal.role not in HANDLER_BREAKDOWN_ROLES:
+        raise Forbidden("results by handler are for supervisors and QA reviewers")
+    cells, calls = await _table(session, span, None)
+    groups: list[Group] | None = None
+    if by in ("handler", "queue"):
+        column = QaReview.handler_id if by == "handler" else QaReview.queue
+        by_cells, by_calls = await _table(session, span, column)
+        groups = [
+            Group(key=key, months=_month_rows(form, span, by_cells[key], by_calls.get(key, {})))
+            for key in sorted(set(by_cells) | set(by_calls), key=lambda k: (k is None, k or ""))
+        ]
+    elif by == "training":
+        groups = await _training_groups(session, form, span)
+    report = Report(
+        from_month=span[0],
+        to_month=span[-1],
+        form=form.ref,
+        measures=measures(form),
+        months=_month_rows(form, span, cells.get(None, {}), calls.get(None, {})),
+        by=by,
+        groups=groups,
+        calibration=await _calibration(session, form, span),
+        practice=await _practice(session, form, span),
+    )
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="consultation",
+        subject_type="qa_report",
+        justification="QA monthly report",
+        records={"from": span[0], "to": span[-1], "by": by},
+    )
+    return report
+
+
+def table_rows(report: Report) -> Iterable[tuple[str, list[str]]]:
+    """The force's layout: (measure label, one cell per month), percentages to one decimal,
+    empty where nothing applied."""
+    yield (
+        "Calls assessed",
+        ["" if m.calls_assessed is None else str(m.calls_assessed) for m in report.months],
+    )
+    for measure in report.measures[1:]:
+        cells = []
+        for month in report.months:
+            value = month.standards[measure["id"]].percent
+            cells.append("" if value is None else f"{value:.1f}")
+        yield measure["label"], cells
