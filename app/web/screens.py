@@ -109,7 +109,7 @@ async def handler_calls(
     session: AsyncSession, resources: Resources, principal: Principal
 ) -> list[dict[str, Any]]:
     """The calls at this handler's desk now (ringing, answered, transferred to them), then
-    those that ended with them in the last WRAP_UP_WINDOW whose assessment is still due
+    those answered and ended with them in the last WRAP_UP_WINDOW whose assessment is due
     (neither submitted nor deferred)."""
     rows = (
         await session.scalars(
@@ -130,6 +130,7 @@ async def handler_calls(
             .where(
                 Call.handler_id == principal.id,
                 Call.state == "ended",
+                Call.answered_at.is_not(None),  # a call never answered has nothing to assess
                 Call.ended_at >= utcnow() - WRAP_UP_WINDOW,
                 ~submitted,
                 ~deferred,
