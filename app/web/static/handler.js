@@ -309,6 +309,16 @@ const queue = new WriteQueue({
     if (entry.kind === "assessment") {
       screen.problems = problemsOf(err);
       screen.refusals.assessment = `Not submitted: ${err.message}`;
+      if (entry.callId === current) {
+        render();
+        // Take the handler to the first problem (its reason is read out with it).
+        const first = document.querySelector("#handler [aria-invalid=true]");
+        if (first) {
+          first.scrollIntoView({ block: "center" });
+          if (first.matches("select, textarea, input")) first.focus({ preventScroll: true });
+        }
+        return;
+      }
     } else if (entry.kind === "draft" && err.status === 409 && err.details) {
       screen.conflict = err.details;
       // Later saves of this form would be refused the same way: the handler decides first.
