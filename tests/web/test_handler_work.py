@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Page, Route, expect
+from playwright.async_api import BrowserContext, Page, Route, WebSocketRoute, expect
 from playwright.async_api import Error as PlaywrightError
 from sqlalchemy import func, select
 
@@ -234,17 +234,17 @@ async def test_each_call_keeps_its_own_form_and_assessment(
         await phone.close()
 
 
-BADGE_LOG = """
-window.__badge = [];
-document.addEventListener("DOMContentLoaded", () => {
+# Records every change of the status badge (state, writes waiting, text) in window.__badge.
+BADGE_RECORDER = """() => {
+  window.__badge = [];
   const conn = document.getElementById("conn");
   const log = () => window.__badge.push({
     state: conn.dataset.state, pending: Number(conn.dataset.pending || 0), text: conn.textContent,
   });
   new MutationObserver(log).observe(conn, { attributes: true, childList: true, subtree: true });
   log();
-});
-"""
+}"""
+BADGE_LOG = f'document.addEventListener("DOMContentLoaded", {BADGE_RECORDER});'
 
 
 async def test_work_typed_while_the_service_is_down_arrives_once(
@@ -463,6 +463,96 @@ async def test_an_untouched_form_is_refused_beside_each_field_then_accepted(
         body = filed.json()
         assert body["grade"] == "emergency" and body["repeat_victim_check"] == "yes"
         assert body["elements"]["harm"]["risk"] == "high"
+        assert errors == []
+    finally:
+        await phone.close()
+
+
+async def test_defer_takes_an_ended_call_out_of_wrap_up(
+    settings: Settings,
+    live_service: LiveService,
+    make_staff: MakeStaff,
+    browser_context: BrowserContext,
+) -> None:
+    """An ended call stays on screen as "wrap-up: assessment due" until deferred (recorded in
+    its draft, with the time), and a reload does not bring it back."""
+    token = await make_staff("H1", Role.handler)
+    service = live_service()
+    phone = Telephony(service.url)
+    try:
+        page = await login(browser_context, service.url, token, "/handler")
+        errors = watch_errors(page)
+        call_id = await phone.ring("trust-defer", "H1", QUIET_NUMBER)
+        await phone.post("trust-defer", "answered", handler_id="H1")
+        await phone.post("trust-defer", "ended", cause="normal_clearing")
+        card = page.locator("#call-card")
+        await expect(card).to_contain_text("wrap-up: assessment due")
+        defer = page.locator("#defer")
+        await expect(defer).to_have_text("Defer assessment")
+        await defer.click()
+        await expect(page.locator("#draft-status")).to_contain_text("Assessment deferred at")
+        await expect(card).not_to_contain_text("wrap-up")
+        await expect_saved(page)
+        draft = await api_get(service.url, token, f"/api/v1/calls/{call_id}/draft")
+        assert draft.json()["deferred"] is True and draft.json()["deferred_at"], draft.text
+
+        await page.reload()
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        await expect(card).to_have_attribute("data-state", "none")
+        listed = await api_get(service.url, token, "/web/api/handler/calls")
+        assert listed.json()["calls"] == []
+        assert errors == []
+    finally:
+        await phone.close()
+
+
+async def test_a_failed_re_read_is_read_again_before_live(
+    settings: Settings,
+    live_service: LiveService,
+    make_staff: MakeStaff,
+    browser_context: BrowserContext,
+) -> None:
+    """live.js: the re-read after a `resync` fails; the page does not say "Live" on the
+    cursor it has, it reconnects and reads again first; nothing said meanwhile is lost."""
+    token = await make_staff("H1", Role.handler)
+    service = live_service()
+    phone = Telephony(service.url)
+    sockets: list[WebSocketRoute] = []
+    reads: list[int] = []
+    try:
+
+        async def socket(ws: WebSocketRoute) -> None:
+            ws.connect_to_server()
+            sockets.append(ws)
+
+        await browser_context.route_web_socket("**/ws*", socket)
+        page = await login(browser_context, service.url, token, "/handler")
+        errors = watch_errors(page)
+        first_call = await phone.ring("trust-resync-1", "H1", QUIET_NUMBER)
+        await expect(page.locator("#call-card")).to_have_attribute("data-call-id", str(first_call))
+
+        async def snapshot(route: Route) -> None:
+            reads.append(len(reads))
+            if len(reads) == 1:
+                # A call rings while the re-read is failing: the page must still show it.
+                await phone.ring("trust-resync-2", "H1", QUIET_NUMBER)
+                await route.fulfill(status=503, json={"error": {"code": "unavailable"}})
+            else:
+                await route.continue_()
+
+        await page.route("**/web/api/handler/calls", snapshot)
+        await page.evaluate(BADGE_RECORDER)
+        # The service says it cannot replay: the page must read its state again.
+        sockets[-1].send('{"id": null, "type": "resync", "data": {"reason": "cursor_expired"}}')
+        await expect(page.locator("#call-list button")).to_have_count(2)
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        assert len(reads) == 2, reads  # the failed read was read again
+        log = await page.evaluate("window.__badge")
+        states = [e["state"] for e in log]
+        assert "reconnecting" in states, states
+        failed_at = states.index("reconnecting")
+        assert "live" not in states[failed_at : states.index("syncing", failed_at)], states
+        assert len(sockets) >= 2  # it reconnected before reading again
         assert errors == []
     finally:
         await phone.close()
