@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -58,9 +58,19 @@ class Idempotency:
 
 
 async def get_idempotency(
-    request: Request, principal: CurrentStaff, session: SessionDep
+    request: Request,
+    principal: CurrentStaff,
+    session: SessionDep,
+    raw: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="a new key per write (e.g. a UUID): a retry with the same key is "
+            "answered from the stored outcome and stores nothing again",
+        ),
+    ] = None,
 ) -> Idempotency:
-    raw = request.headers.get(idempotency.HEADER)
+    # Checked here rather than by the schema: a bad key gets our own code and reason.
     key = idempotency.check_key(raw) if raw is not None else None
     return Idempotency(session=session, principal=principal, request=request, key=key)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, require_roles
 from app.api.idempotency import IdempotencyDep
 from app.auth.models import Role
-from app.auth.service import Principal
+from app.auth.service import STAFF_ID, Principal
 from app.thrive import drafts, export
 from app.thrive import service as thrive
 from app.thrive.drafts import DraftIn, DraftRead
@@ -148,7 +148,8 @@ async def get_draft(
     handler: Annotated[
         str | None,
         Query(
-            max_length=32, description="whose draft (supervisors, admins); default: the caller's"
+            pattern=STAFF_ID.pattern,
+            description="whose draft (supervisors, admins); default: the caller's",
         ),
     ] = None,
 ) -> DraftRead:

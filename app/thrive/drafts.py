@@ -10,10 +10,11 @@ as the screen's reads are); its first save is a collection.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -46,12 +47,25 @@ class NotYourDraft(Forbidden):
 # ---- bodies ------------------------------------------------------------------------------
 
 _FORM = ConfigDict(extra="forbid")  # text kept as typed (no stripping): it is a draft
+# NUL and lone surrogates cannot be stored (PostgreSQL refuses them in text and JSON): a 422
+# naming the field, never a 500.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise ValueError("contains NUL or an unpaired surrogate, which cannot be stored")
+    return value
+
+
+ElementText = Annotated[str, Field(max_length=4000), AfterValidator(_storable)]
+ReasonText = Annotated[str, Field(max_length=2000), AfterValidator(_storable)]
 
 
 class DraftElement(BaseModel):
     model_config = _FORM
     risk: RiskLevel | None = None
-    text: str = Field(default="", max_length=4000)
+    text: ElementText = ""
 
 
 class DraftForm(BaseModel):
@@ -59,7 +73,7 @@ class DraftForm(BaseModel):
 
     model_config = _FORM
     grade: Grade | None = None
-    grade_reason: str = Field(default="", max_length=2000)
+    grade_reason: ReasonText = ""
     elements: dict[Element, DraftElement] = Field(default_factory=dict)
     repeat_victim_check: RepeatVictimCheck | None = None
     victim: bool = False

@@ -3,6 +3,7 @@ bounds, "deferred", and the handler's wrap-up list it decides."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -128,12 +129,24 @@ async def test_bad_drafts_are_422_and_store_nothing(
         {"revision": -1},
         {"revision": 2**40},
         {"revision": None},
+        {"grade_reason": "nul \u0000 here"},
+        {"grade_reason": "lone \ud800 surrogate"},
+        {"elements": {"harm": {"risk": "low", "text": "nul \u0000"}}},
+        {"elements": {"harm": {"risk": "low", "text": "\udfff"}}},
     ):
         body = {**FORM, "revision": 0, **overrides}
-        response = await client.put(_url(call_id), json=body, headers=auth(h1))
+        # json.dumps escapes a lone surrogate as \\ud800, as a browser's JSON.stringify does.
+        response = await client.put(
+            _url(call_id),
+            content=json.dumps(body),
+            headers={**auth(h1), "Content-Type": "application/json"},
+        )
         assert response.status_code == 422, (overrides, response.text)
         assert response.json()["error"]["details"], overrides
     assert await _count(app, AssessmentDraft) == 0
+    for handler in ("H1\x00", "x" * 40, "../H1"):
+        bad = await client.get(_url(call_id), params={"handler": handler}, headers=auth(h1))
+        assert bad.status_code == 422, (handler, bad.text)
     # At the bounds it is accepted.
     edge = await _put(
         client,
