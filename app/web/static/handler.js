@@ -14,7 +14,8 @@ import {
 } from "./form.js";
 import { LiveFeed, bindStatus } from "./live.js";
 import {
-  ENDED, callerText, renderAlerts, renderCallCard, renderCues, renderHousehold,
+  ENDED, callerText, renderAdvice, renderAlerts, renderCallCard, renderCues, renderHousehold,
+  renderThrive,
 } from "./panels.js";
 import { WriteQueue } from "./queue.js";
 
@@ -410,8 +411,8 @@ function render() {
   renderCallCard(screen, { me, pinned, wrapUp: Boolean(screen && isWrapUp(screen)) });
   renderAlerts(screen, { names, acknowledge });
   renderHousehold(screen, { names });
-  renderThrive(screen);
-  renderAdvice(screen);
+  renderThrive(screen, { current, tick });
+  renderAdvice(screen, { tick });
   renderCues(screen);
   renderNarrative(screen);
   renderAssessment(screen);
@@ -463,56 +464,6 @@ async function acknowledge(callId, alertId, button) {
     button.disabled = false;
     if (status) status.textContent = `Could not acknowledge: ${err.message}`;
   }
-}
-
-function renderThrive(screen) {
-  const select = $("incident-type");
-  select.disabled = !screen;
-  const incident = screen ? screen.thrive.incident_type : null;
-  if (document.activeElement !== select || select.dataset.callId !== String(current)) {
-    select.value = incident || "";
-  }
-  select.dataset.callId = String(current);
-  const prompts = screen ? screen.thrive.prompts : [];
-  $("prompts-empty").hidden = prompts.length > 0;
-  const byElement = new Map();
-  for (const p of prompts) {
-    if (!byElement.has(p.element)) byElement.set(p.element, []);
-    byElement.get(p.element).push(p);
-  }
-  const groups = [...byElement.entries()].map(([element, items]) => ({ element, items }));
-  keyed($("prompts"), groups, (g) => g.element, (g) => h("li", { class: "prompt-group" },
-    h("h3", {}, humanise(g.element)), h("ul", { class: "prompt-items" })), (el, g) => {
-    keyed(el.querySelector(".prompt-items"), g.items, (p) => p.id, (p) => {
-      const box = h("input", { type: "checkbox", id: `prompt-${p.id}`, value: p.id });
-      box.addEventListener("change", () => tick("prompts", p.id, box.checked));
-      return h("li", {}, box, h("label", { for: `prompt-${p.id}` }));
-    }, (li, p) => {
-      setText(li.querySelector("label"), p.text);
-      li.querySelector("input").checked = screen.answered.has(p.id);
-    });
-  });
-}
-
-function renderAdvice(screen) {
-  const advice = screen ? screen.thrive.advice : [];
-  $("advice-empty").hidden = advice.length > 0;
-  const kinds = ["preservation", "prevention"].map((kind) => ({ kind, items: advice.filter((a) => a.kind === kind) }))
-    .filter((g) => g.items.length);
-  const other = advice.filter((a) => !["preservation", "prevention"].includes(a.kind));
-  if (other.length) kinds.push({ kind: "other", items: other });
-  keyed($("advice"), kinds, (g) => g.kind, (g) => h("fieldset", { class: "advice-group" },
-    h("legend", {}, g.kind === "preservation" ? "Evidence preservation" : g.kind === "prevention" ? "Crime prevention" : "Advice"),
-    h("ul", { class: "advice-items" })), (el, g) => {
-    keyed(el.querySelector(".advice-items"), g.items, (a) => a.id, (a) => {
-      const box = h("input", { type: "checkbox", id: `advice-${a.id}`, value: a.id, name: "advice" });
-      box.addEventListener("change", () => tick("advice", a.id, box.checked));
-      return h("li", { "data-advice-id": a.id }, box, h("label", { for: `advice-${a.id}` }));
-    }, (li, a) => {
-      setText(li.querySelector("label"), a.text);
-      li.querySelector("input").checked = screen.ticked.has(a.id);
-    });
-  });
 }
 
 let shownNarrativeFor = null;

@@ -1,5 +1,6 @@
-// The read-only panels of the handler's screen: the call card, the alerts with their evidence,
-// the caller and household, the cues. Each draws one call's screen state (or nothing).
+// The panels of the handler's screen: the call card, the alerts with their evidence, the
+// caller and household, THRIVE+ prompts and advice (ticks go to `tick`), the cues. Each draws
+// one call's screen state (or nothing).
 
 import {
   bySeverity, date, duration, h, humanise, keyed, replaceChildren, setText, severityBadge, time,
@@ -186,5 +187,55 @@ export function renderCues(screen) {
     el.dataset.strand = c.strand;
     setText(el.querySelector(".cue-strand"), humanise(c.strand));
     setText(el.querySelector(".cue-matched"), (c.matched || []).length ? `\u2014 heard: \u201C${c.matched.join("\u201D, \u201C")}\u201D` : "");
+  });
+}
+
+export function renderThrive(screen, { current, tick }) {
+  const select = $("incident-type");
+  select.disabled = !screen;
+  const incident = screen ? screen.thrive.incident_type : null;
+  if (document.activeElement !== select || select.dataset.callId !== String(current)) {
+    select.value = incident || "";
+  }
+  select.dataset.callId = String(current);
+  const prompts = screen ? screen.thrive.prompts : [];
+  $("prompts-empty").hidden = prompts.length > 0;
+  const byElement = new Map();
+  for (const p of prompts) {
+    if (!byElement.has(p.element)) byElement.set(p.element, []);
+    byElement.get(p.element).push(p);
+  }
+  const groups = [...byElement.entries()].map(([element, items]) => ({ element, items }));
+  keyed($("prompts"), groups, (g) => g.element, (g) => h("li", { class: "prompt-group" },
+    h("h3", {}, humanise(g.element)), h("ul", { class: "prompt-items" })), (el, g) => {
+    keyed(el.querySelector(".prompt-items"), g.items, (p) => p.id, (p) => {
+      const box = h("input", { type: "checkbox", id: `prompt-${p.id}`, value: p.id });
+      box.addEventListener("change", () => tick("prompts", p.id, box.checked));
+      return h("li", {}, box, h("label", { for: `prompt-${p.id}` }));
+    }, (li, p) => {
+      setText(li.querySelector("label"), p.text);
+      li.querySelector("input").checked = screen.answered.has(p.id);
+    });
+  });
+}
+
+export function renderAdvice(screen, { tick }) {
+  const advice = screen ? screen.thrive.advice : [];
+  $("advice-empty").hidden = advice.length > 0;
+  const kinds = ["preservation", "prevention"].map((kind) => ({ kind, items: advice.filter((a) => a.kind === kind) }))
+    .filter((g) => g.items.length);
+  const other = advice.filter((a) => !["preservation", "prevention"].includes(a.kind));
+  if (other.length) kinds.push({ kind: "other", items: other });
+  keyed($("advice"), kinds, (g) => g.kind, (g) => h("fieldset", { class: "advice-group" },
+    h("legend", {}, g.kind === "preservation" ? "Evidence preservation" : g.kind === "prevention" ? "Crime prevention" : "Advice"),
+    h("ul", { class: "advice-items" })), (el, g) => {
+    keyed(el.querySelector(".advice-items"), g.items, (a) => a.id, (a) => {
+      const box = h("input", { type: "checkbox", id: `advice-${a.id}`, value: a.id, name: "advice" });
+      box.addEventListener("change", () => tick("advice", a.id, box.checked));
+      return h("li", { "data-advice-id": a.id }, box, h("label", { for: `advice-${a.id}` }));
+    }, (li, a) => {
+      setText(li.querySelector("label"), a.text);
+      li.querySelector("input").checked = screen.ticked.has(a.id);
+    });
   });
 }
