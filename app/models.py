@@ -8,6 +8,7 @@ from app.auth import models as auth_models
 from app.calls import models as calls_models
 from app.db import Base
 from app.history import models as history_models
+from app.idempotency import models as idempotency_models
 from app.qa import models as qa_models
 from app.thrive import models as thrive_models
 
@@ -17,6 +18,7 @@ __all__ = [
     "auth_models",
     "calls_models",
     "history_models",
+    "idempotency_models",
     "qa_models",
     "thrive_models",
 ]

@@ -1,7 +1,8 @@
-"""Call-time THRIVE+ (incident type, narrative cues, marks) and the assessment record.
+"""Call-time THRIVE+ (incident type, narrative cues, marks), the assessment draft and record.
 
 `{call_id}` is the service's own call id (the `call_id` of WebSocket frames). Writes: the
-call's current handler only. Reads: its handlers, supervisors, QA, admins.
+call's current handler only, each accepting an `Idempotency-Key` (app.api.idempotency: a
+retried write stores once). Reads: its handlers, supervisors, QA, admins.
 """
 
 from __future__ import annotations
@@ -9,25 +10,32 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, require_roles
+from app.api.idempotency import IdempotencyDep
 from app.auth.models import Role
-from app.auth.service import Principal
-from app.thrive import export
+from app.auth.service import STAFF_ID, Principal
+from app.thrive import drafts, export
 from app.thrive import service as thrive
+from app.thrive.drafts import DraftIn, DraftRead
 from app.thrive.schemas import (
+    AdviceMarksIn,
     AssessmentIn,
     AssessmentRead,
     CallThriveRead,
-    IdsIn,
     IncidentTypeSet,
     NarrativeIn,
     NarrativeResult,
+    PromptMarksIn,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["thrive"])
 
 QaStaff = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.qa, Role.admin))]
+# What a write answers: its model, or (with an Idempotency-Key) the same body as JSON, stored.
+Written = BaseModel | JSONResponse
 
 
 @router.get("/calls/{call_id}/thrive", response_model=CallThriveRead)
@@ -45,10 +53,14 @@ async def set_incident_type(
     principal: CurrentStaff,
     session: SessionDep,
     resources: ResourcesDep,
-) -> CallThriveRead:
+    idem: IdempotencyDep,
+) -> Written:
     """Set the incident type; pushes `prompts.updated` and `advice.updated`."""
-    return await thrive.set_incident_type(
-        session, resources, call_id, body.incident_type, principal
+    return await idem.run(
+        200,
+        lambda: thrive.set_incident_type(
+            session, resources, call_id, body.incident_type, principal
+        ),
     )
 
 
@@ -59,23 +71,48 @@ async def post_narrative(
     principal: CurrentStaff,
     session: SessionDep,
     resources: ResourcesDep,
-) -> NarrativeResult:
+    idem: IdempotencyDep,
+) -> Written:
     """The narrative so far (or an appended chunk); pushes each new cue once (`cue.detected`)."""
-    return await thrive.add_narrative(session, resources, call_id, body, principal)
+    return await idem.run(
+        200, lambda: thrive.add_narrative(session, resources, call_id, body, principal)
+    )
 
 
 @router.post("/calls/{call_id}/prompts/answered", response_model=CallThriveRead)
 async def mark_prompts_answered(
-    call_id: int, body: IdsIn, principal: CurrentStaff, session: SessionDep, resources: ResourcesDep
-) -> CallThriveRead:
-    return await thrive.mark_prompts_answered(session, resources, call_id, body.ids, principal)
+    call_id: int,
+    body: PromptMarksIn,
+    principal: CurrentStaff,
+    session: SessionDep,
+    resources: ResourcesDep,
+    idem: IdempotencyDep,
+) -> Written:
+    """Mark prompts answered (`"answered": false` takes the marks off)."""
+    return await idem.run(
+        200,
+        lambda: thrive.mark_prompts_answered(
+            session, resources, call_id, body.ids, principal, answered=body.answered
+        ),
+    )
 
 
 @router.post("/calls/{call_id}/advice/given", response_model=CallThriveRead)
 async def mark_advice_given(
-    call_id: int, body: IdsIn, principal: CurrentStaff, session: SessionDep, resources: ResourcesDep
-) -> CallThriveRead:
-    return await thrive.mark_advice_given(session, resources, call_id, body.ids, principal)
+    call_id: int,
+    body: AdviceMarksIn,
+    principal: CurrentStaff,
+    session: SessionDep,
+    resources: ResourcesDep,
+    idem: IdempotencyDep,
+) -> Written:
+    """Mark advice given (`"given": false` takes the marks off)."""
+    return await idem.run(
+        200,
+        lambda: thrive.mark_advice_given(
+            session, resources, call_id, body.ids, principal, given=body.given
+        ),
+    )
 
 
 @router.get("/calls/{call_id}/assessment", response_model=AssessmentRead)
@@ -94,10 +131,43 @@ async def submit_assessment(
     principal: CurrentStaff,
     session: SessionDep,
     resources: ResourcesDep,
-) -> AssessmentRead:
+    idem: IdempotencyDep,
+) -> Written:
     """A new version of the call's THRIVE+ record (earlier ones are kept); completes the
-    call's contact record in history."""
-    return await thrive.submit_assessment(session, resources, call_id, body, principal)
+    call's contact record in history. A replay (same Idempotency-Key) adds no version."""
+    return await idem.run(
+        201, lambda: thrive.submit_assessment(session, resources, call_id, body, principal)
+    )
+
+
+@router.get("/calls/{call_id}/draft", response_model=DraftRead)
+async def get_draft(
+    call_id: int,
+    principal: CurrentStaff,
+    session: SessionDep,
+    handler: Annotated[
+        str | None,
+        Query(
+            pattern=STAFF_ID.pattern,
+            description="whose draft (supervisors, admins); default: the caller's",
+        ),
+    ] = None,
+) -> DraftRead:
+    """The assessment form as a handler last saved it (revision 0 and empty if never)."""
+    return await drafts.get_draft(session, call_id, principal, handler)
+
+
+@router.put("/calls/{call_id}/draft", response_model=DraftRead)
+async def put_draft(
+    call_id: int,
+    body: DraftIn,
+    principal: CurrentStaff,
+    session: SessionDep,
+    idem: IdempotencyDep,
+) -> Written:
+    """Save the form as typed over `revision` (409 `draft_conflict` with the current draft if
+    it was saved elsewhere since)."""
+    return await idem.run(200, lambda: drafts.put_draft(session, call_id, body, principal))
 
 
 @router.get("/assessments.csv", response_class=Response)

@@ -4,6 +4,7 @@
 advice given). `call_cue`: the hidden-vulnerability cues already pushed for a call; its primary
 key is what makes a cue go out once even when several workers see the same narrative.
 `assessment`: every submitted version of the THRIVE+ record, never updated in place.
+`assessment_draft`: the form as typed, per call and handler, until it is submitted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.auth import models as _auth_models  # noqa: F401  (the `staff` table the FKs name)
 from app.calls import models as _calls_models  # noqa: F401  (the `call` table the FKs name)
 from app.db import Base, BigId, JsonDoc, UTCDateTime, utcnow
 
@@ -94,3 +96,28 @@ class Assessment(Base):
     domestic_abuse: Mapped[bool] = mapped_column(Boolean, default=False)
     # Kinds of the alerts the call carried at submission (for QA: was the check due?).
     alert_kinds: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+
+
+class AssessmentDraft(Base):
+    """The assessment form as a handler is typing it, one per call and handler: saved as they
+    go so that a reload, another call or a lost connection never loses or misfiles it.
+
+    `revision` counts the saves; a save names the revision it was based on, so two tabs
+    cannot silently overwrite each other. `deferred`: the handler chose to leave the
+    assessment for later (the call then leaves their wrap-up list)."""
+
+    __tablename__ = "assessment_draft"
+
+    call_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("call.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    staff_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    # grade, grade_reason, elements {element: {risk, text}}, repeat_victim_check, victim
+    # (personal data: the handler's own words about the call; never logged).
+    form: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    deferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    deferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -58,6 +58,16 @@ class IdsIn(BaseModel):
     ids: list[str] = Field(min_length=1, max_length=200)
 
 
+class PromptMarksIn(IdsIn):
+    # false: take the marks off (the handler unticked them)
+    answered: bool = True
+
+
+class AdviceMarksIn(IdsIn):
+    # false: take the marks off (the handler unticked them)
+    given: bool = True
+
+
 class ElementIn(BaseModel):
     model_config = _STRICT
     risk: RiskLevel

@@ -358,45 +358,68 @@ async def add_narrative(
     return NarrativeResult(call_id=call.id, new_cues=fresh, cues_total=int(total or 0))
 
 
+def _marked(current: list[str], ids: list[str], marked: bool) -> list[str]:
+    """`current` with `ids` added in order (marked) or taken out (unmarked)."""
+    if marked:
+        return list(dict.fromkeys([*current, *ids]))
+    gone = set(ids)
+    return [i for i in current if i not in gone]
+
+
 async def mark_prompts_answered(
-    session: AsyncSession, resources: Resources, call_id: int, ids: list[str], principal: Principal
+    session: AsyncSession,
+    resources: Resources,
+    call_id: int,
+    ids: list[str],
+    principal: Principal,
+    answered: bool = True,
 ) -> CallThriveRead:
-    """Record prompts the handler has answered (ids of the prompts offered on this call)."""
+    """Record prompts the handler has answered (ids of the prompts offered on this call), or
+    unmark them (`answered=False`: the handler unticked one)."""
     call = await call_for_writer(session, call_id, principal)
     state = await _state(session, call.id)
     alerts = await _alerts(session, call.id)
     offered = {
         p.id for p in catalogue.prompts(_rules(resources), state.incident_type, _alert_keys(alerts))
     }
-    unknown = sorted(set(ids) - offered)
+    # Unmarking may name a prompt the call no longer offers (the incident type changed).
+    known = offered if answered else offered | set(state.prompts_answered)
+    unknown = sorted(set(ids) - known)
     if unknown:
         raise UnknownPrompt(
             "prompt ids not offered on this call: " + ", ".join(unknown),
             {"unknown": unknown},
         )
-    state.prompts_answered = list(dict.fromkeys([*state.prompts_answered, *ids]))
+    state.prompts_answered = _marked(state.prompts_answered, ids, answered)
     state.updated_at = utcnow()
     await session.flush()
     return _view(resources, call.id, state, alerts, await _cues(session, call.id))
 
 
 async def mark_advice_given(
-    session: AsyncSession, resources: Resources, call_id: int, ids: list[str], principal: Principal
+    session: AsyncSession,
+    resources: Resources,
+    call_id: int,
+    ids: list[str],
+    principal: Principal,
+    given: bool = True,
 ) -> CallThriveRead:
-    """Record advice items given to the caller (ids of the call's incident type's advice)."""
+    """Record advice items given to the caller (ids of the call's incident type's advice), or
+    unmark them (`given=False`: the handler unticked one)."""
     call = await call_for_writer(session, call_id, principal)
     state = await _state(session, call.id)
     if state.incident_type is None:
         raise IncidentTypeNotSet("set the call's incident type before recording advice given")
     kinds = {a.id: a.kind for a in catalogue.advice(_rules(resources), state.incident_type)}
-    unknown = sorted(set(ids) - set(kinds))
+    known = set(kinds) if given else set(kinds) | set(state.advice_given)
+    unknown = sorted(set(ids) - known)
     if unknown:
         raise UnknownAdvice(
             f"advice ids not in the pack for incident type {state.incident_type}: "
             + ", ".join(unknown),
             {"unknown": unknown},
         )
-    state.advice_given = list(dict.fromkeys([*state.advice_given, *ids]))
+    state.advice_given = _marked(state.advice_given, ids, given)
     state.updated_at = utcnow()
     await session.flush()
     alerts = await _alerts(session, call.id)

@@ -1,7 +1,8 @@
 """What the browser screens show, read from the domains' own services.
 
 A *screen* is one call as the handler's page draws it: the call, the caller/household context
-and alerts the history lookup stored, the THRIVE+ state and the latest assessment. The page
+and alerts the history lookup stored, the THRIVE+ state, the handler's own assessment draft
+and the latest assessment. The page
 fetches one when it starts and after a `resync`; the WebSocket keeps it current in between.
 The board is the supervisor's list of calls not ended, and each handler's status.
 """
@@ -9,9 +10,10 @@ The board is the supervisor's list of calls not ended, and each handler's status
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -21,19 +23,25 @@ from app.calls import repository as call_repository
 from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.pipeline import snapshot_of
+from app.db import utcnow
 from app.errors import Forbidden
 from app.history import alerts as history_alerts
 from app.history import steps as history
 from app.history.models import Alert
 from app.realtime.publish import AT_DESK, call_view
 from app.resources import Resources
+from app.thrive import drafts
 from app.thrive import service as thrive
-from app.thrive.models import CallThrive
+from app.thrive.models import Assessment, AssessmentDraft, CallThrive
 from app.thrive.service import AssessmentNotFound
 
 # The board lists at most this many calls not ended (newest first): a contact centre's floor.
 BOARD_LIMIT = 500
 SUPERVISING = frozenset({Role.supervisor, Role.admin})
+# A call that ended at a handler's desk stays on their screen ("wrap-up: assessment due")
+# until its assessment is submitted or deferred: for a shift at most, and so many calls.
+WRAP_UP_WINDOW = timedelta(hours=12)
+WRAP_UP_LIMIT = 50
 
 
 class NotYourCall(Forbidden):
@@ -87,13 +95,22 @@ async def screen(
         "thrive": thrive_state.model_dump(mode="json"),
         "assessment": latest,
         "narrative": kept.narrative if kept is not None else None,
+        # The viewer's own form as they last saved it: a reload or a return to the call
+        # restores it (a handler's only; a supervisor's screen is call_detail).
+        "draft": (
+            await drafts.for_screen(session, call.id, principal)
+            if principal.role == Role.handler
+            else None
+        ),
     }
 
 
 async def handler_calls(
     session: AsyncSession, resources: Resources, principal: Principal
 ) -> list[dict[str, Any]]:
-    """The calls at this handler's desk now (ringing, answered, transferred to them)."""
+    """The calls at this handler's desk now (ringing, answered, transferred to them), then
+    those answered and ended with them in the last WRAP_UP_WINDOW whose assessment is due
+    (neither submitted nor deferred)."""
     rows = (
         await session.scalars(
             select(Call)
@@ -101,7 +118,28 @@ async def handler_calls(
             .order_by(Call.id)
         )
     ).all()
-    return [await screen(session, resources, row, principal) for row in rows]
+    submitted = exists().where(Assessment.call_id == Call.id)
+    deferred = exists().where(
+        AssessmentDraft.call_id == Call.id,
+        AssessmentDraft.staff_id == principal.id,
+        AssessmentDraft.deferred.is_(True),
+    )
+    wrap_up = (
+        await session.scalars(
+            select(Call)
+            .where(
+                Call.handler_id == principal.id,
+                Call.state == "ended",
+                Call.answered_at.is_not(None),  # a call never answered has nothing to assess
+                Call.ended_at >= utcnow() - WRAP_UP_WINDOW,
+                ~submitted,
+                ~deferred,
+            )
+            .order_by(Call.id.desc())
+            .limit(WRAP_UP_LIMIT)
+        )
+    ).all()
+    return [await screen(session, resources, row, principal) for row in [*rows, *reversed(wrap_up)]]
 
 
 async def call_detail(session: AsyncSession, call: Call, principal: Principal) -> dict[str, Any]:

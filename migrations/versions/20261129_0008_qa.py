@@ -1,7 +1,7 @@
 """Quality assurance: samples, reviews and their answers, the training register (issue 12)
 
 Revision ID: 0008_qa
-Revises: 0005_thrive
+Revises: 0007_drafts
 Create Date: 2026-11-29
 
 Chained onto 0005 on its branch; re-chained after the revisions that land before it.
@@ -15,7 +15,7 @@ from alembic import op
 from app.db import BigId, JsonDoc, UTCDateTime
 
 revision: str = "0008_qa"
-down_revision: str | None = "0005_thrive"
+down_revision: str | None = "0007_drafts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,7 +3,7 @@
 export class ApiError extends Error {
   constructor(status, code, message, details) {
     super(message);
-    this.status = status;
+    this.status = status; // 0: the request never got an answer (network down, server gone)
     this.code = code;
     this.details = details;
   }
@@ -16,20 +16,33 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+export async function api(method, path, body, headers = {}) {
+  const init = {
+    method, credentials: "same-origin", headers: { Accept: "application/json", ...headers },
+  };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, "network", "no connection to the service");
+  }
   if (response.status === 401) {
     // The session ended (expired, logged out elsewhere, token revoked): back to the login.
     window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
     throw new ApiError(401, "not_authenticated", "session ended");
   }
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (err) {
+    // Not ours (a proxy's error page): keep the status, say what it was.
+    data = null;
+  }
   if (!response.ok) {
     const error = (data && data.error) || {};
     throw new ApiError(response.status, error.code || "error", error.message || response.statusText,

@@ -1,13 +1,23 @@
-// The handler's screen: the call ringing at this desk, its alerts with their evidence, the
+// The handler's screen: the calls at this desk, each with its alerts and their evidence, the
 // household, THRIVE+ prompts and advice, the narrative with the cues found in it, and the
-// assessment. Live parts come over the WebSocket (live.js); actions go to the REST API.
+// assessment. Live parts come over the WebSocket (live.js); every write goes through the
+// page's write queue (queue.js), so nothing typed is lost while the service is away.
+//
+// Everything the handler enters belongs to one call: the `screens` map holds, per call, the
+// narrative, ticks, the assessment form and its problems; the page draws the call on screen
+// from it and never leaves one call's values in the form for the next.
 
 import { api } from "./api.js";
+import { duration, h, humanise, keyed, replaceChildren, setText, time } from "./dom.js";
 import {
-  SEVERITY, bySeverity, date, duration, h, humanise, keyed, replaceChildren, setText,
-  severityBadge, time,
-} from "./dom.js";
+  assessmentOf, blankForm, formOf, problemsOf, readForm, showProblems, writeForm,
+} from "./form.js";
 import { LiveFeed, bindStatus } from "./live.js";
+import {
+  ENDED, callerText, renderAdvice, renderAlerts, renderCallCard, renderCues, renderHousehold,
+  renderThrive,
+} from "./panels.js";
+import { WriteQueue } from "./queue.js";
 
 const root = document.getElementById("handler");
 const me = root.dataset.staff;
@@ -15,10 +25,16 @@ const pinned = root.dataset.call ? Number(root.dataset.call) : null;
 const $ = (id) => document.getElementById(id);
 
 const labels = JSON.parse(document.getElementById("labels").textContent || "{}");
-const incidentName = (id) => (labels.incident_types || {})[id] || humanise(id);
-const markerName = (kind) => (labels.markers || {})[kind] || humanise(kind);
+const names = {
+  incident: (id) => (labels.incident_types || {})[id] || humanise(id),
+  marker: (kind) => (labels.markers || {})[kind] || humanise(kind),
+};
 const screens = new Map(); // call id -> screen state
 let current = pinned;
+let picked = null; // a call the handler chose (a tab): it stays up until a new call rings
+
+const NARRATIVE_PAUSE_MS = 350; // one post after the handler pauses, not one per keystroke
+const DRAFT_PAUSE_MS = 600;
 
 function blankScreen(id) {
   return {
@@ -30,7 +46,17 @@ function blankScreen(id) {
     ticked: new Set(),
     answered: new Set(),
     narrative: "",
+    narrativeDirty: false, // typed, not yet queued
+    form: blankForm(),
+    formDirty: false,
+    draftRevision: 0, // the last draft revision the service confirmed
+    deferred: false,
+    deferredAt: null,
+    conflict: null, // the draft another tab saved (a 409), until the handler decides
+    problems: [], // the service's field problems with the last submission
+    refusals: {}, // area -> why the service refused a write
     assessment: null,
+    dismissed: false, // no longer on the service's list of this desk's calls
     loaded: false,
     loading: false,
     seq: 0, // live messages applied so far
@@ -46,7 +72,11 @@ function screenFor(id) {
   return screen;
 }
 
-const ENDED = "ended";
+const mine = (s) => !s.call.handler_id || s.call.handler_id === me;
+const isActive = (s) => Boolean(s.call.state) && s.call.state !== ENDED && mine(s);
+// Ended at this desk after being answered, and neither assessed nor deferred yet.
+const isWrapUp = (s) => s.call.state === ENDED && mine(s) && Boolean(s.call.answered_at)
+  && !s.assessment && !s.deferred && !s.dismissed && s.loaded;
 
 // ---- applying state -------------------------------------------------------------------------
 
@@ -79,16 +109,20 @@ function applyAlert(callId, alert) {
   screen.alerts.set(id, merged);
 }
 
-function applyThrive(callId, thrive) {
+// `stored`: the service's whole record of the marks (a screen read): the ticks become exactly
+// those, then the writes still queued are laid over them (overlayPending).
+function applyThrive(callId, thrive, stored = false) {
   const screen = screenFor(callId);
   if (!thrive) return;
   if ("incident_type" in thrive) screen.thrive.incident_type = thrive.incident_type;
   if (Array.isArray(thrive.prompts)) {
     screen.thrive.prompts = thrive.prompts;
+    if (stored) screen.answered = new Set();
     thrive.prompts.filter((p) => p.answered).forEach((p) => screen.answered.add(p.id));
   }
   if (Array.isArray(thrive.advice)) {
     screen.thrive.advice = thrive.advice;
+    if (stored) screen.ticked = new Set();
     thrive.advice.filter((a) => a.given).forEach((a) => screen.ticked.add(a.id));
   }
   if (Array.isArray(thrive.cues)) thrive.cues.forEach((c) => applyCue(callId, c));
@@ -100,13 +134,43 @@ function applyCue(callId, cue) {
   screen.cues.set(id, { ...cue, cue_id: id });
 }
 
+function applyDraft(screen, draft) {
+  screen.draftRevision = Math.max(screen.draftRevision, draft.revision || 0); // only grows
+  screen.deferred = Boolean(draft.deferred);
+  screen.deferredAt = draft.deferred_at || null;
+}
+
+// What the handler did that the service has not confirmed yet, over what it has stored.
+function overlayPending(screen) {
+  const id = screen.call.id;
+  for (const entry of queue.pending((e) => e.callId === id)) {
+    const body = entry.body;
+    if (entry.kind === "narrative" && !screen.narrativeDirty) screen.narrative = body.text;
+    else if (entry.kind === "incident") screen.thrive.incident_type = body.incident_type;
+    else if (entry.kind === "advice" || entry.kind === "prompts") {
+      const set = entry.kind === "advice" ? screen.ticked : screen.answered;
+      const on = entry.kind === "advice" ? body.given !== false : body.answered !== false;
+      body.ids.forEach((i) => (on ? set.add(i) : set.delete(i)));
+    } else if (entry.kind === "draft") {
+      if (!screen.formDirty) screen.form = formOf(body);
+      screen.deferred = Boolean(body.deferred);
+    }
+  }
+}
+
 function applyScreen(data) {
   const id = Number(data.call.id);
   const screen = applyCall(id, data);
   (data.alerts || []).forEach((a) => applyAlert(id, a));
-  applyThrive(id, data.thrive);
+  applyThrive(id, data.thrive, true);
   if (data.assessment) screen.assessment = data.assessment;
-  if (data.narrative && !screen.narrative) screen.narrative = data.narrative;
+  if (!screen.narrativeDirty && typeof data.narrative === "string") screen.narrative = data.narrative;
+  if (data.draft) {
+    applyDraft(screen, data.draft);
+    if (!screen.formDirty) screen.form = formOf(data.draft);
+  }
+  overlayPending(screen);
+  screen.dismissed = false;
   screen.loaded = true;
   return screen;
 }
@@ -117,14 +181,18 @@ function onMessage(message) {
   const data = message.data || {};
   if (callId === null) return;
   const type = message.type;
-  screenFor(callId).seq += 1;
+  const screen = screenFor(callId);
+  screen.seq += 1;
   // A message about a call we know nothing of yet (a resumed socket, an ack after a reload):
   // read the call rather than show a blank one.
-  if (!type.startsWith("call.") && !screenFor(callId).call.state) loadScreen(callId);
+  if (!type.startsWith("call.") && !screen.call.state) loadScreen(callId);
+  let arrived = null;
   if (type.startsWith("call.")) {
     const state = type.slice(5);
+    const wasActive = isActive(screen);
     applyCall(callId, { ...data, state: data.state || state });
-    const screen = screenFor(callId);
+    // A call new at this desk takes the main view at once (the ring -> screen path).
+    if (!wasActive && isActive(screen)) arrived = callId;
     if (!screen.loaded && state !== ENDED) loadScreen(callId);
   } else if (type === "alert.raised") {
     (Array.isArray(data.alerts) ? data.alerts : [data.alert || data]).forEach((a) => applyAlert(callId, a));
@@ -139,13 +207,13 @@ function onMessage(message) {
   } else {
     return;
   }
-  chooseCurrent();
+  chooseCurrent(arrived);
   render();
 }
 
-// A call's full screen (THRIVE+ state, assessment) when the first message about it arrives.
-// A read that overlapped newer messages about the call may predate them: read again then
-// (what was published before a read started is in it: publishing follows the commit).
+// A call's full screen (THRIVE+ state, draft, assessment) when the first message about it
+// arrives. A read that overlapped newer messages about the call may predate them: read again
+// then (what was published before a read started is in it: publishing follows the commit).
 async function loadScreen(callId) {
   const screen = screenFor(callId);
   if (screen.loading) return;
@@ -177,158 +245,212 @@ async function snapshot() {
     applyScreen(data);
     seen.add(Number(data.call.id));
   }
-  // Calls we showed that are no longer ours or no longer active (missed while away).
+  // Calls we showed that are no longer at this desk nor due a wrap-up (missed while away).
   if (!pinned) {
     for (const [id, screen] of screens) {
-      if (!seen.has(id) && screen.call.state !== ENDED) screen.call.state = ENDED;
+      if (seen.has(id)) continue;
+      if (screen.call.state !== ENDED) screen.call.state = ENDED;
+      screen.dismissed = true;
     }
   }
+  queue.start(); // the state is known: queued writes (a draft's revision) can go now
   chooseCurrent();
   render();
   return body.as_of;
 }
 
-// The call on screen: the pinned one; else stay on an active call; else the newest active.
-function chooseCurrent() {
+// The call on screen: the pinned one; a call new at this desk; else the one chosen or still
+// in progress or in wrap-up; else the newest active call, then the oldest wrap-up.
+function chooseCurrent(arrived = null) {
+  const before = current;
   if (pinned) {
     current = pinned;
-    return;
+  } else if (arrived !== null) {
+    current = arrived;
+    picked = null;
+  } else {
+    const now = screens.get(current);
+    if (!(now && (isActive(now) || isWrapUp(now) || current === picked))) {
+      const all = [...screens.values()];
+      const active = all.filter(isActive)
+        .sort((a, b) => String(b.call.offered_at || "").localeCompare(String(a.call.offered_at || "")));
+      const wrapUp = all.filter(isWrapUp).sort((a, b) => a.call.id - b.call.id);
+      if (active.length) current = active[0].call.id;
+      else if (wrapUp.length) current = wrapUp[0].call.id;
+      // With nothing active or due, the last call stays up (its confirmation on screen).
+    }
   }
-  const active = [...screens.values()]
-    .filter((s) => s.call.state && s.call.state !== ENDED
-      && (!s.call.handler_id || s.call.handler_id === me))
-    .sort((a, b) => String(b.call.offered_at || "").localeCompare(String(a.call.offered_at || "")));
-  const now = screens.get(current);
-  if (now && now.call.state !== ENDED && active.includes(now)) return;
-  if (active.length) current = active[0].call.id;
-  // With nothing active, the last call stays up (its assessment may still be open).
+  if (before !== null && before !== current) flushEdits(before);
+}
+
+// ---- writes: one queue, in order, each confirmed by the service --------------------------------
+
+const queue = new WriteQueue({
+  storageKey: `firstcontact.writes.${me}`,
+  prepare(entry) {
+    // A draft is saved over the revision the last confirmed save returned.
+    if (entry.kind === "draft") entry.body.revision = screenFor(entry.callId).draftRevision;
+  },
+  onConfirmed(entry, body) {
+    const screen = screenFor(entry.callId);
+    delete screen.refusals[entry.area];
+    if (entry.kind === "narrative") (body.new_cues || []).forEach((c) => applyCue(entry.callId, c));
+    else if (entry.kind === "incident") applyThrive(entry.callId, body);
+    else if (entry.kind === "draft") applyDraft(screen, body);
+    else if (entry.kind === "assessment") {
+      screen.assessment = body;
+      screen.problems = [];
+    }
+    chooseCurrent();
+    render();
+  },
+  onRefused(entry, err) {
+    const screen = screenFor(entry.callId);
+    const why = err.explain ? err.explain() : err.message;
+    if (entry.kind === "assessment") {
+      screen.problems = problemsOf(err);
+      screen.refusals.assessment = `Not submitted: ${err.message}`;
+      if (entry.callId === current) {
+        render();
+        // Take the handler to the first problem (its reason is read out with it).
+        const first = document.querySelector("#handler [aria-invalid=true]");
+        if (first) {
+          first.scrollIntoView({ block: "center" });
+          if (first.matches("select, textarea, input")) first.focus({ preventScroll: true });
+        }
+        return;
+      }
+    } else if (entry.kind === "draft" && err.status === 409 && err.details) {
+      screen.conflict = err.details;
+      // Later saves of this form would be refused the same way: the handler decides first.
+      queue.discard((e) => e.kind === "draft" && e.callId === entry.callId);
+    } else {
+      screen.refusals[entry.area] = `Not saved: ${why}`;
+      if (entry.kind === "advice" || entry.kind === "prompts") {
+        // The service kept its marks: show them as they are.
+        const set = entry.kind === "advice" ? screen.ticked : screen.answered;
+        const on = entry.kind === "advice" ? entry.body.given !== false : entry.body.answered !== false;
+        entry.body.ids.forEach((i) => (on ? set.delete(i) : set.add(i)));
+      }
+    }
+    render();
+  },
+  onChange: () => renderWrites(),
+});
+
+const timers = new Map(); // "<area>:<call id>" -> { timer, write }
+
+function later(area, callId, ms, write) {
+  const key = `${area}:${callId}`;
+  const pending = timers.get(key);
+  if (pending) window.clearTimeout(pending.timer);
+  const timer = window.setTimeout(() => { timers.delete(key); write(); }, ms);
+  timers.set(key, { timer, write });
+  renderWrites();
+}
+
+// Queue now what is waiting for a pause in typing (leaving the call, submitting, unloading).
+function flushEdits(callId = null) {
+  for (const [key, pending] of [...timers]) {
+    if (callId !== null && !key.endsWith(`:${callId}`)) continue;
+    window.clearTimeout(pending.timer);
+    timers.delete(key);
+    pending.write();
+  }
+}
+
+const callPath = (callId, tail) => `/api/v1/calls/${callId}/${tail}`;
+const same = (kind, callId) => (e) => e.kind === kind && e.callId === callId;
+
+function writeNarrative(callId) {
+  const screen = screenFor(callId);
+  screen.narrativeDirty = false;
+  queue.push({
+    kind: "narrative", area: "narrative", callId, method: "POST", path: callPath(callId, "narrative"),
+    body: { text: screen.narrative, mode: "replace" }, // the whole text: a later one supersedes
+  }, same("narrative", callId));
+}
+
+function writeDraft(callId) {
+  const screen = screenFor(callId);
+  screen.formDirty = false;
+  queue.push({
+    kind: "draft", area: "draft", callId, method: "PUT", path: callPath(callId, "draft"),
+    body: { ...structuredClone(screen.form), deferred: screen.deferred },
+  }, same("draft", callId));
+}
+
+function writeMark(callId, kind, id, on) {
+  const body = kind === "advice" ? { ids: [id], given: on } : { ids: [id], answered: on };
+  queue.push({
+    kind, area: kind, callId, method: "POST",
+    path: callPath(callId, kind === "advice" ? "advice/given" : "prompts/answered"), body,
+  });
 }
 
 // ---- rendering ------------------------------------------------------------------------------
 
-function callerOf(call) {
-  const caller = call.caller || {};
-  if (typeof caller === "string") return { number: caller, presentation: call.presentation };
-  return { number: caller.number, presentation: caller.presentation || call.presentation };
-}
-
-function callerText(call) {
-  const { number, presentation } = callerOf(call);
-  if (presentation === "withheld") return "Withheld";
-  return number || "Unavailable";
-}
-
 const baseTitle = document.title;
+const feedStatus = { value: "connecting" };
+const showBadge = bindStatus($("conn"), document.getElementById("main"));
+
+// "Live" only when the socket is live and every write is confirmed.
+function renderBadge() {
+  const pending = queue.size + timers.size;
+  const status = feedStatus.value === "live" && pending ? "unsaved" : feedStatus.value;
+  showBadge(status, pending);
+}
 
 function render() {
-  renderCallList();
   const screen = current !== null ? screens.get(current) : null;
+  renderCallList();
   // A ringing call shows in the tab's title too (the window may be behind another).
-  const ringing = [...screens.values()].some((s) => s.call.state === "ringing"
-    && (!s.call.handler_id || s.call.handler_id === me));
+  const ringing = [...screens.values()].some((s) => s.call.state === "ringing" && mine(s));
   document.title = ringing ? `\u260E Ringing \u00B7 ${baseTitle}` : baseTitle;
   document.body.dataset.hasCall = screen ? "yes" : "no";
-  renderCallCard(screen);
-  renderAlerts(screen);
-  renderHousehold(screen);
-  renderThrive(screen);
-  renderAdvice(screen);
+  renderCallCard(screen, { me, pinned, wrapUp: Boolean(screen && isWrapUp(screen)) });
+  renderAlerts(screen, { names, acknowledge });
+  renderHousehold(screen, { names });
+  renderThrive(screen, { current, tick });
+  renderAdvice(screen, { tick });
   renderCues(screen);
   renderNarrative(screen);
   renderAssessment(screen);
+  renderWrites();
+}
+
+function pendingFor(callId, ...areas) {
+  const queued = queue.pending((e) => e.callId === callId && areas.includes(e.area));
+  const typing = areas.filter((a) => timers.has(`${a}:${callId}`));
+  return { count: queued.length + typing.length, error: queued.map((e) => e.error).find(Boolean) };
 }
 
 function renderCallList() {
   const list = $("call-list");
   const items = [...screens.values()]
-    .filter((s) => (s.call.state && s.call.state !== ENDED
-      && (!s.call.handler_id || s.call.handler_id === me)) || s.call.id === current)
+    .filter((s) => isActive(s) || isWrapUp(s) || s.call.id === current)
     .sort((a, b) => String(a.call.offered_at || "").localeCompare(String(b.call.offered_at || "")));
   list.hidden = items.length < 2;
   keyed(list, items, (s) => s.call.id, (s) => {
     const button = h("button", { type: "button", class: "call-tab" });
     button.addEventListener("click", () => {
+      picked = s.call.id;
+      const before = current;
       current = s.call.id;
+      if (before !== null && before !== current) flushEdits(before);
       render();
       $("call-card").focus();
     });
     return button;
   }, (el, s) => {
-    setText(el, `Call ${s.call.id} · ${humanise(s.call.state)} · ${callerText(s.call)}`);
+    const wrapUp = isWrapUp(s);
+    const unsaved = pendingFor(s.call.id, "narrative", "incident", "advice", "prompts", "draft", "assessment").count;
+    setText(el, `Call ${s.call.id} \u00B7 ${wrapUp ? "wrap-up: assessment due" : humanise(s.call.state)}`
+      + ` \u00B7 ${callerText(s.call)}${unsaved ? " \u00B7 not saved" : ""}`);
+    el.dataset.callId = s.call.id;
+    el.dataset.wrapUp = wrapUp ? "true" : "false";
     el.setAttribute("aria-current", s.call.id === current ? "true" : "false");
   });
-}
-
-// Redraw a panel only when what it shows changed: a redraw loses the keyboard focus inside it.
-function unchanged(el, ...parts) {
-  const signature = JSON.stringify(parts);
-  if (el.dataset.signature === signature) return true;
-  el.dataset.signature = signature;
-  return false;
-}
-
-function renderCallCard(screen) {
-  const card = $("call-card");
-  if (unchanged(card, screen && screen.call, pinned)) return;
-  if (!screen) {
-    card.dataset.state = "none";
-    replaceChildren(card, h("p", { class: "muted" }, "No call at your desk. Calls appear here as they ring."));
-    return;
-  }
-  const call = screen.call;
-  card.dataset.state = call.state;
-  card.dataset.callId = call.id;
-  const stateWord = call.state === "ringing" || call.state === "offered" ? "Ringing" : humanise(call.state);
-  const waitEnd = call.answered_at || call.ended_at || null;
-  const withheld = !callerOf(call).number;
-  replaceChildren(card,
-    h("div", { class: "call-head" },
-      h("span", { class: `call-state call-state-${call.state}` },
-        h("span", { "aria-hidden": "true" }, call.state === ENDED ? "\u25A0 " : "\u260E "), stateWord),
-      h("span", { class: "call-id" }, `Call ${call.id}`)),
-    h("dl", { class: "facts" },
-      h("dt", {}, "Caller"),
-      h("dd", { id: "caller-number", class: withheld ? "withheld" : "" }, callerText(call)),
-      h("dt", {}, "Line"), h("dd", { id: "call-line" }, call.called || "\u2014"),
-      h("dt", {}, "Queue"), h("dd", { id: "call-queue" }, call.queue || "\u2014"),
-      h("dt", {}, call.answered_at ? "Waited" : "Waiting"),
-      h("dd", { id: "call-wait", "data-from": call.offered_at || call.ringing_at || "", "data-to": waitEnd || "" },
-        duration(call.offered_at || call.ringing_at, waitEnd)),
-      call.handler_id && call.handler_id !== me ? [h("dt", {}, "Now with"), h("dd", {}, call.handler_id)] : null,
-      call.answered_at ? h("dt", {}, "On call") : null,
-      call.answered_at ? h("dd", { id: "call-duration", "data-from": call.answered_at, "data-to": call.ended_at || "" },
-        duration(call.answered_at, call.ended_at)) : null),
-    pinned ? null : h("p", { class: "small" }, h("a", { href: `/handler/calls/${call.id}` }, "Open this call on its own page")));
-}
-
-function evidenceIndex(context) {
-  const index = new Map();
-  if (!context) return index;
-  const subjects = [...(context.persons || []), ...(context.households || [])];
-  for (const contact of context.number_contacts || []) index.set(contact.id, { contact });
-  for (const subject of subjects) {
-    for (const contact of subject.contacts || []) index.set(contact.id, { contact });
-    for (const marker of subject.markers || []) index.set(marker.id, { marker, subject });
-  }
-  return index;
-}
-
-function evidenceItem(id, index) {
-  const found = index.get(id);
-  if (found && found.contact) {
-    const c = found.contact;
-    const parts = [date(c.occurred_at), c.incident_type ? incidentName(c.incident_type) : "Contact"];
-    if (c.victim) parts.push("victim");
-    if (c.domestic_abuse) parts.push("domestic abuse");
-    if (c.outcome) parts.push(humanise(c.outcome).toLowerCase());
-    return h("li", { class: "evidence-contact" }, h("time", { datetime: c.occurred_at }, parts[0]), " \u00B7 ", parts.slice(1).join(" \u00B7 "));
-  }
-  if (found && found.marker) {
-    const m = found.marker;
-    return h("li", { class: "evidence-marker" }, `Marker: ${markerName(m.kind)}`,
-      m.set_at ? ` (set ${date(m.set_at)}${m.active === false ? ", expired" : ""})` : "");
-  }
-  return h("li", { class: "evidence-ref" }, `Record ${id}`);
 }
 
 async function acknowledge(callId, alertId, button) {
@@ -344,275 +466,195 @@ async function acknowledge(callId, alertId, button) {
   }
 }
 
-function renderAlerts(screen) {
-  const list = $("alerts");
-  const empty = $("alerts-empty");
-  const alerts = screen ? [...screen.alerts.values()].sort(bySeverity) : [];
-  empty.hidden = alerts.length > 0;
-  empty.textContent = screen && screen.context ? "No alerts for this caller." : "No alerts.";
-  const index = evidenceIndex(screen && screen.context);
-  const callId = screen ? screen.call.id : null;
-  keyed(list, alerts, (a) => `${callId}:${a.alert_id}`, (a) => {
-    const ack = h("button", { type: "button", class: "ack" }, "Acknowledge");
-    ack.addEventListener("click", () => acknowledge(callId, a.alert_id, ack));
-    return h("li", { class: "alert", "data-alert-id": a.alert_id, "data-kind": a.kind },
-      h("div", { class: "alert-head" }, h("span", { class: "sev-slot" }), h("strong", { class: "alert-title" })),
-      h("ul", { class: "reasons" }),
-      h("div", { class: "evidence-box" }),
-      h("div", { class: "alert-actions" }, ack, h("span", { class: "ack-status", role: "status" })));
-  }, (el, a) => {
-    el.dataset.severity = a.severity;
-    el.className = `alert sev-${a.severity}${a.acknowledged_at ? " acked" : ""}`;
-    replaceChildren(el.querySelector(".sev-slot"), severityBadge(a.severity));
-    setText(el.querySelector(".alert-title"), a.title || humanise(a.kind));
-    replaceChildren(el.querySelector(".reasons"), (a.reasons || []).map((r) => h("li", {}, r)));
-    const evidence = a.evidence || [];
-    replaceChildren(el.querySelector(".evidence-box"), evidence.length ? [
-      h("span", { class: "evidence-label" }, "Evidence (prior contacts and markers):"),
-      h("ul", { class: "evidence" }, evidence.map((id) => evidenceItem(id, index))),
-    ] : []);
-    const button = el.querySelector("button.ack");
-    const status = el.querySelector(".ack-status");
-    if (a.acknowledged_at) {
-      button.hidden = true;
-      setText(status, `\u2714 Acknowledged${a.acknowledged_by ? " by " + a.acknowledged_by : ""} at ${time(a.acknowledged_at)}`);
-      el.dataset.acknowledged = "true";
-    } else {
-      button.hidden = false;
-      button.setAttribute("aria-label", `Acknowledge: ${a.title || humanise(a.kind)}`);
-      el.dataset.acknowledged = "false";
-    }
-  });
-}
-
-function markerList(markers) {
-  if (!markers || !markers.length) return null;
-  return h("ul", { class: "markers" }, markers.map((m) => h("li", { class: m.active === false ? "marker expired" : "marker" },
-    h("span", { "aria-hidden": "true" }, m.active === false ? "\u25CB " : "\u25CF "),
-    markerName(m.kind), m.active === false ? " (expired)" : " (active)")));
-}
-
-function renderHousehold(screen) {
-  const box = $("household");
-  const context = screen && screen.context;
-  if (unchanged(box, screen ? screen.call.id : null, context)) return;
-  if (!screen) { replaceChildren(box); return; }
-  if (!context) { replaceChildren(box, h("p", { class: "muted" }, "Looking up the caller\u2026")); return; }
-  if (!context.looked_up) {
-    replaceChildren(box, h("p", { class: "muted" }, "Number withheld or unavailable: no history lookup."));
-    return;
-  }
-  if (!context.known) {
-    replaceChildren(box, h("p", { class: "muted" }, "No previous contact from this number."));
-    return;
-  }
-  const persons = new Map((context.persons || []).map((p) => [p.id, p]));
-  const summary = context.number_summary || {};
-  replaceChildren(box,
-    h("p", { class: "summary" },
-      `From this number: ${summary.contacts_365d ?? 0} contacts in 12 months, ${summary.victim_365d ?? 0} as victim.`),
-    (context.persons || []).filter((p) => p.relationship === "caller").map((p) => h("div", { class: "person caller" },
-      h("h3", {}, p.name || `Person ${p.id}`, h("span", { class: "muted" }, " \u2014 linked to this number")),
-      p.date_of_birth ? h("p", { class: "small" }, `Born ${date(p.date_of_birth)}`) : null,
-      markerList(p.markers))),
-    (context.households || []).map((hh) => h("div", { class: "household" },
-      h("h3", {}, hh.address || `Household ${hh.id}`),
-      markerList(hh.markers),
-      h("ul", { class: "members" }, (hh.member_ids || []).map((mid) => {
-        const p = persons.get(mid);
-        return h("li", {},
-          h("span", { class: "member-name" }, p ? (p.name || `Person ${p.id}`) : `Person ${mid}`),
-          p && p.relationship === "caller" ? " (caller)" : p && p.relation ? ` (${p.relation})` : "",
-          p ? markerList(p.markers) : null);
-      })))));
-}
-
-function renderThrive(screen) {
-  const select = $("incident-type");
-  select.disabled = !screen;
-  const incident = screen ? screen.thrive.incident_type : null;
-  if (document.activeElement !== select) select.value = incident || "";
-  const prompts = screen ? screen.thrive.prompts : [];
-  $("prompts-empty").hidden = prompts.length > 0;
-  const byElement = new Map();
-  for (const p of prompts) {
-    if (!byElement.has(p.element)) byElement.set(p.element, []);
-    byElement.get(p.element).push(p);
-  }
-  const groups = [...byElement.entries()].map(([element, items]) => ({ element, items }));
-  keyed($("prompts"), groups, (g) => g.element, (g) => h("li", { class: "prompt-group" },
-    h("h3", {}, humanise(g.element)), h("ul", { class: "prompt-items" })), (el, g) => {
-    keyed(el.querySelector(".prompt-items"), g.items, (p) => p.id, (p) => {
-      const box = h("input", { type: "checkbox", id: `prompt-${p.id}`, value: p.id });
-      box.addEventListener("change", () => {
-        const s = screens.get(current);
-        if (!s) return;
-        if (box.checked) s.answered.add(p.id); else s.answered.delete(p.id);
-      });
-      return h("li", {}, box, h("label", { for: `prompt-${p.id}` }));
-    }, (li, p) => {
-      setText(li.querySelector("label"), p.text);
-      li.querySelector("input").checked = screen.answered.has(p.id);
-    });
-  });
-}
-
-function renderAdvice(screen) {
-  const advice = screen ? screen.thrive.advice : [];
-  $("advice-empty").hidden = advice.length > 0;
-  const kinds = ["preservation", "prevention"].map((kind) => ({ kind, items: advice.filter((a) => a.kind === kind) }))
-    .filter((g) => g.items.length);
-  const other = advice.filter((a) => !["preservation", "prevention"].includes(a.kind));
-  if (other.length) kinds.push({ kind: "other", items: other });
-  keyed($("advice"), kinds, (g) => g.kind, (g) => h("fieldset", { class: "advice-group" },
-    h("legend", {}, g.kind === "preservation" ? "Evidence preservation" : g.kind === "prevention" ? "Crime prevention" : "Advice"),
-    h("ul", { class: "advice-items" })), (el, g) => {
-    keyed(el.querySelector(".advice-items"), g.items, (a) => a.id, (a) => {
-      const box = h("input", { type: "checkbox", id: `advice-${a.id}`, value: a.id, name: "advice" });
-      box.addEventListener("change", () => {
-        const s = screens.get(current);
-        if (!s) return;
-        if (box.checked) s.ticked.add(a.id); else s.ticked.delete(a.id);
-      });
-      return h("li", { "data-advice-id": a.id }, box, h("label", { for: `advice-${a.id}` }));
-    }, (li, a) => {
-      setText(li.querySelector("label"), a.text);
-      li.querySelector("input").checked = screen.ticked.has(a.id);
-    });
-  });
-}
-
-function renderCues(screen) {
-  const cues = screen ? [...screen.cues.values()] : [];
-  $("cues-empty").hidden = cues.length > 0;
-  keyed($("cues"), cues, (c) => `${screen.call.id}:${c.cue_id}`, () => h("li", { class: "cue" },
-    h("span", { "aria-hidden": "true" }, "\u26A0 "), h("strong", { class: "cue-strand" }), " ",
-    h("span", { class: "cue-matched" })), (el, c) => {
-    el.dataset.cueId = c.cue_id;
-    el.dataset.strand = c.strand;
-    setText(el.querySelector(".cue-strand"), humanise(c.strand));
-    setText(el.querySelector(".cue-matched"), (c.matched || []).length ? `\u2014 heard: \u201C${c.matched.join("\u201D, \u201C")}\u201D` : "");
-  });
-}
-
 let shownNarrativeFor = null;
 function renderNarrative(screen) {
   const box = $("narrative");
   box.disabled = !screen;
   if (!screen) { shownNarrativeFor = null; box.value = ""; return; }
-  if (shownNarrativeFor !== screen.call.id) {
+  if (shownNarrativeFor !== screen.call.id
+      || (document.activeElement !== box && box.value !== screen.narrative)) {
     box.value = screen.narrative || "";
     shownNarrativeFor = screen.call.id;
-  } else if (!box.value && screen.narrative && document.activeElement !== box) {
-    box.value = screen.narrative; // restored from the server after the screen was drawn
   }
 }
 
+let shownFormFor = null;
 function renderAssessment(screen) {
   const form = $("assessment");
-  const submit = form.querySelector("button[type=submit]");
-  submit.disabled = !screen;
+  const id = screen ? screen.call.id : null;
+  const switched = shownFormFor !== id;
+  shownFormFor = id;
+  for (const control of form.querySelectorAll("select, textarea, input")) control.disabled = !screen;
+  writeForm(form, screen ? screen.form : blankForm(), switched ? null : document.activeElement);
+  const loose = showProblems(screen ? screen.problems : []);
+  const submitting = screen ? pendingFor(id, "assessment").count > 0 : false;
+  form.querySelector("button[type=submit]").disabled = !screen || submitting;
+  const defer = $("defer");
+  defer.hidden = !screen || screen.call.state !== ENDED || Boolean(screen.assessment) || !mine(screen);
+  setText(defer, screen && screen.deferred ? "Take back the deferral" : "Defer assessment");
+  defer.setAttribute("aria-pressed", screen && screen.deferred ? "true" : "false");
+  form.dataset.callId = id ?? "";
+  form.dataset.loose = loose.map((p) => p.reason).join(" ");
+}
+
+// The "Not saved" lines of each area, the conflict choice of the draft, the badge.
+function renderWrites() {
+  renderBadge();
+  const screen = current !== null ? screens.get(current) : null;
+  const line = (el, text, kind) => {
+    setText(el, text);
+    if (kind) el.dataset.kind = kind; else delete el.dataset.kind;
+  };
+  const area = (el, areas, refusal) => {
+    if (!screen) return line(el, "", null);
+    const { count, error } = pendingFor(screen.call.id, ...areas);
+    if (count) return line(el, `Not saved${error ? ` (${error}): will retry` : ""}`, "pending");
+    return line(el, refusal || "", refusal ? "error" : null);
+  };
+  const r = screen ? screen.refusals : {};
+  area($("narrative-status"), ["narrative"], r.narrative);
+  area($("thrive-status"), ["incident", "advice"], r.incident || r.advice);
+  area($("prompts-status"), ["prompts"], r.prompts);
+
+  const draft = $("draft-status");
+  if (screen && screen.conflict) {
+    const other = screen.conflict;
+    const keep = h("button", { type: "button", class: "secondary" }, "Keep this form");
+    keep.addEventListener("click", () => resolveConflict(screen, false));
+    const load = h("button", { type: "button", class: "secondary" }, "Load the saved one");
+    load.addEventListener("click", () => resolveConflict(screen, true));
+    replaceChildren(draft, h("span", {}, `This call's draft was saved in another tab or window`
+      + ` (revision ${other.revision}). Nothing here was saved over it. `), keep, " ", load);
+    draft.dataset.kind = "error";
+  } else {
+    const { count, error } = screen ? pendingFor(screen.call.id, "draft") : { count: 0 };
+    if (count) line(draft, `Draft not saved${error ? ` (${error}): will retry` : ""}`, "pending");
+    else if (screen && screen.refusals.draft) line(draft, screen.refusals.draft, "error");
+    else if (screen && screen.deferred) line(draft, `Assessment deferred${screen.deferredAt ? " at " + time(screen.deferredAt) : ""}.`, "note");
+    else if (screen && screen.draftRevision) line(draft, "Draft saved.", "note");
+    else line(draft, "", null);
+  }
+
   const status = $("assessment-status");
-  if (screen && screen.assessment) {
+  const submitting = screen ? pendingFor(screen.call.id, "assessment") : { count: 0 };
+  if (screen && submitting.count) {
+    delete status.dataset.version;
+    line(status, `Not saved: the assessment is waiting to be sent${submitting.error ? ` (${submitting.error})` : ""}.`, "pending");
+  } else if (screen && screen.refusals.assessment) {
+    delete status.dataset.version;
+    const loose = $("assessment").dataset.loose;
+    line(status, `${screen.refusals.assessment}${screen.problems.length ? ": see the problems marked beside the fields" : ""}${loose ? `. ${loose}` : ""}`, "error");
+  } else if (screen && screen.assessment) {
     const a = screen.assessment;
     status.dataset.version = a.version;
-    setText(status, `\u2714 Assessment version ${a.version} submitted at ${time(a.submitted_at)} (grade: ${humanise(a.grade)}).`);
-  } else if (!status.dataset.error) {
+    line(status, `\u2714 Assessment version ${a.version} submitted at ${time(a.submitted_at)} (grade: ${humanise(a.grade)}).`, "ok");
+  } else {
     delete status.dataset.version;
-    setText(status, "");
+    line(status, "", null);
+  }
+}
+
+function resolveConflict(screen, load) {
+  const other = screen.conflict;
+  screen.conflict = null;
+  screen.draftRevision = other.revision;
+  if (load) {
+    screen.form = formOf(other);
+    screen.deferred = Boolean(other.deferred);
+    screen.deferredAt = other.deferred_at || null;
+    render();
+  } else {
+    writeDraft(screen.call.id); // this tab's form, over the revision saved elsewhere
+    render();
   }
 }
 
 // ---- actions --------------------------------------------------------------------------------
 
-$("incident-type").addEventListener("change", async (event) => {
+function tick(kind, id, on) {
+  const screen = screens.get(current);
+  if (!screen) return;
+  const set = kind === "advice" ? screen.ticked : screen.answered;
+  if (on) set.add(id); else set.delete(id);
+  delete screen.refusals[kind];
+  writeMark(screen.call.id, kind, id, on);
+}
+
+$("incident-type").addEventListener("change", (event) => {
   const screen = screens.get(current);
   const value = event.target.value;
   if (!screen || !value) return;
-  const status = $("thrive-status");
-  status.textContent = "";
-  try {
-    const body = await api("PUT", `/api/v1/calls/${screen.call.id}/incident-type`, { incident_type: value });
-    applyThrive(screen.call.id, body);
-    render();
-  } catch (err) {
-    status.textContent = `Could not set the incident type: ${err.message}`;
-  }
+  screen.thrive.incident_type = value;
+  delete screen.refusals.incident;
+  const callId = screen.call.id;
+  queue.push({
+    kind: "incident", area: "incident", callId, method: "PUT", path: callPath(callId, "incident-type"),
+    body: { incident_type: value },
+  }, same("incident", callId));
 });
 
-let narrativeTimer = null;
-let narrativeInFlight = Promise.resolve();
 $("narrative").addEventListener("input", (event) => {
   const screen = screens.get(current);
   if (!screen) return;
   screen.narrative = event.target.value;
-  window.clearTimeout(narrativeTimer);
+  screen.narrativeDirty = true;
   const callId = screen.call.id;
-  // Debounced: one post after the handler pauses, not one per keystroke.
-  narrativeTimer = window.setTimeout(() => postNarrative(callId), 350);
+  later("narrative", callId, NARRATIVE_PAUSE_MS, () => writeNarrative(callId));
 });
 
-function postNarrative(callId) {
-  const screen = screens.get(callId);
+function formEdited() {
+  const screen = screens.get(current);
   if (!screen) return;
-  const text = screen.narrative;
-  narrativeInFlight = narrativeInFlight.then(async () => {
-    const status = $("narrative-status");
-    try {
-      const body = await api("POST", `/api/v1/calls/${callId}/narrative`, { text, mode: "replace" });
-      (body.new_cues || []).forEach((c) => applyCue(callId, c));
-      status.textContent = "";
-      render();
-    } catch (err) {
-      status.textContent = `Narrative not saved: ${err.message}`;
-    }
-  });
+  screen.form = readForm($("assessment"));
+  screen.formDirty = true;
+  const callId = screen.call.id;
+  later("draft", callId, DRAFT_PAUSE_MS, () => writeDraft(callId));
 }
+$("assessment").addEventListener("input", formEdited);
+$("assessment").addEventListener("change", formEdited);
 
-$("assessment").addEventListener("submit", async (event) => {
+$("defer").addEventListener("click", () => {
+  const screen = screens.get(current);
+  if (!screen) return;
+  screen.deferred = !screen.deferred;
+  screen.deferredAt = screen.deferred ? new Date().toISOString() : null;
+  flushEdits(screen.call.id);
+  writeDraft(screen.call.id);
+  render();
+});
+
+$("assessment").addEventListener("submit", (event) => {
   event.preventDefault();
   const screen = screens.get(current);
   if (!screen) return;
-  const form = event.target;
-  const status = $("assessment-status");
-  const incident = screen.thrive.incident_type || $("incident-type").value;
-  const elements = {};
-  for (const row of form.querySelectorAll("[data-element]")) {
-    elements[row.dataset.element] = {
-      risk: row.querySelector("select").value,
-      text: row.querySelector("textarea").value,
-    };
-  }
-  const rvc = form.querySelector("[name=repeat_victim_check]").value;
-  const reason = form.querySelector("[name=grade_reason]").value.trim();
+  const callId = screen.call.id;
+  if (pendingFor(callId, "assessment").count) return; // already on its way: never twice
+  // What is still waiting for a pause in typing goes first (the narrative's last words too).
+  flushEdits(callId);
+  const offeredAdvice = new Set(screen.thrive.advice.map((a) => a.id));
+  const offeredPrompts = new Set(screen.thrive.prompts.map((p) => p.id));
   const payload = {
-    incident_type: incident,
-    grade: form.querySelector("[name=grade]").value,
-    grade_reason: reason || null,
-    elements,
-    advice_given: [...screen.ticked],
-    prompts_answered: [...screen.answered],
-    repeat_victim_check: rvc || null,
-    victim: form.querySelector("[name=victim]").checked,
+    incident_type: screen.thrive.incident_type || null,
+    ...assessmentOf(screen.form),
+    advice_given: [...screen.ticked].filter((id) => offeredAdvice.has(id)),
+    prompts_answered: [...screen.answered].filter((id) => offeredPrompts.has(id)),
   };
-  delete status.dataset.error;
-  if (!incident) {
-    status.dataset.error = "1";
-    status.textContent = "Choose the incident type first.";
-    return;
-  }
-  try {
-    // Send the narrative as it stands before the record closes.
-    window.clearTimeout(narrativeTimer);
-    await narrativeInFlight;
-    const body = await api("POST", `/api/v1/calls/${screen.call.id}/assessment`, payload);
-    screen.assessment = body;
-    render();
-  } catch (err) {
-    status.dataset.error = "1";
-    status.textContent = `Not submitted: ${err.explain ? err.explain() : err.message}`;
-  }
+  screen.problems = [];
+  delete screen.refusals.assessment;
+  queue.push({
+    kind: "assessment", area: "assessment", callId, method: "POST", path: callPath(callId, "assessment"),
+    body: payload,
+  });
+  render();
 });
+
+// Leaving the page (a reload, closing the tab): what is waiting for a pause is queued, and
+// the queue is in sessionStorage, so the next page in this tab sends it.
+window.addEventListener("pagehide", () => flushEdits());
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") flushEdits();
+});
+window.addEventListener("online", () => queue.retryNow());
 
 window.setInterval(() => {
   for (const id of ["call-wait", "call-duration"]) {
@@ -624,8 +666,13 @@ window.setInterval(() => {
 const feed = new LiveFeed({
   onMessage,
   snapshot,
-  onStatus: bindStatus($("conn"), document.getElementById("main")),
+  onStatus: (status) => {
+    feedStatus.value = status;
+    renderBadge();
+    if (status === "live") queue.retryNow(); // back: send what waited
+  },
 });
 window.firstcontactFeed = feed; // for the browser tests and a curious developer's console
+window.firstcontactWrites = queue;
 feed.start();
 render();

@@ -5,7 +5,12 @@
 // resumes with ?after=<last cursor>, so the server replays what was missed. When the server
 // cannot replay (it says "resync"), or on the first connection, the page fetches a snapshot;
 // messages that arrive while the snapshot is in flight are held and applied after it, so
-// nothing is lost in between.
+// nothing is lost in between. A snapshot that fails keeps what it held and is read again
+// after reconnecting: the page never says "Live" on state it could not read.
+//
+// The first cursor is hello's `id` (the channel's position when the socket subscribed: the
+// snapshot read after it covers everything before, the socket delivers everything after), so
+// a drop before any message resumes from there instead of reading everything again.
 
 const CONTROL = new Set(["hello", "resync", "ping", "pong", "error"]);
 
@@ -28,7 +33,9 @@ export class LiveFeed {
     this.cursor = null;
     this.socket = null;
     this.attempt = 0;
-    this.held = null; // messages held while a snapshot is in flight
+    this.held = null; // messages held while a snapshot is in flight (or failed)
+    this.syncing = false;
+    this.needsSnapshot = true; // until a snapshot succeeds, no resume is enough
     this.lastFrameAt = 0;
     this.status = null;
     this.closedByUs = false;
@@ -66,8 +73,9 @@ export class LiveFeed {
     socket.onopen = () => {
       this.lastFrameAt = Date.now();
       this.attempt = 0;
-      // A fresh start (no cursor yet) needs the current state; a resume gets the gap replayed.
-      if (!this.cursor) this.resync();
+      // A fresh start, or one whose last snapshot failed, needs the current state; a resume
+      // after a good snapshot gets the gap replayed.
+      if (!this.cursor || this.needsSnapshot) this.resync();
       else this.setStatus("live");
     };
     socket.onmessage = (event) => this.receive(event.data);
@@ -154,12 +162,13 @@ export class LiveFeed {
     const data = message.data || {};
     if (message.type === "hello") {
       if (data.heartbeat_seconds) this.staleAfterMs = Math.max(10000, data.heartbeat_seconds * 2500);
-      if (data.cursor && !this.cursor) this.cursor = data.cursor;
+      // Sent with an id on a fresh connection only (a resume replays from our own cursor).
+      if (message.id && !this.cursor) this.cursor = message.id;
     } else if (message.type === "resync") {
       // The server could not replay from our cursor (too old, or it restarted without a
       // shared store): take the cursor it gives and fetch the current state instead.
-      if (data.cursor) this.cursor = data.cursor;
-      else if (message.id) this.cursor = message.id;
+      if (message.id) this.cursor = message.id;
+      this.needsSnapshot = true;
       this.resync();
     } else if (message.type === "ping") {
       this.send({ type: "pong" });
@@ -167,20 +176,24 @@ export class LiveFeed {
   }
 
   async resync() {
-    if (this.held) return; // one snapshot at a time; it will include this change
-    this.held = [];
+    if (this.syncing) return; // one snapshot at a time; it will include this change
+    this.syncing = true;
+    if (!this.held) this.held = [];
     this.setStatus("syncing");
     let asOf = null;
     try {
       asOf = await this.snapshot();
     } catch (err) {
-      const held = this.held;
-      this.held = null;
-      // Could not read the state: treat as a lost connection, try again shortly.
-      this.drop("snapshot failed");
-      this.heldOnFailure = held;
+      // Could not read the state: keep what was held (its messages are past our cursor and
+      // will not be replayed), reconnect, and read again before saying "Live".
+      this.syncing = false;
+      this.needsSnapshot = true;
+      if (this.socket) this.drop("snapshot failed");
+      else this.setStatus("reconnecting", "snapshot failed");
       return;
     }
+    this.syncing = false;
+    this.needsSnapshot = false;
     const held = this.held;
     this.held = null;
     for (const message of held) {
@@ -192,17 +205,25 @@ export class LiveFeed {
   }
 }
 
+// `pending`: writes the page has not had confirmed yet (the handler's screen): "Live" is
+// only said when there are none ("unsaved" is a live socket with writes still waiting).
 export function bindStatus(element, main) {
   const labels = {
     connecting: "Connecting\u2026",
     syncing: "Loading\u2026",
     live: "Live",
+    unsaved: "Not saved",
     reconnecting: "Reconnecting\u2026 the screen may be out of date",
     refused: "Live updates refused (origin or role): the screen is NOT live",
   };
-  return (status) => {
+  return (status, pending = 0) => {
+    const count = typeof pending === "number" ? pending : 0;
     element.dataset.state = status;
-    element.textContent = labels[status] || status;
+    element.dataset.pending = String(count);
+    let text = labels[status] || status;
+    if (count && status === "unsaved") text = `Not saved: ${count} change${count === 1 ? "" : "s"} waiting`;
+    else if (count) text += ` \u00B7 not saved: ${count} change${count === 1 ? "" : "s"} waiting`;
+    element.textContent = text;
     document.body.dataset.conn = status === "refused" ? "reconnecting" : status;
     if (main) main.setAttribute("aria-busy", status === "live" ? "false" : "true");
   };

@@ -1,0 +1,241 @@
+// The panels of the handler's screen: the call card, the alerts with their evidence, the
+// caller and household, THRIVE+ prompts and advice (ticks go to `tick`), the cues. Each draws
+// one call's screen state (or nothing).
+
+import {
+  bySeverity, date, duration, h, humanise, keyed, replaceChildren, setText, severityBadge, time,
+} from "./dom.js";
+
+const $ = (id) => document.getElementById(id);
+export const ENDED = "ended";
+
+export function callerOf(call) {
+  const caller = call.caller || {};
+  if (typeof caller === "string") return { number: caller, presentation: call.presentation };
+  return { number: caller.number, presentation: caller.presentation || call.presentation };
+}
+
+export function callerText(call) {
+  const { number, presentation } = callerOf(call);
+  if (presentation === "withheld") return "Withheld";
+  return number || "Unavailable";
+}
+
+// Redraw a panel only when what it shows changed: a redraw loses the keyboard focus inside it.
+function unchanged(el, ...parts) {
+  const signature = JSON.stringify(parts);
+  if (el.dataset.signature === signature) return true;
+  el.dataset.signature = signature;
+  return false;
+}
+
+export function renderCallCard(screen, { me, pinned, wrapUp }) {
+  const card = $("call-card");
+  if (unchanged(card, screen && screen.call, pinned, wrapUp)) return;
+  if (!screen) {
+    card.dataset.state = "none";
+    replaceChildren(card, h("p", { class: "muted" }, "No call at your desk. Calls appear here as they ring."));
+    return;
+  }
+  const call = screen.call;
+  card.dataset.state = call.state;
+  card.dataset.callId = call.id;
+  const stateWord = call.state === "ringing" || call.state === "offered" ? "Ringing" : humanise(call.state);
+  const waitEnd = call.answered_at || call.ended_at || null;
+  const withheld = !callerOf(call).number;
+  replaceChildren(card,
+    h("div", { class: "call-head" },
+      h("span", { class: `call-state call-state-${call.state}` },
+        h("span", { "aria-hidden": "true" }, call.state === ENDED ? "\u25A0 " : "\u260E "), stateWord,
+        wrapUp ? h("span", { class: "wrap-up-note" }, " \u00B7 wrap-up: assessment due") : null),
+      h("span", { class: "call-id" }, `Call ${call.id}`)),
+    h("dl", { class: "facts" },
+      h("dt", {}, "Caller"),
+      h("dd", { id: "caller-number", class: withheld ? "withheld" : "" }, callerText(call)),
+      h("dt", {}, "Line"), h("dd", { id: "call-line" }, call.called || "\u2014"),
+      h("dt", {}, "Queue"), h("dd", { id: "call-queue" }, call.queue || "\u2014"),
+      h("dt", {}, call.answered_at ? "Waited" : "Waiting"),
+      h("dd", { id: "call-wait", "data-from": call.offered_at || call.ringing_at || "", "data-to": waitEnd || "" },
+        duration(call.offered_at || call.ringing_at, waitEnd)),
+      call.handler_id && call.handler_id !== me ? [h("dt", {}, "Now with"), h("dd", {}, call.handler_id)] : null,
+      call.answered_at ? h("dt", {}, "On call") : null,
+      call.answered_at ? h("dd", { id: "call-duration", "data-from": call.answered_at, "data-to": call.ended_at || "" },
+        duration(call.answered_at, call.ended_at)) : null),
+    pinned ? null : h("p", { class: "small" }, h("a", { href: `/handler/calls/${call.id}` }, "Open this call on its own page")));
+}
+
+function evidenceIndex(context) {
+  const index = new Map();
+  if (!context) return index;
+  const subjects = [...(context.persons || []), ...(context.households || [])];
+  for (const contact of context.number_contacts || []) index.set(contact.id, { contact });
+  for (const subject of subjects) {
+    for (const contact of subject.contacts || []) index.set(contact.id, { contact });
+    for (const marker of subject.markers || []) index.set(marker.id, { marker, subject });
+  }
+  return index;
+}
+
+function evidenceItem(id, index, names) {
+  const found = index.get(id);
+  if (found && found.contact) {
+    const c = found.contact;
+    const parts = [date(c.occurred_at), c.incident_type ? names.incident(c.incident_type) : "Contact"];
+    if (c.victim) parts.push("victim");
+    if (c.domestic_abuse) parts.push("domestic abuse");
+    if (c.outcome) parts.push(humanise(c.outcome).toLowerCase());
+    return h("li", { class: "evidence-contact" }, h("time", { datetime: c.occurred_at }, parts[0]), " \u00B7 ", parts.slice(1).join(" \u00B7 "));
+  }
+  if (found && found.marker) {
+    const m = found.marker;
+    return h("li", { class: "evidence-marker" }, `Marker: ${names.marker(m.kind)}`,
+      m.set_at ? ` (set ${date(m.set_at)}${m.active === false ? ", expired" : ""})` : "");
+  }
+  return h("li", { class: "evidence-ref" }, `Record ${id}`);
+}
+
+export function renderAlerts(screen, { names, acknowledge }) {
+  const list = $("alerts");
+  const empty = $("alerts-empty");
+  const alerts = screen ? [...screen.alerts.values()].sort(bySeverity) : [];
+  empty.hidden = alerts.length > 0;
+  empty.textContent = screen && screen.context ? "No alerts for this caller." : "No alerts.";
+  const index = evidenceIndex(screen && screen.context);
+  const callId = screen ? screen.call.id : null;
+  keyed(list, alerts, (a) => `${callId}:${a.alert_id}`, (a) => {
+    const ack = h("button", { type: "button", class: "ack" }, "Acknowledge");
+    ack.addEventListener("click", () => acknowledge(callId, a.alert_id, ack));
+    return h("li", { class: "alert", "data-alert-id": a.alert_id, "data-kind": a.kind },
+      h("div", { class: "alert-head" }, h("span", { class: "sev-slot" }), h("strong", { class: "alert-title" })),
+      h("ul", { class: "reasons" }),
+      h("div", { class: "evidence-box" }),
+      h("div", { class: "alert-actions" }, ack, h("span", { class: "ack-status", role: "status" })));
+  }, (el, a) => {
+    el.dataset.severity = a.severity;
+    el.className = `alert sev-${a.severity}${a.acknowledged_at ? " acked" : ""}`;
+    replaceChildren(el.querySelector(".sev-slot"), severityBadge(a.severity));
+    setText(el.querySelector(".alert-title"), a.title || humanise(a.kind));
+    replaceChildren(el.querySelector(".reasons"), (a.reasons || []).map((r) => h("li", {}, r)));
+    const evidence = a.evidence || [];
+    replaceChildren(el.querySelector(".evidence-box"), evidence.length ? [
+      h("span", { class: "evidence-label" }, "Evidence (prior contacts and markers):"),
+      h("ul", { class: "evidence" }, evidence.map((id) => evidenceItem(id, index, names))),
+    ] : []);
+    const button = el.querySelector("button.ack");
+    const status = el.querySelector(".ack-status");
+    if (a.acknowledged_at) {
+      button.hidden = true;
+      setText(status, `\u2714 Acknowledged${a.acknowledged_by ? " by " + a.acknowledged_by : ""} at ${time(a.acknowledged_at)}`);
+      el.dataset.acknowledged = "true";
+    } else {
+      button.hidden = false;
+      button.setAttribute("aria-label", `Acknowledge: ${a.title || humanise(a.kind)}`);
+      el.dataset.acknowledged = "false";
+    }
+  });
+}
+
+function markerList(markers, names) {
+  if (!markers || !markers.length) return null;
+  return h("ul", { class: "markers" }, markers.map((m) => h("li", { class: m.active === false ? "marker expired" : "marker" },
+    h("span", { "aria-hidden": "true" }, m.active === false ? "\u25CB " : "\u25CF "),
+    names.marker(m.kind), m.active === false ? " (expired)" : " (active)")));
+}
+
+export function renderHousehold(screen, { names }) {
+  const box = $("household");
+  const context = screen && screen.context;
+  if (unchanged(box, screen ? screen.call.id : null, context)) return;
+  if (!screen) { replaceChildren(box); return; }
+  if (!context) { replaceChildren(box, h("p", { class: "muted" }, "Looking up the caller\u2026")); return; }
+  if (!context.looked_up) {
+    replaceChildren(box, h("p", { class: "muted" }, "Number withheld or unavailable: no history lookup."));
+    return;
+  }
+  if (!context.known) {
+    replaceChildren(box, h("p", { class: "muted" }, "No previous contact from this number."));
+    return;
+  }
+  const persons = new Map((context.persons || []).map((p) => [p.id, p]));
+  const summary = context.number_summary || {};
+  replaceChildren(box,
+    h("p", { class: "summary" },
+      `From this number: ${summary.contacts_365d ?? 0} contacts in 12 months, ${summary.victim_365d ?? 0} as victim.`),
+    (context.persons || []).filter((p) => p.relationship === "caller").map((p) => h("div", { class: "person caller" },
+      h("h3", {}, p.name || `Person ${p.id}`, h("span", { class: "muted" }, " \u2014 linked to this number")),
+      p.date_of_birth ? h("p", { class: "small" }, `Born ${date(p.date_of_birth)}`) : null,
+      markerList(p.markers, names))),
+    (context.households || []).map((hh) => h("div", { class: "household" },
+      h("h3", {}, hh.address || `Household ${hh.id}`),
+      markerList(hh.markers, names),
+      h("ul", { class: "members" }, (hh.member_ids || []).map((mid) => {
+        const p = persons.get(mid);
+        return h("li", {},
+          h("span", { class: "member-name" }, p ? (p.name || `Person ${p.id}`) : `Person ${mid}`),
+          p && p.relationship === "caller" ? " (caller)" : p && p.relation ? ` (${p.relation})` : "",
+          p ? markerList(p.markers, names) : null);
+      })))));
+}
+
+export function renderCues(screen) {
+  const cues = screen ? [...screen.cues.values()] : [];
+  $("cues-empty").hidden = cues.length > 0;
+  keyed($("cues"), cues, (c) => `${screen.call.id}:${c.cue_id}`, () => h("li", { class: "cue" },
+    h("span", { "aria-hidden": "true" }, "\u26A0 "), h("strong", { class: "cue-strand" }), " ",
+    h("span", { class: "cue-matched" })), (el, c) => {
+    el.dataset.cueId = c.cue_id;
+    el.dataset.strand = c.strand;
+    setText(el.querySelector(".cue-strand"), humanise(c.strand));
+    setText(el.querySelector(".cue-matched"), (c.matched || []).length ? `\u2014 heard: \u201C${c.matched.join("\u201D, \u201C")}\u201D` : "");
+  });
+}
+
+export function renderThrive(screen, { current, tick }) {
+  const select = $("incident-type");
+  select.disabled = !screen;
+  const incident = screen ? screen.thrive.incident_type : null;
+  if (document.activeElement !== select || select.dataset.callId !== String(current)) {
+    select.value = incident || "";
+  }
+  select.dataset.callId = String(current);
+  const prompts = screen ? screen.thrive.prompts : [];
+  $("prompts-empty").hidden = prompts.length > 0;
+  const byElement = new Map();
+  for (const p of prompts) {
+    if (!byElement.has(p.element)) byElement.set(p.element, []);
+    byElement.get(p.element).push(p);
+  }
+  const groups = [...byElement.entries()].map(([element, items]) => ({ element, items }));
+  keyed($("prompts"), groups, (g) => g.element, (g) => h("li", { class: "prompt-group" },
+    h("h3", {}, humanise(g.element)), h("ul", { class: "prompt-items" })), (el, g) => {
+    keyed(el.querySelector(".prompt-items"), g.items, (p) => p.id, (p) => {
+      const box = h("input", { type: "checkbox", id: `prompt-${p.id}`, value: p.id });
+      box.addEventListener("change", () => tick("prompts", p.id, box.checked));
+      return h("li", {}, box, h("label", { for: `prompt-${p.id}` }));
+    }, (li, p) => {
+      setText(li.querySelector("label"), p.text);
+      li.querySelector("input").checked = screen.answered.has(p.id);
+    });
+  });
+}
+
+export function renderAdvice(screen, { tick }) {
+  const advice = screen ? screen.thrive.advice : [];
+  $("advice-empty").hidden = advice.length > 0;
+  const kinds = ["preservation", "prevention"].map((kind) => ({ kind, items: advice.filter((a) => a.kind === kind) }))
+    .filter((g) => g.items.length);
+  const other = advice.filter((a) => !["preservation", "prevention"].includes(a.kind));
+  if (other.length) kinds.push({ kind: "other", items: other });
+  keyed($("advice"), kinds, (g) => g.kind, (g) => h("fieldset", { class: "advice-group" },
+    h("legend", {}, g.kind === "preservation" ? "Evidence preservation" : g.kind === "prevention" ? "Crime prevention" : "Advice"),
+    h("ul", { class: "advice-items" })), (el, g) => {
+    keyed(el.querySelector(".advice-items"), g.items, (a) => a.id, (a) => {
+      const box = h("input", { type: "checkbox", id: `advice-${a.id}`, value: a.id, name: "advice" });
+      box.addEventListener("change", () => tick("advice", a.id, box.checked));
+      return h("li", { "data-advice-id": a.id }, box, h("label", { for: `advice-${a.id}` }));
+    }, (li, a) => {
+      setText(li.querySelector("label"), a.text);
+      li.querySelector("input").checked = screen.ticked.has(a.id);
+    });
+  });
+}
