@@ -88,13 +88,19 @@ async def principal_for(session: AsyncSession, secret: str) -> Principal | None:
 
 
 async def end(session: AsyncSession, secret: str, reason: EndReason) -> Ended | None:
-    """End the session whose cookie carries `secret` (logout). None when it was not live."""
+    """End the session whose cookie carries `secret` (logout). None when it was not live
+    (an expired one stays to be recorded as expired: its sockets closed at its expiry)."""
     sid = session_id(secret)
+    now = utcnow()
     staff_id = (
         await session.scalars(
             update(StaffSession)
-            .where(StaffSession.id == sid, StaffSession.ended_at.is_(None))
-            .values(ended_at=utcnow(), end_reason=reason.value)
+            .where(
+                StaffSession.id == sid,
+                StaffSession.ended_at.is_(None),
+                StaffSession.expires_at > now,
+            )
+            .values(ended_at=now, end_reason=reason.value)
             .returning(StaffSession.staff_id)
         )
     ).first()
