@@ -31,7 +31,14 @@ from app.auth.models import EndReason
 from app.auth.service import Ended
 from app.config import Settings
 from app.db import after_commit, unit_of_work
-from app.realtime.broker import Broker, BrokerUnavailable, create_broker
+from app.realtime.broker import (
+    Broker,
+    BrokerUnavailable,
+    Subscription,
+    cancel_and_wait,
+    create_broker,
+    raise_if_cancelling,
+)
 from app.realtime.envelope import encode_body
 from app.realtime.hub import Hub
 from app.resources import Resources
@@ -120,7 +127,6 @@ class CredentialWatch:
         self.broker = hub.broker
         self.resources = resources
         self.period = resources.settings.ws_auth_recheck_seconds
-        self.subscribed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -131,23 +137,31 @@ class CredentialWatch:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+            await cancel_and_wait(task)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
 
-    async def _follow(self) -> None:
+    async def _subscribe(self) -> Subscription:
         delay = 0.05
         while True:
             try:
                 sub = await self.broker.subscribe(CHANNEL, QUEUE_SIZE)
             except BrokerUnavailable:  # Redis away at start: keep trying, the recheck covers
+                raise_if_cancelling()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            delay = 0.05
-            self.subscribed.set()
+            try:
+                raise_if_cancelling()
+            except asyncio.CancelledError:
+                sub.close()
+                raise
+            return sub
+
+    async def _follow(self) -> None:
+        while True:
+            sub = await self._subscribe()
             try:
                 while not sub.overflowed.is_set():
                     item = await sub.queue.get()
@@ -165,7 +179,6 @@ class CredentialWatch:
                         },
                     )
             finally:
-                self.subscribed.clear()
                 sub.close()
             # Messages were dropped: look at every socket's credential now, then follow again.
             await self.recheck()

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import select, update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -29,6 +30,7 @@ from app.auth.models import ApiToken, Role, StaffSession
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.history.models import Alert
+from app.main import create_app
 from app.web.session import COOKIE_NAME
 from tests.conftest import MakeStaff
 from tests.realtime.support import frame, open_socket, ring
@@ -368,3 +370,13 @@ async def test_revoking_from_the_command_line_closes_sockets(
             assert code == 4001
             assert at - exited <= (LIMIT if redis else 1.0 + 1.5)
         assert bystander.open
+
+
+async def test_a_service_stopped_right_after_it_started_stops_at_once(settings: Settings) -> None:
+    """The watch's subscription may still be connecting when the service stops: stopping must
+    not hang (redis-py can swallow a cancellation that lands while it connects)."""
+    for _ in range(3):
+        started = time.monotonic()
+        async with LifespanManager(create_app(settings), shutdown_timeout=5):
+            pass
+        assert time.monotonic() - started < 5
