@@ -27,6 +27,7 @@ from app.errors import AppError
 from app.history import cli as history_cli
 from app.logs import configure_logging, uvicorn_log_config
 from app.qa import cli as qa_cli
+from app.realtime import revocation
 from app.rules import cli as rules_cli
 
 app = typer.Typer(
@@ -173,13 +174,26 @@ def staff_revoke(
     staff_id: Annotated[str, typer.Option("--id")],
     deactivate: Annotated[bool, typer.Option(help="Also deactivate the account.")] = False,
 ) -> None:
-    """Revoke every token of a staff member."""
+    """Revoke every token of a staff member and end their browser sessions; their open
+    sockets close (at once with REDIS_URL, else at the service's next credential recheck)."""
+    settings = _settings()
 
-    async def work(session: AsyncSession) -> int:
+    async def work(session: AsyncSession) -> auth.Ended:
         return await auth.revoke(session, staff_id, actor=CLI_ACTOR, deactivate=deactivate)
 
-    count = _in_session(_settings(), work)
-    typer.echo(f"revoked {count} token(s) of {staff_id}" + (", deactivated" if deactivate else ""))
+    ended = _in_session(settings, work)
+    # After the commit, as the API does: the service's workers close the sockets.
+    if not asyncio.run(revocation.announce_from_tool(settings, ended)):
+        typer.echo(
+            "note: no REDIS_URL, so the running service is not told directly: open sockets "
+            "close at its next credential recheck (WS_AUTH_RECHECK_SECONDS); "
+            "POST /api/v1/staff/{id}/revoke closes them at once",
+            err=True,
+        )
+    typer.echo(
+        f"revoked {len(ended.token_ids)} token(s) of {staff_id}"
+        + (", deactivated" if deactivate else "")
+    )
 
 
 DEMO_STAFF: list[tuple[str, str, Role]] = [

@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     telephony_secret: SecretStr = SecretStr(DEFAULT_SECRET)
     telephony_secret_previous: SecretStr | None = None
     session_secret: SecretStr = SecretStr(DEFAULT_SECRET)
-    # Browser sessions (issue 7): a signed cookie lasts one shift at most, then log in again.
-    session_max_age_seconds: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
+    # Browser sessions (issue 7): a session lasts one shift at most, then log in again. Its row
+    # ends then (issue 11) and its sockets close; a few seconds is allowed for tests.
+    session_max_age_seconds: int = Field(default=12 * 3600, ge=1, le=7 * 24 * 3600)
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -87,6 +88,9 @@ class Settings(BaseSettings):
     ws_send_timeout: float = Field(default=5.0, gt=0)
     ws_heartbeat_seconds: float = Field(default=20.0, gt=0)
     ws_idle_timeout: float = Field(default=60.0, gt=0)
+    # Safety net behind the broker's control messages that close sockets whose credential
+    # ended (issue 11): each worker re-checks all its sockets' credentials this often.
+    ws_auth_recheck_seconds: float = Field(default=60.0, gt=0)
 
     # THRIVE+ (issue 6): the longest narrative a call may hold (characters), whether sent
     # whole or in appended chunks; beyond it a request gets 413 and nothing is stored.

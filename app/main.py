@@ -29,6 +29,7 @@ from app.logs import mask_phone_numbers
 from app.qa import forms as qa_forms
 from app.realtime.broker import create_broker
 from app.realtime.hub import Hub
+from app.realtime.revocation import CredentialWatch
 from app.resources import Resources
 from app.rules import live as rules_live
 from app.web import install as install_web
@@ -84,6 +85,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             web_session.connection_principal
         )
         hub.install_signal_hook()
+        # Sockets close when their credential ends (logout, expiry, revocation), on every
+        # worker: the hub follows the broker's control channel and re-checks periodically.
+        credential_watch = CredentialWatch(hub, resources)
+        resources.extras["credential_watch"] = credential_watch
+        await credential_watch.start()
         # Processing of accepted call events: inline after each ingest + a sweeper.
         pipeline = Pipeline.from_settings(resources, default_steps())
         resources.extras["pipeline"] = pipeline
@@ -104,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         finally:
             await rules_sync.stop()
+            await credential_watch.stop()
             await hub.shutdown()  # sockets closed with 1001 (going away)
             await grouped.drain()
             await pipeline.stop()

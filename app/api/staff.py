@@ -7,9 +7,10 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from app.api.deps import AdminStaff, CurrentStaff, SessionDep
+from app.api.deps import AdminStaff, CurrentStaff, ResourcesDep, SessionDep
 from app.auth import service as auth
 from app.auth.models import Role, Staff
+from app.realtime import revocation
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
@@ -61,9 +62,16 @@ async def create_staff(body: StaffCreate, admin: AdminStaff, session: SessionDep
 
 @router.post("/staff/{staff_id}/revoke", response_model=StaffRead)
 async def revoke_staff(
-    staff_id: str, admin: AdminStaff, session: SessionDep, deactivate: bool = False
+    staff_id: str,
+    admin: AdminStaff,
+    session: SessionDep,
+    resources: ResourcesDep,
+    deactivate: bool = False,
 ) -> Staff:
-    await auth.revoke(session, staff_id, actor=admin.actor, deactivate=deactivate)
+    """Revoke the staff member's tokens and end their browser sessions (with `deactivate`, the
+    account too); their open sockets, on every worker, close before this answers."""
+    ended = await auth.revoke(session, staff_id, actor=admin.actor, deactivate=deactivate)
+    revocation.announce(session, resources, ended)
     staff = await session.get(Staff, staff_id)
     assert staff is not None
     return staff

@@ -46,3 +46,41 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EndReason(StrEnum):
+    """Why a browser session ended (kept on its row for whoever asks later)."""
+
+    logout = "logout"
+    expired = "expired"
+    revoked = "revoked"  # the staff member's tokens were revoked
+    deactivated = "deactivated"
+
+
+class StaffSession(Base):
+    """A browser session: one row per login, live until it ends or expires.
+
+    The cookie carries a random secret; the row is keyed by the secret's SHA-256, so a copy of
+    the table gives no usable cookie (as for tokens). A cookie is valid only while its row is
+    live: not ended, not expired, its staff member active and the token it was opened with
+    not revoked.
+    """
+
+    __tablename__ = "staff_session"
+    __table_args__ = (
+        CheckConstraint(
+            "end_reason IS NULL OR end_reason IN ('logout', 'expired', 'revoked', 'deactivated')",
+            name="end_reason",
+        ),
+        Index("ix_staff_session_staff_id", "staff_id"),
+        # Each worker's periodic sweep marks the sessions past their lifetime as expired.
+        Index("ix_staff_session_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    token_id: Mapped[int] = mapped_column(BigId, ForeignKey("api_token.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -6,13 +6,14 @@ import hashlib
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.auth.models import ApiToken, Role, Staff
+from app.auth.models import ApiToken, EndReason, Role, Staff, StaffSession
 from app.db import utcnow
 from app.errors import AppError
 
@@ -33,12 +34,28 @@ class InvalidStaff(AppError):
 
 
 @dataclass(frozen=True)
+class Credential:
+    """What a request or socket was authenticated with, so that it can be ended later.
+
+    `token_id` is the bearer token's row (for a browser session: the token it was opened
+    with); a browser session also has its id (the SHA-256 of the cookie's secret, never the
+    secret) and its end of life. Tokens do not expire on their own.
+    """
+
+    token_id: int
+    session_id: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who is making a request: the staff member behind a token or a session cookie."""
 
     id: str
     name: str
     role: Role
+    # How they proved it (None for principals built by hand, e.g. in tools).
+    credential: Credential | None = field(default=None, compare=False)
 
     @property
     def actor(self) -> str:
@@ -92,18 +109,58 @@ async def issue_token(session: AsyncSession, staff_id: str, *, actor: str) -> st
     return token
 
 
+@dataclass(frozen=True)
+class Ended:
+    """Credentials that have just stopped being valid: every socket opened with one of them
+    must close (app.realtime.revocation announces this to every worker after the commit)."""
+
+    staff_id: str
+    reason: EndReason
+    token_ids: tuple[int, ...] = ()
+    session_ids: tuple[str, ...] = ()
+    # The account itself was deactivated: nothing of this person's may stay open.
+    everything: bool = False
+
+    def covers(self, principal: Principal) -> bool:
+        """Whether `principal`'s credential is one of these (or the whole account ended)."""
+        if principal.id != self.staff_id:
+            return False
+        if self.everything:
+            return True
+        credential = principal.credential
+        if credential is None:
+            return False
+        return credential.token_id in self.token_ids or (
+            credential.session_id is not None and credential.session_id in self.session_ids
+        )
+
+
 async def revoke(
     session: AsyncSession, staff_id: str, *, actor: str, deactivate: bool = False
-) -> int:
-    """Revoke every live token of `staff_id`; with `deactivate` the account too."""
+) -> Ended:
+    """Revoke every live token of `staff_id` and end their browser sessions; with
+    `deactivate` the account too. Returns what ended, for the caller to announce."""
     staff = await session.get(Staff, staff_id)
     if staff is None:
         raise StaffNotFound(f"no staff {staff_id}")
-    result = await session.execute(
-        update(ApiToken)
-        .where(ApiToken.staff_id == staff_id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+    now = utcnow()
+    token_ids = (
+        await session.scalars(
+            update(ApiToken)
+            .where(ApiToken.staff_id == staff_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .returning(ApiToken.id)
+        )
+    ).all()
+    reason = EndReason.deactivated if deactivate else EndReason.revoked
+    session_ids = (
+        await session.scalars(
+            update(StaffSession)
+            .where(StaffSession.staff_id == staff_id, StaffSession.ended_at.is_(None))
+            .values(ended_at=now, end_reason=reason.value)
+            .returning(StaffSession.id)
+        )
+    ).all()
     if deactivate:
         staff.active = False
     audit.record(
@@ -115,7 +172,13 @@ async def revoke(
         justification="deactivated" if deactivate else "tokens revoked",
     )
     await session.flush()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return Ended(
+        staff_id=staff_id,
+        reason=reason,
+        token_ids=tuple(int(i) for i in token_ids),
+        session_ids=tuple(session_ids),
+        everything=deactivate,
+    )
 
 
 async def list_staff(session: AsyncSession) -> Sequence[Staff]:
@@ -147,4 +210,8 @@ async def authenticate_token(session: AsyncSession, token: str) -> tuple[Princip
     ).first()
     if row is None:
         return None
-    return Principal(id=row.staff_id, name=row.name, role=Role(row.role)), int(row.id)
+    token_id = int(row.id)
+    principal = Principal(
+        id=row.staff_id, name=row.name, role=Role(row.role), credential=Credential(token_id)
+    )
+    return principal, token_id

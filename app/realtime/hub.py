@@ -10,7 +10,9 @@ Close codes (documented in README.md):
     1001 going away (server shutting down: reconnect, to another worker if need be)
     1009 frame larger than WS_MAX_MESSAGE (from the server before the app sees it)
     1011 internal error        1013 try again later (the broker is unreachable)
-    4001 not authenticated     4003 forbidden (role without a channel, or Origin not allowed)
+    4001 not authenticated, or the credential that opened the socket has ended since (logout,
+         session expiry, tokens revoked, account deactivated: see app.realtime.revocation)
+    4003 forbidden (role without a channel, or Origin not allowed)
     4008 too slow (queue full, a send timed out, or no message within WS_IDLE_TIMEOUT)
     4400 bad messages (too many invalid client messages, or a frame over WS_MAX_MESSAGE)
 """
@@ -22,15 +24,19 @@ import contextlib
 import json
 import logging
 import signal
+from collections import deque
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
 from fastapi import WebSocket
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
+from app.auth import sessions
 from app.auth.models import Role
-from app.auth.service import Principal
-from app.db import pop_after_commit
+from app.auth.service import Ended, Principal
+from app.db import pop_after_commit, utcnow
 from app.errors import AppError
 from app.realtime import acks
 from app.realtime.auth import connection_principal, origin_allowed
@@ -61,6 +67,9 @@ BAD_MESSAGES = 4400
 MAX_BAD_MESSAGES = 20
 # Closing a socket whose client stopped reading cannot wait for its buffers to drain.
 CLOSE_TIMEOUT = 1.0
+# How long the hub remembers ended credentials, for sockets whose admission was under way
+# (credential read, not yet registered) when the news arrived.
+RECENT_ENDS_SECONDS = 30.0
 
 _GONE = (WebSocketDisconnect, RuntimeError, OSError)
 
@@ -93,10 +102,46 @@ class Connection:
         self.finished = asyncio.Event()
         self.bad_messages = 0
         self.last_heard = asyncio.get_running_loop().time()
+        # Set when the credential that opened the socket ends: nothing more is sent or
+        # accepted, and `Hub.serve` closes it with 4001.
+        self.ended: str | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+
+    # the credential --------------------------------------------------------------------
+    def end(self, reason: str) -> None:
+        """The socket's credential has ended: stop at once, close with 4001."""
+        if self.ended is None:
+            self.ended = reason
+            self.finished.set()
+
+    def set_deadline(self, expires_at: datetime | None) -> None:
+        """A session's socket closes when the session expires (a timer, not a check per frame)."""
+        if expires_at is None:
+            return
+        delay = max((expires_at - utcnow()).total_seconds(), 0.0)
+        self._deadline = asyncio.get_running_loop().call_later(delay, self.end, "session expired")
+
+    def clear_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    async def still_valid(self, session: AsyncSession) -> bool:
+        """Whether the socket's credential is live in the store (before an ack or a resync:
+        the control message that ends it may not have arrived yet)."""
+        if self.ended is not None:
+            return False
+        credential = self.principal.credential
+        if credential is None:
+            return True
+        if credential in await sessions.live(session, [credential]):
+            return True
+        self.end("credential no longer valid")
+        return False
 
     # sending ---------------------------------------------------------------------------
     async def send(self, text: str) -> None:
-        if self.close_code is not None:
+        if self.close_code is not None or self.ended is not None:
             raise _Closed
         try:
             await asyncio.wait_for(self.ws.send_text(text), self.settings.ws_send_timeout)
@@ -161,6 +206,8 @@ class Connection:
             raise _Closed from None
         # Read after the tail: whatever was published up to it is committed, so it is in here.
         async with self.hub.resources.sessions() as session:
+            if not await self.still_valid(session):
+                raise _Closed
             calls = await open_calls(session, self.principal)
         await self.send(control("resync", {"reason": reason, "calls": calls}, format_cursor(tail)))
         self.last = tail
@@ -243,6 +290,10 @@ class Connection:
     async def acknowledge(self, alert_id: int) -> None:
         resources = self.hub.resources
         async with resources.sessions() as session:
+            # An ack is a record made in this person's name: refused once their credential
+            # has ended, even before the news of it reaches this process.
+            if not await self.still_valid(session):
+                raise _Closed
             try:
                 await acks.acknowledge(session, resources, alert_id, self.principal)
                 await session.commit()
@@ -267,6 +318,8 @@ class Hub:
         self.resources = resources
         self.connections: set[Connection] = set()
         self.closing = False
+        # (loop time received, what ended): see RECENT_ENDS_SECONDS.
+        self.recent_ends: deque[tuple[float, Ended]] = deque()
         self._shutdown: asyncio.Task[None] | None = None
         self._forward: asyncio.Task[None] | None = None  # tells uvicorn once sockets are closed
 
@@ -276,6 +329,7 @@ class Hub:
         if not origin_allowed(ws, settings):
             await self._refuse(ws, FORBIDDEN, "origin not allowed")
             return
+        looked_up_at = asyncio.get_running_loop().time()
         principal = await connection_principal(ws, self.resources)
         if principal is None:
             await self._refuse(ws, UNAUTHENTICATED, "not authenticated")
@@ -294,6 +348,11 @@ class Hub:
             return
         conn = Connection(self, ws, principal, channel, sub)
         self.connections.add(conn)
+        # Ended while this socket was being admitted (after its credential was read)?
+        if any(at >= looked_up_at and e.covers(principal) for at, e in self.recent_ends):
+            conn.end("credential ended")
+        if principal.credential is not None:
+            conn.set_deadline(principal.credential.expires_at)
         tasks: list[asyncio.Task[Any]] = []
         try:
             await ws.accept()
@@ -312,6 +371,8 @@ class Hub:
             if sub.overflowed.is_set():
                 conn.finished.set()
             await conn.finished.wait()
+            if conn.ended is not None:
+                await conn.close(UNAUTHENTICATED, conn.ended)
             if sub.overflowed.is_set():
                 await conn.close(TOO_SLOW, "too slow: queue full")
             for task in tasks:
@@ -322,13 +383,30 @@ class Hub:
                     log.error("socket task failed", exc_info=exc)
                     await conn.close(INTERNAL_ERROR, "internal error")
         except (_Closed, *_GONE):
-            pass
+            if conn.ended is not None:  # ended while saying hello or resuming
+                await conn.close(UNAUTHENTICATED, conn.ended)
         finally:
+            conn.clear_deadline()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             sub.close()
             self.connections.discard(conn)
+
+    def end_covered(self, ended: Ended) -> int:
+        """Close (4001) every socket of this process opened with a credential in `ended`;
+        how many. Remembered a while for sockets still being admitted."""
+        now = asyncio.get_running_loop().time()
+        self.recent_ends.append((now, ended))
+        while self.recent_ends and self.recent_ends[0][0] < now - RECENT_ENDS_SECONDS:
+            self.recent_ends.popleft()
+        reason = f"credential ended: {ended.reason.value}"
+        count = 0
+        for conn in list(self.connections):
+            if conn.ended is None and ended.covers(conn.principal):
+                conn.end(reason)
+                count += 1
+        return count
 
     async def _refuse(self, ws: WebSocket, code: int, reason: str) -> None:
         # Accept first: a close code is only visible to the client on an open socket.

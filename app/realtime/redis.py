@@ -25,7 +25,15 @@ from typing import Any, cast
 from redis.exceptions import RedisError, ResponseError
 
 from app.cache.redis import connect
-from app.realtime.broker import BrokerUnavailable, CursorGone, Delivered, Fanout, Subscription
+from app.realtime.broker import (
+    BrokerUnavailable,
+    CursorGone,
+    Delivered,
+    Fanout,
+    Subscription,
+    cancel_and_wait,
+    raise_if_cancelling,
+)
 from app.realtime.envelope import Cursor, format_cursor, frame, parse_cursor
 
 log = logging.getLogger(__name__)
@@ -94,7 +102,7 @@ class RedisBroker:
     async def disconnect(self) -> None:
         for task in (self._reader, self._flusher):
             if task is not None:
-                task.cancel()
+                await cancel_and_wait(task)
                 with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
                     await task
         if self._outbox:
@@ -273,6 +281,7 @@ class RedisBroker:
                         self._deliver(message["data"])
             except _ERRORS as exc:
                 self.upstream_ok.clear()
+                raise_if_cancelling()  # stopping, not Redis lost
                 log.warning("realtime upstream lost (%s); reconnecting", type(exc).__name__)
             finally:
                 with contextlib.suppress(*_ERRORS):

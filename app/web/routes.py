@@ -21,6 +21,7 @@ from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, SupervisorStaff
 from app.auth.models import Role
 from app.auth.service import Principal
 from app.calls.service import CallNotFound
+from app.realtime import revocation
 from app.realtime.envelope import now_iso
 from app.thrive.schemas import Element, Grade
 from app.web import screens
@@ -141,8 +142,11 @@ async def login(request: Request, session: SessionDep) -> Response:
     form = await request.form()
     token = form.get("token")
     target = _safe_next(str(form.get("next") or ""))
-    opened = await web_session.open_session(session, token if isinstance(token, str) else "")
-    if opened is None:
+    settings = request.state.settings
+    principal = await web_session.authenticate_token(
+        session, token if isinstance(token, str) else ""
+    )
+    if principal is None:
         # Never echo the token back, not even into the form.
         return _page(
             request,
@@ -152,7 +156,6 @@ async def login(request: Request, session: SessionDep) -> Response:
             next=target or "",
             error="That token is not valid (unknown, revoked, or the account is inactive).",
         )
-    principal, token_id = opened
     if principal.role not in ROLE_HOME:
         return _page(
             request,
@@ -162,17 +165,23 @@ async def login(request: Request, session: SessionDep) -> Response:
             next="",
             error="These screens are for handlers and supervisors.",
         )
+    value = await web_session.open_session(session, settings, principal)
     response = RedirectResponse(target or home_for(principal), status_code=303)
-    value = web_session.encode(request.state.settings, token_id=token_id, staff_id=principal.id)
-    web_session.set_cookie(response, request, request.state.settings, value)
+    web_session.set_cookie(response, request, settings, value)
     log.info("browser session opened", extra={"staff_id": principal.id})
     return response
 
 
 @router.post("/logout", response_model=None)
-async def logout(request: Request) -> Response:
+async def logout(request: Request, session: SessionDep, resources: ResourcesDep) -> Response:
+    """End the session on the server (a copy of the cookie is worthless from now on) and close
+    its sockets on every worker (after the commit, before this answers); clear the cookie."""
     if not web_session.same_origin(request):
         return _error_page(request, None, 403, "Forbidden", "Log out from this site's own page.")
+    ended = await web_session.end_session(session, request.state.settings, request.cookies)
+    if ended is not None:
+        revocation.announce(session, resources, ended)
+        log.info("browser session ended", extra={"staff_id": ended.staff_id, "reason": "logout"})
     response = RedirectResponse("/login", status_code=303)
     web_session.clear_cookie(response, request)
     return response

@@ -1,10 +1,12 @@
-"""Browser sessions: a staff token exchanged once for a signed, short-lived cookie.
+"""Browser sessions: a staff token exchanged once for a server-side session and its cookie.
 
-The cookie names the token it was opened with (its row id, never the token), signed with
-SESSION_SECRET and timestamped, so revoking the staff member's tokens or deactivating them
-ends their browser sessions too, and a cookie older than `session_max_age_seconds` is refused.
-It is HttpOnly (no script can read it) and SameSite=Strict (no other site's page can make the
-browser send it); state-changing requests made with it must also come from our own origin.
+Each login opens a `staff_session` row (app.auth.sessions); the cookie carries the session's
+random secret, signed with SESSION_SECRET and timestamped. A cookie is valid only while its
+row is live: logout, expiry (SESSION_MAX_AGE_SECONDS), revoking the staff member's tokens or
+deactivating them ends it, so a copied cookie stops working too, and the sockets opened with
+it close (app.realtime.revocation). The cookie is HttpOnly (no script can read it) and
+SameSite=Strict (no other site's page can make the browser send it); state-changing requests
+made with it must also come from our own origin.
 """
 
 from __future__ import annotations
@@ -13,75 +15,83 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from app.auth import service as auth
-from app.auth.models import ApiToken, Role, Staff
-from app.auth.service import Principal
+from app.auth import sessions
+from app.auth.models import EndReason
+from app.auth.service import Ended, Principal
 from app.config import Settings
 
 COOKIE_NAME = "fc_session"
 _SALT = "firstcontact.browser-session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A secret from secrets.token_urlsafe(32) is 43 characters; anything much longer is not ours.
+_MAX_SECRET = 64
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.session_secret.get_secret_value(), salt=_SALT)
 
 
-def encode(settings: Settings, *, token_id: int, staff_id: str) -> str:
-    """The cookie value for a session opened with the token row `token_id`."""
-    return _serializer(settings).dumps({"t": token_id, "s": staff_id})
+def encode(settings: Settings, secret: str) -> str:
+    """The cookie value for the session whose secret is `secret`."""
+    return _serializer(settings).dumps({"sid": secret})
 
 
-def decode(settings: Settings, value: str) -> tuple[int, str] | None:
-    """(token id, staff id) of a cookie we signed that has not expired, else None."""
+def decode(settings: Settings, value: str) -> str | None:
+    """The session secret in a cookie we signed that has not expired, else None. (The row
+    decides whether the session is live; the signature's age is a second lock.)"""
     try:
         payload = _serializer(settings).loads(value, max_age=settings.session_max_age_seconds)
     except BadSignature:  # also SignatureExpired
         return None
     if not isinstance(payload, dict):
         return None
-    token_id, staff_id = payload.get("t"), payload.get("s")
-    if not isinstance(token_id, int) or not isinstance(staff_id, str):
+    secret = payload.get("sid")
+    if not isinstance(secret, str) or not secret or len(secret) > _MAX_SECRET:
         return None
-    return token_id, staff_id
+    return secret
 
 
-async def open_session(session: AsyncSession, token: str) -> tuple[Principal, int] | None:
-    """The staff member behind a live staff token, and the token's row id; None otherwise."""
-    return await auth.authenticate_token(session, token)
+async def authenticate_token(session: AsyncSession, token: str) -> Principal | None:
+    """The staff member behind a live staff token (the login form's), else None."""
+    return await auth.authenticate(session, token)
+
+
+async def open_session(session: AsyncSession, settings: Settings, principal: Principal) -> str:
+    """Start a server-side session for `principal` (just authenticated by a token): the
+    cookie value that names it."""
+    secret, _ = await sessions.open_session(
+        session, principal, max_age_seconds=settings.session_max_age_seconds
+    )
+    return encode(settings, secret)
 
 
 async def principal_from_cookie(
     session: AsyncSession, settings: Settings, cookies: Mapping[str, str]
 ) -> Principal | None:
-    """The staff member of a valid session cookie whose token is still live, else None."""
+    """The staff member of a valid cookie whose session is live, else None."""
     value = cookies.get(COOKIE_NAME)
     if not value:
         return None
-    decoded = decode(settings, value)
-    if decoded is None:
+    secret = decode(settings, value)
+    if secret is None:
         return None
-    token_id, staff_id = decoded
-    row = (
-        await session.execute(
-            select(Staff.id, Staff.name, Staff.role)
-            .join(ApiToken, ApiToken.staff_id == Staff.id)
-            .where(
-                ApiToken.id == token_id,
-                Staff.id == staff_id,
-                ApiToken.revoked_at.is_(None),
-                Staff.active.is_(True),
-            )
-        )
-    ).first()
-    if row is None:
+    return await sessions.principal_for(session, secret)
+
+
+async def end_session(
+    session: AsyncSession, settings: Settings, cookies: Mapping[str, str]
+) -> Ended | None:
+    """Logout: end the session of this cookie (whoever holds a copy of it is out too)."""
+    value = cookies.get(COOKIE_NAME)
+    secret = decode(settings, value) if value else None
+    if secret is None:
         return None
-    return Principal(id=row.id, name=row.name, role=Role(row.role))
+    return await sessions.end(session, secret, EndReason.logout)
 
 
 def set_cookie(response: Response, conn: HTTPConnection, settings: Settings, value: str) -> None:

@@ -1,7 +1,7 @@
 """Assessment drafts and idempotent writes (issue 11, "Trust")
 
 Revision ID: 0007_drafts
-Revises: 0005_thrive (re-chained onto 0006_sessions when the branches merge)
+Revises: 0006_sessions (re-chained onto 0006_sessions when the branches merge)
 Create Date: 2026-11-29
 
 `assessment_draft`: the assessment form as typed, per call and handler, with a revision for
@@ -17,7 +17,7 @@ from alembic import op
 from app.db import BigId, JsonDoc, UTCDateTime
 
 revision: str = "0007_drafts"
-down_revision: str | None = "0005_thrive"
+down_revision: str | None = "0006_sessions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -13,11 +14,14 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import select, update
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from app.auth.models import Role
+from app.auth import sessions
+from app.auth.models import Role, StaffSession
 from app.config import Settings
+from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from app.web import session as web_session
 from tests.conftest import MakeStaff
@@ -52,7 +56,7 @@ async def test_login_sets_a_strict_httponly_cookie_and_lands_on_the_role_page(
     assert "samesite=strict" in cookie.lower()
     assert f"max-age={settings.session_max_age_seconds}" in cookie.lower()
     assert "secure" not in attributes  # plain http here; https gets Secure (next test)
-    assert token not in cookie  # the cookie names the token's row, never the token
+    assert token not in cookie  # the cookie names a session, never the token
 
     me = await client.get("/api/v1/me")
     assert me.status_code == 200 and me.json()["id"] == "H1"
@@ -164,23 +168,132 @@ async def test_revoked_token_ends_the_browser_session(
     assert page.status_code == 303 and page.headers["location"] == "/login?next=/handler"
 
 
+async def session_rows(settings: Settings) -> list[StaffSession]:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            found = await session.scalars(select(StaffSession).order_by(StaffSession.created_at))
+            return list(found)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_login_opens_a_session_row_that_the_cookie_names(
+    client: httpx.AsyncClient, make_staff: MakeStaff, settings: Settings
+) -> None:
+    token = await make_staff("H1", Role.handler)
+    before = datetime.now(UTC)
+    await login(client, token)
+    [row] = await session_rows(settings)
+    secret = web_session.decode(settings, client.cookies[web_session.COOKIE_NAME])
+    assert secret is not None and secret not in row.id  # only the secret's hash is stored
+    assert row.id == sessions.session_id(secret)
+    assert row.staff_id == "H1" and row.token_id > 0
+    assert row.ended_at is None and row.end_reason is None
+    lifetime = (row.expires_at - row.created_at).total_seconds()
+    assert lifetime == settings.session_max_age_seconds and row.created_at >= before
+    # A cookie signed by us but naming no session (or a made-up one) is refused.
+    client.cookies.set(web_session.COOKIE_NAME, web_session.encode(settings, "made-up"))
+    assert (await client.get("/api/v1/me")).status_code == 401
+
+
+async def test_logout_ends_the_session_for_every_copy_of_the_cookie(
+    client: httpx.AsyncClient, make_staff: MakeStaff, settings: Settings
+) -> None:
+    token = await make_staff("H1", Role.handler)
+    await login(client, token)
+    copied = client.cookies[web_session.COOKIE_NAME]
+    client.cookies.clear()
+    await login(client, token)  # a second session of the same person (another desk)
+    second = client.cookies[web_session.COOKIE_NAME]
+    client.cookies.set(web_session.COOKIE_NAME, copied)
+    assert (await client.post("/logout", headers={"Origin": ORIGIN})).status_code == 303
+
+    cookie = {"Cookie": f"{web_session.COOKIE_NAME}={copied}"}
+    client.cookies.clear()
+    for path in ("/api/v1/me", "/web/api/handler/calls", "/web/api/calls/1/screen"):
+        response = await client.get(path, headers=cookie)
+        assert response.status_code == 401, path
+        assert response.json()["error"]["code"] == "not_authenticated"
+    assert (await client.get("/handler", headers=cookie)).status_code == 303
+    # Logging out twice with the copy is harmless.
+    again = await client.post("/logout", headers={"Origin": ORIGIN, **cookie})
+    assert again.status_code == 303
+    other = {"Cookie": f"{web_session.COOKIE_NAME}={second}"}
+    assert (await client.get("/api/v1/me", headers=other)).status_code == 200
+    rows = await session_rows(settings)
+    assert [(r.end_reason, r.ended_at is not None) for r in rows] == [
+        ("logout", True),
+        (None, False),
+    ]
+
+
+@pytest.mark.parametrize("deactivate", [False, True])
+async def test_revoking_ends_every_session_with_its_reason(
+    client: httpx.AsyncClient, make_staff: MakeStaff, settings: Settings, deactivate: bool
+) -> None:
+    token = await make_staff("H1", Role.handler)
+    admin = await make_staff("A1", Role.admin)
+    cookies = []
+    for _ in range(2):
+        client.cookies.clear()
+        await login(client, token)
+        cookies.append(client.cookies[web_session.COOKIE_NAME])
+    client.cookies.clear()
+    revoked = await client.post(
+        "/api/v1/staff/H1/revoke",
+        params={"deactivate": str(deactivate).lower()},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert revoked.status_code == 200, revoked.text
+    reason = "deactivated" if deactivate else "revoked"
+    assert [r.end_reason for r in await session_rows(settings)] == [reason, reason]
+    for value in cookies:
+        me = await client.get(
+            "/api/v1/me", headers={"Cookie": f"{web_session.COOKIE_NAME}={value}"}
+        )
+        assert me.status_code == 401
+
+
+async def test_an_expired_session_is_refused_then_recorded_as_expired(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff, settings: Settings
+) -> None:
+    token = await make_staff("H1", Role.handler)
+    await login(client, token)
+    assert (await client.get("/api/v1/me")).status_code == 200
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await session.execute(update(StaffSession).values(expires_at=past))
+    finally:
+        await engine.dispose()
+    # Refused from its expiry on, before anything records it...
+    assert (await client.get("/api/v1/me")).status_code == 401
+    assert (await session_rows(settings))[0].ended_at is None
+    # ... and the workers' periodic pass writes down why and when it ended.
+    await app.state.resources.extras["credential_watch"].recheck()
+    [row] = await session_rows(settings)
+    assert row.end_reason == "expired" and row.ended_at == row.expires_at
+
+
 async def test_tampered_and_expired_cookies_are_refused(
     client: httpx.AsyncClient, make_staff: MakeStaff, settings: Settings
 ) -> None:
     token = await make_staff("H1", Role.handler)
     response = await login(client, token)
     value = client.cookies[web_session.COOKIE_NAME]
-    decoded = web_session.decode(settings, value)
-    assert decoded is not None and decoded[1] == "H1"
+    secret = web_session.decode(settings, value)
+    assert secret is not None
 
-    # Signed for H1's token, relabelled as someone else: the signature no longer matches.
+    # The payload altered: the signature no longer matches.
     tampered = value.replace(value.split(".")[0], value.split(".")[0][::-1], 1)
     client.cookies.set(web_session.COOKIE_NAME, tampered)
     assert (await client.get("/api/v1/me")).status_code == 401
 
     # Signed with another secret.
     forged = URLSafeTimedSerializer("another-secret-of-sufficient-length", salt="x").dumps(
-        {"t": decoded[0], "s": "H1"}
+        {"sid": secret}
     )
     client.cookies.set(web_session.COOKIE_NAME, forged)
     assert (await client.get("/api/v1/me")).status_code == 401
@@ -194,7 +307,7 @@ async def test_tampered_and_expired_cookies_are_refused(
         )
 
     old = Past(settings.session_secret.get_secret_value(), salt=web_session._SALT).dumps(
-        {"t": decoded[0], "s": "H1"}
+        {"sid": secret}
     )
     client.cookies.set(web_session.COOKIE_NAME, old)
     assert (await client.get("/api/v1/me")).status_code == 401

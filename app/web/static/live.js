@@ -39,6 +39,7 @@ export class LiveFeed {
     this.lastFrameAt = 0;
     this.status = null;
     this.closedByUs = false;
+    this.loggingOut = false;
   }
 
   start() {
@@ -46,6 +47,11 @@ export class LiveFeed {
     window.setInterval(() => this.watchdog(), 2000);
     window.addEventListener("offline", () => this.drop("offline"));
     window.addEventListener("online", () => this.reconnectNow());
+    // Logging out closes this socket with 4001 before the logout's answer arrives: the
+    // answer's own redirect to the login page must win over ours (no ?next= back here).
+    document.addEventListener("submit", (event) => {
+      if (event.target?.getAttribute?.("action") === "/logout") this.loggingOut = true;
+    });
   }
 
   setStatus(status, detail) {
@@ -83,6 +89,7 @@ export class LiveFeed {
       if (this.socket !== socket) return;
       this.socket = null;
       if (event.code === 4001) {
+        if (this.loggingOut) return; // the logout's answer is on its way
         // The session ended (expired, logged out elsewhere, token revoked): log in again.
         window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
         return;

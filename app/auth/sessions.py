@@ -1,0 +1,150 @@
+"""Server-side browser sessions: a `staff_session` row per login, ended by logout, expiry,
+revocation of the staff member's tokens or deactivation of the account.
+
+The browser's cookie carries the session's secret (signed, see app.web.session); the row is
+keyed by the secret's SHA-256, which is also the id that names the session everywhere else
+(credentials, the control messages that close sockets). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.models import ApiToken, EndReason, Role, Staff, StaffSession
+from app.auth.service import Credential, Ended, Principal
+from app.db import utcnow
+
+# Ids per IN (...) list when many credentials are checked at once (a worker's sockets).
+CHECK_CHUNK = 500
+
+_Q = TypeVar("_Q", bound="Select[*tuple[Any, ...]]")
+
+
+def session_id(secret: str) -> str:
+    """The row id of the session whose cookie carries `secret`. The secret has 256 random
+    bits, so a fast hash is enough (as for tokens)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def open_session(
+    session: AsyncSession, principal: Principal, *, max_age_seconds: int
+) -> tuple[str, Principal]:
+    """Start a session for `principal` (authenticated by a token just now): the secret for
+    the cookie, shown only here, and the principal with the session as its credential."""
+    if principal.credential is None:
+        raise ValueError("a session is opened with a token")
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = StaffSession(
+        id=session_id(secret),
+        staff_id=principal.id,
+        token_id=principal.credential.token_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=max_age_seconds),
+    )
+    session.add(row)
+    await session.flush()
+    credential = Credential(principal.credential.token_id, row.id, row.expires_at)
+    return secret, Principal(principal.id, principal.name, principal.role, credential)
+
+
+def _live_only(query: _Q) -> _Q:
+    """`query` (on staff_session) restricted to live sessions: not ended, not expired, of an
+    active staff member, opened with a token that is not revoked."""
+    return (
+        query.join(Staff, Staff.id == StaffSession.staff_id)
+        .join(ApiToken, ApiToken.id == StaffSession.token_id)
+        .where(
+            StaffSession.ended_at.is_(None),
+            StaffSession.expires_at > utcnow(),
+            Staff.active.is_(True),
+            ApiToken.revoked_at.is_(None),
+        )
+    )
+
+
+async def principal_for(session: AsyncSession, secret: str) -> Principal | None:
+    """The staff member of the live session whose cookie carries `secret`, else None."""
+    query = select(
+        StaffSession.id,
+        StaffSession.token_id,
+        StaffSession.expires_at,
+        Staff.id.label("staff_id"),
+        Staff.name,
+        Staff.role,
+    ).where(StaffSession.id == session_id(secret))
+    row = (await session.execute(_live_only(query))).first()
+    if row is None:
+        return None
+    credential = Credential(int(row.token_id), row.id, row.expires_at)
+    return Principal(row.staff_id, row.name, Role(row.role), credential)
+
+
+async def end(session: AsyncSession, secret: str, reason: EndReason) -> Ended | None:
+    """End the session whose cookie carries `secret` (logout). None when it was not live
+    (an expired one stays to be recorded as expired: its sockets closed at its expiry)."""
+    sid = session_id(secret)
+    now = utcnow()
+    staff_id = (
+        await session.scalars(
+            update(StaffSession)
+            .where(
+                StaffSession.id == sid,
+                StaffSession.ended_at.is_(None),
+                StaffSession.expires_at > now,
+            )
+            .values(ended_at=now, end_reason=reason.value)
+            .returning(StaffSession.staff_id)
+        )
+    ).first()
+    if staff_id is None:
+        return None
+    return Ended(staff_id=staff_id, reason=reason, session_ids=(sid,))
+
+
+async def end_expired(session: AsyncSession) -> int:
+    """Mark the sessions past their lifetime as ended (`expired`, at their expiry time).
+
+    Only bookkeeping: an expired session is refused from its expiry on whether or not this
+    ran, and its sockets close at that moment (each socket has its own deadline)."""
+    result = await session.execute(
+        update(StaffSession)
+        .where(StaffSession.ended_at.is_(None), StaffSession.expires_at <= utcnow())
+        .values(ended_at=StaffSession.expires_at, end_reason=EndReason.expired.value)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def live(session: AsyncSession, credentials: Iterable[Credential]) -> set[Credential]:
+    """Which of `credentials` are still valid, in a few queries whatever their number: a
+    token not revoked of an active staff member; a session live as `principal_for` says."""
+    wanted = set(credentials)
+    tokens = sorted({c.token_id for c in wanted if c.session_id is None})
+    sessions = sorted({c.session_id for c in wanted if c.session_id is not None})
+    live_tokens: set[int] = set()
+    live_sessions: set[str] = set()
+    for start in range(0, len(tokens), CHECK_CHUNK):
+        chunk = tokens[start : start + CHECK_CHUNK]
+        found = await session.scalars(
+            select(ApiToken.id)
+            .join(Staff, Staff.id == ApiToken.staff_id)
+            .where(ApiToken.id.in_(chunk), ApiToken.revoked_at.is_(None), Staff.active.is_(True))
+        )
+        live_tokens.update(int(i) for i in found)
+    for start in range(0, len(sessions), CHECK_CHUNK):
+        chunk_ids = sessions[start : start + CHECK_CHUNK]
+        query = select(StaffSession.id).where(StaffSession.id.in_(chunk_ids))
+        live_sessions.update(await session.scalars(_live_only(query)))
+    return {
+        c
+        for c in wanted
+        if (c.session_id in live_sessions) or (c.session_id is None and c.token_id in live_tokens)
+    }
