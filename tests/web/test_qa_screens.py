@@ -363,12 +363,14 @@ async def test_report_page_table_charts_and_downloads(
     assert errors == []
 
 
-async def test_report_page_says_why_when_the_months_are_reversed(
+async def test_bad_input_is_explained_on_the_pages(
     settings: Settings,
     live_service: LiveService,
     make_staff: MakeStaff,
     browser_context: BrowserContext,
 ) -> None:
+    """Reversed months on the report, a sample drawn from a month without calls, a seed that
+    is no number: each page says why beside the field, and stays accessible."""
     service = live_service()
     token = await make_staff("Q1", Role.qa)
     page = await open_page(
@@ -377,7 +379,24 @@ async def test_report_page_says_why_when_the_months_are_reversed(
     await expect(page.locator("#report-page")).to_have_attribute("data-state", "error")
     await expect(page.locator("#report-error")).to_contain_text("to is before from")
     await expect(page.locator("#to")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#dl-csv")).not_to_have_attribute("href", re.compile("."))
     await assert_accessible(page, "/qa/report with an error")
+
+    await page.goto(service.url + "/qa")
+    await expect(page.locator("#qa")).to_have_attribute("data-state", "ready")
+    await page.fill("#d-month", "2022-01")
+    await page.fill("#d-seed", "3")
+    await page.locator("#draw button[type=submit]").click()
+    await expect(page.locator("#draw-error")).to_contain_text("no eligible calls in 2022-01")
+    await expect(page.locator("#sample-calls")).to_be_hidden()
+    await page.fill("#d-seed", "")
+    await page.locator("#draw button[type=submit]").click()
+    await expect(page.locator("#draw-error")).to_contain_text("Seed: ")
+    await expect(page.locator("#d-seed")).to_have_attribute("aria-invalid", "true")
+    await assert_accessible(page, "/qa with a draw error")
+    async with httpx.AsyncClient(base_url=service.url) as http:
+        listed = await http.get("/api/v1/qa/samples", headers={"Authorization": f"Bearer {token}"})
+    assert listed.json()["items"] == []  # nothing stored
 
 
 async def test_handler_sees_own_reviews_and_feedback_only(

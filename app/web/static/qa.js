@@ -62,11 +62,9 @@ function defaultMonth() {
 }
 
 function drawBody() {
-  const body = {
-    month: $("d-month").value,
-    per_handler: Number($("d-per").value),
-    seed: Number($("d-seed").value),
-  };
+  // An empty box is sent as null (the service says it is needed), never as 0.
+  const number = (id) => ($(id).value.trim() === "" ? null : Number($(id).value));
+  const body = { month: $("d-month").value, per_handler: number("d-per"), seed: number("d-seed") };
   const queue = $("d-queue").value.trim();
   if (queue) body.queue = queue;
   if ($("d-talk").value !== "") body.min_talk_seconds = Number($("d-talk").value);
@@ -87,11 +85,15 @@ function showDrawError(err) {
   for (const id of Object.values(DRAW_FIELDS)) $(id).removeAttribute("aria-invalid");
   const details = err instanceof ApiError && err.details;
   const list = Array.isArray(details) ? details : details && typeof details === "object" ? [details] : [];
+  const reasons = [];
   for (const d of list) {
     const id = DRAW_FIELDS[fieldOf(d).split(".")[0]];
     if (id) $(id).setAttribute("aria-invalid", "true");
+    // Name the field in words (its label): "Seed: Input should be a valid integer".
+    if (id && (d.reason || d.msg)) reasons.push(`${document.querySelector(`label[for="${id}"]`).textContent}: ${d.reason || d.msg}`);
   }
-  replaceChildren($("draw-error"), `Not drawn: ${err instanceof ApiError ? err.explain() : err.message}`);
+  const why = reasons.length ? reasons.join("; ") : (err instanceof ApiError ? err.explain() : err.message);
+  replaceChildren($("draw-error"), `Not drawn: ${why}`);
 }
 
 async function draw(event) {
