@@ -7,6 +7,7 @@ reviews: qa, supervisor, and a handler for their own calls only. Integration cli
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from app.api.deps import ResourcesDep, SessionDep, require_roles
 from app.auth.models import Role
 from app.auth.service import Principal
-from app.qa import export, forms, reviews, sampling
+from app.qa import charts, export, forms, months, reviews, sampling, training
 from app.qa import report as qa_report
 from app.qa.forms import QaForm
 from app.qa.schemas import (
@@ -163,4 +164,39 @@ async def get_report(
         export.to_xlsx(report),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+    )
+
+
+# An SVG we serve is a document a browser may open on its own: it must never run anything.
+SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'", "X-Content-Type-Options": "nosniff"}
+
+
+@router.get("/report.svg", response_class=Response)
+async def report_chart(
+    principal: Samplers,
+    session: SessionDep,
+    resources: ResourcesDep,
+    start: Annotated[str, Query(alias="from", max_length=7, description="first month, YYYY-MM")],
+    end: Annotated[str, Query(alias="to", max_length=7, description="last month, YYYY-MM")],
+    chart: Literal["standards", "training"] = "standards",
+) -> Response:
+    """The report's charts as SVG (shown inline on the QA report page, and a download):
+    `standards`: each standard's monthly % met; `training`: handlers trained / expired /
+    untrained per module on the last day of `to` (today, if that is still to come)."""
+    form = _form(resources)
+    if chart == "standards":
+        report = await qa_report.build(session, form, start, end, principal)
+        svg = charts.standards_chart(report)
+        span = (report.from_month, report.to_month)
+    else:
+        found = months.span(start, end)
+        span = (found[0], found[-1])
+        last_day = date(*months.following(*months.parse(span[1])), 1) - timedelta(days=1)
+        on: date = min(last_day, training.today())
+        svg = charts.training_chart(await training.summary(session, form, on, principal))
+    name = f"qa-{chart}-{span[0]}-to-{span[1]}.svg"
+    return Response(
+        svg,
+        media_type="image/svg+xml",
+        headers={**SVG_HEADERS, "Content-Disposition": f'inline; filename="{name}"'},
     )

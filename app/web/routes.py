@@ -1,4 +1,5 @@
-"""The browser pages: login/logout, the handler's screen, the supervisor's board.
+"""The browser pages: login/logout, the handler's screen, the supervisor's board, the QA
+screens (samples and reviews, the monthly report) and a handler's own QA reviews.
 
 Pages are server-rendered shells (Jinja2); the live parts are small ES modules under
 /static that read `/web/api/*` once and then follow the WebSocket. Pages and their data are
@@ -62,7 +63,12 @@ ROLE_HOME = {
     Role.handler: "/handler",
     Role.supervisor: "/supervisor",
     Role.admin: "/supervisor",
+    Role.qa: "/qa",
 }
+# Who may open the QA pages: as the QA API lets them (reviewing: qa and supervisors; the
+# report: admins too).
+QA_REVIEWING = frozenset({Role.qa, Role.supervisor})
+QA_REPORTING = frozenset({Role.qa, Role.supervisor, Role.admin})
 
 
 def home_for(principal: Principal) -> str:
@@ -163,7 +169,7 @@ async def login(request: Request, session: SessionDep) -> Response:
             None,
             status=403,
             next="",
-            error="These screens are for handlers and supervisors.",
+            error="These screens are for handlers, supervisors and QA reviewers.",
         )
     value = await web_session.open_session(session, settings, principal)
     response = RedirectResponse(target or home_for(principal), status_code=303)
@@ -312,3 +318,62 @@ async def board(principal: SupervisorStaff, session: SessionDep) -> JSONResponse
     """The supervisor's board: calls not ended with their alerts, and the handlers."""
     as_of = now_iso()
     return _json({"as_of": as_of, **await screens.board(session)})
+
+
+# ---- QA pages (issue 12) -------------------------------------------------------------------
+# Shells: qa.js, qa_report.js and reviews.js read the QA API (/api/v1/qa/*) with the cookie.
+
+
+def _qa_labels(resources: Any) -> dict[str, Any]:
+    """Names for the ids a call's record holds (advice, prompts, incident types, THRIVE+
+    elements, markers), from the loaded rule packs: the reviewer reads words, not ids."""
+    rules = resources.extras.get("rules")
+    if rules is None:
+        return {}
+    return {
+        "incident_types": {t.id: t.name for t in rules.incident_types.values()},
+        "elements": {e.id: e.name for e in rules.elements},
+        "advice": {a.id: {"text": a.text, "kind": a.kind} for a in rules.advice_items.values()},
+        "prompts": {p.id: {"text": p.text, "element": p.element_name} for p, _, _ in rules.prompts},
+        "markers": dict(rules.marker_labels),
+    }
+
+
+@router.get("/qa", response_model=None)
+async def qa_page(request: Request, session: SessionDep, resources: ResourcesDep) -> Response:
+    viewer = await _viewer(request, session)
+    if viewer is None:
+        return _to_login(request)
+    if viewer.role not in QA_REVIEWING:
+        return _error_page(
+            request, viewer, 403, "Forbidden", "This screen is for QA reviewers and supervisors."
+        )
+    return _page(request, "qa.html", viewer, labels=_qa_labels(resources))
+
+
+@router.get("/qa/report", response_model=None)
+async def qa_report_page(request: Request, session: SessionDep) -> Response:
+    viewer = await _viewer(request, session)
+    if viewer is None:
+        return _to_login(request)
+    if viewer.role not in QA_REPORTING:
+        return _error_page(
+            request,
+            viewer,
+            403,
+            "Forbidden",
+            "The QA report is for QA reviewers, supervisors and administrators.",
+        )
+    return _page(request, "qa_report.html", viewer)
+
+
+@router.get("/handler/reviews", response_model=None)
+async def handler_reviews_page(request: Request, session: SessionDep) -> Response:
+    viewer = await _viewer(request, session)
+    if viewer is None:
+        return _to_login(request)
+    if viewer.role != Role.handler:
+        return _error_page(
+            request, viewer, 403, "Forbidden", "This page shows a call handler their own reviews."
+        )
+    return _page(request, "handler_reviews.html", viewer)

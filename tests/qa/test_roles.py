@@ -25,6 +25,7 @@ MATRIX: list[tuple[str, str, set[Role]]] = [
     ("POST", "/api/v1/qa/reviews", {S, Q}),
     ("GET", "/api/v1/qa/reviews", {H, S, Q}),
     ("GET", "/api/v1/qa/report", {S, Q, A}),
+    ("GET", "/api/v1/qa/report.svg", {S, Q, A}),
     ("POST", "/api/v1/training/records", {S, A}),
     ("GET", "/api/v1/training/records", {S, A}),
     ("GET", "/api/v1/training/summary", {S, Q, A}),
@@ -65,7 +66,7 @@ async def test_every_route_for_every_role(
             return path, {"json": {"month": "2022-07", "seed": 7}}
         if path == "/api/v1/qa/reviews" and method == "POST":
             return path, {"json": {"call_id": next(next_call), "answers": answers()}}
-        if path == "/api/v1/qa/report":
+        if path in ("/api/v1/qa/report", "/api/v1/qa/report.svg"):
             return path, {"params": {"from": "2022-07", "to": "2022-07"}}
         if path == "/api/v1/training/records" and method == "POST":
             return path, {
