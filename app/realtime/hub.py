@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from types import FrameType
@@ -28,6 +27,7 @@ from typing import Any
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from app import bounds
 from app.auth.models import Role
 from app.auth.service import Principal
 from app.db import pop_after_commit
@@ -213,7 +213,11 @@ class Connection:
 
     async def handle(self, text: str) -> None:
         try:
-            message = json.loads(text)
+            # Bounded: nesting depth, no NUL or lone surrogates, int64 integers (app.bounds).
+            message = bounds.loads(text)
+        except bounds.Refused as exc:
+            await self.bad(exc.problem.msg)
+            return
         except ValueError:
             await self.bad("not JSON")
             return
