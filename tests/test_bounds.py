@@ -15,14 +15,18 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from app.auth.models import Role
 from app.bounds import INT64_MAX, INT64_MIN, MAX_JSON_DEPTH
+from app.config import Settings
+from app.main import create_app
 from app.thrive.models import CallThrive
 from tests.conftest import MakeStaff
 from tests.realtime.support import event, frame, open_socket, post, ring
 from tests.support.servers import ServiceProcess
+from tests.telephony import test_twilio
 from tests.telephony.support import count_rows
 from tests.thrive.support import answered_call, auth, full_assessment
 
@@ -371,3 +375,40 @@ async def test_stored_calls_survive_refusals(
     )
     assert await count_rows(app, Call) == 1
     assert await _narrative(app, call_id) == "Caller is calm."
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "status"),
+    [
+        ("From", "+4477009\u000000123", 422),
+        ("To", "+44163296\u00000999", 422),
+        ("CallSid", "CA\u00001", 422),
+        ("CallStatus", "ringing\u0000", 422),
+        ("SequenceNumber", str(INT64_MAX + 1), 422),
+        # Read by the adapter but never stored: the event is fine without them.
+        ("SequenceNumber", "1\u00002", 202),
+        ("Timestamp", "Wed, 25 Nov 2026\u0000", 202),
+        ("Direction", "inbound\u0000", 202),
+    ],
+)
+async def test_twilio_form_fields_with_nul_or_huge_numbers_never_500(
+    settings: Settings, field: str, value: str, status: int
+) -> None:
+    """The Twilio adapter's form body, signed as Twilio signs it: the adapter refuses what
+    cannot be stored, after the signature check (the guard leaves webhook bodies to it)."""
+    from app.calls.models import CallEventRow
+
+    configured = Settings(
+        **{
+            **settings.model_dump(),
+            "twilio_auth_token": test_twilio.AUTH_TOKEN,
+            "public_base_url": test_twilio.PUBLIC,
+        }
+    )
+    application = create_app(configured)
+    async with LifespanManager(application) as manager:
+        application.state.asgi = manager.app
+        params = test_twilio.callback("ringing", 1, **{field: value})
+        response = await test_twilio.post(application, params)
+        assert response.status_code == status, response.text
+        assert await count_rows(application, CallEventRow) == (1 if status == 202 else 0)
