@@ -181,7 +181,11 @@ def form_problem(raw: bytes, where: str) -> Problem | None:
 
 def path_problem(path: str, raw_path: bytes | None) -> Problem | None:
     """The request path: UTF-8 once percent-decoded, no NUL, no segment read as an integer
-    outside int64 (the path's integers are ids)."""
+    outside int64 (the path's integers are ids).
+
+    Route-blind on purpose (it must cover routes added later): a text id made only of 19+
+    digits whose value is past int64 is refused too. No id we issue has that shape; a
+    force's staff id could (staff ids allow digits), and would then be revoked by the CLI."""
     if raw_path is not None:
         try:
             unquote_to_bytes(raw_path).decode("utf-8")
