@@ -76,7 +76,9 @@ def utcnow() -> datetime:
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
-    kwargs: dict[str, Any] = {"pool_pre_ping": settings.db_pre_ping}
+    # hide_parameters: a statement's error message would otherwise quote its parameters
+    # (narratives, names, numbers), and error messages end up in logs and tracebacks.
+    kwargs: dict[str, Any] = {"pool_pre_ping": settings.db_pre_ping, "hide_parameters": True}
     if settings.is_sqlite:
         path = settings.sqlite_path()
         if path is not None:

@@ -3,6 +3,11 @@
 Phone numbers are masked to their last three digits wherever they appear in a rendered line,
 whatever logged them (our code, uvicorn's access log, a library's exception text). Names and
 narratives are never passed to the logger in the first place: log ids, not content.
+
+Exceptions are rendered without their messages: a type and the frames it passed through
+(file, line, function), nothing else. Messages quote data (a driver's "Key (id)=(...)", a
+parser's offending input), and no masking can know every shape of it. Access lines keep the
+path but not the query string (a household search carries part of an address).
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ import json
 import logging
 import re
 import sys
+import traceback
 from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 # A run of 7+ digits, optionally with a leading + and the separators people type.
@@ -37,6 +45,102 @@ _STANDARD_ATTRS = frozenset(
 _DROPPED = frozenset({"color_message"})
 
 
+_ROOT = str(Path(__file__).resolve().parent.parent) + "/"
+_LIBRARIES = ("site-packages/", "dist-packages/")
+# Chains and groups are followed this far; deeper is summarised.
+_MAX_LINKS = 8
+
+
+def _short_file(filename: str) -> tuple[str, bool]:
+    """A frame's file relative to its package root, and whether it is this project's own."""
+    for marker in _LIBRARIES:  # first: a virtualenv may live inside the project
+        if marker in filename:
+            return filename.split(marker, 1)[1], False
+    if filename.startswith(_ROOT):
+        return filename[len(_ROOT) :], True
+    return filename, False
+
+
+def _type_name(exc: BaseException) -> str:
+    kind = type(exc)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def _frames(tb: TracebackType | None) -> list[tuple[str, int, str, bool]]:
+    """(file, line, function, ours) per frame: locations only, never locals or source."""
+    frames = []
+    for frame, lineno in traceback.walk_tb(tb):
+        file, ours = _short_file(frame.f_code.co_filename)
+        frames.append((file, lineno, frame.f_code.co_name, ours))
+    return frames
+
+
+def exception_origin(exc: BaseException) -> str:
+    """Where `exc` was raised, as `file:function:line`: the innermost frame of this project's
+    code, else the innermost frame. Never the message."""
+    frames = _frames(exc.__traceback__)
+    ours = [f for f in frames if f[3]]
+    file, line, function, _ = (ours or frames or [("?", 0, "?", False)])[-1]
+    return f"{file}:{function}:{line}"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A traceback without values: each exception's type and its frames, for the chain of
+    causes and the members of exception groups. The messages are left out (see above)."""
+    lines: list[str] = []
+    seen: set[int] = set()
+
+    def render(error: BaseException, indent: str, links: int) -> None:
+        if id(error) in seen or links > _MAX_LINKS:
+            lines.append(indent + "...")
+            return
+        seen.add(id(error))
+        lines.append(f"{indent}{_type_name(error)} (message withheld)")
+        for file, line, function, _ in _frames(error.__traceback__):
+            lines.append(f"{indent}  at {file}:{line} in {function}")
+        if error.__cause__ is not None:
+            lines.append(indent + "caused by:")
+            render(error.__cause__, indent, links + 1)
+        elif error.__context__ is not None and not error.__suppress_context__:
+            lines.append(indent + "while handling:")
+            render(error.__context__, indent, links + 1)
+        if isinstance(error, BaseExceptionGroup):
+            for member in error.exceptions[:_MAX_LINKS]:
+                lines.append(indent + "member:")
+                render(member, indent + "  ", links + 1)
+
+    render(exc, "", 0)
+    return "\n".join(lines)
+
+
+def _describe(exc_info: Any) -> str:
+    exc = exc_info[1] if isinstance(exc_info, tuple) else None
+    return describe_exception(exc) if isinstance(exc, BaseException) else ""
+
+
+class NoQueryInAccessLog(logging.Filter):
+    """uvicorn's access line is `client - "METHOD path?query HTTP/x" status`: keep the path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
+class NoWireDumps(logging.Filter):
+    """uvicorn hands its `uvicorn.error` logger to the websockets library, which at DEBUG
+    writes every handshake header (`Authorization: Bearer ...`: a credential) and a preview
+    of every frame (caller context, cues, names). Those lines are dropped at any level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or "/websockets/" not in record.pathname
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; extra fields passed with `extra=` are kept, masked."""
 
@@ -51,13 +155,18 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD_ATTRS and key not in _DROPPED and not key.startswith("_"):
                 payload[key] = mask_phone_numbers(value) if isinstance(value, str) else value
         if record.exc_info:
-            payload["exc"] = mask_phone_numbers(self.formatException(record.exc_info))
+            payload["exc"] = mask_phone_numbers(_describe(record.exc_info))
+        if record.stack_info:
+            payload["stack"] = mask_phone_numbers(record.stack_info)
         return json.dumps(payload, default=str)
 
 
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return mask_phone_numbers(super().format(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        return _describe(ei)
 
 
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
@@ -75,13 +184,23 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    for name, kind in (("uvicorn.access", NoQueryInAccessLog), ("uvicorn.error", NoWireDumps)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
     # Database drivers log each statement with its parameters at DEBUG/INFO: narratives,
     # names and numbers would land in the logs. They stay at WARNING whatever LOG_LEVEL says.
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
-QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
+QUIET_LOGGERS = (
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy.engine",
+    "sqlalchemy.pool",
+    "websockets",  # frames and headers at DEBUG, when used with its own loggers
+)
 
 
 def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, Any]:
@@ -91,6 +210,10 @@ def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": {"()": formatter}},
+        "filters": {
+            "no_query": {"()": "app.logs.NoQueryInAccessLog"},
+            "no_wire_dumps": {"()": "app.logs.NoWireDumps"},
+        },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
@@ -101,7 +224,17 @@ def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, Any]:
         "root": {"handlers": ["default"], "level": level},
         "loggers": {
             "uvicorn": {"handlers": [], "propagate": True, "level": level},
-            "uvicorn.error": {"handlers": [], "propagate": True, "level": level},
-            "uvicorn.access": {"handlers": [], "propagate": True, "level": level},
+            "uvicorn.error": {
+                "handlers": [],
+                "propagate": True,
+                "level": level,
+                "filters": ["no_wire_dumps"],
+            },
+            "uvicorn.access": {
+                "handlers": [],
+                "propagate": True,
+                "level": level,
+                "filters": ["no_query"],
+            },
         },
     }

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api import alerts as alerts_api
-from app.api import audit, calls, errors, health, staff, telephony
+from app.api import audit, calls, errors, guard, health, staff, telephony
 from app.api import history as history_api
 from app.api import qa as qa_api
 from app.api import rules as rules_api
@@ -126,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    # NUL, lone surrogates, integers past int64 and deep JSON refused on every route (422).
+    guard.install(app)
     app.add_middleware(
         BodySizeLimit,
         default=settings.max_body,

@@ -3,7 +3,14 @@ import logging
 
 import pytest
 
-from app.logs import JsonFormatter, mask_phone_numbers
+from app.logs import (
+    JsonFormatter,
+    NoQueryInAccessLog,
+    PlainFormatter,
+    describe_exception,
+    exception_origin,
+    mask_phone_numbers,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,3 +34,60 @@ def test_json_lines_mask_message_and_extras() -> None:
     assert line["msg"] == "from ********123"
     assert line["caller"] == "*********123"
     assert "07700900123" not in json.dumps(line)
+
+
+def _raise_chain() -> None:
+    try:
+        raise KeyError("Key (id)=(Quentin Zebedee) already exists")
+    except KeyError as exc:
+        raise ValueError("narrative: she is pregnant and he has a knife") from exc
+
+
+def _render(formatter: logging.Formatter, exc: BaseException) -> str:
+    record = logging.LogRecord(
+        "t", logging.ERROR, __file__, 1, "failed", None, (type(exc), exc, exc.__traceback__)
+    )
+    return formatter.format(record)
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), PlainFormatter("%(message)s")])
+def test_tracebacks_carry_types_and_frames_never_messages(formatter: logging.Formatter) -> None:
+    try:
+        _raise_chain()
+    except ValueError as exc:
+        line = _render(formatter, exc)
+    for word in ("pregnant", "knife", "Quentin", "Zebedee"):
+        assert word not in line
+    assert "ValueError (message withheld)" in line
+    assert "KeyError (message withheld)" in line
+    assert "tests/test_logs.py" in line and "in _raise_chain" in line
+
+
+def test_exception_groups_are_rendered_value_free() -> None:
+    try:
+        raise ExceptionGroup("group", [OSError("secret-a"), RuntimeError("secret-b")])
+    except ExceptionGroup as exc:
+        text = describe_exception(exc)
+    assert "secret" not in text
+    assert "OSError" in text and "RuntimeError" in text
+
+
+def test_exception_origin_is_the_innermost_frame_of_our_code() -> None:
+    try:
+        _raise_chain()
+    except ValueError as exc:
+        where = exception_origin(exc)
+    assert where.startswith("tests/test_logs.py:_raise_chain:")
+
+
+def test_access_lines_keep_the_path_not_the_query() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/api/v1/history/households?address=9%20Acacia%20Road",
+         "1.1", 200),
+        None,
+    )  # fmt: skip
+    assert NoQueryInAccessLog().filter(record)
+    line = JsonFormatter().format(record)
+    assert "Acacia" not in line
+    assert "GET /api/v1/history/households HTTP/1.1" in line

@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import AppError
+from app.logs import exception_origin
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,15 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # The type and where it was raised; never the message, which may quote request data (a
+    # driver's error names the offending value). The traceback is rendered value-free.
+    log.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        extra={"error": type(exc).__name__, "where": exception_origin(exc)},
+        exc_info=exc,
+    )
     return envelope(500, "internal_error", "internal error; it has been logged")
 
 

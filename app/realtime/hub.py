@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from collections import deque
@@ -33,6 +32,7 @@ from fastapi import WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
+from app import bounds
 from app.auth import sessions
 from app.auth.models import Role
 from app.auth.service import Ended, Principal
@@ -260,7 +260,11 @@ class Connection:
 
     async def handle(self, text: str) -> None:
         try:
-            message = json.loads(text)
+            # Bounded: nesting depth, no NUL or lone surrogates, int64 integers (app.bounds).
+            message = bounds.loads(text)
+        except bounds.Refused as exc:
+            await self.bad(exc.problem.msg)
+            return
         except ValueError:
             await self.bad("not JSON")
             return

@@ -350,10 +350,11 @@ async def add_narrative(
     total = await session.scalar(
         select(func.count()).select_from(CallCue).where(CallCue.call_id == call.id)
     )
-    # Ids only: the narrative and the matched words are personal data.
+    # Counts only: the narrative and the matched words are personal data, and so is a cue's
+    # id ("pregnancy.pregnant" says what the caller said: a health fact about a person).
     log.info(
         "narrative read",
-        extra={"call": call.id, "new_cues": [c.cue_id for c in fresh], "chars": len(text)},
+        extra={"call": call.id, "new_cues": len(fresh), "chars": len(text)},
     )
     return NarrativeResult(call_id=call.id, new_cues=fresh, cues_total=int(total or 0))
 
