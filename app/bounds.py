@@ -153,6 +153,17 @@ def loads(data: str | bytes, root: tuple[str, ...] = ()) -> Any:
     return document
 
 
+def undecodable(data: bytes, loc: tuple[str, ...], what: str) -> Problem:
+    """Why bytes that are not UTF-8 are refused: a surrogate encoded as if it were a
+    character (what a lone `\\ud800` becomes in a URL) is the lone surrogate every text field
+    refuses (422); anything else is simply not UTF-8 (400)."""
+    try:
+        data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return Problem(loc, f"the {what} is not UTF-8", "string_unicode", status=400)
+    return Problem(loc, f"the {what} holds a lone surrogate", "string_surrogate")
+
+
 def form_problem(raw: bytes, where: str) -> Problem | None:
     """A query string or an urlencoded form body: each name and value percent-decoded must
     be UTF-8 without NUL, and a value read as an integer must fit int64."""
@@ -168,7 +179,7 @@ def form_problem(raw: bytes, where: str) -> Problem | None:
             name = name_bytes.decode("utf-8")
             value = value_bytes.decode("utf-8")
         except UnicodeDecodeError:
-            return Problem((where,), f"the {where} is not UTF-8", "string_unicode", status=400)
+            return undecodable(name_bytes + value_bytes, (where,), where)
         safe_name = name if name.isprintable() and len(name) <= 64 else "?"
         loc = (where, safe_name)
         problem = (
@@ -187,10 +198,11 @@ def path_problem(path: str, raw_path: bytes | None) -> Problem | None:
     digits whose value is past int64 is refused too. No id we issue has that shape; a
     force's staff id could (staff ids allow digits), and would then be revoked by the CLI."""
     if raw_path is not None:
+        decoded = unquote_to_bytes(raw_path)
         try:
-            unquote_to_bytes(raw_path).decode("utf-8")
+            decoded.decode("utf-8")
         except UnicodeDecodeError:
-            return Problem(("path",), "the path is not UTF-8", "string_unicode", status=400)
+            return undecodable(decoded, ("path",), "path")
     problem = text_problem(path, ("path",))
     if problem is not None:
         return problem

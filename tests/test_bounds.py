@@ -246,8 +246,9 @@ async def test_bad_text_in_assessment_is_422_and_stores_nothing(
         ("address=High%00Street", 422, "string_nul"),
         ("household_id=%00", 422, "string_nul"),
         ("uprn=1%002", 422, "string_nul"),
-        # A lone surrogate cannot be UTF-8: percent-encoded it is invalid UTF-8 (WTF-8).
-        ("address=High%ED%A0%80Street", 400, "string_unicode"),
+        # A lone surrogate percent-encoded is invalid UTF-8 (WTF-8): refused as the lone
+        # surrogate it is (422, like a text field); other bytes that are not UTF-8: 400.
+        ("address=High%ED%A0%80Street", 422, "string_surrogate"),
         ("address=%FF%FE", 400, "string_unicode"),
     ],
 )
