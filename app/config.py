@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # ended (issue 11): each worker re-checks all its sockets' credentials this often.
     ws_auth_recheck_seconds: float = Field(default=60.0, gt=0)
 
+    # Idempotency-Key answers (personal data) are kept this long, then deleted by every
+    # worker's housekeeping loop, which runs this often.
+    idempotency_retention_seconds: float = Field(default=48 * 3600.0, ge=60)
+    housekeeping_seconds: float = Field(default=600.0, gt=0)
+
     # THRIVE+ (issue 6): the longest narrative a call may hold (characters), whether sent
     # whole or in appended chunks; beyond it a request gets 413 and nothing is stored.
     narrative_max_chars: int = Field(default=20_000, ge=100, le=1_000_000)

@@ -25,6 +25,7 @@ from app.calls.pipeline import Pipeline, default_steps
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.heap import freeze_startup_heap
+from app.housekeeping import Housekeeping
 from app.logs import mask_phone_numbers
 from app.qa import forms as qa_forms
 from app.realtime.broker import create_broker
@@ -98,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources.extras[INGEST_KEY] = grouped
         _app.state.resources = resources  # for tests and tools holding the app
         await pipeline.start()
+        housekeeping = Housekeeping(resources.sessions, settings)
+        await housekeeping.start()
         if settings.gc_freeze:  # served processes (see app.heap)
             freeze_startup_heap(settings.default_region)
         try:
@@ -109,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "cache": cache,
             }
         finally:
+            await housekeeping.stop()
             await rules_sync.stop()
             await credential_watch.stop()
             await hub.shutdown()  # sockets closed with 1001 (going away)

@@ -8,14 +8,17 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.auth.models import Role
+from app.db import utcnow
+from app.housekeeping import Housekeeping
 from app.idempotency.models import IdempotentRequest
 from app.thrive.models import Assessment, AssessmentDraft, CallCue, CallThrive
 from tests.conftest import MakeStaff
@@ -261,3 +264,37 @@ async def test_unticking_takes_marks_off(
             headers=auth(token),
         )
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "unknown_advice_item"
+
+
+async def test_housekeeping_forgets_answers_past_their_retention_only(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    """Stored answers are personal data: kept while a page could still retry, then deleted."""
+    token = await make_staff("H1", Role.handler)
+    call_id = await _prepared_call(client, token)
+    write = WRITES["narrative"]
+    old_key, new_key = str(uuid.uuid4()), str(uuid.uuid4())
+    assert (await _send(client, token, write, call_id, old_key, write.body)).status_code == 200
+    assert (
+        await _send(client, token, write, call_id, new_key, write.other_body)
+    ).status_code == 200
+    resources = app.state.resources
+    keeper = Housekeeping(resources.sessions, resources.settings)
+    # Age one answer past the retention, leave the other just inside it.
+    async with resources.sessions() as session, session.begin():
+        for key, age in ((old_key, keeper.retention + timedelta(seconds=1)),
+                         (new_key, keeper.retention - timedelta(minutes=1))):  # fmt: skip
+            await session.execute(
+                update(IdempotentRequest)
+                .where(IdempotentRequest.key == key)
+                .values(created_at=utcnow() - age)
+            )
+
+    assert await keeper.run_once() == 1
+    assert await _count(app, IdempotentRequest, IdempotentRequest.key == old_key) == 0
+    assert await _count(app, IdempotentRequest, IdempotentRequest.key == new_key) == 1
+    # The kept answer still replays; the forgotten key is a new request again.
+    replay = await _send(client, token, write, call_id, new_key, write.other_body)
+    assert replay.headers.get("idempotent-replayed") == "true"
+    again = await _send(client, token, write, call_id, old_key, write.body)
+    assert "idempotent-replayed" not in again.headers
