@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -70,6 +71,15 @@ class QaReview(Base):
         Index("ix_qa_review_call_month", "call_month", "ordinal"),
         Index("ix_qa_review_handler_id", "handler_id"),
         Index("ix_qa_review_sample_id", "sample_id"),
+        # Calibration reviews only (a call's second review on): the report finds the calls
+        # graded more than once without reading every review of the months.
+        Index(
+            "ix_qa_review_calibration",
+            "call_month",
+            "call_id",
+            postgresql_where=text("ordinal > 1"),
+            sqlite_where=text("ordinal > 1"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
