@@ -9,6 +9,8 @@ Counting rules (issue 12):
 Sums are done by the database (GROUP BY over first reviews in the months asked for), so the
 cost follows the number of groups, not of reviews. What it costs at a year of 5,000 handlers
 (180,000 reviews, 720,000 answers: `bench/qa`, BENCHMARKS.md) shaped the queries:
+- the table comes from running sums kept with the reviews (`app.qa.tally`), not from the
+  year's answers; the breakdowns by handler and queue still group the answers;
 - the practice split reads only the first reviews of calls that carried one of the alerts
   (joined from those alerts); the calls with none are the rest of the table's practice row;
 - calibration counts answer pairs in the database, starting from the later reviews (a partial
@@ -36,7 +38,7 @@ from app.auth.models import Role
 from app.auth.service import Principal
 from app.errors import Forbidden
 from app.history.models import Alert
-from app.qa import months, training
+from app.qa import months, tally, training
 from app.qa.forms import QaForm
 from app.qa.models import QaAnswer, QaReview
 from app.qa.schemas import Agreement, Group, Measure, MonthRow, Practice, Report
@@ -159,17 +161,12 @@ async def _groups(
 async def _everyone(
     session: AsyncSession, span: Sequence[str]
 ) -> tuple[dict[tuple[str, str], _Cell], dict[str, int]]:
-    """The table: cells by (month, standard) and calls by month."""
-    answers = await session.execute(
-        select(QaReview.call_month, QaAnswer.standard, func.count(), _MET, _APPLICABLE)
-        .select_from(QaAnswer)
-        .join(QaReview, QaReview.id == QaAnswer.review_id)
-        .where(_counted(span))
-        .group_by(QaReview.call_month, QaAnswer.standard)
-    )
-    cells: dict[tuple[str, str], _Cell] = {}
-    for month, standard, answered, met, applicable in answers.all():
-        cells[(month, standard)] = _Cell(int(met or 0), int(applicable or 0), int(answered))
+    """The table: cells by (month, standard) from the running sums (`app.qa.tally`), and
+    calls by month."""
+    cells = {
+        (month, standard): _Cell(met, applicable, answered)
+        for month, standard, answered, met, applicable in await tally.read(session, span)
+    }
     calls = {month: int(count) for month, count in await _calls(session, span, None)}
     return cells, calls
 

@@ -260,6 +260,26 @@ def alert_row(
     }
 
 
+def tally_rows(
+    reviews: list[dict[str, Any]], answers: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`qa_month_tally` as the service leaves it: every first review's answers summed by its
+    month and standard (`app.qa.tally.add`, once per first review)."""
+    month_of = {r["id"]: r["call_month"] for r in reviews if r["ordinal"] == 1}
+    sums: dict[tuple[str, str], list[int]] = {}
+    for a in answers:
+        month = month_of.get(a["review_id"])
+        if month is not None:
+            cell = sums.setdefault((month, a["standard"]), [0, 0, 0])
+            cell[0] += 1
+            cell[1] += int(a["met"])
+            cell[2] += int(a["applicable"])
+    return [
+        {"call_month": m, "standard": s, "answered": n, "met": met, "applicable": applicable}
+        for (m, s), (n, met, applicable) in sorted(sums.items())
+    ]
+
+
 # ---- the year's data and what the report must say about it -------------------------------
 
 
@@ -502,6 +522,7 @@ async def load(conn: asyncpg.Connection, data: Dataset) -> dict[str, int]:
         await copy(conn, "alert", data.alerts)
         await copy(conn, "qa_review", data.reviews)
         await copy(conn, "qa_answer", data.answers)
+        await copy(conn, "qa_month_tally", tally_rows(data.reviews, data.answers))
         for table in ("training_record", "qa_sample", "call", "alert", "qa_review"):
             await conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

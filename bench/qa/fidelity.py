@@ -1,5 +1,6 @@
 """Are the loaded rows what the service writes? Three calls through the real service, and the
-rows it stored compared with what `bench.qa.data` builds for the same calls.
+rows it stored (calls, sample, reviews, answers and the month's running sums) compared with
+what `bench.qa.data` builds for the same calls.
 
 The calls are posted through the signed batch webhook in a month outside the timed span (so
 they change none of its figures), drawn in a sample through `POST /api/v1/qa/samples` and
@@ -30,6 +31,7 @@ from bench.qa.data import (
     review_rows,
     reviewer_id,
     sample_row,
+    tally_rows,
 )
 from bench.realtime_env import SECRET
 
@@ -132,6 +134,8 @@ async def check(
         }
         if in_sample != {(i, handler_id(0)) for i in ids.values()}:
             problems.append(f"qa_sample_call: {sorted(in_sample)}")
+        built_reviews: list[dict[str, Any]] = []
+        built_answers_all: list[dict[str, Any]] = []
         for call_id, reviewer, ordinal, answers, feedback in reviews:
             stored = _row(await conn.fetchrow(
                 "SELECT * FROM qa_review WHERE call_id = $1 AND reviewer_id = $2", call_id, reviewer
@@ -141,6 +145,8 @@ async def check(
                 feedback, stored["reviewed_at"] + timedelta(0),
             )  # fmt: skip
             problems += _differences(f"qa_review of call {call_id}", stored, review)
+            built_reviews.append(review)
+            built_answers_all.extend(rows)
             found = await conn.fetch("SELECT * FROM qa_answer WHERE review_id = $1", stored["id"])
             stored_answers = {r["standard"]: _row(r) for r in found}
             built_answers = {r["standard"]: r for r in rows}
@@ -150,6 +156,14 @@ async def check(
                 problems += _differences(
                     f"qa_answer {standard}", stored_answers.get(standard, {}), built
                 )
+        stored_tally = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT * FROM qa_month_tally WHERE call_month = $1 ORDER BY standard", month
+            )
+        ]
+        if stored_tally != tally_rows(built_reviews, built_answers_all):
+            problems.append(f"qa_month_tally: service {stored_tally}")
         return problems
     finally:
         await conn.close()

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from app.auth.models import Role
 from app.history.models import Alert
+from app.qa.models import QaAnswer, QaMonthTally, QaReview
 from app.qa.report import agreement, percent
 from tests.conftest import MakeStaff
 from tests.qa.support import CallSpec, answers, at_uk, auth, offer
@@ -326,3 +327,40 @@ async def test_several_alerts_and_three_reviewers_count_as_the_rules_say(
     vulnerability = report["calibration"]["vulnerability"]
     assert (vulnerability["pairs"], vulnerability["agreed"]) == (3, 1)
     assert report["calibration"]["prevention"]["pairs"] == 3
+
+
+async def test_the_tables_running_sums_are_the_first_reviews_answers(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    """`qa_month_tally` (what the table is read from) equals a fresh count over the stored
+    first reviews' answers: calibration reviews add nothing, months are kept apart."""
+    q1, q2 = auth(await make_staff("Q1", Role.qa)), auth(await make_staff("Q2", Role.supervisor))
+    ids = await offer(
+        app,
+        client,
+        [CallSpec(f"t{n}", f"H{n % 3}", at_uk(f"2022-0{6 + n % 2}-1{n}")) for n in range(6)],
+    )
+    grades = ("good", "not_applicable", "inadequate")
+    for n in range(6):
+        await review(client, q1, ids[f"t{n}"], prevention=grades[n % 3])
+    await review(client, q2, ids["t0"], prevention="inadequate", vulnerability="inadequate")
+    async with app.state.resources.sessions() as session:
+        tallied = {
+            (r.call_month, r.standard): (r.answered, r.met, r.applicable)
+            for r in (await session.scalars(select(QaMonthTally))).all()
+        }
+        counted = (
+            await session.execute(
+                select(QaReview.call_month, QaAnswer.standard, QaAnswer.met, QaAnswer.applicable)
+                .join(QaReview, QaReview.id == QaAnswer.review_id)
+                .where(QaReview.ordinal == 1)
+            )
+        ).all()
+    fresh: dict[tuple[str, str], list[int]] = {}
+    for month, standard, met, applicable in counted:
+        cell = fresh.setdefault((month, standard), [0, 0, 0])
+        cell[0] += 1
+        cell[1] += int(met)
+        cell[2] += int(applicable)
+    assert tallied == {key: tuple(cell) for key, cell in fresh.items()}
+    assert tallied[("2022-06", "prevention")] == (3, 1, 2)  # t0 good, t2 inadequate, t4 n/a
