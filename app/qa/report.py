@@ -15,8 +15,8 @@ cost follows the number of groups, not of reviews. What it costs at a year of 5,
   (joined from those alerts); the calls with none are the rest of the table's practice row;
 - calibration counts answer pairs in the database, starting from the later reviews (a partial
   index holds only those), so only calls graded more than once are read;
-- on PostgreSQL the report's transaction runs without JIT: its aggregates are costed high
-  enough to be compiled, and compiling them took longer than running them.
+- on PostgreSQL the report's transaction runs without JIT and parallel workers (see
+  `_planner_settings`).
 """
 
 from __future__ import annotations
@@ -306,19 +306,13 @@ async def _practice(
     )
 
 
-async def _without_jit(session: AsyncSession) -> None:
-    """PostgreSQL compiles queries costed above `jit_above_cost`; the report's aggregates over
-    a year of answers are, and compiling them took ~0.5 s, longer than running them (bench/qa).
-    For this transaction only."""
+async def _planner_settings(session: AsyncSession) -> None:
+    """For the report's transaction only, on PostgreSQL: no JIT (the aggregates over a year of
+    reviews are costed high enough to be compiled, and compiling them took ~0.5 s, longer than
+    running them) and no parallel workers (the plans would give each worker its own copy of
+    the same hash join: as much work again per worker, for no gain on two busy cores)."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(text("SET LOCAL jit = off"))
-
-
-async def _serial(session: AsyncSession) -> None:
-    """After the table's pass (which PostgreSQL splits over workers sharing one hash), the
-    other queries' plans would give each worker its own copy of the same hash join: as much
-    work again per worker for no gain on two cores. For the rest of this transaction only."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
@@ -342,9 +336,8 @@ async def build(
     span = months.span(start, end)
     if by == "handler" and principal.role not in HANDLER_BREAKDOWN_ROLES:
         raise Forbidden("results by handler are for supervisors and QA reviewers")
-    await _without_jit(session)
+    await _planner_settings(session)
     cells, calls = await _everyone(session, span)
-    await _serial(session)
     groups: list[Group] | None = None
     if by in ("handler", "queue"):
         column = QaReview.handler_id if by == "handler" else QaReview.queue

@@ -510,6 +510,7 @@ async def load(conn: asyncpg.Connection, data: Dataset) -> dict[str, int]:
     """COPY everything in one transaction, then move each id sequence past the loaded ids
     (the service's own inserts come after)."""
     created = datetime(2020, 1, 1, tzinfo=UTC)
+    tally = tally_rows(data.reviews, data.answers)
     async with conn.transaction():
         await conn.copy_records_to_table(
             "staff", records=[(i, n, r, True, created) for i, n, r in data.staff],
@@ -522,7 +523,7 @@ async def load(conn: asyncpg.Connection, data: Dataset) -> dict[str, int]:
         await copy(conn, "alert", data.alerts)
         await copy(conn, "qa_review", data.reviews)
         await copy(conn, "qa_answer", data.answers)
-        await copy(conn, "qa_month_tally", tally_rows(data.reviews, data.answers))
+        await copy(conn, "qa_month_tally", tally)
         for table in ("training_record", "qa_sample", "call", "alert", "qa_review"):
             await conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -537,4 +538,5 @@ async def load(conn: asyncpg.Connection, data: Dataset) -> dict[str, int]:
         "alert": len(data.alerts),
         "qa_review": len(data.reviews),
         "qa_answer": len(data.answers),
+        "qa_month_tally": len(tally),
     }
