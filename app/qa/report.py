@@ -7,7 +7,16 @@ Counting rules (issue 12):
 - `percent` = 100 x met / applicable rounded half up to one decimal (49.05 -> 49.1), computed
   exactly on integers and given as a Decimal-rounded number; `null` when nothing applied.
 Sums are done by the database (GROUP BY over first reviews in the months asked for), so the
-cost follows the number of groups, not of reviews.
+cost follows the number of groups, not of reviews. What it costs at a year of 5,000 handlers
+(180,000 reviews, 720,000 answers: `bench/qa`, BENCHMARKS.md) shaped the queries:
+- the table comes from running sums kept with the reviews (`app.qa.tally`), not from the
+  year's answers; the breakdowns by handler and queue still group the answers;
+- the practice split reads only the first reviews of calls that carried one of the alerts
+  (joined from those alerts); the calls with none are the rest of the table's practice row;
+- calibration counts answer pairs in the database, starting from the later reviews (a partial
+  index holds only those), so only calls graded more than once are read;
+- on PostgreSQL the report's transaction runs without JIT and parallel workers (see
+  `_planner_settings`).
 """
 
 from __future__ import annotations
@@ -20,15 +29,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.audit import service as audit
 from app.auth.models import Role
 from app.auth.service import Principal
 from app.errors import Forbidden
 from app.history.models import Alert
-from app.qa import months, training
+from app.qa import months, tally, training
 from app.qa.forms import QaForm
 from app.qa.models import QaAnswer, QaReview
 from app.qa.schemas import Agreement, Group, Measure, MonthRow, Practice, Report
@@ -118,32 +128,46 @@ def _month_rows(
     ]
 
 
-async def _table(
-    session: AsyncSession, span: Sequence[str], column: Any | None
-) -> tuple[dict[Any, dict[tuple[str, str], _Cell]], dict[Any, dict[str, int]]]:
-    """Per group (None: everyone): the cells by (month, standard) and calls by month."""
+async def _calls(session: AsyncSession, span: Sequence[str], column: Any | None) -> Any:
+    """(group?, month, first reviews) rows: an index-only count on `ix_qa_review_call_month`."""
     keys = [QaReview.call_month] if column is None else [column, QaReview.call_month]
+    return (
+        await session.execute(select(*keys, func.count()).where(_counted(span)).group_by(*keys))
+    ).all()
+
+
+async def _groups(
+    session: AsyncSession, span: Sequence[str], column: Any
+) -> tuple[dict[Any, dict[tuple[str, str], _Cell]], dict[Any, dict[str, int]]]:
+    """Per value of `column`: the cells by (month, standard) and the calls by month."""
     answers = await session.execute(
-        select(*keys, QaAnswer.standard, func.count(), _MET, _APPLICABLE)
+        select(column, QaReview.call_month, QaAnswer.standard, func.count(), _MET, _APPLICABLE)
         .select_from(QaAnswer)
         .join(QaReview, QaReview.id == QaAnswer.review_id)
         .where(_counted(span))
-        .group_by(*keys, QaAnswer.standard)
+        .group_by(column, QaReview.call_month, QaAnswer.standard)
     )
     cells: dict[Any, dict[tuple[str, str], _Cell]] = defaultdict(dict)
-    for row in answers.all():
-        group = None if column is None else row[0]
-        month, standard, answered, met, applicable = row[-5:]
+    for group, month, standard, answered, met, applicable in answers.all():
         cells[group].setdefault((month, standard), _Cell()).add(
             int(met or 0), int(applicable or 0), int(answered)
         )
-    counted = await session.execute(
-        select(*keys, func.count()).where(_counted(span)).group_by(*keys)
-    )
     calls: dict[Any, dict[str, int]] = defaultdict(dict)
-    for row in counted.all():
-        group = None if column is None else row[0]
-        calls[group][row[-2]] = int(row[-1])
+    for group, month, count in await _calls(session, span, column):
+        calls[group][month] = int(count)
+    return cells, calls
+
+
+async def _everyone(
+    session: AsyncSession, span: Sequence[str]
+) -> tuple[dict[tuple[str, str], _Cell], dict[str, int]]:
+    """The table: cells by (month, standard) from the running sums (`app.qa.tally`), and
+    calls by month."""
+    cells = {
+        (month, standard): _Cell(met, applicable, answered)
+        for month, standard, answered, met, applicable in await tally.read(session, span)
+    }
+    calls = {month: int(count) for month, count in await _calls(session, span, None)}
     return cells, calls
 
 
@@ -184,80 +208,112 @@ async def _calibration(
     session: AsyncSession, form: QaForm, span: Sequence[str]
 ) -> dict[str, Agreement]:
     """Agreement per standard over calls reviewed more than once: every pair of a call's
-    reviews, the earlier review as the first rater."""
-    in_span = and_(QaReview.call_month >= span[0], QaReview.call_month <= span[-1])
-    several = (
-        select(QaReview.call_id).where(in_span).group_by(QaReview.call_id).having(func.count() > 1)
-    )
-    rows = (
-        await session.execute(
-            select(QaReview.call_id, QaReview.ordinal, QaAnswer.standard, QaAnswer.answer)
-            .join(QaReview, QaReview.id == QaAnswer.review_id)
-            .where(in_span, QaReview.call_id.in_(several))
-            .order_by(QaReview.call_id, QaReview.ordinal)
+    reviews in the months, the earlier review as the first rater. The database counts the
+    pairs by (standard, first answer, second answer), starting from the later reviews (only
+    those are in `ix_qa_review_calibration`)."""
+    earlier, later = aliased(QaReview), aliased(QaReview)
+    first_answer, second_answer = aliased(QaAnswer), aliased(QaAnswer)
+    rows = await session.execute(
+        select(first_answer.standard, first_answer.answer, second_answer.answer, func.count())
+        .select_from(later)
+        .join(
+            earlier,
+            and_(
+                earlier.call_id == later.call_id,
+                earlier.ordinal < later.ordinal,
+                earlier.call_month >= span[0],
+                earlier.call_month <= span[-1],
+            ),
         )
-    ).all()
-    by_call: dict[tuple[int, str], list[str]] = defaultdict(list)
-    for call_id, _ordinal, standard, answer in rows:
-        by_call[(call_id, standard)].append(answer)
+        .join(first_answer, first_answer.review_id == earlier.id)
+        .join(
+            second_answer,
+            and_(
+                second_answer.review_id == later.id,
+                second_answer.standard == first_answer.standard,
+            ),
+        )
+        .where(later.ordinal > 1, later.call_month >= span[0], later.call_month <= span[-1])
+        .group_by(first_answer.standard, first_answer.answer, second_answer.answer)
+    )
     pairs: dict[str, list[tuple[str, str]]] = {s.id: [] for s in form.standards}
-    for (_call, standard), answers in by_call.items():
-        if standard not in pairs:
-            continue
-        for i, first in enumerate(answers):
-            pairs[standard].extend((first, later) for later in answers[i + 1 :])
+    for standard, first, second, count in rows.all():
+        if standard in pairs:
+            pairs[standard].extend([(first, second)] * int(count))
     return {standard: agreement(found) for standard, found in pairs.items()}
 
 
-async def _practice(session: AsyncSession, form: QaForm, span: Sequence[str]) -> Practice | None:
+async def _practice(
+    session: AsyncSession,
+    form: QaForm,
+    span: Sequence[str],
+    table: dict[tuple[str, str], _Cell],
+) -> Practice | None:
     """The practice standard's rate for calls with one of the alerts against calls with none,
-    and, among those with one, whether the call's handler acknowledged it."""
+    and, among those with one, whether the call's handler acknowledged it. Only the first
+    reviews of alerted calls are read (joined from those alerts); the calls with none are the
+    rest of the table's practice row (`table`)."""
     if form.practice_standard is None:
         return None
     kinds = list(form.practice_alert_kinds)
-    alerted = exists().where(Alert.call_id == QaReview.call_id, Alert.kind.in_(kinds))
-    acknowledged = exists().where(
-        Alert.call_id == QaReview.call_id,
-        Alert.kind.in_(kinds),
-        Alert.acknowledged_at.is_not(None),
-        Alert.acknowledged_by == QaReview.handler_id,
+    by_handler = and_(
+        Alert.acknowledged_at.is_not(None), Alert.acknowledged_by == QaReview.handler_id
     )
-    flags = (
+    alerted = (
         select(
-            case((alerted, 1), else_=0).label("alerted"),
-            case((acknowledged, 1), else_=0).label("acknowledged"),
-            case((QaAnswer.met, 1), else_=0).label("met"),
-            case((QaAnswer.applicable, 1), else_=0).label("applicable"),
+            QaReview.id.label("review_id"),
+            func.max(case((by_handler, 1), else_=0)).label("acknowledged"),
         )
-        .select_from(QaAnswer)
-        .join(QaReview, QaReview.id == QaAnswer.review_id)
-        .where(_counted(span), QaAnswer.standard == form.practice_standard)
-        .subquery()
+        .select_from(Alert)
+        .join(QaReview, QaReview.call_id == Alert.call_id)
+        .where(Alert.kind.in_(kinds), _counted(span))
+        .group_by(QaReview.id)
+        .subquery("alerted")
     )
     rows = await session.execute(
-        select(
-            flags.c.alerted,
-            flags.c.acknowledged,
-            func.count(),
-            func.sum(flags.c.met),
-            func.sum(flags.c.applicable),
-        ).group_by(flags.c.alerted, flags.c.acknowledged)
+        select(alerted.c.acknowledged, func.count(), _MET, _APPLICABLE)
+        .select_from(alerted)
+        .join(
+            QaAnswer,
+            and_(
+                QaAnswer.review_id == alerted.c.review_id,
+                QaAnswer.standard == form.practice_standard,
+            ),
+        )
+        .group_by(alerted.c.acknowledged)
     )
     groups = {
         name: _Cell() for name in ("alerted", "not_alerted", "acknowledged", "not_acknowledged")
     }
-    for was_alerted, was_acknowledged, answered, met, applicable in rows.all():
+    for was_acknowledged, answered, met, applicable in rows.all():
         values = (int(met or 0), int(applicable or 0), int(answered))
-        if was_alerted:
-            groups["alerted"].add(*values)
-            groups["acknowledged" if was_acknowledged else "not_acknowledged"].add(*values)
-        else:
-            groups["not_alerted"].add(*values)
+        groups["alerted"].add(*values)
+        groups["acknowledged" if was_acknowledged else "not_acknowledged"].add(*values)
+    everyone = _Cell()
+    for (_month, standard), cell in table.items():
+        if standard == form.practice_standard:
+            everyone.add(cell.met, cell.applicable, cell.answered)
+    done = groups["alerted"]
+    groups["not_alerted"].add(
+        everyone.met - done.met,
+        everyone.applicable - done.applicable,
+        everyone.answered - done.answered,
+    )
     return Practice(
         standard=form.practice_standard,
         alert_kinds=kinds,
         groups={name: cell.measure() for name, cell in groups.items()},
     )
+
+
+async def _planner_settings(session: AsyncSession) -> None:
+    """For the report's transaction only, on PostgreSQL: no JIT (the aggregates over a year of
+    reviews are costed high enough to be compiled, and compiling them took ~0.5 s, longer than
+    running them) and no parallel workers (the plans would give each worker its own copy of
+    the same hash join: as much work again per worker, for no gain on two busy cores)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL jit = off"))
+        await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
 def measures(form: QaForm) -> list[dict[str, str]]:
@@ -280,11 +336,12 @@ async def build(
     span = months.span(start, end)
     if by == "handler" and principal.role not in HANDLER_BREAKDOWN_ROLES:
         raise Forbidden("results by handler are for supervisors and QA reviewers")
-    cells, calls = await _table(session, span, None)
+    await _planner_settings(session)
+    cells, calls = await _everyone(session, span)
     groups: list[Group] | None = None
     if by in ("handler", "queue"):
         column = QaReview.handler_id if by == "handler" else QaReview.queue
-        by_cells, by_calls = await _table(session, span, column)
+        by_cells, by_calls = await _groups(session, span, column)
         groups = [
             Group(key=key, months=_month_rows(form, span, by_cells[key], by_calls.get(key, {})))
             for key in sorted(set(by_cells) | set(by_calls), key=lambda k: (k is None, k or ""))
@@ -296,11 +353,11 @@ async def build(
         to_month=span[-1],
         form=form.ref,
         measures=measures(form),
-        months=_month_rows(form, span, cells.get(None, {}), calls.get(None, {})),
+        months=_month_rows(form, span, cells, calls),
         by=by,
         groups=groups,
         calibration=await _calibration(session, form, span),
-        practice=await _practice(session, form, span),
+        practice=await _practice(session, form, span, cells),
     )
     audit.record(
         session,

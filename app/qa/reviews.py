@@ -27,7 +27,7 @@ from app.calls.models import Call, CallEventRow
 from app.db import utcnow
 from app.errors import AppError, Conflict, Forbidden
 from app.history import alerts as history_alerts
-from app.qa import months
+from app.qa import months, tally
 from app.qa.forms import NOT_APPLICABLE, QaForm
 from app.qa.models import QaAnswer, QaReview, QaSampleCall
 from app.qa.schemas import AnswerRead, ReviewCreate, ReviewRead
@@ -184,6 +184,8 @@ async def create_review(
         )
     session.add_all(rows)
     await session.flush()
+    if review.ordinal == 1:  # the review that counts in the table (later ones: calibration)
+        await tally.add(session, review.call_month, rows)
     audit.record(
         session,
         actor=principal.actor,

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from app.auth.models import Role
 from app.history.models import Alert
+from app.qa.models import QaAnswer, QaMonthTally, QaReview
 from app.qa.report import agreement, percent
 from tests.conftest import MakeStaff
 from tests.qa.support import CallSpec, answers, at_uk, auth, offer
@@ -277,3 +278,89 @@ async def test_bad_report_requests(
     assert empty.status_code == 200
     assert [m["calls_assessed"] for m in empty.json()["months"]] == [0, 0]
     assert empty.json()["months"][0]["standards"]["vulnerability"]["percent"] is None
+
+
+async def test_several_alerts_and_three_reviewers_count_as_the_rules_say(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    """The report's queries join alerts and pair reviews in the database (bench/qa): a call
+    with two practice alerts is one alerted call (acknowledged if its handler acknowledged
+    either), and a call graded by three reviewers gives three pairs (1-2, 1-3, 2-3)."""
+    reviewers = [auth(await make_staff(f"Q{n}", Role.qa)) for n in range(3)]
+    h1 = auth(await make_staff("H1", Role.handler))
+    ids = await offer(
+        app,
+        client,
+        [
+            CallSpec("two-acked", "H1", at_uk("2022-07-04")),
+            CallSpec("two-open", "H1", at_uk("2022-07-05")),
+            CallSpec("none", "H1", at_uk("2022-07-06")),
+        ],
+    )
+    await raise_alerts(app, ids["two-acked"], ("repeat_victim", "high"), ("household_risk", "high"))
+    await raise_alerts(app, ids["two-open"], ("repeat_victim", "high"), ("household_risk", "high"))
+    async with app.state.resources.sessions() as session:
+        first_alert = await session.scalar(
+            select(Alert.id).where(Alert.call_id == ids["two-acked"]).order_by(Alert.id)
+        )
+    acked = await client.post(f"/api/v1/alerts/{first_alert}/ack", headers=h1)
+    assert acked.status_code == 200, acked.text
+    # Three reviewers on "none": vulnerability good / good / inadequate -> pairs 1-2 agree,
+    # 1-3 and 2-3 disagree.
+    for reviewer, grade in zip(reviewers, ("good", "good", "inadequate"), strict=True):
+        await review(client, reviewer, ids["none"], vulnerability=grade)
+    await review(client, reviewers[0], ids["two-acked"], repeat_victim_check="yes")
+    await review(client, reviewers[0], ids["two-open"], repeat_victim_check="no")
+    report = (
+        await client.get(
+            "/api/v1/qa/report", params={"from": "2022-07", "to": "2022-07"}, headers=reviewers[0]
+        )
+    ).json()
+    assert report["months"][0]["calls_assessed"] == 3
+    practice = {k: (v["met"], v["applicable"]) for k, v in report["practice"]["groups"].items()}
+    assert practice == {
+        "alerted": (1, 2),
+        "not_alerted": (1, 1),
+        "acknowledged": (1, 1),
+        "not_acknowledged": (0, 1),
+    }
+    vulnerability = report["calibration"]["vulnerability"]
+    assert (vulnerability["pairs"], vulnerability["agreed"]) == (3, 1)
+    assert report["calibration"]["prevention"]["pairs"] == 3
+
+
+async def test_the_tables_running_sums_are_the_first_reviews_answers(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    """`qa_month_tally` (what the table is read from) equals a fresh count over the stored
+    first reviews' answers: calibration reviews add nothing, months are kept apart."""
+    q1, q2 = auth(await make_staff("Q1", Role.qa)), auth(await make_staff("Q2", Role.supervisor))
+    ids = await offer(
+        app,
+        client,
+        [CallSpec(f"t{n}", f"H{n % 3}", at_uk(f"2022-0{6 + n % 2}-1{n}")) for n in range(6)],
+    )
+    grades = ("good", "not_applicable", "inadequate")
+    for n in range(6):
+        await review(client, q1, ids[f"t{n}"], prevention=grades[n % 3])
+    await review(client, q2, ids["t0"], prevention="inadequate", vulnerability="inadequate")
+    async with app.state.resources.sessions() as session:
+        tallied = {
+            (r.call_month, r.standard): (r.answered, r.met, r.applicable)
+            for r in (await session.scalars(select(QaMonthTally))).all()
+        }
+        counted = (
+            await session.execute(
+                select(QaReview.call_month, QaAnswer.standard, QaAnswer.met, QaAnswer.applicable)
+                .join(QaReview, QaReview.id == QaAnswer.review_id)
+                .where(QaReview.ordinal == 1)
+            )
+        ).all()
+    fresh: dict[tuple[str, str], list[int]] = {}
+    for month, standard, met, applicable in counted:
+        cell = fresh.setdefault((month, standard), [0, 0, 0])
+        cell[0] += 1
+        cell[1] += int(met)
+        cell[2] += int(applicable)
+    assert tallied == {key: tuple(cell) for key, cell in fresh.items()}
+    assert tallied[("2022-06", "prevention")] == (3, 1, 2)  # t0 good, t2 inadequate, t4 n/a
