@@ -37,6 +37,7 @@ lint: setup
 	$(BIN)/ruff check app tests migrations bench
 	$(BIN)/ruff format --check app tests migrations bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: setup services sip-tools browser lint
 	$(BIN)/pytest --backend=embedded

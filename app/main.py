@@ -19,24 +19,33 @@ from app.api import thrive as thrive_api
 from app.api import training as training_api
 from app.api import ws as ws_api
 from app.api.limits import BodySizeLimit
+from app.auth import cookie as browser_session
 from app.cache import create_cache
 from app.calls.grouping import INGEST_KEY, GroupCommit
-from app.calls.pipeline import Pipeline, default_steps
+from app.calls.pipeline import Pipeline, Step
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.heap import freeze_startup_heap
+from app.history.steps import history_step
 from app.housekeeping import Housekeeping
 from app.logs import mask_phone_numbers
 from app.qa import forms as qa_forms
 from app.realtime.broker import create_broker
 from app.realtime.hub import Hub
 from app.realtime.revocation import CredentialWatch
+from app.realtime.steps import realtime_step
 from app.resources import Resources
 from app.rules import live as rules_live
 from app.web import install as install_web
-from app.web import session as web_session
 
 log = logging.getLogger(__name__)
+
+
+def default_steps() -> list[Step]:
+    """The steps every stored call event goes through, in order: the caller's history and
+    alerts, then the frames to the screens (published after the commit). Composed here, at
+    the top, so that `calls` knows nothing of the layers above it."""
+    return [history_step, realtime_step]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -83,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources.extras.update(broker=broker, hub=hub)
         # Browser pages (issue 7): the hub accepts the session cookie after the bearer token.
         resources.extras.setdefault("principal_lookups", []).append(
-            web_session.connection_principal
+            browser_session.connection_principal
         )
         hub.install_signal_hook()
         # Sockets close when their credential ends (logout, expiry, revocation), on every

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth import cookie as browser_session
 from app.auth import service as auth
 from app.auth.models import Role
 from app.auth.service import Principal
@@ -21,7 +22,6 @@ from app.config import Settings
 from app.db import unit_of_work
 from app.errors import Forbidden, NotAuthenticated
 from app.resources import Resources
-from app.web import session as web_session
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,20 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
 
 
 async def cookie_principal(request: Request, session: AsyncSession) -> Principal | None:
-    """The browser path (issue 7): the staff member of a session cookie (app.web.session).
+    """The browser path (issue 7): the staff member of a session cookie (app.auth.cookie).
 
     A cookie is sent by the browser on its own, so a state-changing request made with one
     must also say it comes from our own pages (Origin/Referer): SameSite=Strict already keeps
     other sites' requests cookie-less, this is the second lock.
     """
-    principal = await web_session.principal_from_cookie(
+    principal = await browser_session.principal_from_cookie(
         session, get_settings(request), request.cookies
     )
     if principal is None:
         return None
-    if request.method not in web_session.SAFE_METHODS and not web_session.same_origin(request):
+    if request.method not in browser_session.SAFE_METHODS and not browser_session.same_origin(
+        request
+    ):
         raise Forbidden("cross-origin request refused")
     return principal
 

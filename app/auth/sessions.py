@@ -1,7 +1,7 @@
 """Server-side browser sessions: a `staff_session` row per login, ended by logout, expiry,
 revocation of the staff member's tokens or deactivation of the account.
 
-The browser's cookie carries the session's secret (signed, see app.web.session); the row is
+The browser's cookie carries the session's secret (signed, see app.auth.cookie); the row is
 keyed by the secret's SHA-256, which is also the id that names the session everywhere else
 (credentials, the control messages that close sockets). Nothing here commits.
 """

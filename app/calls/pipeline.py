@@ -72,15 +72,6 @@ Step = Callable[[StepContext], Awaitable[None]]
 # event of the transaction, in order), called before and after it runs for each of them.
 
 
-def default_steps() -> list[Step]:
-    """The steps every stored event goes through, in order (history first, then realtime)."""
-    from app.history.steps import history_step  # local: history imports this module's types
-    from app.realtime.steps import realtime_step  # publishes after the commit
-
-    steps: list[Step] = [history_step, realtime_step]
-    return steps
-
-
 class _KeyedLocks:
     """One asyncio.Lock per call while anyone holds or waits for it (FIFO per call)."""
 
@@ -507,4 +498,4 @@ class Pipeline:
             await asyncio.wait(set(self._tasks))
 
 
-__all__ = ["CallSnapshot", "Pipeline", "Step", "StepContext", "default_steps", "snapshot_of"]
+__all__ = ["CallSnapshot", "Pipeline", "Step", "StepContext", "snapshot_of"]

@@ -1,7 +1,7 @@
 """The browser screens: handler's screen, supervisor's board, login (issue 7).
 
 `install(app)` adds the pages, their data endpoints and /static; the lifespan registers
-`app.web.session.connection_principal` so that the WebSocket accepts the session cookie.
+`app.auth.cookie.connection_principal` so that the WebSocket accepts the session cookie.
 """
 
 from __future__ import annotations

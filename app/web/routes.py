@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, SupervisorStaff
+from app.auth import cookie as browser_session
 from app.auth.models import Role
 from app.auth.service import Principal
 from app.calls.service import CallNotFound
@@ -26,7 +27,6 @@ from app.realtime import revocation
 from app.realtime.envelope import now_iso
 from app.thrive.schemas import Element, Grade
 from app.web import screens
-from app.web import session as web_session
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,9 @@ def _to_login(request: Request) -> RedirectResponse:
 
 
 async def _viewer(request: Request, session: SessionDep) -> Principal | None:
-    return await web_session.principal_from_cookie(session, request.state.settings, request.cookies)
+    return await browser_session.principal_from_cookie(
+        session, request.state.settings, request.cookies
+    )
 
 
 # ---- login / logout ------------------------------------------------------------------------
@@ -143,13 +145,13 @@ async def login_form(request: Request, session: SessionDep, next: str | None = N
 
 @router.post("/login", response_model=None)
 async def login(request: Request, session: SessionDep) -> Response:
-    if not web_session.same_origin(request):
+    if not browser_session.same_origin(request):
         return _error_page(request, None, 403, "Forbidden", "Log in from this site's own page.")
     form = await request.form()
     token = form.get("token")
     target = _safe_next(str(form.get("next") or ""))
     settings = request.state.settings
-    principal = await web_session.authenticate_token(
+    principal = await browser_session.authenticate_token(
         session, token if isinstance(token, str) else ""
     )
     if principal is None:
@@ -171,9 +173,9 @@ async def login(request: Request, session: SessionDep) -> Response:
             next="",
             error="These screens are for handlers, supervisors and QA reviewers.",
         )
-    value = await web_session.open_session(session, settings, principal)
+    value = await browser_session.open_session(session, settings, principal)
     response = RedirectResponse(target or home_for(principal), status_code=303)
-    web_session.set_cookie(response, request, settings, value)
+    browser_session.set_cookie(response, request, settings, value)
     log.info("browser session opened", extra={"staff_id": principal.id})
     return response
 
@@ -182,14 +184,14 @@ async def login(request: Request, session: SessionDep) -> Response:
 async def logout(request: Request, session: SessionDep, resources: ResourcesDep) -> Response:
     """End the session on the server (a copy of the cookie is worthless from now on) and close
     its sockets on every worker (after the commit, before this answers); clear the cookie."""
-    if not web_session.same_origin(request):
+    if not browser_session.same_origin(request):
         return _error_page(request, None, 403, "Forbidden", "Log out from this site's own page.")
-    ended = await web_session.end_session(session, request.state.settings, request.cookies)
+    ended = await browser_session.end_session(session, request.state.settings, request.cookies)
     if ended is not None:
         revocation.announce(session, resources, ended)
         log.info("browser session ended", extra={"staff_id": ended.staff_id, "reason": "logout"})
     response = RedirectResponse("/login", status_code=303)
-    web_session.clear_cookie(response, request)
+    browser_session.clear_cookie(response, request)
     return response
 
 

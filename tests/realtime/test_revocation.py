@@ -26,12 +26,12 @@ from sqlalchemy import select, update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from app.auth.cookie import COOKIE_NAME
 from app.auth.models import ApiToken, Role, StaffSession
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.history.models import Alert
 from app.main import create_app
-from app.web.session import COOKIE_NAME
 from tests.conftest import MakeStaff
 from tests.realtime.support import frame, open_socket, ring
 from tests.support.servers import ServiceProcess, eventually

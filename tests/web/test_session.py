@@ -18,12 +18,12 @@ from sqlalchemy import select, update
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from app.auth import cookie as browser_session
 from app.auth import sessions
 from app.auth.models import Role, StaffSession
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
-from app.web import session as web_session
 from tests.conftest import MakeStaff
 from tests.support.servers import ServiceProcess
 
@@ -51,7 +51,7 @@ async def test_login_sets_a_strict_httponly_cookie_and_lands_on_the_role_page(
     assert response.headers["location"] == "/handler"
     cookie = cookie_header(response)
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
-    assert cookie.startswith(web_session.COOKIE_NAME + "=")
+    assert cookie.startswith(browser_session.COOKIE_NAME + "=")
     assert {"httponly", "path", "max-age"} <= attributes
     assert "samesite=strict" in cookie.lower()
     assert f"max-age={settings.session_max_age_seconds}" in cookie.lower()
@@ -185,7 +185,7 @@ async def test_a_login_opens_a_session_row_that_the_cookie_names(
     before = datetime.now(UTC)
     await login(client, token)
     [row] = await session_rows(settings)
-    secret = web_session.decode(settings, client.cookies[web_session.COOKIE_NAME])
+    secret = browser_session.decode(settings, client.cookies[browser_session.COOKIE_NAME])
     assert secret is not None and secret not in row.id  # only the secret's hash is stored
     assert row.id == sessions.session_id(secret)
     assert row.staff_id == "H1" and row.token_id > 0
@@ -193,7 +193,7 @@ async def test_a_login_opens_a_session_row_that_the_cookie_names(
     lifetime = (row.expires_at - row.created_at).total_seconds()
     assert lifetime == settings.session_max_age_seconds and row.created_at >= before
     # A cookie signed by us but naming no session (or a made-up one) is refused.
-    client.cookies.set(web_session.COOKIE_NAME, web_session.encode(settings, "made-up"))
+    client.cookies.set(browser_session.COOKIE_NAME, browser_session.encode(settings, "made-up"))
     assert (await client.get("/api/v1/me")).status_code == 401
 
 
@@ -202,14 +202,14 @@ async def test_logout_ends_the_session_for_every_copy_of_the_cookie(
 ) -> None:
     token = await make_staff("H1", Role.handler)
     await login(client, token)
-    copied = client.cookies[web_session.COOKIE_NAME]
+    copied = client.cookies[browser_session.COOKIE_NAME]
     client.cookies.clear()
     await login(client, token)  # a second session of the same person (another desk)
-    second = client.cookies[web_session.COOKIE_NAME]
-    client.cookies.set(web_session.COOKIE_NAME, copied)
+    second = client.cookies[browser_session.COOKIE_NAME]
+    client.cookies.set(browser_session.COOKIE_NAME, copied)
     assert (await client.post("/logout", headers={"Origin": ORIGIN})).status_code == 303
 
-    cookie = {"Cookie": f"{web_session.COOKIE_NAME}={copied}"}
+    cookie = {"Cookie": f"{browser_session.COOKIE_NAME}={copied}"}
     client.cookies.clear()
     for path in ("/api/v1/me", "/web/api/handler/calls", "/web/api/calls/1/screen"):
         response = await client.get(path, headers=cookie)
@@ -219,7 +219,7 @@ async def test_logout_ends_the_session_for_every_copy_of_the_cookie(
     # Logging out twice with the copy is harmless.
     again = await client.post("/logout", headers={"Origin": ORIGIN, **cookie})
     assert again.status_code == 303
-    other = {"Cookie": f"{web_session.COOKIE_NAME}={second}"}
+    other = {"Cookie": f"{browser_session.COOKIE_NAME}={second}"}
     assert (await client.get("/api/v1/me", headers=other)).status_code == 200
     rows = await session_rows(settings)
     assert [(r.end_reason, r.ended_at is not None) for r in rows] == [
@@ -238,7 +238,7 @@ async def test_revoking_ends_every_session_with_its_reason(
     for _ in range(2):
         client.cookies.clear()
         await login(client, token)
-        cookies.append(client.cookies[web_session.COOKIE_NAME])
+        cookies.append(client.cookies[browser_session.COOKIE_NAME])
     client.cookies.clear()
     revoked = await client.post(
         "/api/v1/staff/H1/revoke",
@@ -250,7 +250,7 @@ async def test_revoking_ends_every_session_with_its_reason(
     assert [r.end_reason for r in await session_rows(settings)] == [reason, reason]
     for value in cookies:
         me = await client.get(
-            "/api/v1/me", headers={"Cookie": f"{web_session.COOKIE_NAME}={value}"}
+            "/api/v1/me", headers={"Cookie": f"{browser_session.COOKIE_NAME}={value}"}
         )
         assert me.status_code == 401
 
@@ -282,20 +282,20 @@ async def test_tampered_and_expired_cookies_are_refused(
 ) -> None:
     token = await make_staff("H1", Role.handler)
     response = await login(client, token)
-    value = client.cookies[web_session.COOKIE_NAME]
-    secret = web_session.decode(settings, value)
+    value = client.cookies[browser_session.COOKIE_NAME]
+    secret = browser_session.decode(settings, value)
     assert secret is not None
 
     # The payload altered: the signature no longer matches.
     tampered = value.replace(value.split(".")[0], value.split(".")[0][::-1], 1)
-    client.cookies.set(web_session.COOKIE_NAME, tampered)
+    client.cookies.set(browser_session.COOKIE_NAME, tampered)
     assert (await client.get("/api/v1/me")).status_code == 401
 
     # Signed with another secret.
     forged = URLSafeTimedSerializer("another-secret-of-sufficient-length", salt="x").dumps(
         {"sid": secret}
     )
-    client.cookies.set(web_session.COOKIE_NAME, forged)
+    client.cookies.set(browser_session.COOKIE_NAME, forged)
     assert (await client.get("/api/v1/me")).status_code == 401
 
     # A cookie older than the session lifetime: signed with a clock set back by that much.
@@ -306,10 +306,10 @@ async def test_tampered_and_expired_cookies_are_refused(
             {"get_timestamp": lambda self: int(time.time()) - settings.session_max_age_seconds - 5},
         )
 
-    old = Past(settings.session_secret.get_secret_value(), salt=web_session._SALT).dumps(
+    old = Past(settings.session_secret.get_secret_value(), salt=browser_session._SALT).dumps(
         {"sid": secret}
     )
-    client.cookies.set(web_session.COOKIE_NAME, old)
+    client.cookies.set(browser_session.COOKIE_NAME, old)
     assert (await client.get("/api/v1/me")).status_code == 401
     assert response.status_code == 303
 
@@ -339,7 +339,7 @@ async def test_logout_clears_the_cookie(client: httpx.AsyncClient, make_staff: M
     response = await client.post("/logout", headers={"Origin": ORIGIN})
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert "max-age=0" in cookie_header(response).lower()
-    assert web_session.COOKIE_NAME not in client.cookies
+    assert browser_session.COOKIE_NAME not in client.cookies
     assert (await client.get("/supervisor")).status_code == 303
 
 
@@ -358,7 +358,7 @@ async def test_static_files_are_cacheable_and_pages_are_not(client: httpx.AsyncC
 async def test_junk_cookies_and_tokens_never_500(
     client: httpx.AsyncClient, settings: Settings, value: str
 ) -> None:
-    client.cookies.set(web_session.COOKIE_NAME, value or "x")
+    client.cookies.set(browser_session.COOKIE_NAME, value or "x")
     assert (await client.get("/handler")).status_code == 303
     response = await client.post("/login", data={"token": value}, headers={"Origin": ORIGIN})
     assert response.status_code == 401
@@ -392,7 +392,7 @@ async def test_the_socket_accepts_the_cookie_from_our_pages_only(
     async with httpx.AsyncClient(base_url=service.url) as http:
         opened = await http.post("/login", data={"token": token}, headers={"Origin": service.url})
         assert opened.status_code == 303
-        cookie = f"{web_session.COOKIE_NAME}={http.cookies[web_session.COOKIE_NAME]}"
+        cookie = f"{browser_session.COOKIE_NAME}={http.cookies[browser_session.COOKIE_NAME]}"
 
     headers = {"Cookie": cookie, "Origin": service.url}
     async with connect(service.ws_url + "/ws", additional_headers=headers) as ws:
