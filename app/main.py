@@ -30,7 +30,7 @@ from app.history.steps import history_step
 from app.housekeeping import Housekeeping
 from app.logs import mask_phone_numbers
 from app.qa import forms as qa_forms
-from app.realtime.broker import create_broker
+from app.realtime import create_broker
 from app.realtime.hub import Hub
 from app.realtime.revocation import CredentialWatch
 from app.realtime.steps import realtime_step

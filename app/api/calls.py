@@ -155,13 +155,6 @@ async def read_call(call_id: int, principal: Reader, session: SessionDep) -> Cal
         raise Forbidden("a handler sees only their own calls")
     events = await calls.events_of(session, call_id)
     # The call record shows a caller's number: who looked, when, is recorded.
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="consultation",
-        subject_type="call",
-        subject_id=str(call.id),
-        call_id=str(call.id),
-    )
+    audit.consulted_call(session, actor=principal.actor, call_id=call.id)
     base = CallRead.of(call)
     return CallDetail(**base.model_dump(), events=[CallEventRead.of(e) for e in events])

@@ -43,6 +43,28 @@ def record(session: AsyncSession, **fields: Any) -> AuditLog:
     return entry
 
 
+def consulted_call(
+    session: AsyncSession,
+    *,
+    actor: str,
+    call_id: int,
+    justification: str | None = None,
+    records: dict[str, Any] | None = None,
+) -> AuditLog:
+    """A call's record (it shows the caller's number) was read by `actor`: who looked, when,
+    and why when the reason is not the call itself (a QA review)."""
+    return record(
+        session,
+        actor=actor,
+        action="consultation",
+        subject_type="call",
+        subject_id=str(call_id),
+        call_id=str(call_id),
+        justification=justification,
+        records=records,
+    )
+
+
 AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
 
 

@@ -128,9 +128,7 @@ class Pipeline:
         # Processing shares the connection pool with ingest: bounded, so that a burst of
         # accepted events waits here (holding no connection) rather than starving new ingests.
         self._slots = asyncio.Semaphore(max(1, resources.settings.db_pool_size // 2))
-        self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
         self.processed = 0  # events this process completed (for tests and metrics)
         self.failed = 0
 
@@ -344,26 +342,6 @@ class Pipeline:
             row_id=row_id,
         )
 
-    # --- inline, after the ingest's commit -------------------------------------------
-
-    def submit(self, event_row_id: int, call_id: int) -> None:
-        """Process a just-committed event now, in the background of this process."""
-        task = asyncio.create_task(self._process_logged(event_row_id, call_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def after_commit_action(self, event_row_id: int, call_id: int) -> AfterCommit:
-        async def action() -> None:
-            self.submit(event_row_id, call_id)
-
-        return action
-
-    async def _process_logged(self, event_row_id: int, call_id: int) -> None:
-        try:
-            await self.process(event_row_id, call_id)
-        except Exception:  # process() records failures itself; this is a safety net
-            log.exception("processing crashed", extra={"event_row": event_row_id})
-
     # --- one event --------------------------------------------------------------------
 
     async def process(self, event_row_id: int, call_id: int) -> bool:
@@ -465,37 +443,20 @@ class Pipeline:
                 # Supervised: a database outage must not end the sweeper.
                 log.exception("sweeper pass failed")
                 backoff = min(backoff * 2, 30.0)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), backoff)
-
-    def wake(self) -> None:
-        """Ask the sweeper for a pass now (tests, or after an outage)."""
-        self._wake.set()
+            await asyncio.sleep(backoff)
 
     async def start(self) -> None:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="pipeline-sweeper")
 
     async def stop(self) -> None:
-        """Stop the sweeper; give in-flight events a moment, then leave the rest to a restart
-        (they are stored, and their lease runs out)."""
+        """Stop the sweeper. Events still unprocessed are stored: a restart (or another
+        worker) claims them when their lease runs out."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=5)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1)
-
-    async def drain(self) -> None:
-        """Wait for the inline tasks started so far (tests, benchmarks)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
 
 
 __all__ = ["CallSnapshot", "Pipeline", "Step", "StepContext", "snapshot_of"]

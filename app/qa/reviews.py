@@ -304,13 +304,10 @@ async def call_record(
             select(QaAnswer).where(QaAnswer.review_id.in_([r.id for r in reviews]))
         ):
             answers[answer.review_id].append(answer)
-    audit.record(
+    audit.consulted_call(
         session,
         actor=principal.actor,
-        action="consultation",
-        subject_type="call",
-        subject_id=str(call.id),
-        call_id=str(call.id),
+        call_id=call.id,
         justification="QA review",
         records={
             "events": [e.id for e in events],

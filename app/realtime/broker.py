@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from app.config import Settings
 from app.realtime.envelope import Cursor, frame, parse_cursor
 
 log = logging.getLogger(__name__)
@@ -164,16 +163,3 @@ class Broker(Protocol):
 
     async def ping(self) -> None:
         """Raise BrokerUnavailable when the backend does not answer."""
-
-
-def create_broker(settings: Settings) -> Broker:
-    """In-process when REDIS_URL is unset (one process), Redis streams otherwise."""
-    if settings.redis_url:
-        from app.realtime.redis import RedisBroker
-
-        return RedisBroker(
-            settings.redis_url, settings.redis_prefix, settings.realtime_retention_seconds
-        )
-    from app.realtime.memory import MemoryBroker
-
-    return MemoryBroker(settings.realtime_retention_seconds)

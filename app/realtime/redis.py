@@ -90,7 +90,6 @@ class RedisBroker:
         self._flusher: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self.upstream_ok = asyncio.Event()
-        self.reconnects = 0
 
     def _key(self, channel: str) -> str:
         return self.prefix + "rt:ch:" + channel
@@ -271,7 +270,6 @@ class RedisBroker:
                 await pubsub.subscribe(self.bus)
                 await self._replay()
                 if delay > 0.05:
-                    self.reconnects += 1
                     log.info("realtime upstream reconnected; replayed from last cursors")
                 self.upstream_ok.set()
                 delay = 0.05

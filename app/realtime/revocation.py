@@ -31,12 +31,12 @@ from app.auth.models import EndReason
 from app.auth.service import Ended
 from app.config import Settings
 from app.db import after_commit, unit_of_work
+from app.realtime import create_broker
 from app.realtime.broker import (
     Broker,
     BrokerUnavailable,
     Subscription,
     cancel_and_wait,
-    create_broker,
     raise_if_cancelling,
 )
 from app.realtime.envelope import encode_body

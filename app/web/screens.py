@@ -146,14 +146,7 @@ async def call_detail(session: AsyncSession, call: Call, principal: Principal) -
     """A call for the supervisor's detail view: the call and its alerts with their
     acknowledgements (not the caller's history: that is the handler's screen)."""
     # The call record shows a caller's number: who looked, when, is recorded.
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="consultation",
-        subject_type="call",
-        subject_id=str(call.id),
-        call_id=str(call.id),
-    )
+    audit.consulted_call(session, actor=principal.actor, call_id=call.id)
     alerts = await history_alerts.for_call(session, call.id)
     return {"call": view_of(call), "alerts": [history_alerts.as_dict(a) for a in alerts]}
 

@@ -73,7 +73,6 @@ async def ring(
         response = await post_signed(client, event(call_id, type_, **extra))
         assert response.status_code == 202, response.text
         service_id = response.json()["call_id"]
-    await app.state.resources.extras["pipeline"].drain()
     async with app.state.resources.sessions() as session:
         stored = await steps.stored_context(session, service_id)
     context, alerts = stored if stored is not None else ({}, [])

@@ -119,7 +119,6 @@ async def test_a_batch_leaves_the_history_single_events_leave(
         (e for call in calls("s", start) for e in call), key=lambda e: e["occurred_at"]
     ):
         assert (await post_signed(client, e)).status_code == 202
-    await app.state.resources.extras["pipeline"].drain()
 
     batch, single = await outcome(app, "b"), await outcome(app, "s")
     assert batch == single

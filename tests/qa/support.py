@@ -65,7 +65,6 @@ async def offer(app: FastAPI, client: httpx.AsyncClient, specs: list[CallSpec]) 
         assert body["accepted"] == len(chunk), body
         for sent, result in zip(chunk, body["results"], strict=True):
             ids[sent["call_id"]] = int(result["call_id"])
-    await app.state.resources.extras["pipeline"].drain()
     return ids
 
 

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from app.config import Settings
-from app.realtime.broker import CursorGone, create_broker
+from app.realtime import create_broker
+from app.realtime.broker import CursorGone
 from app.realtime.envelope import encode_body
 
 

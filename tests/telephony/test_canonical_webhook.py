@@ -56,8 +56,6 @@ async def test_replayed_event_id_gets_original_outcome_stored_once(
     assert await count_rows(app, CallEventRow) == 2
     assert await count_rows(app, Call) == 1
     # Processed once: the pipeline marks each stored event once.
-    pipeline = app.state.resources.extras["pipeline"]
-    await pipeline.drain()
     assert await count_rows(app, CallEventRow, CallEventRow.processed_at.is_(None)) == 0
 
 
@@ -250,7 +248,6 @@ async def test_inline_processing_marks_events_processed(
     async def pending() -> int:
         return await count_rows(app, CallEventRow, CallEventRow.processed_at.is_(None))
 
-    await app.state.resources.extras["pipeline"].drain()
     assert await pending() == 0
     async with sessions() as session:
         from sqlalchemy import select
