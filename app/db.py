@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -99,6 +100,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """The session's database: "postgresql" or "sqlite". Every session here comes from
+    `create_sessionmaker` and so is bound; an unbound one is a programming error."""
+    if session.bind is None:
+        raise RuntimeError("unbound session: sessions come from create_sessionmaker")
+    return session.bind.dialect.name
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return dialect_of(session) == "postgresql"
+
+
+def upsert(table: Any, dialect: str) -> Any:
+    """An INSERT that takes ON CONFLICT clauses (`on_conflict_do_nothing`,
+    `on_conflict_do_update`, `excluded`), built by the dialect's own construct: PostgreSQL and
+    SQLite spell them alike, SQLAlchemy has one class each (hence `Any`)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table)
+
+
+def upsert_for(session: AsyncSession, table: Any) -> Any:
+    """`upsert` in the session's dialect."""
+    return upsert(table, dialect_of(session))
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

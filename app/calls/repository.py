@@ -8,12 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, String, Table, and_, bindparam, cast, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.lifecycle import CallState
 from app.calls.models import Call, CallEventRow
-from app.db import utcnow
+from app.db import dialect_of, is_postgres, upsert, utcnow
 
 # --- ingest: the hot path, in SQLAlchemy Core ---------------------------------------------
 # Every event runs these. Built once per dialect with bind parameters (values come with each
@@ -36,18 +35,17 @@ EVENT_COLUMNS = (
 
 
 def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "postgresql"
+    return dialect_of(session)
 
 
 def _lock_call_statement(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # Each column its own parameter (created_at and updated_at too): a batch sends this as one
     # multi-row INSERT, which numbers every row's parameters anew.
     names = (
         "source", "external_id", "state", "presentation", "handlers", "marks", "flagged",
         "created_at", "updated_at",
     )  # fmt: skip
-    stmt = insert(CALL).values(
+    stmt = upsert(CALL, dialect).values(
         {name: bindparam("c_" + name, type_=CALL.c[name].type) for name in names}
     )
     # A no-op update (the same value) that takes the row lock and returns the row.
@@ -58,10 +56,9 @@ def _lock_call_statement(dialect: str) -> Any:
 
 
 def _event_insert(dialect: str, with_id: bool) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     names = (("id",) if with_id else ()) + EVENT_COLUMNS
     return (
-        insert(EVENT)
+        upsert(EVENT, dialect)
         .values({name: bindparam("e_" + name, type_=EVENT.c[name].type) for name in names})
         .on_conflict_do_nothing(index_elements=[EVENT.c.source, EVENT.c.event_id])
         .returning(EVENT.c.id)
@@ -319,7 +316,7 @@ async def claim_due(session: AsyncSession, lease: float, limit: int) -> list[Cla
         or_(CallEventRow.claimed_until.is_(None), CallEventRow.claimed_until < now),
     )
     inner = select(CallEventRow.id).where(due).order_by(CallEventRow.id).limit(limit)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if is_postgres(session):
         inner = inner.with_for_update(skip_locked=True)
     result = await session.execute(
         update(CallEventRow)

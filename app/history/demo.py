@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
+from app.db import is_postgres, utcnow
 from app.history import versions
 from app.history.importer import Batch, Collector, PostgresSink, SqliteSink
 from app.history.models import Contact
@@ -87,7 +87,7 @@ async def seed(
     """Write the demo history in the session's transaction; returns rows per table."""
     rng = random.Random(rng_seed)
     now = utcnow()
-    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    postgres = is_postgres(session)
     sink = PostgresSink(session) if postgres else SqliteSink(session)
     await sink.start()
     ready: list[Batch] = []

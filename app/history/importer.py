@@ -24,10 +24,9 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
+from app.db import is_postgres, upsert, utcnow
 from app.errors import AppError
 from app.history import versions
 from app.history.models import Contact, Household, Marker, Person, PersonHousehold, Phone
@@ -357,7 +356,7 @@ class SqliteSink:
                         delete(Phone).where(Phone.person_id.in_(persons[start : start + 500]))
                     )
             # Core on the table, not the ORM bulk path: one executemany per batch.
-            stmt = sqlite_insert(model.__table__)
+            stmt = upsert(model.__table__, "sqlite")  # this path is SQLite's (COPY on PostgreSQL)
             keys = CONFLICT_KEYS[table]
             updates = {c: stmt.excluded[c] for c in columns if c not in keys}
             stmt = (
@@ -552,7 +551,7 @@ async def import_dir(session: AsyncSession, directory: Path) -> ImportReport:
     present = await asyncio.to_thread(_present, directory)
     if not present:
         raise ImportRejected("no history files found", details={"expected": list(FILES)})
-    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    postgres = is_postgres(session)
     sink: Sink = PostgresSink(session) if postgres else SqliteSink(session)
     await sink.start()
     # Parsing and validating (Python, one core) runs in a thread while the database loads the

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import dialect_of, upsert
 from app.history.models import HistoryVersion
 
 EVERYTHING = "*"  # bumped by imports and bulk loads: every summary changes
@@ -38,11 +37,10 @@ async def bump(session: AsyncSession, scopes: Iterable[str]) -> None:
     if not ordered:
         return
     session.info[_BUMPED] = session.sync_session.get_transaction()
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    dialect = dialect_of(session)
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
-        stmt = insert(HistoryVersion).values([{"scope": s, "version": 1} for s in chunk])
+        stmt = upsert(HistoryVersion, dialect).values([{"scope": s, "version": 1} for s in chunk])
         stmt = stmt.on_conflict_do_update(
             index_elements=[HistoryVersion.scope],
             set_={"version": HistoryVersion.version + 1},

@@ -19,11 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
+from app.db import upsert_for, utcnow
 from app.errors import Conflict, Unprocessable
 from app.idempotency.models import IdempotentRequest
 
@@ -69,8 +67,7 @@ def request_hash(method: str, path: str, raw_body: bytes) -> str:
 
 
 def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(IdempotentRequest)
+    return upsert_for(session, IdempotentRequest)
 
 
 async def claim(

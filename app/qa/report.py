@@ -36,6 +36,7 @@ from sqlalchemy.orm import aliased
 from app.audit import service as audit
 from app.auth.models import Role
 from app.auth.service import Principal
+from app.db import is_postgres
 from app.errors import Forbidden
 from app.history.models import Alert
 from app.qa import months, tally, training
@@ -311,7 +312,7 @@ async def _planner_settings(session: AsyncSession) -> None:
     reviews are costed high enough to be compiled, and compiling them took ~0.5 s, longer than
     running them) and no parallel workers (the plans would give each worker its own copy of
     the same hash join: as much work again per worker, for no gain on two busy cores)."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if is_postgres(session):
         await session.execute(text("SET LOCAL jit = off"))
         await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 

@@ -13,10 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import upsert_for
 from app.qa.models import QaAnswer, QaMonthTally
 
 TALLY: Table = QaMonthTally.__table__  # type: ignore[assignment]
@@ -36,8 +35,7 @@ async def add(session: AsyncSession, month: str, answers: Iterable[QaAnswer]) ->
     ]
     if not rows:
         return
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    statement: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(TALLY).values(rows)
+    statement: Any = upsert_for(session, TALLY).values(rows)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[TALLY.c.call_month, TALLY.c.standard],

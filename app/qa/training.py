@@ -17,14 +17,12 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.auth.models import Role, Staff
 from app.auth.service import Principal
-from app.db import utcnow
+from app.db import upsert_for, utcnow
 from app.errors import AppError
 from app.history.importer import RowError
 from app.qa import months
@@ -82,8 +80,7 @@ def check(
 
 
 def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(TrainingRecord)
+    return upsert_for(session, TrainingRecord)
 
 
 async def _upsert(session: AsyncSession, rows: Sequence[TrainingRecordCreate], actor: str) -> int:

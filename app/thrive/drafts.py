@@ -16,8 +16,6 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -25,7 +23,7 @@ from app.auth.models import Role
 from app.auth.service import Principal
 from app.calls import service as calls
 from app.calls.repository import involves
-from app.db import utcnow
+from app.db import upsert_for, utcnow
 from app.errors import Conflict, Forbidden
 from app.thrive.models import AssessmentDraft
 from app.thrive.schemas import Element, Grade, RepeatVictimCheck, RiskLevel
@@ -116,8 +114,7 @@ def _form(body: DraftIn) -> dict[str, Any]:
 
 
 def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(AssessmentDraft)
+    return upsert_for(session, AssessmentDraft)
 
 
 async def _row(

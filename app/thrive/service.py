@@ -16,8 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +26,7 @@ from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.pipeline import snapshot_of
 from app.calls.repository import involves
-from app.db import after_commit, utcnow
+from app.db import after_commit, upsert_for, utcnow
 from app.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from app.history import alerts as history_alerts
 from app.history import steps as history
@@ -113,8 +111,7 @@ async def call_for_reader(session: AsyncSession, call_id: int, principal: Princi
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return upsert_for(session, table)
 
 
 async def _state(session: AsyncSession, call_id: int) -> CallThrive:
