@@ -10,13 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import alerts as alerts_api
-from app.api import audit, calls, errors, guard, health, staff, telephony
-from app.api import history as history_api
-from app.api import qa as qa_api
-from app.api import rules as rules_api
-from app.api import thrive as thrive_api
-from app.api import training as training_api
+from app.api import api_router, errors, guard, health
 from app.api import ws as ws_api
 from app.api.limits import BodySizeLimit
 from app.auth import cookie as browser_session
@@ -150,16 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.include_router(health.router)
-    app.include_router(staff.router)
-    app.include_router(audit.router)
-    app.include_router(history_api.router)
     app.include_router(ws_api.router)
-    app.include_router(alerts_api.router)
-    app.include_router(telephony.router)
-    app.include_router(calls.router)
-    app.include_router(thrive_api.router)
-    app.include_router(qa_api.router)
-    app.include_router(training_api.router)
+    app.include_router(api_router)
     install_web(app)  # the browser pages, /web/api and /static (issue 7)
-    app.include_router(rules_api.router)
     return app

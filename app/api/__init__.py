@@ -1,1 +1,20 @@
-"""HTTP and WebSocket routers: thin, one per resource."""
+"""HTTP and WebSocket routers: thin, one per resource.
+
+`api_router` mounts the versioned API under `/api/v1` once; each resource's router names only
+its own part of the path. The health checks and `/ws` stay at the root.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api import alerts, audit, calls, history, qa, rules, staff, telephony, thrive, training
+
+API_PREFIX = "/api/v1"
+
+api_router = APIRouter(prefix=API_PREFIX)
+# Registration order is matching order: keep it as it was when each router carried the prefix.
+for _module in (staff, audit, history, alerts, telephony, calls, thrive, qa, training, rules):
+    api_router.include_router(_module.router)
+
+__all__ = ["API_PREFIX", "api_router"]

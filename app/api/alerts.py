@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from app.api.deps import CurrentStaff, ResourcesDep, SessionDep
 from app.realtime import acks
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
 class AckRead(BaseModel):

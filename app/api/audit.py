@@ -12,7 +12,7 @@ from app.api.deps import AdminStaff, SessionDep
 from app.audit import service as audit
 from app.audit.models import AuditLog
 
-router = APIRouter(prefix="/api/v1", tags=["audit"])
+router = APIRouter(tags=["audit"])
 
 
 class AuditRead(BaseModel):

@@ -19,7 +19,7 @@ from app.calls import service as calls
 from app.calls.models import Call, CallEventRow
 from app.errors import Forbidden
 
-router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
+router = APIRouter(prefix="/calls", tags=["calls"])
 
 Reader = Annotated[
     Principal,

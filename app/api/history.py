@@ -16,7 +16,7 @@ from app.calls.models import Call
 from app.errors import Forbidden, NotFound, Unprocessable
 from app.history import steps
 
-router = APIRouter(prefix="/api/v1/history", tags=["history"])
+router = APIRouter(prefix="/history", tags=["history"])
 
 
 class HouseholdLookup(BaseModel):

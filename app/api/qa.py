@@ -34,7 +34,7 @@ from app.qa.schemas import (
 )
 from app.resources import Resources
 
-router = APIRouter(prefix="/api/v1/qa", tags=["qa"])
+router = APIRouter(prefix="/qa", tags=["qa"])
 
 Staff = Annotated[
     Principal, Depends(require_roles(Role.handler, Role.supervisor, Role.qa, Role.admin))

@@ -8,7 +8,7 @@ from app.api.deps import AdminStaff, CurrentStaff, ResourcesDep
 from app.rules import live
 from app.rules.catalogue import Catalogue, PackInfo, describe
 
-router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
+router = APIRouter(prefix="/rules", tags=["rules"])
 
 
 @router.get("", response_model=Catalogue)

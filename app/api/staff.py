@@ -12,7 +12,7 @@ from app.auth import service as auth
 from app.auth.models import Role, Staff
 from app.realtime import revocation
 
-router = APIRouter(prefix="/api/v1", tags=["staff"])
+router = APIRouter(tags=["staff"])
 
 
 class StaffRead(BaseModel):

@@ -26,7 +26,7 @@ from app.telephony import canonical, cti, signature, twilio
 from app.telephony.events import CallEvent
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/telephony", tags=["telephony"])
+router = APIRouter(prefix="/telephony", tags=["telephony"])
 
 
 class Accepted(BaseModel):

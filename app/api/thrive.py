@@ -31,7 +31,7 @@ from app.thrive.schemas import (
     PromptMarksIn,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["thrive"])
+router = APIRouter(tags=["thrive"])
 
 QaStaff = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.qa, Role.admin))]
 # What a write answers: its model, or (with an Idempotency-Key) the same body as JSON, stored.

@@ -21,7 +21,7 @@ from app.qa.schemas import (
     TrainingSummary,
 )
 
-router = APIRouter(prefix="/api/v1/training", tags=["training"])
+router = APIRouter(prefix="/training", tags=["training"])
 
 Recorders = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.admin))]
 SummaryReaders = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.qa, Role.admin))]
