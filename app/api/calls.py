@@ -17,6 +17,7 @@ from app.auth.service import Principal
 from app.calls import repository
 from app.calls import service as calls
 from app.calls.models import Call, CallEventRow
+from app.calls.repository import CallFilter
 from app.errors import Forbidden
 
 router = APIRouter(prefix="/calls", tags=["calls"])
@@ -131,8 +132,7 @@ async def list_calls(
         if handler is not None and handler != principal.id:
             raise Forbidden("a handler sees only their own calls")
         handler = principal.id
-    rows = await calls.search(
-        session,
+    where = CallFilter(
         active=active,
         handler_id=handler,
         flagged=flagged,
@@ -141,6 +141,7 @@ async def list_calls(
         before_id=before,
         limit=limit,
     )
+    rows = await calls.search(session, where)
     return CallPage(
         items=[CallRead.of(c) for c in rows],
         next_before=rows[-1].id if len(rows) == limit else None,

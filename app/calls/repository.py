@@ -354,30 +354,34 @@ def involves(call: Call, handler_id: str) -> bool:
     return call.handler_id == handler_id or handler_id in (call.handlers or [])
 
 
-async def search(
-    session: AsyncSession,
-    *,
-    active: bool | None = None,
-    handler_id: str | None = None,
-    flagged: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before_id: int | None = None,
-    limit: int = 50,
-) -> Sequence[Call]:
-    query = select(Call).order_by(Call.id.desc()).limit(limit)
-    if active is True:
+@dataclass(frozen=True)
+class CallFilter:
+    """What a list of calls is narrowed to (`None`: not narrowed), newest first, paged with
+    `before_id` (the last id of the previous page)."""
+
+    active: bool | None = None
+    handler_id: str | None = None
+    flagged: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+async def search(session: AsyncSession, where: CallFilter) -> Sequence[Call]:
+    query = select(Call).order_by(Call.id.desc()).limit(where.limit)
+    if where.active is True:
         query = query.where(Call.state != "ended")
-    elif active is False:
+    elif where.active is False:
         query = query.where(Call.state == "ended")
-    if handler_id is not None:
-        query = query.where(_involves(handler_id))
-    if flagged is not None:
-        query = query.where(Call.flagged.is_(flagged))
-    if since is not None:
-        query = query.where(Call.offered_at >= since)
-    if until is not None:
-        query = query.where(Call.offered_at < until)
-    if before_id is not None:
-        query = query.where(Call.id < before_id)
+    if where.handler_id is not None:
+        query = query.where(_involves(where.handler_id))
+    if where.flagged is not None:
+        query = query.where(Call.flagged.is_(where.flagged))
+    if where.since is not None:
+        query = query.where(Call.offered_at >= where.since)
+    if where.until is not None:
+        query = query.where(Call.offered_at < where.until)
+    if where.before_id is not None:
+        query = query.where(Call.id < where.before_id)
     return (await session.scalars(query)).all()

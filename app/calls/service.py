@@ -262,25 +262,6 @@ async def events_of(session: AsyncSession, call_id: int) -> Sequence[CallEventRo
     return await repo.events_of(session, call_id)
 
 
-async def search(
-    session: AsyncSession,
-    *,
-    active: bool | None = None,
-    handler_id: str | None = None,
-    flagged: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before_id: int | None = None,
-    limit: int = 50,
-) -> Sequence[Call]:
-    """Calls, newest first, filtered; page with `before_id` (the last id of the previous page)."""
-    return await repo.search(
-        session,
-        active=active,
-        handler_id=handler_id,
-        flagged=flagged,
-        since=since,
-        until=until,
-        before_id=before_id,
-        limit=limit,
-    )
+async def search(session: AsyncSession, where: repo.CallFilter) -> Sequence[Call]:
+    """Calls, newest first, narrowed by `where`."""
+    return await repo.search(session, where)
