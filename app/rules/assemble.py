@@ -1,0 +1,377 @@
+"""Rule packs checked against each other and indexed into a `RuleSet`, one function per
+pack kind (advice first: it defines the incident types the others refer to). Every problem is
+collected with its file and line; a set with any problem is refused whole."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.rules.cues import PhraseError, compile_lexicon, expand_phrase
+from app.rules.problems import PackLoadError, ParsedPack, Problem
+from app.rules.ruleset import AdviceItem, IncidentType, LoadedPack, Prompt, RuleRef, RuleSet
+from app.rules.schema import (
+    TEMPLATE_FIELDS,
+    AdvicePack,
+    AlertPack,
+    AllCondition,
+    AnyCondition,
+    Condition,
+    CountCondition,
+    CuePack,
+    MarkerCondition,
+    Negation,
+    NotCondition,
+    PromptPack,
+)
+
+IGNORED = "(ignore)"  # owner of an ignored phrase, in the phrase-clash check
+
+
+def build(
+    parsed: list[ParsedPack], *, now: datetime | None = None, max_window_days: int | None = None
+) -> RuleSet:
+    """Check references between packs and index them; raises PackLoadError."""
+    problems: list[Problem] = []
+    ruleset = RuleSet(
+        packs=[LoadedPack(p.pack, p.file, p.origin) for p in parsed],
+        loaded_at=now or datetime.now(UTC),
+    )
+    alerts = [p for p in parsed if isinstance(p.pack, AlertPack)]
+    prompts = [p for p in parsed if isinstance(p.pack, PromptPack)]
+    advice = [p for p in parsed if isinstance(p.pack, AdvicePack)]
+    cues = [p for p in parsed if isinstance(p.pack, CuePack)]
+
+    _advice(ruleset, advice, problems)
+    alert_keys = _alerts(ruleset, alerts, problems, max_window_days)
+    _prompts(ruleset, prompts, problems, alert_keys)
+    cue_input = _cues(cues, problems)
+    if problems:
+        raise PackLoadError(problems)
+    _compile_cues(ruleset, cue_input)
+    return ruleset
+
+
+def _advice(ruleset: RuleSet, packs: list[ParsedPack], problems: list[Problem]) -> None:
+    """The incident-type catalogue and each type's advice; first, as the others refer to it."""
+    for p in packs:
+        assert isinstance(p.pack, AdvicePack)
+        for ti, itype in enumerate(p.pack.incident_types):
+            if itype.id not in ruleset.incident_types:
+                ruleset.incident_types[itype.id] = IncidentType(
+                    id=itype.id, name=itype.name, description=itype.description
+                )
+            items = ruleset.advice.setdefault(itype.id, [])
+            for kind in ("preservation", "prevention"):
+                for ai, item in enumerate(getattr(itype, kind)):
+                    if item.id in ruleset.advice_items:
+                        problems.append(
+                            p.at(
+                                ("incident_types", ti, kind, ai, "id"),
+                                f"advice id {item.id!r} is used twice",
+                            )
+                        )
+                        continue
+                    advice_item = AdviceItem(
+                        id=item.id,
+                        kind=kind,
+                        incident_type=itype.id,
+                        text=item.text,
+                        rule=f"{item.id}@{p.pack.version}",
+                    )
+                    ruleset.advice_items[item.id] = advice_item
+                    items.append(advice_item)
+    for itype_id, items in ruleset.advice.items():
+        # Preservation first: it is the time-critical half (the golden hour).
+        items.sort(key=lambda i: 0 if i.kind == "preservation" else 1)
+        ruleset.advice[itype_id] = items
+
+
+def _alerts(
+    ruleset: RuleSet,
+    packs: list[ParsedPack],
+    problems: list[Problem],
+    max_window_days: int | None,
+) -> set[str]:
+    """The marker catalogue, then the rules; the alert keys (kinds, tags, marker kinds) that
+    prompts may name."""
+    for p in packs:
+        assert isinstance(p.pack, AlertPack)
+        for mi, marker in enumerate(p.pack.markers):
+            if marker.id in ruleset.marker_labels:
+                problems.append(
+                    p.at(("markers", mi, "id"), f"marker {marker.id!r} is defined twice")
+                )
+            ruleset.marker_labels[marker.id] = marker.label
+    rule_ids: set[str] = set()
+    alert_keys: set[str] = set(ruleset.marker_labels)
+    horizon = 0
+    for p in packs:
+        assert isinstance(p.pack, AlertPack)
+        for ri, rule in enumerate(p.pack.rules):
+            here = ("rules", ri)
+            if rule.id in rule_ids:
+                problems.append(p.at((*here, "id"), f"rule id {rule.id!r} is used twice"))
+            rule_ids.add(rule.id)
+            alert_keys.add(rule.alert)
+            alert_keys.update(rule.tags)
+            for condition, cpath in _walk(rule.when, (*here, "when")):
+                if isinstance(condition, MarkerCondition):
+                    for ki, kind in enumerate(condition.kinds):
+                        if kind not in ruleset.marker_labels:
+                            problems.append(
+                                p.at(
+                                    (*cpath, "kinds", ki),
+                                    f"unknown marker kind {kind!r}: add it under markers:",
+                                )
+                            )
+                elif isinstance(condition, CountCondition):
+                    horizon = max(horizon, condition.within_days)
+                    if max_window_days is not None and condition.within_days > max_window_days:
+                        problems.append(
+                            p.at(
+                                (*cpath, "within_days"),
+                                f"looks back {condition.within_days} days but the history "
+                                f"lookup reads {max_window_days} (HISTORY_HORIZON_DAYS): "
+                                "raise that setting or shorten the window",
+                            )
+                        )
+                    for ti, itype_id in enumerate(condition.incident_types):
+                        if itype_id not in ruleset.incident_types:
+                            problems.append(
+                                p.at(
+                                    (*cpath, "incident_types", ti),
+                                    f"unknown incident type {itype_id!r}",
+                                )
+                            )
+            kinds = _leaf_kinds(rule.when)
+            # Any placeholder a leaf of the condition offers; reasons fall back to the built-in
+            # wording for items from leaves that do not offer all of theirs.
+            allowed = frozenset().union(*(TEMPLATE_FIELDS[k] for k in kinds))
+            for key in ("title", "reason"):
+                template = getattr(rule, key)
+                if template is None:
+                    continue
+                issue = _template_problem(template, allowed)
+                if issue:
+                    problems.append(p.at((*here, key), issue))
+            ruleset.alert_rules.append(RuleRef(rule, p.pack.version))
+    ruleset.horizon_days = horizon
+
+    return alert_keys
+
+
+def _prompts(
+    ruleset: RuleSet, packs: list[ParsedPack], problems: list[Problem], alert_keys: set[str]
+) -> None:
+    """The THRIVE+ template's elements, then the prompts on them."""
+    element_ids: dict[str, str] = {}
+    for p in packs:
+        assert isinstance(p.pack, PromptPack)
+        for ei, element in enumerate(p.pack.elements):
+            if element.id in element_ids:
+                problems.append(
+                    p.at(("elements", ei, "id"), f"element {element.id!r} is defined twice")
+                )
+                continue
+            element_ids[element.id] = element.name
+            ruleset.elements.append(element)
+    prompt_ids: set[str] = set()
+    for p in packs:
+        assert isinstance(p.pack, PromptPack)
+        for pi, prompt in enumerate(p.pack.prompts):
+            here = ("prompts", pi)
+            if prompt.id in prompt_ids:
+                problems.append(p.at((*here, "id"), f"prompt id {prompt.id!r} is used twice"))
+            prompt_ids.add(prompt.id)
+            if prompt.element not in element_ids:
+                problems.append(
+                    p.at(
+                        (*here, "element"),
+                        f"unknown element {prompt.element!r} "
+                        f"(known: {', '.join(element_ids) or 'none'})",
+                    )
+                )
+            for ti, itype_id in enumerate(prompt.incident_types):
+                if itype_id not in ruleset.incident_types:
+                    problems.append(
+                        p.at((*here, "incident_types", ti), f"unknown incident type {itype_id!r}")
+                    )
+            for ki, key in enumerate(prompt.alerts):
+                if key not in alert_keys:
+                    problems.append(
+                        p.at(
+                            (*here, "alerts", ki),
+                            f"unknown alert {key!r}: not an alert kind, tag or marker kind "
+                            "of the loaded alert packs",
+                        )
+                    )
+            ruleset.prompts.append(
+                (
+                    Prompt(
+                        id=prompt.id,
+                        element=prompt.element,
+                        element_name=element_ids.get(prompt.element, prompt.element),
+                        text=prompt.text,
+                        reason="general",
+                        rule=f"{prompt.id}@{p.pack.version}",
+                    ),
+                    frozenset(prompt.incident_types),
+                    frozenset(prompt.alerts),
+                )
+            )
+
+
+@dataclass
+class _CueInput:
+    negation: Negation | None
+    ignored: list[str]
+    strands: dict[str, tuple[str, list[tuple[str, str, list[str]]]]]
+    severity: dict[str, tuple[str, str]]  # strand id -> (severity, file)
+
+
+def _cues(packs: list[ParsedPack], problems: list[Problem]) -> _CueInput:
+    """Phrases compile, each phrase belongs to one cue, one negation section."""
+    negation = None
+    negation_from = ""
+    seen_sequences: dict[tuple[str, ...], str] = {}
+    cue_ids: set[str] = set()
+    ignored: list[str] = []
+    strand_input: dict[str, tuple[str, list[tuple[str, str, list[str]]]]] = {}
+    # A strand's severity is said once: a force pack adding cues to a shipped strand may
+    # leave it out (and keep the shipped one) but may not contradict it.
+    strand_severity: dict[str, tuple[str, str]] = {}  # strand id -> (severity, file)
+    for p in packs:
+        assert isinstance(p.pack, CuePack)
+        if p.pack.negation is not None:
+            if negation is not None:
+                problems.append(
+                    p.at(("negation",), f"negation is already defined in {negation_from}")
+                )
+            else:
+                negation, negation_from = p.pack.negation, p.file
+                for key in ("before", "breakers", "after"):
+                    for wi, phrase in enumerate(getattr(negation, key)):
+                        try:
+                            expand_phrase(phrase)
+                        except PhraseError as exc:
+                            problems.append(p.at(("negation", key, wi), str(exc)))
+        for ii, phrase in enumerate(p.pack.ignore):
+            try:
+                sequences = expand_phrase(phrase)
+            except PhraseError as exc:
+                problems.append(p.at(("ignore", ii), str(exc)))
+                continue
+            for seq in sequences:
+                owner = seen_sequences.get(seq)
+                if owner is not None and owner != IGNORED:
+                    problems.append(
+                        p.at(
+                            ("ignore", ii), f"phrase {' '.join(seq)!r} is a phrase of cue {owner!r}"
+                        )
+                    )
+                    break
+                seen_sequences[seq] = IGNORED
+            else:
+                ignored.append(phrase)
+        for si, strand in enumerate(p.pack.strands):
+            entry = strand_input.setdefault(strand.id, (strand.name, []))
+            if strand.severity is not None:
+                said = strand_severity.setdefault(strand.id, (strand.severity, p.file))
+                if said[0] != strand.severity:
+                    problems.append(
+                        p.at(
+                            ("strands", si, "severity"),
+                            f"strand {strand.id!r} has severity {said[0]!r} in {said[1]}; "
+                            "leave it out here or change it there",
+                        )
+                    )
+            for ci, cue in enumerate(strand.cues):
+                if cue.id in cue_ids:
+                    problems.append(
+                        p.at(("strands", si, "cues", ci, "id"), f"cue id {cue.id!r} is used twice")
+                    )
+                    continue
+                cue_ids.add(cue.id)
+                good: list[str] = []
+                for hi, phrase in enumerate(cue.phrases):
+                    where = ("strands", si, "cues", ci, "phrases", hi)
+                    try:
+                        sequences = expand_phrase(phrase)
+                    except PhraseError as exc:
+                        problems.append(p.at(where, str(exc)))
+                        continue
+                    clash = next(
+                        (s for s in sequences if seen_sequences.get(s, cue.id) != cue.id), None
+                    )
+                    if clash is not None:
+                        owner = seen_sequences[clash]
+                        problems.append(
+                            p.at(
+                                where,
+                                f"phrase {' '.join(clash)!r} is already "
+                                + (
+                                    "an ignored phrase"
+                                    if owner == IGNORED
+                                    else f"a phrase of cue {owner!r}"
+                                ),
+                            )
+                        )
+                        continue
+                    for seq in sequences:
+                        seen_sequences[seq] = cue.id
+                    good.append(phrase)
+                entry[1].append((cue.id, p.pack.version, good))
+    return _CueInput(negation, ignored, strand_input, strand_severity)
+
+
+def _compile_cues(ruleset: RuleSet, cues: _CueInput) -> None:
+    negation = cues.negation
+    ruleset.lexicon = compile_lexicon(
+        [(sid, name, cue_list) for sid, (name, cue_list) in cues.strands.items()],
+        ignore=cues.ignored,
+        negate_before=negation.before if negation else (),
+        breakers=negation.breakers if negation else (),
+        window=negation.window if negation else 3,
+        negate_after=negation.after if negation else (),
+        after_window=negation.after_window if negation else 1,
+        severity={sid: severity for sid, (severity, _) in cues.severity.items()},
+    )
+
+
+def _leaf_kinds(condition: Condition) -> list[str]:
+    if isinstance(condition, AllCondition | AnyCondition):
+        return [kind for part in condition.of for kind in _leaf_kinds(part)]
+    if isinstance(condition, NotCondition):
+        return []  # a negated condition justifies nothing, so offers no placeholders
+    return [condition.kind]
+
+
+def _walk(
+    condition: Condition, path: tuple[Any, ...]
+) -> Iterable[tuple[Condition, tuple[Any, ...]]]:
+    yield condition, path
+    if isinstance(condition, AllCondition | AnyCondition):
+        for index, part in enumerate(condition.of):
+            yield from _walk(part, (*path, "of", index))
+    elif isinstance(condition, NotCondition):
+        yield from _walk(condition.condition, (*path, "condition"))
+
+
+def _template_problem(template: str, allowed: frozenset[str]) -> str | None:
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return f"bad template: {exc} (write {{{{ and }}}} for literal braces)"
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            return f"bad placeholder {{{name}}}: only plain {{name}} is allowed"
+        if name not in allowed:
+            offered = ", ".join(sorted(allowed)) or "none"
+            return f"unknown placeholder {{{name}}} (this rule's condition offers: {offered})"
+    return None
