@@ -29,6 +29,7 @@ from app.logs import configure_logging, uvicorn_log_config
 from app.qa import cli as qa_cli
 from app.realtime import revocation
 from app.rules import cli as rules_cli
+from app.rules.errors import RulesError
 
 app = typer.Typer(
     help="Call-taker assist service for police contact centres.", no_args_is_help=True
@@ -69,7 +70,7 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
 
     try:
         return asyncio.run(run())
-    except AppError as exc:
+    except (AppError, RulesError) as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     except (DBAPIError, OSError) as exc:

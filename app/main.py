@@ -9,19 +9,19 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app import __version__
+from app import __version__, live_rules
 from app.api import api_router, errors, guard, health
 from app.api import ws as ws_api
 from app.api.limits import BodySizeLimit
-from app.auth import cookie as browser_session
 from app.cache import create_cache
-from app.calls.grouping import INGEST_KEY, GroupCommit
+from app.calls.grouping import GroupCommit
 from app.calls.pipeline import Pipeline, Step
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.heap import freeze_startup_heap
 from app.history.steps import history_step
 from app.housekeeping import Housekeeping
+from app.live_rules import RulesSync
 from app.logs import mask_phone_numbers
 from app.qa import forms as qa_forms
 from app.realtime import create_broker
@@ -29,7 +29,6 @@ from app.realtime.hub import Hub
 from app.realtime.revocation import CredentialWatch
 from app.realtime.steps import realtime_step
 from app.resources import Resources
-from app.rules import live as rules_live
 from app.web import install as install_web
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         # Rule packs first: an invalid pack refuses the start (file:line: reason logged).
-        rules = rules_live.load_at_start(settings.rules_dir, settings.history_horizon_days)
+        rules = live_rules.load_at_start(settings.rules_dir, settings.history_horizon_days)
         qa_form = qa_forms.load_at_start(settings.rules_dir)  # RULES_DIR/qa/, else shipped
         engine = create_engine(settings)
         cache = create_cache(settings)
@@ -60,46 +59,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "redis": mask_phone_numbers(settings.redis_url or "none"),
             },
         )
+        # Real-time delivery: the broker (in-process, or Redis when REDIS_URL is set), before
+        # the hub of this process's sockets and the pipeline that publishes through it.
+        broker = create_broker(settings)
+        await broker.connect()
         resources = Resources(
             settings=settings,
             engine=engine,
             sessions=create_sessionmaker(engine),
             cache=cache,
+            rules=rules,
+            qa_form=qa_form,
+            broker=broker,
         )
-        resources.extras[rules_live.EXTRAS_KEY] = rules
-        resources.extras[qa_forms.EXTRAS_KEY] = qa_form
         # A reload received by any worker reaches every worker (generation in the cache).
-        rules_sync = rules_live.RulesSync(
-            resources.extras,
+        rules_sync = RulesSync(
+            resources,
             cache,
             settings.rules_dir,
             settings.rules_poll_seconds,
             settings.history_horizon_days,
         )
-        resources.extras[rules_live.SYNC_KEY] = rules_sync
+        resources.rules_sync = rules_sync
         await rules_sync.start()
-        # Real-time delivery: the broker (in-process, or Redis when REDIS_URL is set) and the
-        # hub of this process's sockets, before the pipeline that publishes through them.
-        broker = create_broker(settings)
-        await broker.connect()
         hub = Hub(broker, resources)
-        resources.extras.update(broker=broker, hub=hub)
-        # Browser pages (issue 7): the hub accepts the session cookie after the bearer token.
-        resources.extras.setdefault("principal_lookups", []).append(
-            browser_session.connection_principal
-        )
+        resources.hub = hub
         hub.install_signal_hook()
         # Sockets close when their credential ends (logout, expiry, revocation), on every
         # worker: the hub follows the broker's control channel and re-checks periodically.
         credential_watch = CredentialWatch(hub, resources)
-        resources.extras["credential_watch"] = credential_watch
+        resources.credential_watch = credential_watch
         await credential_watch.start()
         # Processing of accepted call events: inline after each ingest + a sweeper.
         pipeline = Pipeline.from_settings(resources, default_steps())
-        resources.extras["pipeline"] = pipeline
+        resources.pipeline = pipeline
         # The webhooks' single events, grouped into shared transactions under load.
         grouped = GroupCommit(pipeline, max_events=settings.telephony_group_max)
-        resources.extras[INGEST_KEY] = grouped
+        resources.ingest = grouped
         _app.state.resources = resources  # for tests and tools holding the app
         await pipeline.start()
         housekeeping = Housekeeping(resources.sessions, settings)

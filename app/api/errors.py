@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import AppError
 from app.logs import exception_origin
+from app.rules.errors import RulesError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
 
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+    assert isinstance(exc, AppError | RulesError)
     return envelope(exc.status, exc.code, exc.message, exc.details)
 
 
@@ -121,6 +122,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RulesError, _app_error)  # the pure rules' own (same shape)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for kind in _STORE_UNAVAILABLE:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from app.api.deps import ResourcesDep, SessionDep, require_roles
 from app.auth.models import Role
 from app.auth.service import Principal
-from app.qa import charts, export, forms, months, reviews, sampling, training
+from app.qa import charts, export, months, reviews, sampling, training
 from app.qa import report as qa_report
 from app.qa.forms import QaForm
 from app.qa.schemas import (
@@ -47,7 +47,7 @@ MonthQuery = Annotated[str | None, Query(min_length=7, max_length=7, examples=["
 
 
 def _form(resources: Resources) -> QaForm:
-    return forms.current(resources.extras)
+    return resources.qa_form
 
 
 @router.get("/form", response_model=FormRead)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app import live_rules
 from app.api.deps import AdminStaff, CurrentStaff, ResourcesDep
-from app.rules import live
 from app.rules.catalogue import Catalogue, PackInfo, describe
 
 router = APIRouter(prefix="/rules", tags=["rules"])
@@ -14,18 +14,18 @@ router = APIRouter(prefix="/rules", tags=["rules"])
 @router.get("", response_model=Catalogue)
 async def list_rules(_staff: CurrentStaff, resources: ResourcesDep) -> Catalogue:
     """The loaded packs with their rules, prompts, advice and cue strands."""
-    return describe(live.current(resources.extras))
+    return describe(resources.rules)
 
 
 @router.post("/reload", response_model=list[PackInfo])
 async def reload_rules(_admin: AdminStaff, resources: ResourcesDep) -> list[PackInfo]:
     """Re-read the packs. Invalid: 422 `invalid_rule_pack` with file/line/reason, old packs stay."""
-    sync = live.sync_of(resources.extras)
+    sync = resources.rules_sync
     if sync is not None:
         rules = await sync.reload()  # every worker follows within RULES_POLL_SECONDS
     else:
         settings = resources.settings
-        rules = await live.reload(
-            resources.extras, settings.rules_dir, settings.history_horizon_days
+        rules = await live_rules.reload(
+            resources, settings.rules_dir, settings.history_horizon_days
         )
     return describe(rules).packs

@@ -18,8 +18,6 @@ from pydantic import BaseModel
 
 from app.api.deps import IntegrationClient, ResourcesDep, SessionDep
 from app.calls import service as calls
-from app.calls.grouping import INGEST_KEY, GroupCommit
-from app.calls.pipeline import Pipeline
 from app.db import unit_of_work
 from app.resources import Resources
 from app.telephony import canonical, cti, signature, twilio
@@ -36,7 +34,7 @@ class Accepted(BaseModel):
 
 
 async def _accept(resources: Resources, source: str, event: CallEvent, raw: bytes) -> JSONResponse:
-    grouped: GroupCommit | None = resources.extras.get(INGEST_KEY)
+    grouped = resources.ingest
     if grouped is not None:
         # Stored and processed in one transaction (shared with the events that arrived
         # alongside it, under load); published and committed before this answer.
@@ -126,7 +124,7 @@ async def canonical_batch(
     signature.verify(request.headers, raw, settings.telephony_secrets())
     items = canonical.parse_batch(raw, settings.telephony_max_batch)
     valid = [(item.event, item.raw) for item in items if item.event is not None]
-    pipeline: Pipeline | None = resources.extras.get("pipeline")
+    pipeline = resources.pipeline
     if pipeline is not None:
         outcomes = await pipeline.accept_many(session, source=canonical.SOURCE, events=valid)
     else:  # no processing in this process (tools, drills): stored for a sweeper

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from app.api.deps import ResourcesDep, SessionDep, require_roles
 from app.auth.models import Role
 from app.auth.service import Principal
-from app.qa import forms, training
+from app.qa import training
 from app.qa.schemas import (
     PACK_ID_PATTERN,
     STAFF_ID_PATTERN,
@@ -37,7 +37,7 @@ async def record_training(
 ) -> TrainingRecordRead:
     """Record a completion: 201 new, 200 when the same completion was recorded before (its
     expiry updated). 422 `training_record_invalid` lists every problem."""
-    stored, new = await training.record(session, forms.current(resources.extras), body, principal)
+    stored, new = await training.record(session, resources.qa_form, body, principal)
     if not new:
         response.status_code = 200
     return TrainingRecordRead.model_validate(stored)
@@ -65,4 +65,4 @@ async def training_summary(
     on: date | None = None,
 ) -> TrainingSummary:
     """Active handlers trained / expired / untrained per module on day `on` (default today)."""
-    return await training.summary(session, forms.current(resources.extras), on, principal)
+    return await training.summary(session, resources.qa_form, on, principal)

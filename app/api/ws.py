@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
-from app.realtime.hub import Hub
 from app.resources import Resources
 
 router = APIRouter(tags=["realtime"])
@@ -18,5 +17,7 @@ router = APIRouter(tags=["realtime"])
 @router.websocket("/ws")
 async def live(websocket: WebSocket, after: str | None = None) -> None:
     resources: Resources = websocket.state.resources
-    hub: Hub = resources.extras["hub"]
+    hub = resources.hub
+    if hub is None:  # set by the lifespan before anything is served
+        raise RuntimeError("no socket hub in this process")
     await hub.serve(websocket, after)

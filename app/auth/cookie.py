@@ -141,7 +141,7 @@ def same_origin(conn: HTTPConnection) -> bool:
 
 
 async def connection_principal(conn: HTTPConnection, session: AsyncSession) -> Principal | None:
-    """The session-cookie lookup the WebSocket hub tries after the bearer token
-    (registered in `resources.extras["principal_lookups"]`; the hub checks Origin first)."""
+    """The session-cookie lookup the WebSocket hub tries after the bearer token (the hub
+    checks Origin first)."""
     settings: Settings = conn.state.settings
     return await principal_from_cookie(session, settings, conn.cookies)

@@ -33,8 +33,6 @@ from app.telephony.events import CallEvent
 
 log = logging.getLogger(__name__)
 
-INGEST_KEY = "ingest"  # resources.extras: the running service's GroupCommit
-
 
 @dataclass
 class _Waiting:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import utcnow
 from app.history.models import Alert
 from app.resources import Resources
-from app.rules import engine, loader
+from app.rules import engine
 from app.rules.facts import CallerFacts, PlannedAlert
 from app.rules.ruleset import RuleSet
 
@@ -19,12 +19,8 @@ FLAG_FROM = SEVERITY_RANK["medium"]
 
 
 def ruleset(resources: Resources) -> RuleSet:
-    """The loaded rule packs (the lifespan loads them; a tool that built Resources by hand
-    gets the shipped ones, loaded once, then kept)."""
-    rules: RuleSet | None = resources.extras.get("rules")
-    if rules is None:
-        rules = resources.extras["rules"] = loader.load_configured(None)
-    return rules
+    """The rule packs in force (take it once per event: a reload swaps the whole set)."""
+    return resources.rules
 
 
 def horizon_days(resources: Resources) -> int:

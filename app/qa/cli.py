@@ -23,6 +23,7 @@ from app.errors import AppError
 from app.qa import export, forms, sampling, training
 from app.qa import report as qa_report
 from app.qa.schemas import Report, SampleCreate, SampleRead
+from app.rules.errors import RulesError
 
 T = TypeVar("T")
 CLI_ACTOR = "cli"
@@ -59,7 +60,7 @@ def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(run())
-    except AppError as exc:
+    except (AppError, RulesError) as exc:
         typer.echo(f"error: {exc.message}", err=True)
         details = exc.details.get("errors") if isinstance(exc.details, dict) else None
         for line in details or []:

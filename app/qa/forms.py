@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 SHIPPED_FORM = Path(__file__).resolve().parent / "packs" / "qa.yaml"
 FORCE_SUBDIR = "qa"  # RULES_DIR/qa/*.yaml
-EXTRAS_KEY = "qa_form"
 NOT_APPLICABLE = "not_applicable"
 _SUFFIXES = (".yaml", ".yml")
 
@@ -249,13 +248,4 @@ def load_at_start(rules_dir: Path | str | None) -> QaForm:
         log.error("QA form refused, not starting:\n%s", "\n".join(str(p) for p in exc.problems))
         raise
     log.info("QA form loaded", extra={"form": form.ref, "origin": form.origin})
-    return form
-
-
-def current(extras: dict[str, Any]) -> QaForm:
-    """The process's form (the lifespan loads it; tools that built Resources by hand get the
-    shipped one)."""
-    form: QaForm | None = extras.get(EXTRAS_KEY)
-    if form is None:
-        form = extras[EXTRAS_KEY] = parse_file(SHIPPED_FORM, "shipped")
     return form

@@ -1,9 +1,8 @@
 """Who is opening a socket, and may this page open it.
 
-Programs send `Authorization: Bearer <token>`; the browser pages use a session cookie. The
-cookie lookup belongs to the browser issue: it registers an async function
-`(connection, session) -> Principal | None` in `resources.extras["principal_lookups"]`, tried
-after the bearer token. A token in the URL is never accepted (it would end up in logs).
+Programs send `Authorization: Bearer <token>`; the browser pages use a session cookie
+(`app.auth.cookie`), tried after the bearer token. A token in the URL is never accepted (it
+would end up in logs).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from app.auth import cookie
 from app.auth import service as auth
 from app.auth.service import Principal
 from app.config import Settings
@@ -32,10 +32,7 @@ async def bearer_principal(conn: HTTPConnection, session: AsyncSession) -> Princ
 
 async def connection_principal(conn: HTTPConnection, resources: Resources) -> Principal | None:
     """Bearer token first, then whatever lookups other domains registered (session cookie)."""
-    lookups: list[PrincipalLookup] = [
-        bearer_principal,
-        *resources.extras.get("principal_lookups", []),
-    ]
+    lookups: tuple[PrincipalLookup, ...] = (bearer_principal, cookie.connection_principal)
     async with resources.sessions() as session:
         for lookup in lookups:
             principal = await lookup(conn, session)

@@ -25,7 +25,7 @@ AT_DESK = frozenset({"ringing", "answered", "transferred"})
 
 
 def broker_of(resources: Resources) -> Broker:
-    broker: Broker = resources.extras["broker"]
+    broker = resources.broker
     return broker
 
 

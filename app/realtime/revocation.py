@@ -33,7 +33,6 @@ from app.config import Settings
 from app.db import after_commit, unit_of_work
 from app.realtime import create_broker
 from app.realtime.broker import (
-    Broker,
     BrokerUnavailable,
     Subscription,
     cancel_and_wait,
@@ -96,7 +95,7 @@ def announce(session: AsyncSession, resources: Resources, ended: Ended | None) -
     """Queue the control message for `ended` to go out once `session` has committed."""
     if ended is None or not _worth_announcing(ended):
         return
-    broker: Broker = resources.extras["broker"]
+    broker = resources.broker
     body = encode(ended)
 
     async def publish() -> None:

@@ -4,5 +4,6 @@
 - `engine.evaluate(rules, facts)` -> planned alerts
 - `guidance.prompts_for / advice_for / incident_types / advice_item / require_*`
 - `cues.detect_cues(rules.lexicon, text)` -> hidden-vulnerability cues
-- `live`: the running service's packs (`extras["rules"]`), reload and cross-worker sync
+The running service's packs (`resources.rules`), their reload and cross-worker sync are
+`app.live_rules`: outside this package, which imports nothing of ours.
 """

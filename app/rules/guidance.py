@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.errors import Unprocessable
+from app.rules.errors import RulesError
 from app.rules.facts import PlannedAlert
 from app.rules.ruleset import AdviceItem, IncidentType, Prompt, RuleSet
 
 
-class UnknownIncidentType(Unprocessable):
+class UnknownIncidentType(RulesError):
     code = "unknown_incident_type"
 
 
-class UnknownAdviceItem(Unprocessable):
+class UnknownAdviceItem(RulesError):
     code = "unknown_advice_item"
 
 

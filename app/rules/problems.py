@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.errors import Unprocessable
 from app.rules import sourcemap
+from app.rules.errors import RulesError
 from app.rules.ruleset import AnyPack
 
 
@@ -22,7 +22,7 @@ class Problem:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
-class PackLoadError(Unprocessable):
+class PackLoadError(RulesError):
     """The packs are invalid; `problems` lists each with its file and line."""
 
     code = "invalid_rule_pack"

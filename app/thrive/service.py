@@ -32,6 +32,7 @@ from app.history import alerts as history_alerts
 from app.history import steps as history
 from app.realtime import publish
 from app.resources import Resources
+from app.rules.ruleset import RuleSet
 from app.thrive import catalogue
 from app.thrive.models import Assessment, CallCue, CallThrive
 from app.thrive.schemas import (
@@ -166,8 +167,8 @@ def _publish(
     after_commit(session, send)
 
 
-def _rules(resources: Resources) -> Any:
-    return resources.extras["rules"]
+def _rules(resources: Resources) -> RuleSet:
+    return resources.rules
 
 
 def _view(

@@ -25,6 +25,7 @@ from app.auth.service import Principal
 from app.calls.service import CallNotFound
 from app.realtime import revocation
 from app.realtime.envelope import now_iso
+from app.resources import Resources
 from app.thrive.schemas import Element, Grade
 from app.web import screens
 
@@ -198,13 +199,11 @@ async def logout(request: Request, session: SessionDep, resources: ResourcesDep)
 # ---- pages ---------------------------------------------------------------------------------
 
 
-def _catalogue(resources: Any) -> dict[str, Any]:
+def _catalogue(resources: Resources) -> dict[str, Any]:
     """Incident types and THRIVE+ elements for the forms, from the loaded rule packs."""
-    rules = resources.extras.get("rules")
-    incident_types = (
-        [{"id": t.id, "name": t.name} for t in rules.incident_types.values()] if rules else []
-    )
-    names = {e.id: e.name for e in rules.elements} if rules is not None else {}
+    rules = resources.rules
+    incident_types = [{"id": t.id, "name": t.name} for t in rules.incident_types.values()]
+    names = {e.id: e.name for e in rules.elements}
     # The assessment records exactly the fixed elements (a pack names them; extra pack
     # elements carry prompts only).
     elements = [
@@ -213,7 +212,7 @@ def _catalogue(resources: Any) -> dict[str, Any]:
     ]
     labels = {
         "incident_types": {t["id"]: t["name"] for t in incident_types},
-        "markers": dict(rules.marker_labels) if rules is not None else {},
+        "markers": dict(rules.marker_labels),
     }
     return {
         "incident_types": sorted(incident_types, key=lambda t: t["name"]),
@@ -326,12 +325,10 @@ async def board(principal: SupervisorStaff, session: SessionDep) -> JSONResponse
 # Shells: qa.js, qa_report.js and reviews.js read the QA API (/api/v1/qa/*) with the cookie.
 
 
-def _qa_labels(resources: Any) -> dict[str, Any]:
+def _qa_labels(resources: Resources) -> dict[str, Any]:
     """Names for the ids a call's record holds (advice, prompts, incident types, THRIVE+
     elements, markers), from the loaded rule packs: the reviewer reads words, not ids."""
-    rules = resources.extras.get("rules")
-    if rules is None:
-        return {}
+    rules = resources.rules
     return {
         "incident_types": {t.id: t.name for t in rules.incident_types.values()},
         "elements": {e.id: e.name for e in rules.elements},

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.audit.models import AuditLog
 from app.audit.service import record
 from app.auth.models import Role
-from app.calls.grouping import INGEST_KEY, GroupCommit
+from app.calls.grouping import GroupCommit
 from app.calls.models import Call, CallEventRow
 from app.calls.pipeline import StepContext
 from app.config import Settings
@@ -30,7 +30,8 @@ from tests.telephony.support import count_rows, lifecycle, post_signed
 
 
 def grouped_of(app: FastAPI) -> GroupCommit:
-    grouped: GroupCommit = app.state.resources.extras[INGEST_KEY]
+    grouped = app.state.resources.ingest
+    assert isinstance(grouped, GroupCommit)
     return grouped
 
 

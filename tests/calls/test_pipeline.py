@@ -18,13 +18,16 @@ from sqlalchemy import func, select, update
 
 from app.audit.models import AuditLog
 from app.audit.service import record
-from app.calls.grouping import INGEST_KEY
+from app.cache import create_cache
 from app.calls.models import CallEventRow
 from app.calls.pipeline import Pipeline, StepContext
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
+from app.qa import forms as qa_forms
+from app.realtime import create_broker
 from app.resources import Resources
+from app.rules.loader import load_configured
 from tests.support.servers import eventually
 from tests.telephony.support import count_rows, lifecycle, post_signed
 
@@ -52,12 +55,13 @@ async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
 
 def stop_processing(app: FastAPI) -> None:
     """Webhooks store events and leave them for a sweeper (a process that stopped)."""
-    del app.state.resources.extras["pipeline"]
-    del app.state.resources.extras[INGEST_KEY]
+    app.state.resources.pipeline = None
+    app.state.resources.ingest = None
 
 
 def pipeline_of(app: FastAPI) -> Pipeline:
-    pipeline: Pipeline = app.state.resources.extras["pipeline"]
+    pipeline = app.state.resources.pipeline
+    assert isinstance(pipeline, Pipeline)
     return pipeline
 
 
@@ -170,12 +174,20 @@ async def test_concurrent_sweepers_process_each_event_once(settings: Settings) -
     # Two sweepers with their own engines and connection pools, as two workers have.
     pipelines = []
     engines = []
-    from app.cache import create_cache
-
+    rules = load_configured(None)
+    qa_form = qa_forms.parse_file(qa_forms.SHIPPED_FORM, "shipped")
     for _ in range(2):
         eng = create_engine(settings)
         engines.append(eng)
-        resources = Resources(settings, eng, create_sessionmaker(eng), create_cache(settings))
+        resources = Resources(
+            settings,
+            eng,
+            create_sessionmaker(eng),
+            create_cache(settings),
+            rules=rules,
+            qa_form=qa_form,
+            broker=create_broker(settings),
+        )
         pipelines.append(Pipeline(resources, [count_step], lease_seconds=30, batch=7))
 
     async def sweep_all(p: Pipeline) -> None:

@@ -89,7 +89,7 @@ async def test_threshold_changed_in_a_rule_pack_changes_the_outcome(
         )
     _, _, alerts = await ring(app, client, "th-1", NUMBER)
     assert "repeat_victim" in kinds(alerts)
-    app.state.resources.extras["rules"] = loader.load_paths([tmp_path])
+    app.state.resources.rules = loader.load_paths([tmp_path])
     _, _, alerts = await ring(app, client, "th-2", NUMBER)
     assert "repeat_victim" not in kinds(alerts)
     await add_contact(

@@ -34,7 +34,7 @@ async def test_batch_publishes_every_message_in_order_with_context_and_write_bac
     # Phase order, as a platform batching its traffic sends it: both offers, both rings, ...
     batch = [call[phase] for phase in range(4) for call in calls]
     async with running(settings) as (app, http):
-        broker: Broker = app.state.resources.extras["broker"]
+        broker: Broker = app.state.resources.broker
         handler = await broker.subscribe("handler:H77", maxsize=100)
         supervisors = await broker.subscribe("supervisors", maxsize=100)
         published: list[int] = []

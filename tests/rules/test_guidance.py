@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import Unprocessable
 from app.rules.engine import evaluate
+from app.rules.errors import RulesError
 from app.rules.facts import PersonFacts
 from app.rules.guidance import (
     UnknownAdviceItem,
@@ -134,7 +134,7 @@ def test_incident_type_catalogue_and_unknown_types() -> None:
     assert require_incident_type(SHIPPED, "asb").name == "Anti-social behaviour"
     with pytest.raises(UnknownIncidentType) as caught:
         require_incident_type(SHIPPED, "alien_abduction")
-    assert isinstance(caught.value, Unprocessable) and caught.value.status == 422
+    assert isinstance(caught.value, RulesError) and caught.value.status == 422
     assert caught.value.code == "unknown_incident_type"
     assert "burglary" in caught.value.details["known"]
     assert "alien_abduction" not in caught.value.message  # input is not echoed

@@ -72,7 +72,7 @@ async def raise_alerts(app: FastAPI, call_id: int, *alerts: tuple[str, str]) -> 
 
 async def messages(app: FastAPI, channel: str, *types: str) -> list[dict[str, Any]]:
     """Every retained message on `channel` (of `types`, if given), read from the broker."""
-    broker = app.state.resources.extras["broker"]
+    broker = app.state.resources.broker
     found = []
     for delivered in await broker.read_after(channel, (0, 0)):
         message = json.loads(delivered.text)

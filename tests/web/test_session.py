@@ -272,7 +272,9 @@ async def test_an_expired_session_is_refused_then_recorded_as_expired(
     assert (await client.get("/api/v1/me")).status_code == 401
     assert (await session_rows(settings))[0].ended_at is None
     # ... and the workers' periodic pass writes down why and when it ended.
-    await app.state.resources.extras["credential_watch"].recheck()
+    watch = app.state.resources.credential_watch
+    assert watch is not None
+    await watch.recheck()
     [row] = await session_rows(settings)
     assert row.end_reason == "expired" and row.ended_at == row.expires_at
 

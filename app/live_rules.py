@@ -1,8 +1,10 @@
-"""The rule packs a running process uses: loaded in the lifespan, swapped whole on reload.
+"""The rule packs a running process uses: loaded in the lifespan, swapped whole on reload,
+kept in step across workers through the shared cache.
 
-The pure parts of `app.rules` never see this module; it is the glue between them and the
-service (lifespan, admin reload). Readers take `extras["rules"]` once per request or event
-and use that `RuleSet` throughout, so a reload never mixes two versions in one decision.
+Outside `app.rules` on purpose: the pure rules import nothing of ours; this is the glue
+between them and the service (lifespan, admin reload). Readers take `resources.rules` once
+per request or event and use that `RuleSet` throughout, so a reload never mixes two versions
+in one decision.
 """
 
 from __future__ import annotations
@@ -11,17 +13,15 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from app.cache import Cache
 from app.cache.base import CacheUnavailable
+from app.resources import Resources
 from app.rules import loader
 from app.rules.loader import PackLoadError
 from app.rules.ruleset import RuleSet
 
 log = logging.getLogger(__name__)
-
-EXTRAS_KEY = "rules"
 
 
 def load_at_start(rules_dir: Path | None, max_window_days: int | None = None) -> RuleSet:
@@ -35,24 +35,18 @@ def load_at_start(rules_dir: Path | None, max_window_days: int | None = None) ->
     return rules
 
 
-def current(extras: dict[str, Any]) -> RuleSet:
-    rules: RuleSet = extras[EXTRAS_KEY]
-    return rules
-
-
 async def reload(
-    extras: dict[str, Any], rules_dir: Path | None, max_window_days: int | None = None
+    resources: Resources, rules_dir: Path | None, max_window_days: int | None = None
 ) -> RuleSet:
     """Re-read the packs; on any problem raise PackLoadError (422) and keep the old ones."""
     # File reads and compiling the lexicon take milliseconds: keep them off the event loop.
     rules = await asyncio.to_thread(loader.load_configured, rules_dir, max_window_days)
-    extras[EXTRAS_KEY] = rules
+    resources.rules = rules
     log.info("rule packs reloaded", extra={"packs": [p.ref for p in rules.packs]})
     return rules
 
 
 GENERATION_KEY = "rules:generation"
-SYNC_KEY = "rules_sync"
 
 
 class RulesSync:
@@ -66,13 +60,13 @@ class RulesSync:
 
     def __init__(
         self,
-        extras: dict[str, Any],
+        resources: Resources,
         cache: Cache,
         rules_dir: Path | None,
         poll_seconds: float,
         max_window_days: int | None = None,
     ) -> None:
-        self.extras = extras
+        self.resources = resources
         self.max_window_days = max_window_days
         self.cache = cache
         self.rules_dir = rules_dir
@@ -100,7 +94,7 @@ class RulesSync:
 
     async def reload(self) -> RuleSet:
         """Reload here (PackLoadError: nothing changes), then tell the other workers."""
-        rules = await reload(self.extras, self.rules_dir, self.max_window_days)
+        rules = await reload(self.resources, self.rules_dir, self.max_window_days)
         try:
             self.seen = await self.cache.incr(GENERATION_KEY)
         except CacheUnavailable:
@@ -115,7 +109,7 @@ class RulesSync:
                 if generation is None or generation == self.seen:
                     continue
                 self.seen = generation
-                await reload(self.extras, self.rules_dir, self.max_window_days)
+                await reload(self.resources, self.rules_dir, self.max_window_days)
             except PackLoadError as exc:
                 log.error(
                     "rule packs reload refused, keeping the loaded ones:\n%s",
@@ -123,8 +117,3 @@ class RulesSync:
                 )
             except Exception:  # keep watching whatever happens; the next poll retries
                 log.exception("rule packs sync failed")
-
-
-def sync_of(extras: dict[str, Any]) -> RulesSync | None:
-    sync = extras.get(SYNC_KEY)
-    return sync if isinstance(sync, RulesSync) else None
