@@ -22,7 +22,7 @@ from app import serve as serving
 from app.auth import service as auth
 from app.auth.models import Role
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import in_transaction
 from app.errors import AppError
 from app.history import cli as history_cli
 from app.logs import configure_logging, uvicorn_log_config
@@ -60,16 +60,8 @@ def _settings() -> Settings:
 def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one committed transaction; AppErrors become a clean exit 1."""
 
-    async def run() -> T:
-        engine = create_engine(settings)
-        try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(in_transaction(settings, work))
     except (AppError, RulesError) as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +29,7 @@ from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
@@ -168,6 +169,17 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
             raise
         actions = pop_after_commit(session)
     await run_after_commit(actions)
+
+
+async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[_T]]) -> _T:
+    """`work` in one committed transaction on an engine of its own (the command-line tools:
+    no service, no pool to share); the engine is disposed of whatever happens."""
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await work(session)
+    finally:
+        await engine.dispose()
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.models import Role
 from app.auth.service import Principal
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
+from app.db import in_transaction
 from app.errors import AppError
 from app.qa import export, forms, sampling, training
 from app.qa import report as qa_report
@@ -50,16 +50,8 @@ OPERATOR = CommandLine(id=CLI_ACTOR, name="command line", role=Role.qa)
 def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """`work` in one committed transaction; a refusal is printed with its reasons (exit 1)."""
 
-    async def run() -> T:
-        engine = create_engine(settings)
-        try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(in_transaction(settings, work))
     except (AppError, RulesError) as exc:
         typer.echo(f"error: {exc.message}", err=True)
         details = exc.details.get("errors") if isinstance(exc.details, dict) else None
