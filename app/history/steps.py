@@ -33,7 +33,7 @@ from app.rules.facts import CallerFacts, ContactRef
 from app.telephony.events import EventType
 
 if TYPE_CHECKING:  # the pipeline imports this module to register the step
-    from app.calls.pipeline import StepContext
+    from app.calls.step import StepContext
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.models import Role
 from app.auth.service import Principal
 from app.calls.models import Call
-from app.calls.pipeline import snapshot_of
+from app.calls.snapshot import snapshot_of
 from app.history.steps import stored_context
 from app.realtime.publish import AT_DESK, call_view
 

@@ -24,7 +24,7 @@ from app.auth.models import Role
 from app.auth.service import Principal
 from app.calls import service as calls
 from app.calls.models import Call
-from app.calls.pipeline import snapshot_of
+from app.calls.snapshot import snapshot_of
 from app.calls.repository import involves
 from app.db import after_commit, upsert_for, utcnow
 from app.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable

@@ -22,7 +22,7 @@ from app.auth.service import Principal
 from app.calls import repository as call_repository
 from app.calls import service as calls
 from app.calls.models import Call
-from app.calls.pipeline import snapshot_of
+from app.calls.snapshot import snapshot_of
 from app.db import utcnow
 from app.errors import Forbidden
 from app.history import alerts as history_alerts
