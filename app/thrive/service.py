@@ -24,12 +24,12 @@ from app.auth.models import Role
 from app.auth.service import Principal
 from app.calls import service as calls
 from app.calls.models import Call
-from app.calls.snapshot import snapshot_of
 from app.calls.repository import involves
+from app.calls.snapshot import snapshot_of
 from app.db import after_commit, upsert_for, utcnow
 from app.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from app.history import alerts as history_alerts
-from app.history import steps as history
+from app.history.write_back import complete_contact
 from app.realtime import publish
 from app.resources import Resources
 from app.rules.ruleset import RuleSet
@@ -553,7 +553,7 @@ async def submit_assessment(
         # Two submissions raced for the same version number: the other one won.
         raise AssessmentConflict("another version was submitted at the same time; reload") from exc
 
-    await history.complete_contact(
+    await complete_contact(
         session,
         call.id,
         incident_type=incident_type,
