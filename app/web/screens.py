@@ -33,8 +33,8 @@ from app.realtime.publish import AT_DESK, call_view
 from app.resources import Resources
 from app.thrive import drafts
 from app.thrive import service as thrive
+from app.thrive.assessment import AssessmentNotFound, get_assessment
 from app.thrive.models import Assessment, AssessmentDraft, CallThrive
-from app.thrive.service import AssessmentNotFound
 
 # The board lists at most this many calls not ended (newest first): a contact centre's floor.
 BOARD_LIMIT = 500
@@ -82,7 +82,7 @@ async def screen(
         log_consultation(session, context, actor=principal.actor, call_id=call.id)
     thrive_state = await thrive.current(session, resources, call.id, principal)
     try:
-        assessment = await thrive.get_assessment(session, call.id, principal)
+        assessment = await get_assessment(session, call.id, principal)
         latest: dict[str, Any] | None = assessment.model_dump(mode="json", exclude={"history"})
     except AssessmentNotFound:
         latest = None
