@@ -1,4 +1,5 @@
-"""The history step of the call pipeline, and what the realtime and THRIVE+ domains read.
+"""The history step of the call pipeline (what realtime and THRIVE+ read of it is in
+`stored_context`, `consultation` and `write_back`).
 
 On offered/ringing (once per call): look the caller up, plan alerts, store alerts and context
 on the call, flag it, log the consultation, and leave `ctx.facts["context"]` and
