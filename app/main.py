@@ -15,7 +15,8 @@ from app.api import ws as ws_api
 from app.api.limits import BodySizeLimit
 from app.cache import create_cache
 from app.calls.grouping import GroupCommit
-from app.calls.pipeline import Pipeline, Step
+from app.calls.pipeline import Pipeline
+from app.calls.step import Step
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.heap import freeze_startup_heap

@@ -14,7 +14,8 @@ from app.auth.models import Role
 from app.auth.service import Principal
 from app.calls.models import Call
 from app.errors import Forbidden, NotFound, Unprocessable
-from app.history import steps
+from app.history import consultation
+from app.history.stored_context import stored_context
 
 router = APIRouter(prefix="/history", tags=["history"])
 
@@ -58,7 +59,7 @@ async def lookup_households(
     if len(given) != 1:
         raise Unprocessable("give exactly one of household_id, uprn or address")
     await _call_for(session, call_id, staff)
-    households = await steps.lookup_households_for_handler(
+    households = await consultation.lookup_households_for_handler(
         session,
         resources,
         call_id=call_id,
@@ -74,9 +75,9 @@ async def lookup_households(
 async def call_context(staff: CurrentStaff, session: SessionDep, call_id: int) -> CallContextRead:
     """The caller context and alerts built for a call when it was offered."""
     await _call_for(session, call_id, staff)
-    stored = await steps.stored_context(session, call_id)
+    stored = await stored_context(session, call_id)
     if stored is None:
         raise NotFound("no caller context for this call yet", details={"call_id": call_id})
     context, alerts = stored
-    steps.log_consultation(session, context, actor=staff.actor, call_id=call_id)
+    consultation.log_consultation(session, context, actor=staff.actor, call_id=call_id)
     return CallContextRead(call_id=call_id, context=context, alerts=alerts)

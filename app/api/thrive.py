@@ -17,7 +17,7 @@ from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, require_roles
 from app.api.idempotency import IdempotencyDep
 from app.auth.models import Role
 from app.auth.service import STAFF_ID, Principal
-from app.thrive import drafts, export
+from app.thrive import assessment, drafts, export
 from app.thrive import service as thrive
 from app.thrive.drafts import DraftIn, DraftRead
 from app.thrive.schemas import (
@@ -120,7 +120,7 @@ async def get_assessment(
     call_id: int, principal: CurrentStaff, session: SessionDep
 ) -> AssessmentRead:
     """The latest version with every earlier one (`history`, oldest first)."""
-    return await thrive.get_assessment(session, call_id, principal)
+    return await assessment.get_assessment(session, call_id, principal)
 
 
 @router.put("/calls/{call_id}/assessment", response_model=AssessmentRead, status_code=201)
@@ -136,7 +136,7 @@ async def submit_assessment(
     """A new version of the call's THRIVE+ record (earlier ones are kept); completes the
     call's contact record in history. A replay (same Idempotency-Key) adds no version."""
     return await idem.run(
-        201, lambda: thrive.submit_assessment(session, resources, call_id, body, principal)
+        201, lambda: assessment.submit_assessment(session, resources, call_id, body, principal)
     )
 
 
@@ -179,7 +179,7 @@ async def export_assessments(
 ) -> Response:
     """One row per call's latest assessment, for calls in [from, to); audit-logged."""
     lower, upper = export.date_range(start, end)
-    rows = await thrive.export_latest(session, lower, upper, principal)
+    rows = await assessment.export_latest(session, lower, upper, principal)
     return Response(
         export.to_csv(rows),
         media_type="text/csv; charset=utf-8",

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import is_postgres, utcnow
 from app.history import versions
-from app.history.importer import Batch, Collector, PostgresSink, SqliteSink
+from app.history.import_sinks import Batch, Collector, PostgresSink, SqliteSink
 from app.history.models import Contact
 
 

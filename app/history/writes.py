@@ -11,7 +11,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.history import store, versions
+from app.history import store_links, versions
 from app.history.models import Contact, Marker
 
 
@@ -30,11 +30,11 @@ async def invalidate(
     await session.flush()  # the link queries below read through the connection
     persons = {p for p in person_ids if p}
     homes = {h for h in household_ids if h}
-    for linked in (await store.households_of_persons(session, persons)).values():
+    for linked in (await store_links.households_of_persons(session, persons)).values():
         homes.update(linked)
-    for members in (await store.members_of_households(session, homes)).values():
+    for members in (await store_links.members_of_households(session, homes)).values():
         persons.update(members)
-    nums = {n for n in numbers if n} | await store.numbers_of_persons(session, persons)
+    nums = {n for n in numbers if n} | await store_links.numbers_of_persons(session, persons)
     scopes = {versions.number_scope(n) for n in nums} | {versions.household_scope(h) for h in homes}
     await versions.bump(session, scopes)
     return scopes

@@ -24,7 +24,7 @@ from app.auth.models import Role, Staff
 from app.auth.service import Principal
 from app.db import upsert_for, utcnow
 from app.errors import AppError
-from app.history.importer import RowError
+from app.history.csv_fields import RowError
 from app.qa import months
 from app.qa.forms import QaForm
 from app.qa.models import TrainingRecord

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.calls.pipeline import CallSnapshot
+from app.calls.snapshot import CallSnapshot
 from app.realtime.broker import Broker
 from app.realtime.envelope import MESSAGE_TYPES, SUPERVISORS, encode_body, handler_channel
 from app.resources import Resources

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.models import Role
 from app.auth.service import Principal
 from app.calls.models import Call
-from app.calls.pipeline import snapshot_of
-from app.history.steps import stored_context
+from app.calls.snapshot import snapshot_of
+from app.history.stored_context import stored_context
 from app.realtime.publish import AT_DESK, call_view
 
 # A supervisor's resync lists at most this many open calls, newest first.

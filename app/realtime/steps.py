@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.calls.pipeline import StepContext
-from app.history.steps import stored_context
+from app.calls.step import StepContext
+from app.history.stored_context import stored_context
 from app.realtime.envelope import SUPERVISORS, handler_channel
 from app.realtime.publish import broker_of, call_view, encode_message
 from app.resources import Resources

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 
 from app.errors import Unprocessable
+from app.thrive.assessment import ExportRow
 from app.thrive.schemas import Element, Grade
-from app.thrive.service import ExportRow
 from app.thrive.validation import is_below
 
 COLUMNS = [

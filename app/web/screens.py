@@ -22,18 +22,19 @@ from app.auth.service import Principal
 from app.calls import repository as call_repository
 from app.calls import service as calls
 from app.calls.models import Call
-from app.calls.pipeline import snapshot_of
+from app.calls.snapshot import snapshot_of
 from app.db import utcnow
 from app.errors import Forbidden
 from app.history import alerts as history_alerts
-from app.history import steps as history
+from app.history.consultation import log_consultation
 from app.history.models import Alert
+from app.history.stored_context import stored_context
 from app.realtime.publish import AT_DESK, call_view
 from app.resources import Resources
 from app.thrive import drafts
 from app.thrive import service as thrive
+from app.thrive.assessment import AssessmentNotFound, get_assessment
 from app.thrive.models import Assessment, AssessmentDraft, CallThrive
-from app.thrive.service import AssessmentNotFound
 
 # The board lists at most this many calls not ended (newest first): a contact centre's floor.
 BOARD_LIMIT = 500
@@ -74,14 +75,14 @@ async def screen(
     session: AsyncSession, resources: Resources, call: Call, principal: Principal
 ) -> dict[str, Any]:
     """One call as the handler's page draws it (the consultation is audit-logged)."""
-    stored = await history.stored_context(session, call.id)
+    stored = await stored_context(session, call.id)
     context, alerts = stored if stored is not None else (None, [])
     if context is not None:
         # The screen shows a person's and household's records: who looked, when, which.
-        history.log_consultation(session, context, actor=principal.actor, call_id=call.id)
+        log_consultation(session, context, actor=principal.actor, call_id=call.id)
     thrive_state = await thrive.current(session, resources, call.id, principal)
     try:
-        assessment = await thrive.get_assessment(session, call.id, principal)
+        assessment = await get_assessment(session, call.id, principal)
         latest: dict[str, Any] | None = assessment.model_dump(mode="json", exclude={"history"})
     except AssessmentNotFound:
         latest = None

@@ -20,7 +20,7 @@ from app.audit.service import record
 from app.auth.models import Role
 from app.calls.grouping import GroupCommit
 from app.calls.models import Call, CallEventRow
-from app.calls.pipeline import StepContext
+from app.calls.step import StepContext
 from app.config import Settings
 from app.history.models import Contact
 from app.telephony import canonical

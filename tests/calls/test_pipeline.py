@@ -20,7 +20,8 @@ from app.audit.models import AuditLog
 from app.audit.service import record
 from app.cache import create_cache
 from app.calls.models import CallEventRow
-from app.calls.pipeline import Pipeline, StepContext
+from app.calls.pipeline import Pipeline
+from app.calls.step import StepContext
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app.history import steps, writes
+from app.history import stored_context, writes
 from app.history.models import Household, Person, PersonHousehold, Phone
 from tests.telephony.support import event, post_signed
 
@@ -74,7 +74,7 @@ async def ring(
         assert response.status_code == 202, response.text
         service_id = response.json()["call_id"]
     async with app.state.resources.sessions() as session:
-        stored = await steps.stored_context(session, service_id)
+        stored = await stored_context.stored_context(session, service_id)
     context, alerts = stored if stored is not None else ({}, [])
     return service_id, context, alerts
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.audit.models import AuditLog
 from app.calls.models import Call
 from app.history.models import Contact
-from app.history.steps import complete_contact
+from app.history.write_back import complete_contact
 from app.rules import loader
 from tests.history.support import add_contact, add_marker, add_people, days_ago, kinds, ring
 

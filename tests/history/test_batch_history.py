@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from app.audit.models import AuditLog
 from app.calls.models import Call
-from app.history import steps
 from app.history.models import Contact
+from app.history.stored_context import stored_context
 from tests.history.support import add_contact, add_marker, add_people, kinds, ring
 from tests.telephony.support import EVENTS_URL, event, post_signed
 
@@ -83,7 +83,7 @@ async def outcome(app: FastAPI, w: str) -> dict[str, Any]:
     async with app.state.resources.sessions() as session:
         rows = (await session.scalars(select(Call).where(Call.external_id.like(f"{w}-%")))).all()
         for call in rows:
-            context, alerts = await steps.stored_context(session, call.id) or ({}, [])
+            context, alerts = await stored_context(session, call.id) or ({}, [])
             contact = (
                 await session.scalars(select(Contact).where(Contact.call_id == call.id))
             ).one_or_none()

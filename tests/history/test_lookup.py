@@ -16,7 +16,7 @@ from app.auth.models import Role
 from app.cache import MemoryCache, RedisCache
 from app.config import Settings
 from app.db import utcnow
-from app.history import alerts, lookup, store, writes
+from app.history import alerts, lookup, store, store_records, writes
 from app.history.importer import import_dir
 from app.rules.facts import CallerFacts
 from tests.conftest import MakeStaff
@@ -180,7 +180,7 @@ async def test_many_numbers_at_once_give_each_the_summary_it_gets_alone(
     assert len(together[third].number_contacts) == 8
     # A cap of 2 contacts per summary: 2 x 4 rows cannot hold the third number's 8 plus the
     # others', so each summary is read on its own, and each keeps its own newest 2.
-    monkeypatch.setattr(store, "MAX_CONTACTS", 2)
+    monkeypatch.setattr(store_records, "MAX_CONTACTS", 2)
     together, alone = await each_alone_and_together()
     assert together == alone
     assert [c.id for c in together[third].number_contacts] == ["T7", "T6"]

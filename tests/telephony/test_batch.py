@@ -17,7 +17,7 @@ from app.audit.models import AuditLog
 from app.audit.service import record
 from app.calls import repository as repo
 from app.calls.models import Call, CallEventRow
-from app.calls.pipeline import StepContext
+from app.calls.step import StepContext
 from app.config import Settings
 from tests.calls.test_pipeline import fast, pipeline_of, running
 from tests.support.servers import eventually

@@ -1,0 +1,59 @@
+"""Processing after an event is accepted (stored): the steps of ring -> screen.
+
+The telephony issue owns the mechanism (run the steps for each stored event, in order per
+call, retry a failure from the stored event, pick up the unprocessed after a restart). Later
+domains contribute steps, registered in the lifespan in this order:
+
+    history  (on offered/ringing: caller + household context and alerts, stored on the call;
+              on ended: write-back of a contact)
+    realtime (publish call state, alerts and context to handler and supervisor channels)
+
+A step is `async def step(ctx: StepContext) -> None`. It works in `ctx.session` (the
+processing transaction: the webhook request's own, which also stored the event, or the
+sweeper's; committed once every step has run) and queues anything
+that must only happen after that commit (publishing) with `ctx.after_commit(...)`. A step that
+raises rolls the whole event back; the pipeline retries it later. Steps must therefore be
+idempotent for a given stored event.
+
+A transaction may hold many events (a batch webhook request). Each step then runs for all of
+them, in order, before the next step starts; a step that has `prepare(ctxs)` / `finish(ctxs)`
+gets them all before and after, to read ahead once for the whole batch and write once (the
+history step's lookups and inserts), which is what makes a batch cheaper per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calls.snapshot import CallSnapshot
+from app.db import AfterCommit, after_commit
+from app.resources import Resources
+from app.telephony.events import CallEvent
+
+
+@dataclass
+class StepContext:
+    event: CallEvent  # canonical; `event.type` is this event's type
+    event_row_id: int  # the stored event's id
+    call: CallSnapshot  # the call after this event was applied
+    previous_state: str | None  # the call's state before this event (None: new call)
+    session: AsyncSession
+    resources: Resources
+    # Steps may leave facts for later steps (e.g. history leaves "context" and "alerts").
+    facts: dict[str, Any] = field(default_factory=dict)
+    # True when this event's ingest, in this same transaction, merged the call's first event:
+    # no earlier event of the call committed, so nothing was stored for it yet (steps may skip
+    # reading back what they would store). False when unknown (the sweeper).
+    first_event: bool = False
+
+    def after_commit(self, action: AfterCommit) -> None:
+        after_commit(self.session, action)
+
+
+Step = Callable[[StepContext], Awaitable[None]]
+# A step may also have async `prepare(ctxs)` and `finish(ctxs)` (a Sequence[StepContext]: every
+# event of the transaction, in order), called before and after it runs for each of them.

@@ -1,0 +1,213 @@
+"""The records a summary shows, from the store: recent contacts (capped) and markers of a
+number, persons and households, for one summary or many in one query."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.history.models import Contact, Marker
+from app.history.store_links import Links, all_rows
+from app.rules.facts import ContactRef, MarkerRef
+
+# A pathological subject (a switchboard number, a hostel) must not make one lookup read
+# thousands of rows: the most recent contacts are enough for every rule window.
+MAX_CONTACTS = 1000
+
+
+Contacts = tuple[list[ContactRef], dict[str, list[ContactRef]], dict[str, list[ContactRef]]]
+
+
+_CONTACT_COLUMNS = (
+    Contact.id,
+    Contact.occurred_at,
+    Contact.number,
+    Contact.person_id,
+    Contact.household_id,
+    Contact.incident_type,
+    Contact.victim,
+    Contact.domestic_abuse,
+    Contact.outcome,
+    Contact.call_id,
+)
+
+
+async def contacts_for(
+    session: AsyncSession,
+    *,
+    number: str | None,
+    person_ids: list[str],
+    household_ids: list[str],
+    since: datetime,
+) -> Contacts:
+    """Recent contacts of the number, of each person and of each household (newest first).
+
+    One query, an OR of three indexed conditions (a bitmap OR on PostgreSQL), capped so that
+    a switchboard number cannot make one lookup read its whole history."""
+    numbers = [number] if number is not None else []
+    rows = await contact_rows(session, numbers, person_ids, household_ids, since, MAX_CONTACTS)
+    return sort_contacts(rows, number, person_ids, household_ids)
+
+
+async def contact_rows(
+    session: AsyncSession,
+    numbers: list[str],
+    person_ids: list[str],
+    household_ids: list[str],
+    since: datetime,
+    limit: int,
+) -> list[Any]:
+    """Contacts since `since` of any of the numbers, persons or households, newest first."""
+    conditions: list[ColumnElement[bool]] = []
+    if numbers:
+        conditions.append(Contact.number.in_(numbers))
+    if person_ids:
+        conditions.append(Contact.person_id.in_(person_ids))
+    if household_ids:
+        conditions.append(Contact.household_id.in_(household_ids))
+    if not conditions:
+        return []
+    query = (
+        select(*_CONTACT_COLUMNS)
+        .where(or_(*conditions), Contact.occurred_at >= since)
+        .order_by(Contact.occurred_at.desc(), Contact.id)
+        .limit(limit)
+    )
+    return await all_rows(session, query)
+
+
+def sort_contacts(
+    rows: list[Any], number: str | None, person_ids: list[str], household_ids: list[str]
+) -> Contacts:
+    """One summary's contacts from `rows` (newest first): the number's, and each person's and
+    household's, at most MAX_CONTACTS of them in all."""
+    by_number: list[ContactRef] = []
+    by_person: dict[str, list[ContactRef]] = defaultdict(list)
+    by_household: dict[str, list[ContactRef]] = defaultdict(list)
+    persons, households = set(person_ids), set(household_ids)
+    kept = 0
+    for row in rows:
+        if kept >= MAX_CONTACTS:
+            break
+        cid, occurred_at, num, person_id, household_id, incident, victim, da, outcome, call = row
+        mine_number = number is not None and num == number
+        mine_person = person_id is not None and person_id in persons
+        mine_household = household_id is not None and household_id in households
+        if not (mine_number or mine_person or mine_household):
+            continue
+        kept += 1
+        ref = ContactRef(
+            id=cid,
+            occurred_at=occurred_at,
+            incident_type=incident,
+            victim=bool(victim),
+            domestic_abuse=bool(da),
+            person_id=person_id,
+            household_id=household_id,
+            outcome=outcome,
+            call_id=call,
+        )
+        if mine_number:
+            by_number.append(ref)
+        if mine_person:
+            by_person[person_id].append(ref)
+        if mine_household:
+            by_household[household_id].append(ref)
+    return by_number, by_person, by_household
+
+
+async def markers_for(
+    session: AsyncSession, person_ids: list[str], household_ids: list[str]
+) -> tuple[dict[str, list[MarkerRef]], dict[str, list[MarkerRef]]]:
+    """Every marker (active and expired) of the persons and households, newest first."""
+    by_person: dict[str, list[MarkerRef]] = defaultdict(list)
+    by_household: dict[str, list[MarkerRef]] = defaultdict(list)
+    conditions = []
+    if person_ids:
+        conditions.append(and_(Marker.subject_type == "person", Marker.subject_id.in_(person_ids)))
+    if household_ids:
+        conditions.append(
+            and_(Marker.subject_type == "household", Marker.subject_id.in_(household_ids))
+        )
+    if not conditions:
+        return by_person, by_household
+    rows = await all_rows(
+        session,
+        select(
+            Marker.id,
+            Marker.kind,
+            Marker.subject_type,
+            Marker.subject_id,
+            Marker.set_at,
+            Marker.expires_at,
+            Marker.set_by,
+        )
+        .where(or_(*conditions))
+        .order_by(Marker.set_at.desc(), Marker.id),
+    )
+    for marker in rows:
+        ref = MarkerRef(
+            id=marker.id,
+            kind=marker.kind,
+            subject_type="person" if marker.subject_type == "person" else "household",
+            subject_id=marker.subject_id,
+            set_at=marker.set_at,
+            expires_at=marker.expires_at,
+            set_by=marker.set_by,
+        )
+        target = by_person if marker.subject_type == "person" else by_household
+        target[marker.subject_id].append(ref)
+    return by_person, by_household
+
+
+async def contacts_many(
+    session: AsyncSession, links: dict[str, Links], since: datetime
+) -> dict[str, Contacts]:
+    """`contacts_for` of each number's summary, from one query over all of them. Each keeps
+    its newest MAX_CONTACTS; if the one query had to stop short, an older contact could be
+    missing from any of them, so each is then read on its own."""
+    numbers = list(links)
+    persons = sorted({p for link in links.values() for p in link.person_ids})
+    households = sorted({h for link in links.values() for h in link.household_ids})
+    limit = MAX_CONTACTS * len(numbers)
+    rows = await contact_rows(session, numbers, persons, households, since, limit)
+    if len(rows) >= limit:
+        return {
+            n: await contacts_for(
+                session,
+                number=n,
+                person_ids=link.person_ids,
+                household_ids=link.household_ids,
+                since=since,
+            )  # fmt: skip
+            for n, link in links.items()
+        }
+    # Each row to the summaries it belongs to (in order, newest first), in one pass.
+    lookups: dict[tuple[int, str], list[str]] = defaultdict(list)
+    for n, link in links.items():
+        lookups[(0, n)].append(n)
+        for p in link.person_ids:
+            lookups[(1, p)].append(n)
+        for h in link.household_ids:
+            lookups[(2, h)].append(n)
+    mine: dict[str, list[Any]] = {n: [] for n in numbers}
+    for row in rows:
+        _, _, num, person_id, household_id, *_ = row
+        owners = set(lookups.get((0, num), ()))
+        owners.update(lookups.get((1, person_id), ()))
+        owners.update(lookups.get((2, household_id), ()))
+        for n in owners:
+            mine[n].append(row)
+    return {
+        n: sort_contacts(mine[n], n, link.person_ids, link.household_ids)
+        for n, link in links.items()
+    }

@@ -1,0 +1,98 @@
+"""What the history step holds for one processing transaction, and `settle`, which writes it.
+
+The step (app.history.steps) reads ahead into it, the write-back (app.history.write_back) adds
+to it, `settle` flushes it once at the end of the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, insert, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.calls.models import Call
+from app.history import writes
+from app.history.store import Summary
+
+# A call's context and its alerts: dicts once stored; an alert added in this transaction is
+# its row until the history step finishes (its id comes with the flush).
+StoredContext = tuple[dict[str, Any], list[Any]]
+
+
+@dataclass
+class HistoryTx:
+    """What the history step holds for one processing transaction (a batch of events, or one).
+
+    Read ahead for all its events at once (`prepare`), written once at the end (`finish`):
+    contexts, alerts, audit records and contacts are flushed together, and the summaries the
+    new contacts change are invalidated together. The call rows are locked for the whole
+    transaction, so nobody else changes what is held here meanwhile."""
+
+    known: dict[int, StoredContext] = field(default_factory=dict)  # by call id
+    summaries: dict[str, Summary] = field(default_factory=dict)  # read ahead, by number
+    contacts_read: set[int] = field(default_factory=set)  # calls whose contacts were read
+    with_contact: set[int] = field(default_factory=set)  # calls that have their contact
+    contact_ids: set[str] = field(default_factory=set)  # contact ids already taken
+    # Written here and not yet invalidated: a summary that shows any of these is rebuilt
+    # from the store (after a flush) rather than read ahead or from the cache.
+    numbers: set[str] = field(default_factory=set)
+    persons: set[str] = field(default_factory=set)
+    households: set[str] = field(default_factory=set)
+    flag: set[int] = field(default_factory=set)  # calls to flag
+    # Rows to insert with one statement per table (Core: many rows cost a fraction of as
+    # many ORM objects): contexts, consultation records, write-back contacts.
+    rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add_row(self, table: Table, row: dict[str, Any]) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    def shows_pending(self, summary: Summary) -> bool:
+        """Whether a write of this transaction (not yet invalidated) changes `summary`: it
+        shows the number, a person or a household written to."""
+        if not (self.numbers or self.persons or self.households):
+            return False
+        return (
+            summary.number in self.numbers
+            or any(p.id in self.persons for p in summary.persons)
+            or any(h.id in self.households for h in summary.households)
+        )
+
+
+TX_KEY = "history_tx"
+
+
+def tx_of(session: AsyncSession) -> HistoryTx:
+    """The history step's state for the session's current transaction (a new one per
+    transaction: a rolled-back attempt leaves nothing behind)."""
+    tx = session.sync_session.get_transaction()
+    held = session.info.get(TX_KEY)
+    if held is None or held[0] is not tx:
+        held = session.info[TX_KEY] = (tx, HistoryTx())
+    state: HistoryTx = held[1]
+    return state
+
+
+async def settle(session: AsyncSession) -> None:
+    """Flush what the history step added in this transaction, flag its calls and invalidate
+    the summaries its writes change (in the same transaction, as every history write does)."""
+    tx = tx_of(session)
+    if tx.flag:
+        await session.execute(update(Call).where(Call.id.in_(sorted(tx.flag))).values(flagged=True))
+        tx.flag.clear()
+    await write_rows(session, tx)
+    if tx.numbers or tx.persons or tx.households:
+        await writes.invalidate(
+            session, numbers=tx.numbers, person_ids=tx.persons, household_ids=tx.households
+        )
+        tx.numbers, tx.persons, tx.households = set(), set(), set()
+
+
+async def write_rows(session: AsyncSession, tx: HistoryTx) -> None:
+    """Flush the session (alerts) and insert the pending rows, one statement per table."""
+    await session.flush()
+    for table, rows in tx.rows.items():
+        if rows:
+            await session.execute(insert(table), rows)
+    tx.rows.clear()
