@@ -16,6 +16,14 @@ export class ApiError extends Error {
   }
 }
 
+// The field a detail of the service's refusal is about: its own `field`, or a schema
+// error's location past the part of the request ("body.answers.x" -> "answers.x").
+export function fieldOf(detail) {
+  if (detail.field) return String(detail.field);
+  if (Array.isArray(detail.loc)) return detail.loc.slice(1).join(".");
+  return "";
+}
+
 export async function api(method, path, body, headers = {}) {
   const init = {
     method, credentials: "same-origin", headers: { Accept: "application/json", ...headers },

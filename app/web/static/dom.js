@@ -1,5 +1,8 @@
-// Small DOM helpers. Text is always set with textContent, never innerHTML: everything on
-// these screens (names, addresses, narratives) is data, never markup.
+// Small DOM helpers and the words the pages show for times, months and callers. Text is
+// always set with textContent, never innerHTML: everything on these screens (names,
+// addresses, narratives) is data, never markup.
+
+export const $ = (id) => document.getElementById(id);
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -70,6 +73,16 @@ export function duration(fromIso, toIso) {
   return (hours ? hours + ":" : "") + mm + ":" + String(seconds).padStart(2, "0");
 }
 
+// Clocks that run: every second, each element matching `selector` that has a start
+// (data-from) and no end (data-to) shows the time since its start.
+export function runClocks(selector) {
+  window.setInterval(() => {
+    for (const el of document.querySelectorAll(selector)) {
+      if (el.dataset.from && !el.dataset.to) setText(el, duration(el.dataset.from, null));
+    }
+  }, 1000);
+}
+
 export function date(iso) {
   if (!iso) return "";
   const d = new Date(iso);
@@ -79,6 +92,26 @@ export function date(iso) {
 export function time(iso) {
   if (!iso) return "";
   return new Date(iso).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+// "2026-03" -> "Mar 2026" (or "March 2026" with length "long").
+export function monthLabel(month, length = "short") {
+  if (!month) return "";
+  const [year, number] = month.split("-").map(Number);
+  return new Date(Date.UTC(year, number - 1, 1)).toLocaleDateString("en-GB", { month: length, year: "numeric", timeZone: "UTC" });
+}
+
+export function callerOf(call) {
+  const caller = call.caller || {};
+  if (typeof caller === "string") return { number: caller, presentation: call.presentation };
+  return { number: caller.number, presentation: caller.presentation || call.presentation };
+}
+
+// The caller as a call's card, tab or board row names them.
+export function callerText(call) {
+  const { number, presentation } = callerOf(call);
+  if (presentation === "withheld") return "Withheld";
+  return number || "Unavailable";
 }
 
 export function humanise(value) {

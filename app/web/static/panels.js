@@ -2,24 +2,11 @@
 // caller and household, THRIVE+ prompts and advice (ticks go to `tick`), the cues. Each draws
 // one call's screen state (or nothing).
 
+import { alertItem, drawAlert } from "./alerts.js";
 import {
-  bySeverity, date, duration, h, humanise, keyed, replaceChildren, setText, severityBadge, time,
+  $, bySeverity, callerOf, callerText, date, duration, h, humanise, keyed, replaceChildren, setText,
 } from "./dom.js";
-
-const $ = (id) => document.getElementById(id);
-export const ENDED = "ended";
-
-export function callerOf(call) {
-  const caller = call.caller || {};
-  if (typeof caller === "string") return { number: caller, presentation: call.presentation };
-  return { number: caller.number, presentation: caller.presentation || call.presentation };
-}
-
-export function callerText(call) {
-  const { number, presentation } = callerOf(call);
-  if (presentation === "withheld") return "Withheld";
-  return number || "Unavailable";
-}
+import { ENDED } from "./handler_calls.js";
 
 // Redraw a panel only when what it shows changed: a redraw loses the keyboard focus inside it.
 function unchanged(el, ...parts) {
@@ -102,37 +89,16 @@ export function renderAlerts(screen, { names, acknowledge }) {
   empty.textContent = screen && screen.context ? "No alerts for this caller." : "No alerts.";
   const index = evidenceIndex(screen && screen.context);
   const callId = screen ? screen.call.id : null;
-  keyed(list, alerts, (a) => `${callId}:${a.alert_id}`, (a) => {
-    const ack = h("button", { type: "button", class: "ack" }, "Acknowledge");
-    ack.addEventListener("click", () => acknowledge(callId, a.alert_id, ack));
-    return h("li", { class: "alert", "data-alert-id": a.alert_id, "data-kind": a.kind },
-      h("div", { class: "alert-head" }, h("span", { class: "sev-slot" }), h("strong", { class: "alert-title" })),
-      h("ul", { class: "reasons" }),
-      h("div", { class: "evidence-box" }),
-      h("div", { class: "alert-actions" }, ack, h("span", { class: "ack-status", role: "status" })));
-  }, (el, a) => {
-    el.dataset.severity = a.severity;
-    el.className = `alert sev-${a.severity}${a.acknowledged_at ? " acked" : ""}`;
-    replaceChildren(el.querySelector(".sev-slot"), severityBadge(a.severity));
-    setText(el.querySelector(".alert-title"), a.title || humanise(a.kind));
-    replaceChildren(el.querySelector(".reasons"), (a.reasons || []).map((r) => h("li", {}, r)));
-    const evidence = a.evidence || [];
-    replaceChildren(el.querySelector(".evidence-box"), evidence.length ? [
-      h("span", { class: "evidence-label" }, "Evidence (prior contacts and markers):"),
-      h("ul", { class: "evidence" }, evidence.map((id) => evidenceItem(id, index, names))),
-    ] : []);
-    const button = el.querySelector("button.ack");
-    const status = el.querySelector(".ack-status");
-    if (a.acknowledged_at) {
-      button.hidden = true;
-      setText(status, `\u2714 Acknowledged${a.acknowledged_by ? " by " + a.acknowledged_by : ""} at ${time(a.acknowledged_at)}`);
-      el.dataset.acknowledged = "true";
-    } else {
-      button.hidden = false;
-      button.setAttribute("aria-label", `Acknowledge: ${a.title || humanise(a.kind)}`);
-      el.dataset.acknowledged = "false";
-    }
-  });
+  keyed(list, alerts, (a) => `${callId}:${a.alert_id}`,
+    (a) => alertItem((button) => acknowledge(callId, a.alert_id, button), { evidence: true }),
+    (el, a) => {
+      drawAlert(el, a);
+      const evidence = a.evidence || [];
+      replaceChildren(el.querySelector(".evidence-box"), evidence.length ? [
+        h("span", { class: "evidence-label" }, "Evidence (prior contacts and markers):"),
+        h("ul", { class: "evidence" }, evidence.map((id) => evidenceItem(id, index, names))),
+      ] : []);
+    });
 }
 
 function markerList(markers, names) {

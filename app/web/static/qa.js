@@ -4,10 +4,11 @@
 // fieldset of radio buttons, problems are shown beside the standard they are about, and
 // focus goes where the next thing to do is (the problems, then "Next call", then the record).
 
-import { ApiError, api } from "./api.js";
-import { date, duration, h, humanise, replaceChildren, setText, severityBadge, time } from "./dom.js";
+import { ApiError, api, fieldOf } from "./api.js";
+import { $, date, h, humanise, monthLabel, replaceChildren, setText } from "./dom.js";
+import { renderRecord } from "./qa_record.js";
+import { buildForm, collect, resetForm, showProblems } from "./qa_review.js";
 
-const $ = (id) => document.getElementById(id);
 const root = $("qa");
 const labels = JSON.parse($("labels").textContent || "{}");
 
@@ -38,18 +39,8 @@ function writeUrl() {
   window.history.replaceState(null, "", "/qa" + (query ? "?" + query : ""));
 }
 
-function monthLabel(month) {
-  if (!month) return "";
-  const [year, number] = month.split("-").map(Number);
-  return new Date(Date.UTC(year, number - 1, 1)).toLocaleDateString("en-GB", { month: "short", year: "numeric", timeZone: "UTC" });
-}
-
 function shortDate(iso) {
   return iso ? new Date(iso).toLocaleDateString("en-GB", { day: "numeric", month: "short" }) : "";
-}
-
-function when(iso) {
-  return iso ? `${date(iso)} ${time(iso)}` : "\u2014";
 }
 
 // ---- drawing a sample ----------------------------------------------------------------------
@@ -74,12 +65,6 @@ function drawBody() {
 }
 
 const DRAW_FIELDS = { month: "d-month", per_handler: "d-per", seed: "d-seed", queue: "d-queue", min_talk_seconds: "d-talk" };
-
-function fieldOf(detail) {
-  if (detail.field) return String(detail.field);
-  if (Array.isArray(detail.loc)) return detail.loc.slice(1).join(".");
-  return "";
-}
 
 function showDrawError(err) {
   for (const id of Object.values(DRAW_FIELDS)) $(id).removeAttribute("aria-invalid");
@@ -197,198 +182,11 @@ async function pickSample() {
   }
 }
 
-// ---- the call's record ---------------------------------------------------------------------
-
-function facts(pairs) {
-  return h("dl", { class: "facts" }, pairs.filter(Boolean).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-}
-
-function advice(id) {
-  const item = (labels.advice || {})[id];
-  return item ? item.text : humanise(id);
-}
-
-function prompt(id) {
-  const item = (labels.prompts || {})[id];
-  return item ? `${item.element}: ${item.text}` : humanise(id);
-}
-
-function incident(id) {
-  return id ? ((labels.incident_types || {})[id] || humanise(id)) : "Not set";
-}
-
-function section(title, ...content) {
-  return h("section", { class: "record-part" }, h("h3", {}, title), ...content);
-}
-
-function list(items, empty, render) {
-  return items && items.length
-    ? h("ul", { class: "record-list" }, items.map((item) => h("li", {}, render(item))))
-    : h("p", { class: "muted small" }, empty);
-}
-
-function renderRecord(record) {
-  const c = record.call;
-  const caller = c.presentation === "withheld" ? "Withheld" : (c.caller_e164 || "Unavailable");
-  const thrive = record.thrive || {};
-  const a = record.assessment;
-  const parts = [
-    facts([
-      ["Call", String(c.id)],
-      ["Handler", c.handler_id || "\u2014"],
-      c.handlers && c.handlers.length > 1 ? ["Handlers", c.handlers.join(", ")] : null,
-      ["Caller", caller],
-      ["Line / queue", `${c.called || "\u2014"} / ${c.queue || "\u2014"}`],
-      ["Offered", when(c.offered_at)],
-      ["Answered", when(c.answered_at)],
-      ["Ended", `${when(c.ended_at)}${c.end_cause ? ` (${humanise(c.end_cause)})` : ""}`],
-      c.answered_at && c.ended_at ? ["Talk time", duration(c.answered_at, c.ended_at)] : null,
-      ["Flagged", c.flagged ? "\u2691 Yes" : "No"],
-    ]),
-    section("Events", h("ol", { class: "record-list events" }, record.events.map((e) =>
-      h("li", {}, `${time(e.occurred_at)} ${humanise(e.type)}${e.handler_id ? ` (${e.handler_id})` : ""}`)))),
-    section("Alerts", list(record.alerts, "No alerts were raised.", (al) => [
-      severityBadge(al.severity), " ", h("strong", {}, al.title || humanise(al.kind)),
-      al.reasons && al.reasons.length ? h("ul", { class: "reasons" }, al.reasons.map((r) => h("li", {}, r))) : null,
-      h("div", { class: "small" }, al.acknowledged_at
-        ? `\u2714 Acknowledged by ${al.acknowledged_by || "?"} at ${time(al.acknowledged_at)}`
-        : "\u2716 Not acknowledged"),
-    ])),
-    section("THRIVE+ during the call",
-      facts([["Incident type", incident(thrive.incident_type)]]),
-      h("h4", {}, "Prompts answered"),
-      list(thrive.prompts_answered, "None recorded.", prompt),
-      h("h4", {}, "Advice given"),
-      list(thrive.advice_given, "None recorded.", advice)),
-    section("THRIVE+ assessment", a ? [
-      facts([
-        ["Version", `${a.version}, by ${a.submitted_by} at ${when(a.submitted_at)}`],
-        ["Incident type", incident(a.incident_type)],
-        ["Grade", humanise(a.grade) + (a.suggested_grade && a.suggested_grade !== a.grade ? ` (suggested ${humanise(a.suggested_grade)})` : "")],
-        a.grade_reason ? ["Grade reason", a.grade_reason] : null,
-        ["Repeat-victim check", a.repeat_victim_check ? humanise(a.repeat_victim_check) : "Not recorded"],
-        ["Victim", a.victim ? "Yes" : "No"],
-        ["Domestic abuse", a.domestic_abuse ? "Yes" : "No"],
-      ]),
-      h("table", { class: "board elements-table" },
-        h("caption", { class: "sr-only" }, "THRIVE+ elements as assessed"),
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Element"), h("th", { scope: "col" }, "Risk"), h("th", { scope: "col" }, "Notes"))),
-        h("tbody", {}, Object.entries(a.elements || {}).map(([id, el]) => h("tr", {},
-          h("th", { scope: "row" }, (labels.elements || {})[id] || humanise(id)),
-          h("td", {}, humanise((el && el.risk) || "")), h("td", {}, (el && el.text) || "\u2014"))))),
-      h("h4", {}, "Advice given (as assessed)"),
-      list(Object.values(a.advice_given || {}).flat(), "None.", advice),
-    ] : h("p", { class: "muted small" }, "No assessment was submitted for this call.")),
-    section("Narrative", thrive.narrative
-      ? h("p", { class: "narrative" }, thrive.narrative)
-      : h("p", { class: "muted small" }, "No narrative was typed.")),
-    section("Reviews so far", list(record.reviews, "Not reviewed yet.", (r) =>
-      `${r.calibration ? "Calibration review" : "Review"} by ${r.reviewer_id} on ${date(r.reviewed_at)}: `
-      + r.answers.map((x) => `${standardTitle(x.standard)} ${humanise(x.answer).toLowerCase()}`).join("; "))),
-  ];
-  replaceChildren($("record"), parts);
-  setText($("record-h"), `Call record: call ${c.id}`);
-}
+// ---- the call's record and the review ------------------------------------------------------
 
 function standardTitle(id) {
   const s = state.form && state.form.standards.find((x) => x.id === id);
   return s ? s.title : humanise(id);
-}
-
-// ---- the review form -----------------------------------------------------------------------
-
-function buildForm(form) {
-  replaceChildren($("standards"), form.standards.map((s) => {
-    const answers = [...s.answers];
-    if (s.not_applicable_allowed && !answers.includes("not_applicable")) answers.push("not_applicable");
-    return h("fieldset", {
-      class: "standard",
-      id: `std-${s.id}`,
-      "data-standard": s.id,
-      "aria-describedby": `std-${s.id}-guidance std-${s.id}-error`,
-    },
-    h("legend", {}, s.title),
-    h("p", { id: `std-${s.id}-guidance`, class: "guidance small" }, s.guidance),
-    h("div", { class: "answers" }, answers.map((answer) => {
-      const id = `ans-${s.id}-${answer}`;
-      const met = s.met.includes(answer);
-      return h("div", { class: "answer" },
-        h("input", { type: "radio", id, name: `answer-${s.id}`, value: answer }),
-        h("label", { for: id }, humanise(answer), met ? h("span", { class: "met-mark" }, " \u2714 met") : null));
-    })),
-    h("p", { id: `std-${s.id}-error`, class: "field-error" }),
-    h("label", { for: `fb-${s.id}`, class: "small" }, `Feedback to the handler on ${s.title.toLowerCase()} (optional)`),
-    h("textarea", { id: `fb-${s.id}`, rows: 2, maxlength: 4000 }));
-  }));
-}
-
-function clearProblems() {
-  const box = $("review-problems");
-  box.hidden = true;
-  replaceChildren(box);
-  for (const fs of document.querySelectorAll("#standards fieldset")) {
-    fs.classList.remove("invalid");
-    setText(fs.querySelector(".field-error"), "");
-    for (const input of fs.querySelectorAll("input, textarea")) input.removeAttribute("aria-invalid");
-  }
-}
-
-function showProblems(err) {
-  clearProblems();
-  const details = Array.isArray(err.details) ? err.details : [];
-  const general = [];
-  const byStandard = new Map();
-  for (const d of details) {
-    const [kind, standard] = fieldOf(d).split(".");
-    const reason = d.reason || d.msg || "invalid";
-    if ((kind === "answers" || kind === "feedback") && standard && $(`std-${standard}`)) {
-      byStandard.set(standard, [...(byStandard.get(standard) || []), reason]);
-    } else {
-      general.push(reason);
-    }
-  }
-  for (const [standard, reasons] of byStandard) {
-    const fs = $(`std-${standard}`);
-    fs.classList.add("invalid");
-    setText(fs.querySelector(".field-error"), `\u26A0 ${reasons.join("; ")}`);
-    for (const input of fs.querySelectorAll("input[type=radio]")) input.setAttribute("aria-invalid", "true");
-  }
-  const items = [
-    ...general.map((reason) => h("li", {}, reason)),
-    ...[...byStandard].map(([standard, reasons]) => {
-      const link = h("a", { href: `#std-${standard}` }, `${standardTitle(standard)}: ${reasons.join("; ")}`);
-      link.addEventListener("click", (event) => {
-        event.preventDefault();
-        const target = $(`std-${standard}`).querySelector("input:checked") || $(`std-${standard}`).querySelector("input");
-        target.focus();
-      });
-      return h("li", {}, link);
-    }),
-  ];
-  if (!items.length) items.push(h("li", {}, err.explain ? err.explain() : err.message));
-  const box = $("review-problems");
-  replaceChildren(box, h("h3", {}, "The review was not saved"), h("ul", {}, items));
-  box.hidden = false;
-  box.focus();
-}
-
-function resetForm() {
-  $("review").reset();
-  clearProblems();
-}
-
-function collect() {
-  const answers = {};
-  const feedback = {};
-  for (const s of state.form.standards) {
-    const picked = document.querySelector(`input[name="answer-${s.id}"]:checked`);
-    if (picked) answers[s.id] = picked.value;
-    const text = $(`fb-${s.id}`).value.trim();
-    if (text) feedback[s.id] = text;
-  }
-  const body = { call_id: state.callId, answers, feedback };
-  if (state.sample && state.sample.calls.some((c) => c.call_id === state.callId)) body.sample_id = state.sample.id;
-  return body;
 }
 
 async function submitReview(event) {
@@ -399,7 +197,7 @@ async function submitReview(event) {
   setText($("review-status"), "");
   const callId = state.callId;
   try {
-    const review = await api("POST", "/api/v1/qa/reviews", collect());
+    const review = await api("POST", "/api/v1/qa/reviews", collect(state));
     resetForm();
     if (state.sample) showSample(await api("GET", `/api/v1/qa/samples/${state.sample.id}`));
     const status = $("review-status");
@@ -413,7 +211,7 @@ async function submitReview(event) {
     if (next) $("next-call").focus();
     else status.focus();
   } catch (err) {
-    if (err instanceof ApiError) showProblems(err);
+    if (err instanceof ApiError) showProblems(err, standardTitle);
     else setText($("review-status"), `Not saved: ${err.message}`);
   } finally {
     button.disabled = false;
@@ -461,7 +259,7 @@ async function openCall(callId, { focus } = {}) {
     const record = await api("GET", `/api/v1/qa/calls/${callId}`);
     if (state.callId !== callId) return; // another call was opened meanwhile
     state.record = record;
-    renderRecord(record);
+    renderRecord(record, { labels, standardTitle });
     resetForm();
     const mine = record.reviews.some((r) => r.reviewer_id === root.dataset.staff);
     $("review").hidden = mine;

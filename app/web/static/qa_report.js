@@ -4,19 +4,13 @@
 // (?from=YYYY-MM&to=YYYY-MM), so a report is a URL that can be shared or reloaded.
 
 import { ApiError, api } from "./api.js";
-import { h, humanise, replaceChildren, setText } from "./dom.js";
+import { $, h, humanise, monthLabel, replaceChildren, setText } from "./dom.js";
 
-const $ = (id) => document.getElementById(id);
 const page = $("report-page");
 const MONTH = /^\d{4}-\d{2}$/;
 
 function monthOf(d) {
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
-}
-
-function monthLabel(month) {
-  const [year, number] = month.split("-").map(Number);
-  return new Date(Date.UTC(year, number - 1, 1)).toLocaleDateString("en-GB", { month: "short", year: "numeric", timeZone: "UTC" });
 }
 
 function range() {

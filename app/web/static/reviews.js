@@ -3,15 +3,9 @@
 // reviews only.
 
 import { ApiError, api } from "./api.js";
-import { date, h, humanise, replaceChildren, setText } from "./dom.js";
+import { $, date, h, humanise, monthLabel, replaceChildren, setText } from "./dom.js";
 
-const $ = (id) => document.getElementById(id);
 const page = $("reviews-page");
-
-function monthLabel(month) {
-  const [year, number] = month.split("-").map(Number);
-  return new Date(Date.UTC(year, number - 1, 1)).toLocaleDateString("en-GB", { month: "long", year: "numeric", timeZone: "UTC" });
-}
 
 function result(answer) {
   if (!answer.applicable) return h("span", { class: "result na" }, "\u2013 Not applicable");
@@ -23,7 +17,7 @@ function result(answer) {
 function reviewCard(review, titles) {
   const headingId = `review-${review.id}-h`;
   return h("article", { class: "panel review-card", "aria-labelledby": headingId, "data-call-id": review.call_id },
-    h("h2", { id: headingId }, `Call ${review.call_id}, ${monthLabel(review.month)}`),
+    h("h2", { id: headingId }, `Call ${review.call_id}, ${monthLabel(review.month, "long")}`),
     h("p", { class: "small muted" }, `Reviewed on ${date(review.reviewed_at)}`
       + (review.calibration ? " (a second review, for calibration between reviewers)" : "")),
     h("table", { class: "board" },
@@ -45,7 +39,7 @@ async function start() {
     const titles = new Map(form.standards.map((s) => [s.id, s.title]));
     const body = await api("GET", "/api/v1/qa/reviews?limit=200" + (month ? `&month=${encodeURIComponent(month)}` : ""));
     setText($("reviews-count"), body.items.length
-      ? `${body.items.length} review${body.items.length === 1 ? "" : "s"}${month ? ` of calls offered in ${monthLabel(month)}` : ""}.`
+      ? `${body.items.length} review${body.items.length === 1 ? "" : "s"}${month ? ` of calls offered in ${monthLabel(month, "long")}` : ""}.`
       : "No reviews of your calls yet.");
     replaceChildren($("reviews"), body.items.map((r) => reviewCard(r, titles)));
     page.dataset.state = "ready";

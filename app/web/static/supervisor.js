@@ -2,15 +2,16 @@
 // duration and flags; filters; a call's detail with its alerts and acknowledgements; and
 // each handler's current status. Live over the WebSocket (the `supervisors` channel).
 
+import { acknowledge, acknowledgedIn, alertItem, drawAlert, mergeAlert, raisedIn } from "./alerts.js";
 import { api } from "./api.js";
 import {
-  SEVERITY, bySeverity, duration, h, humanise, keyed, replaceChildren, setText, severityBadge, time,
+  $, SEVERITY, bySeverity, callerText, duration, h, humanise, keyed, replaceChildren, runClocks, setText,
+  severityBadge, time,
 } from "./dom.js";
 import { LiveFeed, bindStatus } from "./live.js";
 
-const root = document.getElementById("supervisor");
+const root = $("supervisor");
 const selected = root.dataset.call ? Number(root.dataset.call) : null;
-const $ = (id) => document.getElementById(id);
 
 const calls = new Map(); // id -> { call, alerts: Map }
 let handlers = []; // [{id, name}]
@@ -26,15 +27,7 @@ function entry(id) {
 }
 
 function applyAlert(callId, alert) {
-  const item = entry(callId);
-  const id = String(alert.alert_id ?? alert.id);
-  const previous = item.alerts.get(id) || {};
-  const merged = { ...previous, ...alert, alert_id: id };
-  if (previous.acknowledged_at && !alert.acknowledged_at) {
-    merged.acknowledged_at = previous.acknowledged_at;
-    merged.acknowledged_by = previous.acknowledged_by;
-  }
-  item.alerts.set(id, merged);
+  mergeAlert(entry(callId).alerts, alert);
 }
 
 function applyCall(id, view, alerts) {
@@ -61,9 +54,9 @@ function onMessage(message) {
     const state = message.type.slice(5);
     applyCall(callId, { ...(data.call || {}), state: (data.call && data.call.state) || state }, data.alerts);
   } else if (message.type === "alert.raised") {
-    (Array.isArray(data.alerts) ? data.alerts : [data.alert || data]).forEach((a) => applyAlert(callId, a));
+    raisedIn(data).forEach((a) => applyAlert(callId, a));
   } else if (message.type === "alert.acknowledged") {
-    applyAlert(callId, data.alert || data);
+    applyAlert(callId, acknowledgedIn(data));
   } else {
     return;
   }
@@ -95,12 +88,6 @@ async function snapshot() {
   }
   render();
   return body.as_of;
-}
-
-function callerLabel(call) {
-  const caller = call.caller || {};
-  if (caller.presentation === "withheld") return "Withheld";
-  return caller.number || "Unavailable";
 }
 
 function topSeverity(item) {
@@ -177,16 +164,11 @@ function renderBoard() {
   });
 }
 
-async function acknowledge(alertId, button) {
-  button.disabled = true;
-  try {
-    const body = await api("POST", `/api/v1/alerts/${alertId}/ack`);
-    if (body && selected) applyAlert(selected, body);
-    render();
-  } catch (err) {
-    button.disabled = false;
-    button.parentElement.querySelector(".ack-status").textContent = `Could not acknowledge: ${err.message}`;
-  }
+async function acknowledgeAlert(alertId, button) {
+  const alert = await acknowledge(alertId, button);
+  if (!alert) return;
+  if (selected) applyAlert(selected, alert);
+  render();
 }
 
 function renderDetail() {
@@ -199,31 +181,16 @@ function renderDetail() {
       h("dt", {}, "Call"), h("dd", {}, String(call.id)),
       h("dt", {}, "State"), h("dd", { id: "detail-state" }, humanise(call.state)),
       h("dt", {}, "Handler"), h("dd", {}, call.handler_id || "\u2014"),
-      h("dt", {}, "Caller"), h("dd", {}, callerLabel(call)),
+      h("dt", {}, "Caller"), h("dd", {}, callerText(call)),
       h("dt", {}, "Line"), h("dd", {}, call.called || "\u2014"),
       h("dt", {}, "Queue"), h("dd", {}, call.queue || "\u2014"),
       h("dt", {}, "Offered"), h("dd", {}, time(call.offered_at)),
       call.answered_at ? [h("dt", {}, "Answered"), h("dd", {}, time(call.answered_at))] : null,
       call.ended_at ? [h("dt", {}, "Ended"), h("dd", {}, time(call.ended_at))] : null));
   const alerts = [...item.alerts.values()].sort(bySeverity);
-  keyed($("detail-alerts"), alerts, (a) => a.alert_id, (a) => {
-    const ack = h("button", { type: "button", class: "ack" }, "Acknowledge");
-    ack.addEventListener("click", () => acknowledge(a.alert_id, ack));
-    return h("li", { class: "alert", "data-alert-id": a.alert_id },
-      h("div", { class: "alert-head" }, h("span", { class: "sev-slot" }), h("strong", { class: "alert-title" })),
-      h("ul", { class: "reasons" }),
-      h("div", { class: "alert-actions" }, ack, h("span", { class: "ack-status", role: "status" })));
-  }, (el, a) => {
-    el.className = `alert sev-${a.severity}${a.acknowledged_at ? " acked" : ""}`;
-    el.dataset.acknowledged = a.acknowledged_at ? "true" : "false";
-    replaceChildren(el.querySelector(".sev-slot"), severityBadge(a.severity));
-    setText(el.querySelector(".alert-title"), a.title || humanise(a.kind));
-    replaceChildren(el.querySelector(".reasons"), (a.reasons || []).map((r) => h("li", {}, r)));
-    el.querySelector("button.ack").hidden = Boolean(a.acknowledged_at);
-    setText(el.querySelector(".ack-status"), a.acknowledged_at
-      ? `\u2714 Acknowledged by ${a.acknowledged_by || "?"} at ${time(a.acknowledged_at)}`
-      : "\u2716 Not acknowledged yet");
-  });
+  keyed($("detail-alerts"), alerts, (a) => a.alert_id,
+    (a) => alertItem((button) => acknowledgeAlert(a.alert_id, button)),
+    (el, a) => drawAlert(el, a, { waiting: "\u2716 Not acknowledged yet" }));
 }
 
 function renderHandlers() {
@@ -251,12 +218,8 @@ function renderHandlers() {
 for (const id of ["f-flagged", "f-handler", "f-line"]) $(id).addEventListener("change", render);
 $("filters").addEventListener("submit", (event) => event.preventDefault());
 
-window.setInterval(() => {
-  for (const cell of document.querySelectorAll("#board-rows .duration")) {
-    if (cell.dataset.from) setText(cell, duration(cell.dataset.from, null));
-  }
-}, 1000);
+runClocks("#board-rows .duration");
 
-const feed = new LiveFeed({ onMessage, snapshot, onStatus: bindStatus($("conn"), document.getElementById("main")) });
+const feed = new LiveFeed({ onMessage, snapshot, onStatus: bindStatus($("conn"), $("main")) });
 window.firstcontactFeed = feed;
 feed.start();
