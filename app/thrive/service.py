@@ -29,6 +29,7 @@ from app.calls.repository import involves
 from app.db import after_commit, upsert_for, utcnow
 from app.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from app.history import alerts as history_alerts
+from app.history import rerun
 from app.history import steps as history
 from app.realtime import publish
 from app.resources import Resources
@@ -241,6 +242,7 @@ async def set_incident_type(
     state.incident_type = incident_type
     state.incident_type_set_at = state.updated_at = utcnow()
     await session.flush()
+    await _late_alerts(session, resources, call, incident_type, principal)
     alerts = await _alerts(session, call.id)
     view = _view(resources, call.id, state, alerts, await _cues(session, call.id))
     _publish(
@@ -263,6 +265,28 @@ async def set_incident_type(
     )
     log.info("incident type set", extra={"call": call.id, "incident_type": incident_type})
     return view
+
+
+async def _late_alerts(
+    session: AsyncSession,
+    resources: Resources,
+    call: Call,
+    incident_type: str,
+    principal: Principal,
+) -> None:
+    """Run the alert rules again now that the call's incident type is known (a DA call within
+    12 months of a MARAC referral) and push the alerts it newly raises."""
+    raised = await rerun.rerun_alerts(
+        session, resources, call, incident_type=incident_type, actor=principal.actor
+    )
+    if raised:
+        _publish(
+            session,
+            resources,
+            call,
+            "alert.raised",
+            {"alerts": [history_alerts.as_dict(a) for a in raised]},
+        )
 
 
 async def add_narrative(
@@ -471,12 +495,15 @@ async def submit_assessment(
     call's contact record (history write-back) so the next lookup counts it."""
     call = await call_for_writer(session, call_id, principal)
     rules = _rules(resources)
-    alerts = await _alerts(session, call.id)
     state = await session.get(CallThrive, call.id)
     incident_type = body.incident_type or (state.incident_type if state is not None else None)
     if incident_type is not None:
         # A type the packs do not know is a bad value, refused alone (as a bad grade is).
         catalogue.require_incident_type(rules, incident_type)
+        if state is None or state.incident_type != incident_type:
+            # Not set during the call (or changed here): the rules have not seen it yet.
+            await _late_alerts(session, resources, call, incident_type, principal)
+    alerts = await _alerts(session, call.id)
     advice_kinds = (
         {a.id: a.kind for a in catalogue.advice(rules, incident_type)} if incident_type else {}
     )
