@@ -402,6 +402,77 @@ strands: []
         4,
         ["negation is already defined"],
     ),
+    # -- issue 13: escalations, this_call, categories --
+    (
+        "an escalation that tests nothing",
+        ALERTS_HEAD
+        + """\
+  - id: r1
+    alert: x
+    severity: low
+    title: t
+    when: {kind: presentation, any_of: [withheld]}
+    escalate:
+      - {severity: high}
+""",
+        13,
+        ["score_at_least or when"],
+    ),
+    (
+        "a score to reach with no half-life to make one",
+        ALERTS_HEAD
+        + """\
+  - id: r1
+    alert: x
+    severity: low
+    title: t
+    when: {kind: count, fact: contacts, per: [number], within_days: 3, value: 1}
+    escalate:
+      - {severity: high, score_at_least: 1}
+""",
+        13,
+        ["half_life_days"],
+    ),
+    (
+        "this_call naming nothing",
+        ALERTS_HEAD
+        + """\
+  - id: r1
+    alert: x
+    severity: low
+    title: t
+    when: {kind: this_call}
+""",
+        11,
+        ["incident_types or qualifiers"],
+    ),
+    (
+        "this_call naming an unknown incident type",
+        ALERTS_HEAD
+        + """\
+  - id: r1
+    alert: x
+    severity: low
+    title: t
+    when: {kind: this_call, incident_types: [burglery]}
+""",
+        11,
+        ["unknown incident type", "burglery"],
+    ),
+    (
+        "an unknown category",
+        ALERTS_HEAD
+        + """\
+  - id: r1
+    alert: x
+    severity: low
+    title: "{score}"
+    when: {kind: count, fact: contacts, per: [number], within_days: 3, value: 1,
+           categories: [crimes]}
+""",
+        12,
+        ["unknown value", "'crime', 'asb', 'other' or 'unknown'"],
+    ),
 ]
 
 
