@@ -190,7 +190,7 @@ async def prepare_call(
     if stored is not None:
         tx.known[call_id] = stored
         return stored
-    facts = _without_call(await caller_facts_for(session, resources, number, presentation), call_id)
+    facts = without_call(await caller_facts_for(session, resources, number, presentation), call_id)
     planned = alert_store.plan(resources, facts)
     context = build_context(facts)
     tx.add_row(CONTEXT, {"call_id": call_id, "context": context, "looked_up_at": facts.now})
@@ -213,7 +213,7 @@ async def prepare_call(
     return built
 
 
-def _without_call(facts: CallerFacts, call_id: int) -> CallerFacts:
+def without_call(facts: CallerFacts, call_id: int) -> CallerFacts:
     """Drop this call's own write-back contact (an `ended` processed before `offered`): a call
     is not its own prior contact."""
 

@@ -43,6 +43,9 @@ class StandardSpec(Strict):
     met: list[Id] = Field(min_length=1)
     # May the reviewer answer `not_applicable` (the call leaves this standard's denominator)?
     not_applicable: bool = False
+    # The standard applies to every call whose assessment records a victim: `not_applicable`
+    # is refused for those (the repeat-victim check is measured on every call with a victim).
+    applies_with_victim: bool = False
     training_module: Id | None = None
 
 
@@ -73,6 +76,7 @@ class Standard:
     met: frozenset[str]
     not_applicable_allowed: bool
     training_module: str | None
+    applies_with_victim: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,7 @@ def parse_file(path: Path, origin: Literal["shipped", "force"] = "force") -> QaF
                 met=frozenset(spec.met),
                 not_applicable_allowed=spec.not_applicable,
                 training_module=spec.training_module,
+                applies_with_victim=spec.applies_with_victim,
             )
         )
     if pack.practice is not None and pack.practice.standard not in seen:

@@ -104,6 +104,35 @@ def check_answers(
     return problems
 
 
+def check_victim_answers(
+    form: QaForm, answers: Mapping[str, str], has_victim: bool
+) -> list[Problem]:
+    """Pure: `not_applicable` for a standard that applies to every call with a victim, on a
+    call whose assessment records one."""
+    if not has_victim:
+        return []
+    return [
+        Problem(
+            f"answers.{s.id}",
+            f"{s.id}: the call's assessment records a victim, so this standard applies "
+            "(answer it, not not_applicable)",
+        )
+        for s in form.standards
+        if s.applies_with_victim and answers.get(s.id) == NOT_APPLICABLE
+    ]
+
+
+async def _has_victim(session: AsyncSession, call_id: int) -> bool:
+    """Whether the call's latest assessment records a victim (no assessment: no)."""
+    victim = await session.scalar(
+        select(Assessment.victim)
+        .where(Assessment.call_id == call_id)
+        .order_by(Assessment.version.desc())
+        .limit(1)
+    )
+    return bool(victim)
+
+
 async def _call_problems(session: AsyncSession, call: Call, sample_id: int | None) -> list[Problem]:
     problems: list[Problem] = []
     if call.ended_at is None:
@@ -133,6 +162,7 @@ async def create_review(
     problems = check_answers(form, body.answers, body.feedback)
     call = await calls.get_call(session, body.call_id)
     problems += await _call_problems(session, call, body.sample_id)
+    problems += check_victim_answers(form, body.answers, await _has_victim(session, call.id))
     if problems:
         raise ReviewInvalid(
             "the review cannot be stored: " + "; ".join(p.reason for p in problems),

@@ -26,6 +26,7 @@ from app.rules.schema import (
     Negation,
     NotCondition,
     PromptPack,
+    ThisCallCondition,
 )
 
 IGNORED = "(ignore)"  # owner of an ignored phrase, in the phrase-clash check
@@ -62,7 +63,10 @@ def _advice(ruleset: RuleSet, packs: list[ParsedPack], problems: list[Problem]) 
         for ti, itype in enumerate(p.pack.incident_types):
             if itype.id not in ruleset.incident_types:
                 ruleset.incident_types[itype.id] = IncidentType(
-                    id=itype.id, name=itype.name, description=itype.description
+                    id=itype.id,
+                    name=itype.name,
+                    description=itype.description,
+                    category=itype.category,
                 )
             items = ruleset.advice.setdefault(itype.id, [])
             for kind in ("preservation", "prevention"):
@@ -118,7 +122,21 @@ def _alerts(
             rule_ids.add(rule.id)
             alert_keys.add(rule.alert)
             alert_keys.update(rule.tags)
-            for condition, cpath in _walk(rule.when, (*here, "when")):
+            conditions = list(_walk(rule.when, (*here, "when")))
+            for ei, escalation in enumerate(rule.escalate):
+                if escalation.when is not None:
+                    conditions.extend(_walk(escalation.when, (*here, "escalate", ei, "when")))
+                if escalation.score_at_least is not None and not any(
+                    isinstance(c, CountCondition) and c.half_life_days is not None
+                    for c, _ in _walk(rule.when, ())
+                ):
+                    problems.append(
+                        p.at(
+                            (*here, "escalate", ei, "score_at_least"),
+                            "no score to compare: give the rule's count condition half_life_days",
+                        )
+                    )
+            for condition, cpath in conditions:
                 if isinstance(condition, MarkerCondition):
                     for ki, kind in enumerate(condition.kinds):
                         if kind not in ruleset.marker_labels:
@@ -139,6 +157,15 @@ def _alerts(
                                 "raise that setting or shorten the window",
                             )
                         )
+                    for ti, itype_id in enumerate(condition.incident_types):
+                        if itype_id not in ruleset.incident_types:
+                            problems.append(
+                                p.at(
+                                    (*cpath, "incident_types", ti),
+                                    f"unknown incident type {itype_id!r}",
+                                )
+                            )
+                elif isinstance(condition, ThisCallCondition):
                     for ti, itype_id in enumerate(condition.incident_types):
                         if itype_id not in ruleset.incident_types:
                             problems.append(

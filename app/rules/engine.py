@@ -25,6 +25,7 @@ from app.rules.schema import (
     MarkerCondition,
     NotCondition,
     PresentationCondition,
+    ThisCallCondition,
 )
 
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
@@ -64,7 +65,7 @@ def evaluate(packs: RuleSet, facts: CallerFacts) -> list[PlannedAlert]:
         items = ctx.holds(ref.rule.when)
         if items is None:
             continue
-        alert = _plan(ref, items)
+        alert = _escalate(ref, _plan(ref, items), items, ctx)
         alerts.append((_SEVERITY_ORDER[alert.severity], order, alert))
     alerts.sort(key=lambda entry: (entry[0], entry[1]))
     return [alert for _, _, alert in alerts]
@@ -96,6 +97,8 @@ class _Context:
                     )
                 ]
             return None
+        if isinstance(condition, ThisCallCondition):
+            return self._this_call(condition)
         if isinstance(condition, AllCondition):
             collected: list[Item] = []
             for part in condition.of:
@@ -119,7 +122,10 @@ class _Context:
     def _subjects(self, per: Sequence[str]) -> Iterable[tuple[str, Sequence[ContactRef]]]:
         facts = self.facts
         for scope in per:
-            if scope == "number":
+            if scope == "number" or (
+                scope == "number_if_no_person"
+                and not any(p.relationship == "caller" for p in facts.persons)
+            ):
                 if facts.number is not None:
                     yield "this number", facts.number_contacts
             elif scope == "person":
@@ -130,9 +136,16 @@ class _Context:
                 for household in facts.households:
                     yield f"household {household.id}", household.contacts
 
+    def _category(self, contact: ContactRef) -> str:
+        """crime, asb or other, from the incident-type catalogue; unknown without one."""
+        itype = self.packs.incident_types.get(contact.incident_type or "")
+        return itype.category if itype is not None and itype.category else "unknown"
+
     def _count(self, condition: CountCondition) -> list[Item] | None:
-        since = self.facts.now - timedelta(days=condition.within_days)
+        now = self.facts.now
+        since = now - timedelta(days=condition.within_days)
         types = frozenset(condition.incident_types)
+        categories = frozenset(condition.categories)
         compare = _COMPARE[condition.op]
         items = []
         for subject, contacts in self._subjects(condition.per):
@@ -143,29 +156,58 @@ class _Context:
                 and (condition.fact != "victim_contacts" or c.victim)
                 and (condition.fact != "da_contacts" or c.domestic_abuse)
                 and (not types or c.incident_type in types)
+                and (not categories or self._category(c) in categories)
             ]
             if not compare(len(chosen), condition.value):
                 continue
             chosen.sort(key=lambda c: c.occurred_at, reverse=True)
             words = _FACT_WORDS[condition.fact]
-            items.append(
-                Item(
-                    "count",
-                    {
-                        "subject": subject,
-                        "count": len(chosen),
-                        "threshold": condition.value,
-                        "within_days": condition.within_days,
-                        "fact": words,
-                    },
-                    evidence=[c.id for c in chosen],
-                    default_reason=(
-                        f"{len(chosen)} {words} in the last {condition.within_days} days "
-                        f"for {subject} (threshold {condition.op} {condition.value})"
-                    ),
+            values: dict[str, Any] = {
+                "subject": subject,
+                "count": len(chosen),
+                "count_with_this": len(chosen) + 1,
+                "threshold": condition.value,
+                "within_days": condition.within_days,
+                "fact": words,
+            }
+            reason = (
+                f"{len(chosen)} {words} in the last {condition.within_days} days "
+                f"for {subject} (threshold {condition.op} {condition.value})"
+            )
+            if chosen:
+                values["last_days_ago"] = _days(now - chosen[0].occurred_at)
+            if condition.half_life_days is not None:
+                score = recency_score(
+                    [now - c.occurred_at for c in chosen], condition.half_life_days
                 )
+                values["score"] = f"{score:.1f}"
+                values["score_value"] = score
+                reason += (
+                    f"; recency score {score:.1f} (each incident counts 1 today, half as much "
+                    f"after {_days(timedelta(days=condition.half_life_days))} days)"
+                )
+            items.append(
+                Item("count", values, evidence=[c.id for c in chosen], default_reason=reason)
             )
         return items or None
+
+    # ---- this call ------------------------------------------------------------------
+
+    def _this_call(self, condition: ThisCallCondition) -> list[Item] | None:
+        call = self.facts.call
+        itype = call.incident_type
+        if itype is not None and itype in condition.incident_types:
+            known = self.packs.incident_types.get(itype)
+            name = known.name if known is not None else itype.replace("_", " ")
+            words = name[:1].lower() + name[1:]
+            return [Item("this_call", {"call_is": words}, default_reason=f"this call is {words}")]
+        for qualifier in call.qualifiers:
+            if qualifier in condition.qualifiers:
+                words = qualifier.replace("_", " ")
+                return [
+                    Item("this_call", {"call_is": words}, default_reason=f"this call is {words}")
+                ]
+        return None
 
     # ---- markers --------------------------------------------------------------------
 
@@ -197,7 +239,14 @@ class _Context:
             for marker in markers:
                 if kinds and marker.kind not in kinds:
                     continue
-                if not marker.active_at(facts.now):
+                if condition.set_within_days is None:
+                    if not marker.active_at(facts.now):
+                        continue
+                elif not (
+                    facts.now - timedelta(days=condition.set_within_days)
+                    <= marker.set_at
+                    <= facts.now
+                ):
                     continue
                 label = self.packs.marker_labels.get(marker.kind, marker.kind)
                 items.append(
@@ -215,6 +264,54 @@ class _Context:
                     )
                 )
         return items or None
+
+
+def recency_score(ages: Iterable[timedelta], half_life_days: float) -> float:
+    """Sum of 0.5 ** (age / half-life) over the incidents' ages: one today weighs 1."""
+    half_life = half_life_days * 86_400
+    return float(sum(0.5 ** (max(age.total_seconds(), 0.0) / half_life) for age in ages))
+
+
+def _days(span: timedelta) -> int:
+    return int(span.total_seconds() // 86_400)
+
+
+def _escalate(ref: RuleRef, alert: PlannedAlert, items: list[Item], ctx: _Context) -> PlannedAlert:
+    """The alert with its severity raised by the rule's escalations that hold (never lowered)."""
+    rule = ref.rule
+    if not rule.escalate:
+        return alert
+    score = max((float(i.values.get("score_value", 0.0)) for i in items), default=0.0)
+    severity, grade = alert.severity, alert.suggested_grade
+    reasons, evidence, tags = list(alert.reasons), list(alert.evidence), list(alert.tags)
+    for escalation in rule.escalate:
+        if escalation.score_at_least is not None and score < escalation.score_at_least:
+            continue
+        extra: list[Item] = []
+        if escalation.when is not None:
+            held = ctx.holds(escalation.when)
+            if held is None:
+                continue
+            extra = held
+        if _SEVERITY_ORDER[escalation.severity] >= _SEVERITY_ORDER[severity]:
+            continue  # not higher than what it already is
+        severity = escalation.severity
+        if escalation.suggest_grade is not None:
+            grade = escalation.suggest_grade
+        for item in extra:
+            if item.default_reason and item.default_reason not in reasons:
+                reasons.append(item.default_reason)
+            evidence.extend(e for e in item.evidence if e not in evidence)
+            tags.extend(t for t in item.tags if t not in tags)
+    return alert.model_copy(
+        update={
+            "severity": severity,
+            "suggested_grade": grade,
+            "reasons": reasons,
+            "evidence": evidence,
+            "tags": tags,
+        }
+    )
 
 
 class _Fields(dict[str, Any]):

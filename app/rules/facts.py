@@ -67,6 +67,16 @@ class HouseholdFacts(BaseModel):
     markers: list[MarkerRef] = Field(default_factory=list)
 
 
+class CallFacts(BaseModel):
+    """What the handler has said the call itself is, so far: nothing at ring time; the
+    incident type once set; qualifiers (domestic abuse, hate crime, ...) once added."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_type: str | None = None
+    qualifiers: list[str] = Field(default_factory=list)
+
+
 class CallerFacts(BaseModel):
     """Everything known about one call's caller at `now`."""
 
@@ -79,6 +89,8 @@ class CallerFacts(BaseModel):
     households: list[HouseholdFacts] = Field(default_factory=list)
     # Contacts older than this many days were not looked up (the summary's horizon).
     horizon_days: int = 400
+    # The current call, as far as it is known (rules with a `this_call` condition read it).
+    call: CallFacts = Field(default_factory=CallFacts)
 
 
 class PlannedAlert(BaseModel):

@@ -50,6 +50,7 @@ class IncidentType(BaseModel):
     id: str
     name: str
     description: str = ""
+    category: Literal["crime", "asb", "other"] | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 # Ids are what other records point at (an alert's rule, an advice item "given"): keep them
 # plain so they survive in URLs, CSV exports and logs.
@@ -29,8 +36,9 @@ FACTS: dict[str, str] = {
     "contacts": "prior contacts (any), from the caller facts' contact lists",
     "victim_contacts": "prior contacts where the person was recorded as a victim",
     "da_contacts": "prior contacts flagged as domestic abuse",
-    "markers": "active markers (not expired at the time of the call)",
+    "markers": "active markers (not expired at the time of the call), or markers set recently",
     "presentation": "how the number was presented: allowed, withheld or unavailable",
+    "this_call": "what this call is: its incident type, or a qualifier on it (domestic abuse)",
 }
 COUNT_FACTS = ("contacts", "victim_contacts", "da_contacts")
 OPERATORS: dict[str, str] = {
@@ -44,8 +52,18 @@ OPERATORS: dict[str, str] = {
 # Whose contacts a `count` condition counts; it holds when any one of them reaches the value.
 COUNT_SUBJECTS: dict[str, str] = {
     "number": "the calling number (whoever called from it)",
+    "number_if_no_person": "the calling number, only when no person is linked to it",
     "person": "each person linked to the calling number",
     "household": "each current household of those persons (anyone at that address)",
+}
+# What the incident-type catalogue says an incident is (`category:` in the advice pack); a
+# `count` condition may count only some. `unknown`: a contact with no incident type, or one
+# the catalogue does not know or does not classify.
+CATEGORIES: dict[str, str] = {
+    "crime": "a crime (the victim has Victims' Code rights)",
+    "asb": "anti-social behaviour that is not a crime",
+    "other": "neither (concern for welfare, a missing person, ...)",
+    "unknown": "no incident type recorded, or one the catalogue does not classify",
 }
 # Whose markers a `markers` condition looks at.
 MARKER_SUBJECTS: dict[str, str] = {
@@ -55,13 +73,28 @@ MARKER_SUBJECTS: dict[str, str] = {
 }
 # Placeholders each condition kind offers to an alert's title and reason templates.
 TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
-    "count": frozenset({"subject", "count", "threshold", "within_days", "fact"}),
+    # count_with_this: the count with the current call (forces count "this call is the
+    # third"); score and last_days_ago: the recency weighting (a `half_life_days` condition).
+    "count": frozenset(
+        {
+            "subject",
+            "count",
+            "count_with_this",
+            "threshold",
+            "within_days",
+            "fact",
+            "score",
+            "last_days_ago",
+        }
+    ),
     "markers": frozenset({"subject", "relationship", "marker", "marker_kind"}),
     "presentation": frozenset({"presentation"}),
+    "this_call": frozenset({"call_is"}),
 }
 
 Op = Literal[">=", ">", "==", "!=", "<=", "<"]
 Severity = Literal["critical", "high", "medium", "low", "info"]
+Category = Literal["crime", "asb", "other"]
 Grade = Literal["emergency", "priority", "scheduled", "resolution_without_deployment"]
 
 
@@ -74,12 +107,18 @@ class CountCondition(Strict):
 
     kind: Literal["count"]
     fact: Literal["contacts", "victim_contacts", "da_contacts"]
-    per: list[Literal["number", "person", "household"]] = Field(min_length=1)
+    per: list[Literal["number", "number_if_no_person", "person", "household"]] = Field(min_length=1)
     within_days: int = Field(ge=1, le=3650)
     op: Op = ">="
     value: int = Field(ge=0, le=100_000)
     # Only contacts of these incident types count (empty: any).
     incident_types: list[Id] = Field(default_factory=list)
+    # Only contacts whose incident type's catalogue category is one of these (empty: any).
+    categories: list[Literal["crime", "asb", "other", "unknown"]] = Field(default_factory=list)
+    # The recency weighting: each counted contact weighs 0.5 ** (age in days / half-life), so
+    # one today weighs 1 and one a half-life ago 0.5 (risk of a repeat is highest soon after
+    # an incident, domain.md C.15). Offers `{score}`; a rule's `escalate` may read it.
+    half_life_days: float | None = Field(default=None, gt=0, le=3650)
 
 
 class MarkerCondition(Strict):
@@ -88,11 +127,30 @@ class MarkerCondition(Strict):
     kind: Literal["markers"]
     of: list[Literal["caller", "household_member", "household"]] = Field(min_length=1)
     kinds: list[Id] = Field(default_factory=list)
+    # Set: a marker set within the last this-many days counts whether or not it is still
+    # active ("within 12 months of a MARAC referral"); omitted: only markers active now.
+    set_within_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 class PresentationCondition(Strict):
     kind: Literal["presentation"]
     any_of: list[Literal["allowed", "withheld", "unavailable"]] = Field(min_length=1)
+
+
+class ThisCallCondition(Strict):
+    """This call is one of `incident_types` or carries one of `qualifiers` (either list may
+    be empty, not both). A rule reading it is evaluated again when the handler sets the
+    incident type or a qualifier: at ring time neither is known, so it does not hold."""
+
+    kind: Literal["this_call"]
+    incident_types: list[Id] = Field(default_factory=list)
+    qualifiers: list[Id] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> ThisCallCondition:
+        if not self.incident_types and not self.qualifiers:
+            raise ValueError("name incident_types or qualifiers (or both)")
+        return self
 
 
 class AllCondition(Strict):
@@ -114,6 +172,7 @@ Condition = Annotated[
     CountCondition
     | MarkerCondition
     | PresentationCondition
+    | ThisCallCondition
     | AllCondition
     | AnyCondition
     | NotCondition,
@@ -149,6 +208,24 @@ class MarkerKind(Strict):
     description: str = ""
 
 
+class Escalation(Strict):
+    """Raise the alert's severity when every test given holds: the recency score of the
+    rule's counted contacts reaches `score_at_least`, and/or `when` holds (its reasons are
+    added to the alert's). The highest severity of the escalations that hold wins; an
+    escalation never lowers the rule's own severity."""
+
+    severity: Severity
+    score_at_least: float | None = Field(default=None, gt=0, le=100_000)
+    when: Condition | None = None
+    suggest_grade: Grade | None = None  # replaces the rule's, when given
+
+    @model_validator(mode="after")
+    def _tests_something(self) -> Escalation:
+        if self.score_at_least is None and self.when is None:
+            raise ValueError("an escalation needs score_at_least or when")
+        return self
+
+
 class AlertRule(Strict):
     id: Id
     alert: Id  # the alert kind raised: repeat_victim, household_risk, ...
@@ -160,6 +237,7 @@ class AlertRule(Strict):
     tags: list[Id] = Field(default_factory=list)
     enabled: bool = True
     description: str = ""
+    escalate: list[Escalation] = Field(default_factory=list)
 
 
 class AlertPack(PackHeader):
@@ -207,6 +285,9 @@ class IncidentTypeDef(Strict):
     id: Id
     name: Text
     description: str = ""
+    # What the incident is, for rules that count only some (`count` `categories`): a crime,
+    # anti-social behaviour, or other. Omitted: `unknown` to those rules.
+    category: Category | None = None
     preservation: list[AdviceDef] = Field(default_factory=list)
     prevention: list[AdviceDef] = Field(default_factory=list)
 

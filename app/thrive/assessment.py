@@ -28,7 +28,7 @@ from app.thrive.schemas import (
     AssessmentVersion,
     Grade,
 )
-from app.thrive.service import call_for_reader, call_for_writer
+from app.thrive.service import call_for_reader, call_for_writer, late_alerts
 from app.thrive.validation import (
     AssessmentInvalid,
     RaisedCue,
@@ -94,12 +94,15 @@ async def submit_assessment(
     call's contact record (history write-back) so the next lookup counts it."""
     call = await call_for_writer(session, call_id, principal)
     rules = rules_of(resources)
-    alerts = await call_alerts(session, call.id)
     state = await session.get(CallThrive, call.id)
     incident_type = body.incident_type or (state.incident_type if state is not None else None)
     if incident_type is not None:
         # A type the packs do not know is a bad value, refused alone (as a bad grade is).
         catalogue.require_incident_type(rules, incident_type)
+        if state is None or state.incident_type != incident_type:
+            # Not set during the call (or changed here): the rules have not seen it yet.
+            await late_alerts(session, resources, call, incident_type, principal)
+    alerts = await call_alerts(session, call.id)
     advice_kinds = (
         {a.id: a.kind for a in catalogue.advice(rules, incident_type)} if incident_type else {}
     )

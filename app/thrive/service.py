@@ -25,6 +25,8 @@ from app.calls.repository import involves
 from app.calls.snapshot import snapshot_of
 from app.db import after_commit, upsert_for, utcnow
 from app.errors import Forbidden, PayloadTooLarge, Unprocessable
+from app.history import alerts as history_alerts
+from app.history import rerun
 from app.realtime import publish
 from app.resources import Resources
 from app.thrive import catalogue
@@ -187,6 +189,7 @@ async def set_incident_type(
     state.incident_type = incident_type
     state.incident_type_set_at = state.updated_at = utcnow()
     await session.flush()
+    await late_alerts(session, resources, call, incident_type, principal)
     alerts = await call_alerts(session, call.id)
     view = _view(resources, call.id, state, alerts, await call_cues(session, call.id))
     _publish(
@@ -209,6 +212,28 @@ async def set_incident_type(
     )
     log.info("incident type set", extra={"call": call.id, "incident_type": incident_type})
     return view
+
+
+async def late_alerts(
+    session: AsyncSession,
+    resources: Resources,
+    call: Call,
+    incident_type: str,
+    principal: Principal,
+) -> None:
+    """Run the alert rules again now that the call's incident type is known (a DA call within
+    12 months of a MARAC referral) and push the alerts it newly raises."""
+    raised = await rerun.rerun_alerts(
+        session, resources, call, incident_type=incident_type, actor=principal.actor
+    )
+    if raised:
+        _publish(
+            session,
+            resources,
+            call,
+            "alert.raised",
+            {"alerts": [history_alerts.as_dict(a) for a in raised]},
+        )
 
 
 async def add_narrative(

@@ -35,9 +35,13 @@ GRADE_ORDER: tuple[Grade, ...] = (
     Grade.resolution_without_deployment,
 )
 
-# Alerts that make the repeat-victim check due: the record needs a yes or a no (as does a
-# call whose caller is a victim).
-REPEAT_CHECK_ALERTS = frozenset({"repeat_victim", "household_risk"})
+# The repeat-victim check is due on every call with a victim, alert or not (the force measures
+# it on every such call): the record needs a yes or a no, and `not_applicable` only fits a
+# call with no victim. These alerts make it due even then (the caller's history says they, or
+# their household, have been victims).
+REPEAT_CHECK_ALERTS = frozenset(
+    {"repeat_victim", "household_risk", "da_escalation", "marac_repeat", "asb_case_review"}
+)
 
 # Severities (of an alert or a cue's strand) that make the risk elements required, most
 # severe first. The risk elements are the ones a call-taker must always weigh when a call

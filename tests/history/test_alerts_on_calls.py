@@ -48,37 +48,38 @@ async def test_two_victim_contacts_in_a_year_raise_repeat_victim(
     assert set(audits[0].records["contacts"]) == {"C1", "C2"}
 
 
-async def test_one_victim_contact_or_one_older_than_a_year_does_not(
+async def test_one_earlier_victim_contact_in_a_year_raises_it_one_older_does_not(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
+    # Forces count this call: one earlier victim contact in 365 days makes it the second.
     await add_people(app, {"P1": [NUMBER]})
-    await add_contact(
-        app, "C1", number=NUMBER, person_id="P1", victim=True, occurred_at=days_ago(20)
-    )
+    await add_contact(app, "C1", number=NUMBER, person_id="P1", occurred_at=days_ago(20))
     _, _, alerts = await ring(app, client, "rv-2", NUMBER)
-    assert "repeat_victim" not in kinds(alerts)
-    # A second victim contact 366 days ago is outside the 365-day window.
+    assert "repeat_victim" not in kinds(alerts)  # a contact, not as a victim
+    # A victim contact 366 days ago is outside the 365-day window.
     await add_contact(
         app, "C0", number=NUMBER, person_id="P1", victim=True, occurred_at=days_ago(366)
     )
     _, context, alerts = await ring(app, client, "rv-3", NUMBER)
     assert "repeat_victim" not in kinds(alerts)
-    assert context["persons"][0]["summary"]["victim_365d"] == 1
+    assert context["persons"][0]["summary"]["victim_365d"] == 0
     # ... and one 364 days ago is inside it.
     await add_contact(
         app, "C3", number=NUMBER, person_id="P1", victim=True, occurred_at=days_ago(364)
     )
     _, _, alerts = await ring(app, client, "rv-4", NUMBER)
-    assert "repeat_victim" in kinds(alerts)
+    alert = next(a for a in alerts if a["kind"] == "repeat_victim")
+    assert alert["evidence"] == ["C3"]
+    assert "incident 2 in 365 days" in alert["title"]
 
 
 async def test_threshold_changed_in_a_rule_pack_changes_the_outcome(
     app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     shipped = (loader.SHIPPED_DIR / "alerts.yaml").read_text()
-    assert "      value: 2\n" in shipped
+    assert "      value: 1\n" in shipped  # the first: repeat_victim's
     (tmp_path / "alerts.yaml").write_text(
-        shipped.replace("      value: 2\n", "      value: 3\n", 1).replace(
+        shipped.replace("      value: 1\n", "      value: 3\n", 1).replace(
             'version: "', 'version: "9', 1
         )
     )
@@ -97,7 +98,7 @@ async def test_threshold_changed_in_a_rule_pack_changes_the_outcome(
     )
     _, _, alerts = await ring(app, client, "th-3", NUMBER)
     assert "repeat_victim" in kinds(alerts)
-    assert next(a for a in alerts if a["kind"] == "repeat_victim")["rule"].endswith("@92026.11.1")
+    assert next(a for a in alerts if a["kind"] == "repeat_victim")["rule"].endswith("@92026.11.2")
 
 
 async def test_household_member_with_active_da_marker_raises_household_risk(

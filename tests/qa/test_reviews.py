@@ -14,9 +14,11 @@ from sqlalchemy import select
 from app.audit.models import AuditLog
 from app.auth.models import Role
 from app.config import Settings
+from app.db import utcnow
 from app.main import create_app
 from app.qa.forms import SHIPPED_FORM
 from app.qa.models import QaAnswer, QaReview
+from app.thrive.models import Assessment
 from tests.conftest import MakeStaff
 from tests.qa.support import CallSpec, answers, at_uk, auth, offer
 from tests.telephony.support import count_rows
@@ -256,3 +258,40 @@ async def test_hostile_query_strings_get_422(
         response = await client.get(url, params=params or None, headers=token)
         assert response.status_code == 422, (url, params, response.text)
         assert response.json()["error"]["code"] in ("validation_error", "bad_month")
+
+
+async def test_repeat_victim_check_applies_to_every_call_with_a_victim(
+    app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    """Issue 13 point 8: the check is measured on every call with a victim, alert or not;
+    `not_applicable` fits only a call whose assessment records none."""
+    qa = auth(await make_staff("Q1", Role.qa))
+    ids = await offer(
+        app,
+        client,
+        [CallSpec("v-1", "H1", at_uk("2022-07-01")), CallSpec("v-2", "H1", at_uk("2022-07-02"))],
+    )
+    async with app.state.resources.sessions() as session, session.begin():
+        for external, victim in (("v-1", True), ("v-2", False)):
+            session.add(
+                Assessment(
+                    call_id=ids[external], version=1, submitted_by="H1", submitted_at=utcnow(),
+                    incident_type="theft", grade="scheduled", elements={}, advice_given={},
+                    prompts_answered=[], repeat_victim_check="yes" if victim else "not_applicable",
+                    victim=victim, domestic_abuse=False, alert_kinds=[],
+                )
+            )  # fmt: skip
+
+    def review(external: str) -> dict[str, object]:
+        return {"call_id": ids[external], "answers": answers(repeat_victim_check="not_applicable")}
+
+    refused = await client.post("/api/v1/qa/reviews", json=review("v-1"), headers=qa)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "review_invalid"
+    [problem] = refused.json()["error"]["details"]
+    assert problem["field"] == "answers.repeat_victim_check"
+    assert "records a victim" in problem["reason"]
+    assert await count_rows(app, QaReview) == 0
+    # No victim recorded: not applicable is a fair answer.
+    accepted = await client.post("/api/v1/qa/reviews", json=review("v-2"), headers=qa)
+    assert accepted.status_code == 201, accepted.text

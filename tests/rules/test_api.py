@@ -19,7 +19,7 @@ from app.config import Settings
 from app.main import create_app
 from app.rules.loader import SHIPPED_DIR, PackLoadError
 from tests.conftest import TEST_REDIS_URL, MakeStaff, service_env
-from tests.rules.support import VERSION, shipped_text, write
+from tests.rules.support import ALERTS_VERSION, shipped_text, write
 from tests.support.servers import ROOT, ServiceProcess, eventually, free_port
 
 
@@ -54,10 +54,11 @@ async def test_catalogue_needs_staff(client: httpx.AsyncClient, make_staff: Make
         ("cues", "cues", "shipped"),
     }
     rules = {r["id"]: r for r in body["alert_rules"]}
-    assert rules["repeat_victim"]["rule"] == f"repeat_victim@{VERSION}"
+    assert rules["repeat_victim"]["rule"] == f"repeat_victim@{ALERTS_VERSION}"
     assert rules["repeat_victim"]["when"] == {
-        "kind": "count", "fact": "victim_contacts", "per": ["number", "person", "household"],
-        "within_days": 365, "op": ">=", "value": 2, "incident_types": [],
+        "kind": "count", "fact": "victim_contacts", "per": ["person", "number_if_no_person"],
+        "within_days": 365, "op": ">=", "value": 1, "incident_types": [],
+        "categories": ["crime", "asb", "unknown"], "half_life_days": 90.0,
     }  # fmt: skip
     assert set(body["operators"]) == {">=", ">", "==", "!=", "<=", "<"}
     assert "victim_contacts" in body["facts"]

@@ -9,8 +9,10 @@ import pytest
 from app.rules.engine import evaluate
 from app.rules.facts import CallerFacts, HouseholdFacts, PersonFacts, PlannedAlert
 from tests.rules.support import (
+    ALERTS_VERSION as VERSION,
+)
+from tests.rules.support import (
     SHIPPED,
-    VERSION,
     caller,
     contact,
     marker,
@@ -37,7 +39,8 @@ P1 = "P1"
 H1 = "H1"
 
 CASES: list[tuple[str, CallerFacts, list[str]]] = [
-    # -- repeat victim: >= 2 victim contacts in 365 days, number / person / household --
+    # -- repeat victim: >= 1 earlier victim contact in 365 days (this call the second), the
+    # person's, or the number's when no person is known --
     (
         "number with two victim contacts this year",
         caller(number_contacts=[contact("c1", 10, victim=True), contact("c2", 200, victim=True)]),
@@ -46,11 +49,11 @@ CASES: list[tuple[str, CallerFacts, list[str]]] = [
     (
         "number with one victim contact",
         caller(number_contacts=[contact("c1", 10, victim=True), contact("c2", 20)]),
-        [],
+        ["repeat_victim"],
     ),
     (
-        "second victim contact 366 days old does not count",
-        caller(number_contacts=[contact("c1", 10, victim=True), contact("c2", 366, victim=True)]),
+        "a victim contact 366 days old does not count",
+        caller(number_contacts=[contact("c1", 20), contact("c2", 366, victim=True)]),
         [],
     ),
     (
@@ -72,7 +75,7 @@ CASES: list[tuple[str, CallerFacts, list[str]]] = [
         ["repeat_victim"],
     ),
     (
-        "same household, different members",
+        "a household's victim contacts are not the caller's (person, or number with no person)",
         caller(
             households=[
                 HouseholdFacts(
@@ -84,7 +87,7 @@ CASES: list[tuple[str, CallerFacts, list[str]]] = [
                 )
             ]
         ),
-        ["repeat_victim"],
+        [],
     ),
     (
         "a household member's own victim contacts are not the caller's",
@@ -100,7 +103,7 @@ CASES: list[tuple[str, CallerFacts, list[str]]] = [
         ),
         [],
     ),
-    # -- repeat caller: >= 3 calls from the number in 30 days --
+    # -- repeat caller: >= 3 calls from the number in 30 days (information only) --
     (
         "three calls from the number in 30 days",
         caller(number_contacts=[contact("c1", 1), contact("c2", 10), contact("c3", 29)]),
@@ -187,7 +190,7 @@ CASES: list[tuple[str, CallerFacts, list[str]]] = [
     ("withheld number", caller(presentation="withheld"), ["withheld_number"]),
     ("unavailable number", caller(presentation="unavailable"), ["withheld_number"]),
     ("a new number with no history", caller(), []),
-    # -- DA escalation: >= 3 DA incidents in 12 months --
+    # -- DA escalation: >= 2 earlier DA incidents in 12 months (this call the third) --
     (
         "three DA incidents this year",
         caller(
@@ -200,11 +203,10 @@ CASES: list[tuple[str, CallerFacts, list[str]]] = [
         ["da_escalation"],
     ),
     (
-        "two DA incidents this year, the third too old",
+        "one DA incident this year, the second too old",
         caller(
             number_contacts=[
                 contact("d1", 3, domestic_abuse=True),
-                contact("d2", 60, domestic_abuse=True),
                 contact("d3", 400, domestic_abuse=True),
             ]
         ),
@@ -229,11 +231,14 @@ def test_repeat_victim_alert_carries_evidence_reasons_and_rule() -> None:
     )
     alert = one(evaluate(SHIPPED, facts), "repeat_victim")
     assert alert.rule == f"repeat_victim@{VERSION}"
-    assert alert.severity == "high"
+    assert alert.severity == "high"  # recency score 0.93 + 0.21 = 1.1, under 1.5
     assert alert.evidence == ["c2", "c1"]  # most recent first, only those that count
-    assert "2 victim contacts" in alert.title
+    assert alert.title == (
+        "Repeat victim: this call would be incident 3 in 365 days (recency score 1.1)"
+    )
     assert alert.reasons == [
-        "2 victim contacts in the last 365 days for this number (threshold >= 2)"
+        "2 victim contacts in the last 365 days for this number (threshold >= 1); recency "
+        "score 1.1 (each incident counts 1 today, half as much after 90 days)"
     ]
     assert alert.suggested_grade == "priority"
 
@@ -294,20 +299,19 @@ def test_alerts_come_most_severe_first() -> None:
 # -- thresholds are configuration ---------------------------------------------------------
 
 
-TWO_VICTIM_CONTACTS = caller(
-    number_contacts=[contact("c1", 10, victim=True), contact("c2", 100, victim=True)]
-)
+ONE_VICTIM_CONTACT = caller(number_contacts=[contact("c1", 100, victim=True)])
 
 
 @pytest.mark.parametrize(
     ("edit", "raised"),
     [
         (None, True),
-        (("value: 2\n", "value: 3\n"), False),  # a force wanting 3 victim contacts
+        (("value: 1\n", "value: 2\n"), False),  # a force wanting 2 earlier victim contacts
         (("within_days: 365", "within_days: 60"), False),
-        (("per: [number, person, household]", "per: [person, household]"), False),
+        (("per: [person, number_if_no_person]", "per: [person]"), False),
+        (("categories: [crime, asb, unknown]", "categories: [crime, asb]"), False),
     ],
-    ids=["default", "threshold-3", "window-60-days", "not-per-number"],
+    ids=["default", "threshold-2", "window-60-days", "not-per-number", "typed-only"],
 )  # fmt: skip
 def test_edited_pack_changes_the_outcome(
     tmp_path: Path, edit: tuple[str, str] | None, raised: bool
@@ -320,9 +324,9 @@ def test_edited_pack_changes_the_outcome(
         block = text[start:end]
         assert old in block
         text = text[:start] + block.replace(old, new, 1) + text[end:]
-        text = text.replace('version: "2026.11.1"', 'version: "force-2"')
+        text = text.replace(f'version: "{VERSION}"', 'version: "force-2"')
     rules = with_override(tmp_path, "alerts.yaml", text)
-    alerts = evaluate(rules, TWO_VICTIM_CONTACTS)
+    alerts = evaluate(rules, ONE_VICTIM_CONTACT)
     assert ("repeat_victim" in kinds(alerts)) is raised
     if edit is None:
         assert one(alerts, "repeat_victim").rule == f"repeat_victim@{VERSION}"
@@ -333,7 +337,7 @@ def test_disabled_rule_raises_nothing(tmp_path: Path) -> None:
         "  - id: repeat_victim\n", "  - id: repeat_victim\n    enabled: false\n"
     )
     rules = with_override(tmp_path, "alerts.yaml", text)
-    assert evaluate(rules, TWO_VICTIM_CONTACTS) == []
+    assert evaluate(rules, ONE_VICTIM_CONTACT) == []
 
 
 # -- combinators, incident-type filters, templates -----------------------------------------

@@ -296,7 +296,7 @@ async def test_submitting_counts_the_victim_contact_in_the_next_lookup(
             occurred_at=datetime.now(UTC) - timedelta(days=40),
             number=e164,
             incident_type="burglary",
-            victim=True,
+            victim=False,  # reported as a witness: not yet a victim
         )
 
     async def victim_contacts() -> int:
@@ -305,12 +305,16 @@ async def test_submitting_counts_the_victim_contact_in_the_next_lookup(
         return sum(1 for c in facts.number_contacts if c.victim)
 
     first_call = await answered_call(client, "H1", number=number)
-    assert await victim_contacts() == 1  # and the summary is now cached
+    async with resources.sessions() as session:
+        kinds = {a.kind for a in await alert_store.for_call(session, first_call)}
+    assert "repeat_victim" not in kinds
+    assert await victim_contacts() == 0  # and the summary is now cached
     response = await _submit(client, first_call, token, victim=True, repeat_victim_check="no")
     assert response.status_code == 201, response.text
-    assert await victim_contacts() == 2
+    assert await victim_contacts() == 1
 
-    # The next call from the number is flagged as a repeat victim (>= 2 in 365 days).
+    # The next call from the number is flagged as a repeat victim (one earlier victim contact
+    # in 365 days: this call is the second).
     next_call = await answered_call(client, "H1", number=number)
     async with resources.sessions() as session:
         kinds = {a.kind for a in await alert_store.for_call(session, next_call)}

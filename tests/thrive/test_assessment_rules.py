@@ -80,11 +80,12 @@ async def _narrative(client: httpx.AsyncClient, call_id: int, token: str, text: 
 
 async def _da_escalation_call(app: FastAPI, client: httpx.AsyncClient) -> int:
     """A call from a number with three domestic-abuse victim contacts this year: the history
-    step raises a DA escalation and a repeat-victim alert (both high)."""
+    step raises a DA escalation and a repeat-victim alert (both high: their recency score,
+    1.3, stays under the 1.5 that makes a repeat victim critical)."""
     number = new_number()
     e164 = "+44" + number.replace(" ", "")[1:]
     async with app.state.resources.sessions() as session, session.begin():
-        for i, days in enumerate((20, 90, 200)):
+        for i, days in enumerate((40, 120, 250)):
             await writes.record_contact(
                 session,
                 contact_id=f"da-{e164}-{i}",

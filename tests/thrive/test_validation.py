@@ -187,7 +187,7 @@ CASES = [
             ("grade", "choose a grade"),
             ("elements", "not every element can be not applicable"),
             *_risk_problems("the call carries a high alert (da escalation): "),
-            ("repeat_victim_check", "the call carried a repeat victim alert: "),
+            ("repeat_victim_check", "the call carried a da escalation and a repeat victim alert: "),
         ],
         alerts=[Alert("da_escalation", "high"), Alert("repeat_victim", "high")],
         cues=[
