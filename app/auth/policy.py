@@ -65,7 +65,7 @@ class Relation(Enum):
     current_handler = 2
 
 
-class Principal(Protocol):
+class HasRole(Protocol):
     """Who asks (app.auth.service.Principal fits)."""
 
     @property
@@ -163,12 +163,12 @@ def reach(role: Role, capability: Capability) -> Reach | None:
     return POLICY.get(role, {}).get(capability)
 
 
-def allows(principal: Principal, capability: Capability) -> bool:
+def allows(principal: HasRole, capability: Capability) -> bool:
     """Whether the principal holds the capability at all (for some call, if tied to calls)."""
     return reach(principal.role, capability) is not None
 
 
-def sees_every_call(principal: Principal, capability: Capability) -> bool:
+def sees_every_call(principal: HasRole, capability: Capability) -> bool:
     """Whether the capability reaches every call (else a list must be narrowed to their own)."""
     return reach(principal.role, capability) is Reach.every_call
 
@@ -186,7 +186,7 @@ def relation(principal_id: str, call: CallParties) -> Relation:
     return Relation.none
 
 
-def allows_on(principal: Principal, capability: Capability, call: CallParties) -> bool:
+def allows_on(principal: HasRole, capability: Capability, call: CallParties) -> bool:
     """Whether the principal may use the capability on this call."""
     granted = reach(principal.role, capability)
     if granted is None:
@@ -207,7 +207,7 @@ HOMES: tuple[tuple[Capability, str], ...] = (
 )
 
 
-def home_of(principal: Principal) -> str | None:
+def home_of(principal: HasRole) -> str | None:
     for capability, path in HOMES:
         if allows(principal, capability):
             return path
