@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
-from app.api.deps import AdminStaff, SessionDep
+from app.api.deps import Auditor, SessionDep
 from app.audit import service as audit
 from app.audit.models import AuditLog
 
@@ -36,7 +36,7 @@ class AuditPage(BaseModel):
 
 @router.get("/audit", response_model=AuditPage)
 async def list_audit(
-    admin: AdminStaff,
+    admin: Auditor,
     session: SessionDep,
     actor: str | None = None,
     subject_type: str | None = None,

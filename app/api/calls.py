@@ -6,15 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from app.api.deps import SessionDep
-from app.api.deps import require_roles as _require_roles
+from app.api.deps import SessionDep, holding
 from app.audit import service as audit
-from app.auth.models import Role
+from app.auth import policy
+from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.calls import repository
 from app.calls import service as calls
 from app.calls.models import Call, CallEventRow
 from app.calls.repository import CallFilter
@@ -22,10 +21,7 @@ from app.errors import Forbidden
 
 router = APIRouter(prefix="/calls", tags=["calls"])
 
-Reader = Annotated[
-    Principal,
-    Depends(_require_roles(Role.handler, Role.supervisor, Role.qa, Role.admin)),
-]
+Reader = Annotated[Principal, holding(Capability.read_call)]
 
 
 class CallRead(BaseModel):
@@ -111,10 +107,6 @@ class CallPage(BaseModel):
     next_before: int | None
 
 
-def _sees_all(principal: Principal) -> bool:
-    return principal.role is not Role.handler
-
-
 @router.get("", response_model=CallPage)
 async def list_calls(
     principal: Reader,
@@ -128,7 +120,7 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CallPage:
     """Calls newest first; `since`/`until` bound the offered time; page with `before`."""
-    if not _sees_all(principal):
+    if not policy.sees_every_call(principal, Capability.read_call):
         if handler is not None and handler != principal.id:
             raise Forbidden("a handler sees only their own calls")
         handler = principal.id
@@ -152,7 +144,7 @@ async def list_calls(
 async def read_call(call_id: int, principal: Reader, session: SessionDep) -> CallDetail:
     """One call with its events in time order."""
     call = await calls.get_call(session, call_id)
-    if not _sees_all(principal) and not repository.involves(call, principal.id):
+    if not policy.allows_on(principal, Capability.read_call, call):
         raise Forbidden("a handler sees only their own calls")
     events = await calls.events_of(session, call_id)
     # The call record shows a caller's number: who looked, when, is recorded.

@@ -14,8 +14,9 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import cookie as browser_session
+from app.auth import policy
 from app.auth import service as auth
-from app.auth.models import Role
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.cache import Cache
 from app.config import Settings
@@ -114,17 +115,25 @@ async def cookie_principal(request: Request, session: AsyncSession) -> Principal
 CurrentStaff = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
-    allowed = frozenset(roles)
+def require(capability: Capability) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through the principals whose role holds `capability`
+    (app.auth.policy); call-bound checks happen where the call is loaded."""
 
     async def check(principal: CurrentStaff) -> Principal:
-        if principal.role not in allowed:
-            raise Forbidden("this needs the role " + " or ".join(sorted(r.value for r in allowed)))
+        if not policy.allows(principal, capability):
+            roles = policy.roles_with(capability)
+            raise Forbidden("this needs the role " + " or ".join(sorted(r.value for r in roles)))
         return principal
 
     return check
 
 
-AdminStaff = Annotated[Principal, Depends(require_roles(Role.admin))]
-SupervisorStaff = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.admin))]
-IntegrationClient = Annotated[Principal, Depends(require_roles(Role.integration))]
+def holding(capability: Capability) -> object:
+    """`Annotated[Principal, holding(Capability.x)]`: the current staff member, if they hold x."""
+    return Depends(require(capability))
+
+
+Auditor = Annotated[Principal, holding(Capability.read_audit)]
+StaffManager = Annotated[Principal, holding(Capability.manage_staff)]
+BoardWatcher = Annotated[Principal, holding(Capability.watch_board)]
+IntegrationClient = Annotated[Principal, holding(Capability.post_call_events)]

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import CurrentStaff, ResourcesDep, SessionDep
-from app.auth.models import Role
+from app.auth import policy
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls.models import Call
 from app.errors import Forbidden, NotFound, Unprocessable
@@ -35,11 +36,7 @@ async def _call_for(session: AsyncSession, call_id: int, staff: Principal) -> Ca
     call = await session.get(Call, call_id)
     if call is None:
         raise NotFound("no such call", details={"call_id": call_id})
-    if staff.role in (Role.supervisor, Role.admin):
-        return call
-    if staff.role == Role.handler and (
-        call.handler_id == staff.id or staff.id in (call.handlers or [])
-    ):
+    if policy.allows_on(staff, Capability.search_history, call):
         return call
     raise Forbidden("only the call's handler or a supervisor may look up history for it")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from app.api.deps import ResourcesDep, SessionDep, require_roles
-from app.auth.models import Role
+from app.api.deps import ResourcesDep, SessionDep, holding
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.qa import charts, export, months, reviews, sampling, training
 from app.qa import report as qa_report
@@ -36,12 +36,11 @@ from app.resources import Resources
 
 router = APIRouter(prefix="/qa", tags=["qa"])
 
-Staff = Annotated[
-    Principal, Depends(require_roles(Role.handler, Role.supervisor, Role.qa, Role.admin))
-]
-Samplers = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.qa, Role.admin))]
-Reviewers = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.qa))]
-ReviewReaders = Annotated[Principal, Depends(require_roles(Role.handler, Role.supervisor, Role.qa))]
+FormReaders = Annotated[Principal, holding(Capability.qa_form)]
+Samplers = Annotated[Principal, holding(Capability.qa_sample)]
+Reviewers = Annotated[Principal, holding(Capability.qa_review)]
+ReviewReaders = Annotated[Principal, holding(Capability.qa_read_reviews)]
+ReportReaders = Annotated[Principal, holding(Capability.qa_report)]
 RowIdPath = Annotated[int, Path(ge=1, le=INT64_MAX)]
 MonthQuery = Annotated[str | None, Query(min_length=7, max_length=7, examples=["2026-11"])]
 
@@ -51,7 +50,7 @@ def _form(resources: Resources) -> QaForm:
 
 
 @router.get("/form", response_model=FormRead)
-async def get_form(principal: Staff, resources: ResourcesDep) -> FormRead:
+async def get_form(principal: FormReaders, resources: ResourcesDep) -> FormRead:
     """The evaluation form in use: standards with their scale, met answers, guidance."""
     form = _form(resources)
     return FormRead(
@@ -141,7 +140,7 @@ async def list_reviews(
 
 @router.get("/report", response_model=Report)
 async def get_report(
-    principal: Samplers,
+    principal: ReportReaders,
     session: SessionDep,
     resources: ResourcesDep,
     start: Annotated[str, Query(alias="from", max_length=7, description="first month, YYYY-MM")],
@@ -173,7 +172,7 @@ SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'", "X-Content-Type-
 
 @router.get("/report.svg", response_class=Response)
 async def report_chart(
-    principal: Samplers,
+    principal: ReportReaders,
     session: SessionDep,
     resources: ResourcesDep,
     start: Annotated[str, Query(alias="from", max_length=7, description="first month, YYYY-MM")],

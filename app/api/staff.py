@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from app.api.deps import AdminStaff, CurrentStaff, ResourcesDep, SessionDep
+from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, StaffManager
 from app.auth import service as auth
 from app.auth.models import Role, Staff
 from app.realtime import revocation
@@ -33,7 +33,7 @@ async def me(principal: CurrentStaff, session: SessionDep) -> Staff:
 
 
 @router.get("/staff", response_model=list[StaffRead])
-async def list_staff(_admin: AdminStaff, session: SessionDep) -> list[Staff]:
+async def list_staff(_admin: StaffManager, session: SessionDep) -> list[Staff]:
     return list(await auth.list_staff(session))
 
 
@@ -52,7 +52,7 @@ class StaffCreated(BaseModel):
 
 
 @router.post("/staff", response_model=StaffCreated, status_code=201)
-async def create_staff(body: StaffCreate, admin: AdminStaff, session: SessionDep) -> StaffCreated:
+async def create_staff(body: StaffCreate, admin: StaffManager, session: SessionDep) -> StaffCreated:
     staff = await auth.create_staff(
         session, staff_id=body.id, name=body.name, role=body.role, actor=admin.actor
     )
@@ -63,7 +63,7 @@ async def create_staff(body: StaffCreate, admin: AdminStaff, session: SessionDep
 @router.post("/staff/{staff_id}/revoke", response_model=StaffRead)
 async def revoke_staff(
     staff_id: str,
-    admin: AdminStaff,
+    admin: StaffManager,
     session: SessionDep,
     resources: ResourcesDep,
     deactivate: bool = False,

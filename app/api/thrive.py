@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, require_roles
+from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, holding
 from app.api.idempotency import IdempotencyDep
-from app.auth.models import Role
+from app.auth.policy import Capability
 from app.auth.service import STAFF_ID, Principal
 from app.thrive import assessment, drafts, export
 from app.thrive import service as thrive
@@ -33,7 +33,7 @@ from app.thrive.schemas import (
 
 router = APIRouter(tags=["thrive"])
 
-QaStaff = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.qa, Role.admin))]
+Exporters = Annotated[Principal, holding(Capability.export_assessments)]
 # What a write answers: its model, or (with an Idempotency-Key) the same body as JSON, stored.
 Written = BaseModel | JSONResponse
 
@@ -172,7 +172,7 @@ async def put_draft(
 
 @router.get("/assessments.csv", response_class=Response)
 async def export_assessments(
-    principal: QaStaff,
+    principal: Exporters,
     session: SessionDep,
     start: Annotated[str, Query(alias="from", description="date or RFC 3339, inclusive")],
     end: Annotated[str, Query(alias="to", description="date or RFC 3339, exclusive")],

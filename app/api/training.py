@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from app.api.deps import ResourcesDep, SessionDep, require_roles
-from app.auth.models import Role
+from app.api.deps import ResourcesDep, SessionDep, holding
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.qa import training
 from app.qa.schemas import (
@@ -23,8 +23,8 @@ from app.qa.schemas import (
 
 router = APIRouter(prefix="/training", tags=["training"])
 
-Recorders = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.admin))]
-SummaryReaders = Annotated[Principal, Depends(require_roles(Role.supervisor, Role.qa, Role.admin))]
+Recorders = Annotated[Principal, holding(Capability.record_training)]
+SummaryReaders = Annotated[Principal, holding(Capability.training_summary)]
 
 
 @router.post("/records", response_model=TrainingRecordRead, status_code=201)

@@ -350,10 +350,6 @@ def _involves(handler_id: str) -> Any:
     )
 
 
-def involves(call: Call, handler_id: str) -> bool:
-    return call.handler_id == handler_id or handler_id in (call.handlers or [])
-
-
 @dataclass(frozen=True)
 class CallFilter:
     """What a list of calls is narrowed to (`None`: not narrowed), newest first, paged with

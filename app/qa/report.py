@@ -34,7 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.audit import service as audit
-from app.auth.models import Role
+from app.auth import policy
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.db import is_postgres
 from app.errors import Forbidden
@@ -45,8 +46,6 @@ from app.qa.models import QaAnswer, QaReview
 from app.qa.schemas import Agreement, Group, Measure, MonthRow, Practice, Report
 
 By = Literal["handler", "queue", "training"]
-# Individual handlers' results are for those who manage and coach them (issue 12).
-HANDLER_BREAKDOWN_ROLES = frozenset({Role.supervisor, Role.qa})
 TRAINING_STATUSES = ("trained", "expired", "untrained")
 
 
@@ -335,7 +334,8 @@ async def build(
     """The report for the months from `start` to `end` inclusive (422 if malformed or
     reversed). `by=handler` is for supervisors and QA only (403 otherwise)."""
     span = months.span(start, end)
-    if by == "handler" and principal.role not in HANDLER_BREAKDOWN_ROLES:
+    # Individual handlers' results are for those who manage and coach them (issue 12).
+    if by == "handler" and not policy.allows(principal, Capability.qa_report_by_handler):
         raise Forbidden("results by handler are for supervisors and QA reviewers")
     await _planner_settings(session)
     cells, calls = await _everyone(session, span)

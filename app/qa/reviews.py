@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.auth.models import Role
+from app.auth import policy
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls import service as calls
 from app.calls.models import Call, CallEventRow
@@ -267,7 +268,7 @@ async def list_reviews(
 ) -> list[ReviewRead]:
     """Reviews, newest first. A handler gets only the reviews of their own calls (asking for
     another handler's: 403)."""
-    if principal.role == Role.handler:
+    if not policy.sees_every_call(principal, Capability.qa_read_reviews):
         if handler is not None and handler != principal.id:
             raise NotYourReviews("handlers see their own reviews only")
         handler = principal.id

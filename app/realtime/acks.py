@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import Role
+from app.auth import policy
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls.models import Call
 from app.db import after_commit, utcnow
@@ -18,8 +19,6 @@ from app.history.models import Alert
 from app.realtime.envelope import SUPERVISORS, handler_channel
 from app.realtime.publish import publish_to
 from app.resources import Resources
-
-SUPERVISING = frozenset({Role.supervisor, Role.admin})
 
 
 class AlertNotFound(AppError):
@@ -47,7 +46,10 @@ async def acknowledge(
         raise AlertNotFound("no such alert", details={"alert_id": alert_id})
     call = await session.get(Call, alert.call_id)
     handler = call.handler_id if call is not None else None
-    if principal.role not in SUPERVISING and principal.id != handler:
+    allowed = policy.sees_every_call(principal, Capability.acknowledge_alert) or (
+        call is not None and policy.allows_on(principal, Capability.acknowledge_alert, call)
+    )
+    if not allowed:
         raise Forbidden("only the call's handler or a supervisor can acknowledge its alerts")
     if alert.acknowledged_at is not None:
         return alert

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
 
 from app import bounds
-from app.auth import sessions
-from app.auth.models import Role
+from app.auth import policy, sessions
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.db import pop_after_commit, utcnow
 from app.errors import AppError
@@ -62,10 +62,12 @@ class Closed(Exception):
 
 
 def channel_for(principal: Principal) -> str | None:
-    if principal.role == Role.handler:
-        return handler_channel(principal.id)
-    if principal.role in (Role.supervisor, Role.admin):
+    """Every call for those who watch the board, their own calls for a handler at a desk,
+    nothing for the others (closed with 4003)."""
+    if policy.allows(principal, Capability.watch_board):
         return SUPERVISORS
+    if policy.allows(principal, Capability.desk):
+        return handler_channel(principal.id)
     return None
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import Role
+from app.auth import policy
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls.models import Call
 from app.calls.snapshot import snapshot_of
@@ -23,7 +24,8 @@ async def open_calls(session: AsyncSession, principal: Principal) -> list[dict[s
     """A handler's calls at their desk (with context and alerts); for supervisors every call
     not ended (with its alerts)."""
     query = select(Call).where(Call.state != "ended")
-    if principal.role == Role.handler:
+    every_call = policy.allows(principal, Capability.watch_board)
+    if not every_call:
         query = query.where(Call.handler_id == principal.id, Call.state.in_(AT_DESK))
     else:
         query = query.limit(SUPERVISOR_LIMIT)
@@ -33,7 +35,7 @@ async def open_calls(session: AsyncSession, principal: Principal) -> list[dict[s
         stored = await stored_context(session, row.id)
         context, alerts = stored if stored is not None else (None, [])
         item: dict[str, Any] = {"call": call_view(snapshot_of(row)), "alerts": alerts}
-        if principal.role == Role.handler:
+        if not every_call:
             item["context"] = context
         out.append(item)
     return out

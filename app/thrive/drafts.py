@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.auth.models import Role
+from app.auth import policy
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls import service as calls
-from app.calls.repository import involves
 from app.db import upsert_for, utcnow
 from app.errors import Conflict, Forbidden
 from app.thrive.models import AssessmentDraft
@@ -30,7 +30,6 @@ from app.thrive.schemas import Element, Grade, RepeatVictimCheck, RiskLevel
 from app.thrive.service import call_for_writer
 
 # Who may read any handler's draft of a call (a handler reads only their own).
-DRAFT_READERS = frozenset({Role.supervisor, Role.admin})
 MAX_REVISION = 2_000_000_000
 
 
@@ -151,9 +150,9 @@ async def get_draft(
 ) -> DraftRead:
     """A handler's draft of the call (revision 0 and empty when none was saved)."""
     call = await calls.get_call(session, call_id)
-    if principal.role in DRAFT_READERS:
+    if policy.sees_every_call(principal, Capability.read_draft):
         staff_id = handler or call.handler_id or ""
-    elif principal.role == Role.handler and involves(call, principal.id):
+    elif policy.allows_on(principal, Capability.read_draft, call):
         if handler not in (None, principal.id):
             raise NotYourDraft("a handler may read only their own draft")
         staff_id = principal.id

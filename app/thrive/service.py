@@ -17,11 +17,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.auth.models import Role
+from app.auth import policy
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls import service as calls
 from app.calls.models import Call
-from app.calls.repository import involves
 from app.calls.snapshot import snapshot_of
 from app.db import after_commit, upsert_for, utcnow
 from app.errors import Forbidden, PayloadTooLarge, Unprocessable
@@ -43,8 +43,6 @@ from app.thrive.validation import (
 )
 
 log = logging.getLogger(__name__)
-
-READERS = frozenset({Role.supervisor, Role.qa, Role.admin})
 
 
 class NotCallHandler(Forbidden):
@@ -73,7 +71,7 @@ class IncidentTypeNotSet(Unprocessable):
 async def call_for_writer(session: AsyncSession, call_id: int, principal: Principal) -> Call:
     """The call, if `principal` is its current handler (404 unknown call, 403 otherwise)."""
     call = await calls.get_call(session, call_id)
-    if principal.role != Role.handler or call.handler_id != principal.id:
+    if not policy.allows_on(principal, Capability.act_on_call, call):
         raise NotCallHandler("only the call's current handler may record THRIVE+ for it")
     return call
 
@@ -81,9 +79,7 @@ async def call_for_writer(session: AsyncSession, call_id: int, principal: Princi
 async def call_for_reader(session: AsyncSession, call_id: int, principal: Principal) -> Call:
     """The call, if `principal` may read its THRIVE+ record."""
     call = await calls.get_call(session, call_id)
-    if principal.role in READERS:
-        return call
-    if principal.role == Role.handler and involves(call, principal.id):
+    if policy.allows_on(principal, Capability.read_call, call):
         return call
     raise NotCallHandler("only the call's handlers, supervisors, QA and admins may read this")
 

@@ -18,9 +18,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, SupervisorStaff
+from app.api.deps import BoardWatcher, CurrentStaff, ResourcesDep, SessionDep
 from app.auth import cookie as browser_session
-from app.auth.models import Role
+from app.auth import policy
+from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls.service import CallNotFound
 from app.realtime import revocation
@@ -60,20 +61,9 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
-ROLE_HOME = {
-    Role.handler: "/handler",
-    Role.supervisor: "/supervisor",
-    Role.admin: "/supervisor",
-    Role.qa: "/qa",
-}
-# Who may open the QA pages: as the QA API lets them (reviewing: qa and supervisors; the
-# report: admins too).
-QA_REVIEWING = frozenset({Role.qa, Role.supervisor})
-QA_REPORTING = frozenset({Role.qa, Role.supervisor, Role.admin})
-
 
 def home_for(principal: Principal) -> str:
-    return ROLE_HOME.get(principal.role, "/login")
+    return policy.home_of(principal) or "/login"
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -139,7 +129,7 @@ async def root(request: Request, session: SessionDep) -> Response:
 @router.get("/login", response_model=None)
 async def login_form(request: Request, session: SessionDep, next: str | None = None) -> Response:
     viewer = await _viewer(request, session)
-    if viewer is not None and viewer.role in ROLE_HOME:
+    if viewer is not None and policy.home_of(viewer) is not None:
         return RedirectResponse(_safe_next(next) or home_for(viewer), status_code=303)
     return _page(request, "login.html", None, next=_safe_next(next) or "")
 
@@ -165,7 +155,7 @@ async def login(request: Request, session: SessionDep) -> Response:
             next=target or "",
             error="That token is not valid (unknown, revoked, or the account is inactive).",
         )
-    if principal.role not in ROLE_HOME:
+    if policy.home_of(principal) is None:
         return _page(
             request,
             "login.html",
@@ -227,7 +217,7 @@ async def handler_page(request: Request, session: SessionDep, resources: Resourc
     viewer = await _viewer(request, session)
     if viewer is None:
         return _to_login(request)
-    if viewer.role != Role.handler:
+    if not policy.allows(viewer, Capability.desk):
         return _error_page(request, viewer, 403, "Forbidden", "This screen is for call handlers.")
     return _page(request, "handler.html", viewer, call_id=None, **_catalogue(resources))
 
@@ -239,9 +229,9 @@ async def handler_call_page(
     viewer = await _viewer(request, session)
     if viewer is None:
         return _to_login(request)
-    if viewer.role in screens.SUPERVISING:
+    if policy.allows(viewer, Capability.watch_board):
         return RedirectResponse(f"/supervisor/calls/{call_id}", status_code=303)
-    if viewer.role != Role.handler:
+    if not policy.allows(viewer, Capability.desk):
         return _error_page(request, viewer, 403, "Forbidden", "This screen is for call handlers.")
     try:
         await screens.call_for_viewer(session, call_id, viewer)
@@ -260,7 +250,7 @@ async def supervisor_page(request: Request, session: SessionDep) -> Response:
     viewer = await _viewer(request, session)
     if viewer is None:
         return _to_login(request)
-    if viewer.role not in screens.SUPERVISING:
+    if not policy.allows(viewer, Capability.watch_board):
         return _error_page(request, viewer, 403, "Forbidden", "This screen is for supervisors.")
     return _page(request, "supervisor.html", viewer, call_id=None)
 
@@ -270,7 +260,7 @@ async def supervisor_call_page(call_id: int, request: Request, session: SessionD
     viewer = await _viewer(request, session)
     if viewer is None:
         return _to_login(request)
-    if viewer.role not in screens.SUPERVISING:
+    if not policy.allows(viewer, Capability.watch_board):
         return _error_page(request, viewer, 403, "Forbidden", "This screen is for supervisors.")
     try:
         await screens.call_for_viewer(session, call_id, viewer)
@@ -291,7 +281,7 @@ async def my_calls(
     principal: CurrentStaff, session: SessionDep, resources: ResourcesDep
 ) -> JSONResponse:
     """The calls at the caller's desk, each as its screen (handlers only)."""
-    if principal.role != Role.handler:
+    if not policy.allows(principal, Capability.desk):
         raise screens.NotYourCall("only handlers have a desk")
     as_of = now_iso()  # before reading: a message published later is newer than this
     calls = await screens.handler_calls(session, resources, principal)
@@ -305,7 +295,7 @@ async def call_screen(
     """One call's screen: call, context, alerts, THRIVE+ state, latest assessment."""
     as_of = now_iso()
     call = await screens.call_for_viewer(session, call_id, principal)
-    if principal.role in screens.SUPERVISING:
+    if policy.allows(principal, Capability.watch_board):
         return _json(
             {"as_of": as_of, "screen": await screens.call_detail(session, call, principal)}
         )
@@ -315,7 +305,7 @@ async def call_screen(
 
 
 @api.get("/board")
-async def board(principal: SupervisorStaff, session: SessionDep) -> JSONResponse:
+async def board(principal: BoardWatcher, session: SessionDep) -> JSONResponse:
     """The supervisor's board: calls not ended with their alerts, and the handlers."""
     as_of = now_iso()
     return _json({"as_of": as_of, **await screens.board(session)})
@@ -343,7 +333,7 @@ async def qa_page(request: Request, session: SessionDep, resources: ResourcesDep
     viewer = await _viewer(request, session)
     if viewer is None:
         return _to_login(request)
-    if viewer.role not in QA_REVIEWING:
+    if not policy.allows(viewer, Capability.qa_review):
         return _error_page(
             request, viewer, 403, "Forbidden", "This screen is for QA reviewers and supervisors."
         )
@@ -355,7 +345,7 @@ async def qa_report_page(request: Request, session: SessionDep) -> Response:
     viewer = await _viewer(request, session)
     if viewer is None:
         return _to_login(request)
-    if viewer.role not in QA_REPORTING:
+    if not policy.allows(viewer, Capability.qa_report):
         return _error_page(
             request,
             viewer,
@@ -371,7 +361,7 @@ async def handler_reviews_page(request: Request, session: SessionDep) -> Respons
     viewer = await _viewer(request, session)
     if viewer is None:
         return _to_login(request)
-    if viewer.role != Role.handler:
+    if not policy.allows(viewer, Capability.desk):
         return _error_page(
             request, viewer, 403, "Forbidden", "This page shows a call handler their own reviews."
         )

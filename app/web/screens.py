@@ -17,9 +17,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
+from app.auth import policy
 from app.auth.models import Role, Staff
+from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.calls import repository as call_repository
 from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.snapshot import snapshot_of
@@ -38,7 +39,6 @@ from app.thrive.models import Assessment, AssessmentDraft, CallThrive
 
 # The board lists at most this many calls not ended (newest first): a contact centre's floor.
 BOARD_LIMIT = 500
-SUPERVISING = frozenset({Role.supervisor, Role.admin})
 # A call that ended at a handler's desk stays on their screen ("wrap-up: assessment due")
 # until its assessment is submitted or deferred: for a shift at most, and so many calls.
 WRAP_UP_WINDOW = timedelta(hours=12)
@@ -49,17 +49,10 @@ class NotYourCall(Forbidden):
     status, code = 403, "not_your_call"
 
 
-def may_view(call: Call, principal: Principal) -> bool:
-    """Supervisors and admins see every call; a handler only calls that were at their desk."""
-    if principal.role in SUPERVISING:
-        return True
-    return principal.role == Role.handler and call_repository.involves(call, principal.id)
-
-
 async def call_for_viewer(session: AsyncSession, call_id: int, principal: Principal) -> Call:
     """The call if `principal` may open its page (404 unknown, 403 someone else's)."""
     call = await calls.get_call(session, call_id)
-    if not may_view(call, principal):
+    if not policy.allows_on(principal, Capability.open_call_screen, call):
         raise NotYourCall("this call is not yours to open")
     return call
 
@@ -100,7 +93,7 @@ async def screen(
         # restores it (a handler's only; a supervisor's screen is call_detail).
         "draft": (
             await drafts.for_screen(session, call.id, principal)
-            if principal.role == Role.handler
+            if policy.allows(principal, Capability.desk)
             else None
         ),
     }
