@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from app.rules import wording
 from app.rules.facts import CallerFacts, ContactRef, MarkerRef, PlannedAlert
 from app.rules.ruleset import RuleRef, RuleSet
 from app.rules.schema import (
@@ -28,6 +29,8 @@ from app.rules.schema import (
 )
 
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+# When one alert matches markers of several categories it takes the first of these.
+CATEGORY_ORDER = ("officer_safety", "safeguarding", "orders", "needs", "history")
 _FACT_WORDS = {
     "contacts": "contacts",
     "victim_contacts": "victim contacts",
@@ -52,12 +55,17 @@ class Item:
     evidence: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     default_reason: str = ""
+    # What the handler reads as evidence (plain words, no ids), and the item's category.
+    evidence_lines: list[str] = field(default_factory=list)
+    category: str | None = None
 
 
 def evaluate(packs: RuleSet, facts: CallerFacts) -> list[PlannedAlert]:
-    """The alerts the loaded rules raise for these facts, most severe first."""
+    """The alerts the loaded rules raise for these facts: officer safety first (the
+    handler passes it on to whoever attends, whatever else is raised), then most severe
+    first."""
     ctx = _Context(packs, facts)
-    alerts: list[tuple[int, int, PlannedAlert]] = []
+    alerts: list[tuple[int, int, int, PlannedAlert]] = []
     for order, ref in enumerate(packs.alert_rules):
         if not ref.rule.enabled:
             continue
@@ -65,9 +73,10 @@ def evaluate(packs: RuleSet, facts: CallerFacts) -> list[PlannedAlert]:
         if items is None:
             continue
         alert = _plan(ref, items)
-        alerts.append((_SEVERITY_ORDER[alert.severity], order, alert))
-    alerts.sort(key=lambda entry: (entry[0], entry[1]))
-    return [alert for _, _, alert in alerts]
+        first = 0 if alert.category == "officer_safety" else 1
+        alerts.append((first, _SEVERITY_ORDER[alert.severity], order, alert))
+    alerts.sort(key=lambda entry: entry[:3])
+    return [alert for _, _, _, alert in alerts]
 
 
 class _Context:
@@ -125,10 +134,10 @@ class _Context:
             elif scope == "person":
                 for person in facts.persons:
                     if person.relationship == "caller":
-                        yield f"caller person {person.id}", person.contacts
+                        yield wording.person_words(person, facts.now), person.contacts
             elif scope == "household":
                 for household in facts.households:
-                    yield f"household {household.id}", household.contacts
+                    yield wording.household_words(household), household.contacts
 
     def _count(self, condition: CountCondition) -> list[Item] | None:
         since = self.facts.now - timedelta(days=condition.within_days)
@@ -163,6 +172,15 @@ class _Context:
                         f"{len(chosen)} {words} in the last {condition.within_days} days "
                         f"for {subject} (threshold {condition.op} {condition.value})"
                     ),
+                    evidence_lines=wording.contact_lines(
+                        subject,
+                        chosen,
+                        fact=words,
+                        within_days=condition.within_days,
+                        now=self.facts.now,
+                        incident_names=self.packs.incident_names,
+                    ),
+                    category="history",
                 )
             )
         return items or None
@@ -172,49 +190,66 @@ class _Context:
     def _markers(self, condition: MarkerCondition) -> list[Item] | None:
         facts = self.facts
         kinds = frozenset(condition.kinds)
+        categories = frozenset(condition.categories)
         holders: list[tuple[str, str, Sequence[MarkerRef]]] = []
         for person in facts.persons:
             if person.relationship == "caller" and "caller" in condition.of:
-                holders.append((f"caller person {person.id}", "the caller", person.markers))
+                holders.append(
+                    (wording.person_words(person, facts.now), "the caller", person.markers)
+                )
             elif person.relationship == "household_member" and "household_member" in condition.of:
-                shared = ", ".join(person.household_ids) or "the caller's household"
                 holders.append(
                     (
-                        f"person {person.id}, lives with the caller at household {shared}",
-                        f"the caller's {person.relation}"
-                        if person.relation
-                        else "a household member",
+                        wording.person_words(person, facts.now),
+                        wording.relation_words(person),
                         person.markers,
                     )
                 )
         if "household" in condition.of:
             for household in facts.households:
                 holders.append(
-                    (f"household {household.id}", "the caller's household", household.markers)
+                    (
+                        wording.household_words(household),
+                        "the caller's household",
+                        household.markers,
+                    )
                 )
         items = []
-        for subject, relationship, markers in holders:
+        for who, relationship, markers in holders:
             for marker in markers:
                 if kinds and marker.kind not in kinds:
                     continue
+                # A kind missing from the catalogue has no category: only an unfiltered
+                # condition shows it.
+                category = self.packs.marker_categories.get(marker.kind)
+                if categories and category not in categories:
+                    continue
                 if not marker.active_at(facts.now):
                     continue
-                label = self.packs.marker_labels.get(marker.kind, marker.kind)
+                label = self.packs.marker_labels.get(marker.kind, _plain(marker.kind))
                 items.append(
                     Item(
                         "markers",
                         {
-                            "subject": subject,
+                            "subject": who,
+                            "who": who,
                             "relationship": relationship,
                             "marker": label,
                             "marker_kind": marker.kind,
+                            "category": _plain(category or "marker"),
                         },
                         evidence=[marker.id],
                         tags=[marker.kind],
-                        default_reason=f"{relationship} ({subject}) has an active {label} marker",
+                        default_reason=f"{who} has an active {label} marker",
+                        evidence_lines=[wording.marker_line(who, label, category, marker)],
+                        category=category,
                     )
                 )
         return items or None
+
+
+def _plain(word: str) -> str:
+    return word.replace("_", " ")
 
 
 class _Fields(dict[str, Any]):
@@ -246,11 +281,15 @@ def _plan(ref: RuleRef, items: list[Item]) -> PlannedAlert:
         for i in items
     ]
     evidence: list[str] = []
+    lines: list[str] = []
     tags: list[str] = list(rule.tags)
     for item in items:
         for ev in item.evidence:
             if ev not in evidence:
                 evidence.append(ev)
+        for line in item.evidence_lines:
+            if line not in lines:
+                lines.append(line)
         for tag in item.tags:
             if tag not in tags:
                 tags.append(tag)
@@ -263,4 +302,14 @@ def _plan(ref: RuleRef, items: list[Item]) -> PlannedAlert:
         rule=ref.ref,
         tags=tags,
         suggested_grade=rule.suggest_grade,
+        category=rule.category or category_of(items),
+        evidence_lines=lines,
     )
+
+
+def category_of(items: Sequence[Item]) -> str | None:
+    """An alert's category from what matched: the first, in CATEGORY_ORDER, of its items'
+    (officer safety wins over safeguarding); None when nothing matched carries one (a
+    withheld number)."""
+    found = {item.category for item in items}
+    return next((c for c in CATEGORY_ORDER if c in found), None)

@@ -14,7 +14,7 @@ pack: force-alerts
 version: "1"
 kind: alerts
 markers:
-  - {id: da_high_risk_local, label: local DA}
+  - {id: da_high_risk_local, label: local DA, category: safeguarding}
 rules:
 """
 
