@@ -68,9 +68,7 @@ MarkerCategory = Literal["officer_safety", "safeguarding", "orders", "needs", "h
 # never an internal id: handlers read them.
 TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "count": frozenset({"subject", "count", "threshold", "within_days", "fact"}),
-    "markers": frozenset(
-        {"subject", "who", "relationship", "marker", "marker_kind", "category"}
-    ),
+    "markers": frozenset({"subject", "who", "relationship", "marker", "marker_kind", "category"}),
     "presentation": frozenset({"presentation"}),
 }
 

@@ -44,7 +44,7 @@ def relation_words(person: PersonFacts) -> str:
 
 
 def person_words(person: PersonFacts, now: datetime) -> str:
-    """"Jo Demo (partner, 41)": the name, the relationship to the caller and the age."""
+    """ "Jo Demo (partner, 41)": the name, the relationship to the caller and the age."""
     age = age_on(person.date_of_birth, now)
     if person.relationship == "caller":
         role = "caller"
@@ -127,7 +127,7 @@ def contact_lines(
 
 
 def marker_line(who: str, label: str, category: str | None, marker: MarkerRef) -> str:
-    """"Jo Demo (partner, 41): domestic abuse high-risk (safeguarding), set 16 Oct 2026"."""
+    """ "Jo Demo (partner, 41): domestic abuse high-risk (safeguarding), set 16 Oct 2026"."""
     kind = f"{label} ({_plain(category)})" if category else label
     until = f", until {date_words(marker.expires_at)}" if marker.expires_at else ""
     return f"{_capital(who)}: {kind}, set {date_words(marker.set_at)}{until}"

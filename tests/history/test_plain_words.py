@@ -89,11 +89,13 @@ async def test_relationship_is_imported_and_alerts_say_it_in_plain_words(
     ]
     risk = by_kind["household_risk"]
     assert risk["category"] == "safeguarding"
-    assert f"Jo Test (partner, {jo_age}) has an active domestic abuse high-risk marker" in (
-        risk["reasons"]
+    assert (
+        f"Jo Test (partner, {jo_age}) has an active domestic abuse high-risk marker"
+        in (risk["reasons"])
     )
-    assert f"Kit Test (child, {kit_age}) has an active child protection plan marker" in (
-        risk["reasons"]
+    assert (
+        f"Kit Test (child, {kit_age}) has an active child protection plan marker"
+        in (risk["reasons"])
     )
     # The weapons marker is officer safety, never household risk or vulnerability.
     assert "weapons" not in " ".join(risk["reasons"])
