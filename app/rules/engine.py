@@ -144,6 +144,7 @@ class _Context:
         types = frozenset(condition.incident_types)
         compare = _COMPARE[condition.op]
         items = []
+        counted: list[tuple[str, list[ContactRef]]] = []
         for subject, contacts in self._subjects(condition.per):
             chosen = [
                 c
@@ -172,18 +173,35 @@ class _Context:
                         f"{len(chosen)} {words} in the last {condition.within_days} days "
                         f"for {subject} (threshold {condition.op} {condition.value})"
                     ),
-                    evidence_lines=wording.contact_lines(
-                        subject,
-                        chosen,
-                        fact=words,
-                        within_days=condition.within_days,
-                        now=self.facts.now,
-                        incident_names=self.packs.incident_names,
-                    ),
                     category="history",
                 )
             )
+            counted.append((subject, chosen))
+        self._evidence_lines(items, counted, condition)
         return items or None
+
+    def _evidence_lines(
+        self,
+        items: list[Item],
+        counted: list[tuple[str, list[ContactRef]]],
+        condition: CountCondition,
+    ) -> None:
+        """Grouped evidence, on the first item of each set of subjects that counted the very
+        same contacts (the number, its caller, their household): one set of lines naming
+        them together rather than the same lines once for each."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault(tuple(item.evidence), []).append(index)
+        for indexes in groups.values():
+            first = indexes[0]
+            items[first].evidence_lines = wording.contact_lines(
+                wording.join_words([counted[i][0] for i in indexes]),
+                counted[first][1],
+                fact=_FACT_WORDS[condition.fact],
+                within_days=condition.within_days,
+                now=self.facts.now,
+                incident_names=self.packs.incident_names,
+            )
 
     # ---- markers --------------------------------------------------------------------
 

@@ -133,6 +133,13 @@ def marker_line(who: str, label: str, category: str | None, marker: MarkerRef) -
     return f"{_capital(who)}: {kind}, set {date_words(marker.set_at)}{until}"
 
 
+def join_words(parts: Sequence[str]) -> str:
+    """Parts joined as said aloud: "a", "a and b", "a, b and c"."""
+    if len(parts) <= 1:
+        return "".join(parts)
+    return f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
 def _relation(word: str) -> str:
     return RELATION_WORDS.get(word, _plain(word))
 

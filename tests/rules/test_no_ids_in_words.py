@@ -207,3 +207,39 @@ def test_each_category_raises_its_alert_with_its_category(
     if holder == "member":
         label = SHIPPED.marker_labels[kind]
         assert raised[0].reasons == [f"Jo Example (partner, 41) has an active {label} marker"]
+
+
+def test_evidence_is_grouped_by_incident_type_and_outcome_not_repeated() -> None:
+    same = [
+        ContactRef(id="CX1", occurred_at=ago(2), incident_type="asb", outcome="advice_given"),
+        ContactRef(id="CX2", occurred_at=ago(9), incident_type="asb", outcome="advice_given"),
+        ContactRef(id="CX3", occurred_at=ago(15), incident_type="asb", outcome="officer_attended"),
+        ContactRef(id="CX4", occurred_at=ago(27), incident_type="burglary"),
+    ]
+    facts = caller(
+        number_contacts=same,
+        persons=[PersonFacts(id="PX1", name="Chris Example", date_of_birth="1985-06-01",
+                             relationship="caller", contacts=same)],
+        households=[HouseholdFacts(id="HX1", address="3 Example Road", contacts=same[:2])],
+    )  # fmt: skip
+    alert = next(a for a in evaluate(SHIPPED, facts) if a.kind == "repeat_caller")
+    # Grouped by incident type, with the outcomes of each: not one line per call.
+    assert alert.evidence_lines == [
+        "This number: 4 contacts in 30 days: 3 anti-social behaviour, 1 burglary",
+        "3 anti-social behaviour, latest 2 days ago: 2 advice given, 1 officer attended",
+        "1 burglary, 27 days ago: outcome not recorded",
+    ]
+    assert alert.evidence == ["CX1", "CX2", "CX3", "CX4"]
+    victims = [c.model_copy(update={"victim": True}) for c in same]
+    facts = facts.model_copy(
+        update={
+            "number_contacts": victims,
+            "persons": [facts.persons[0].model_copy(update={"contacts": victims})],
+        }
+    )
+    alert = next(a for a in evaluate(SHIPPED, facts) if a.kind == "repeat_victim")
+    assert alert.evidence_lines[0] == (
+        "This number and Chris Example (caller, 41): 4 victim contacts in 365 days: "
+        "3 anti-social behaviour, 1 burglary"
+    )
+    assert len(alert.evidence_lines) == 3

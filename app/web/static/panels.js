@@ -3,7 +3,8 @@
 // one call's screen state (or nothing).
 
 import {
-  bySeverity, date, duration, h, humanise, keyed, replaceChildren, setText, severityBadge, time,
+  bySeverity, date, duration, h, humanise, isOfficerSafety, keyed, replaceChildren, setText, severityBadge,
+  time,
 } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
@@ -91,36 +92,61 @@ function evidenceItem(id, index, names) {
     return h("li", { class: "evidence-marker" }, `Marker: ${names.marker(m.kind)}`,
       m.set_at ? ` (set ${date(m.set_at)}${m.active === false ? ", expired" : ""})` : "");
   }
-  return h("li", { class: "evidence-ref" }, `Record ${id}`);
+  // Never the id itself: handlers read this (issue 13).
+  return h("li", { class: "evidence-ref" }, "A record not shown on this screen");
+}
+
+// The evidence in plain words (grouped by incident type and outcome), then each record behind
+// a disclosure; alerts stored before issue 13 have no lines, so their records show open.
+export function evidenceParts(a, index, names) {
+  const lines = a.evidence_lines || [];
+  const ids = a.evidence || [];
+  if (!lines.length && !ids.length) return [];
+  return [
+    h("span", { class: "evidence-label" }, "Evidence:"),
+    lines.length ? h("ul", { class: "evidence-summary" }, lines.map((line) => h("li", {}, line))) : null,
+    ids.length ? h("details", { class: "evidence-records", open: !lines.length },
+      h("summary", {}, `Each record (${ids.length})`),
+      h("ul", { class: "evidence" }, ids.map((id) => evidenceItem(id, index, names)))) : null,
+  ];
 }
 
 export function renderAlerts(screen, { names, acknowledge }) {
-  const list = $("alerts");
   const empty = $("alerts-empty");
   const alerts = screen ? [...screen.alerts.values()].sort(bySeverity) : [];
-  empty.hidden = alerts.length > 0;
-  empty.textContent = screen && screen.context ? "No alerts for this caller." : "No alerts.";
+  const officer = alerts.filter(isOfficerSafety);
+  const others = alerts.filter((a) => !isOfficerSafety(a));
+  $("officer-safety").hidden = officer.length === 0;
+  empty.hidden = others.length > 0;
+  empty.textContent = officer.length ? "No other alerts."
+    : screen && screen.context ? "No alerts for this caller." : "No alerts.";
   const index = evidenceIndex(screen && screen.context);
   const callId = screen ? screen.call.id : null;
+  renderAlertList($("officer-safety-alerts"), officer, { callId, index, names, acknowledge });
+  renderAlertList($("alerts"), others, { callId, index, names, acknowledge });
+}
+
+function renderAlertList(list, alerts, { callId, index, names, acknowledge }) {
   keyed(list, alerts, (a) => `${callId}:${a.alert_id}`, (a) => {
     const ack = h("button", { type: "button", class: "ack" }, "Acknowledge");
     ack.addEventListener("click", () => acknowledge(callId, a.alert_id, ack));
     return h("li", { class: "alert", "data-alert-id": a.alert_id, "data-kind": a.kind },
-      h("div", { class: "alert-head" }, h("span", { class: "sev-slot" }), h("strong", { class: "alert-title" })),
+      h("div", { class: "alert-head" }, h("span", { class: "sev-slot" }), h("strong", { class: "alert-title" }),
+        h("span", { class: "alert-category small muted" })),
       h("ul", { class: "reasons" }),
       h("div", { class: "evidence-box" }),
       h("div", { class: "alert-actions" }, ack, h("span", { class: "ack-status", role: "status" })));
   }, (el, a) => {
     el.dataset.severity = a.severity;
+    el.dataset.category = a.category || "";
     el.className = `alert sev-${a.severity}${a.acknowledged_at ? " acked" : ""}`;
     replaceChildren(el.querySelector(".sev-slot"), severityBadge(a.severity));
     setText(el.querySelector(".alert-title"), a.title || humanise(a.kind));
+    setText(el.querySelector(".alert-category"), a.category ? ` \u00B7 ${humanise(a.category)}` : "");
     replaceChildren(el.querySelector(".reasons"), (a.reasons || []).map((r) => h("li", {}, r)));
-    const evidence = a.evidence || [];
-    replaceChildren(el.querySelector(".evidence-box"), evidence.length ? [
-      h("span", { class: "evidence-label" }, "Evidence (prior contacts and markers):"),
-      h("ul", { class: "evidence" }, evidence.map((id) => evidenceItem(id, index, names))),
-    ] : []);
+    // Redrawn only when the evidence changed: an open disclosure stays open.
+    const box = el.querySelector(".evidence-box");
+    if (!unchanged(box, a.evidence, a.evidence_lines, index.size)) replaceChildren(box, evidenceParts(a, index, names));
     const button = el.querySelector("button.ack");
     const status = el.querySelector(".ack-status");
     if (a.acknowledged_at) {

@@ -4,7 +4,8 @@
 
 import { api } from "./api.js";
 import {
-  SEVERITY, bySeverity, duration, h, humanise, keyed, replaceChildren, setText, severityBadge, time,
+  SEVERITY, bySeverity, duration, h, humanise, isOfficerSafety, keyed, replaceChildren, setText, severityBadge,
+  time,
 } from "./dom.js";
 import { LiveFeed, bindStatus } from "./live.js";
 
@@ -206,19 +207,30 @@ function renderDetail() {
       call.answered_at ? [h("dt", {}, "Answered"), h("dd", {}, time(call.answered_at))] : null,
       call.ended_at ? [h("dt", {}, "Ended"), h("dd", {}, time(call.ended_at))] : null));
   const alerts = [...item.alerts.values()].sort(bySeverity);
-  keyed($("detail-alerts"), alerts, (a) => a.alert_id, (a) => {
+  // Officer safety first, under its own heading (issue 13).
+  const officer = alerts.filter(isOfficerSafety);
+  $("detail-officer-safety").hidden = officer.length === 0;
+  renderDetailAlerts($("detail-officer-alerts"), officer);
+  renderDetailAlerts($("detail-alerts"), alerts.filter((a) => !isOfficerSafety(a)));
+}
+
+function renderDetailAlerts(list, alerts) {
+  keyed(list, alerts, (a) => a.alert_id, (a) => {
     const ack = h("button", { type: "button", class: "ack" }, "Acknowledge");
     ack.addEventListener("click", () => acknowledge(a.alert_id, ack));
     return h("li", { class: "alert", "data-alert-id": a.alert_id },
       h("div", { class: "alert-head" }, h("span", { class: "sev-slot" }), h("strong", { class: "alert-title" })),
       h("ul", { class: "reasons" }),
+      h("ul", { class: "evidence-summary small" }),
       h("div", { class: "alert-actions" }, ack, h("span", { class: "ack-status", role: "status" })));
   }, (el, a) => {
     el.className = `alert sev-${a.severity}${a.acknowledged_at ? " acked" : ""}`;
     el.dataset.acknowledged = a.acknowledged_at ? "true" : "false";
     replaceChildren(el.querySelector(".sev-slot"), severityBadge(a.severity));
     setText(el.querySelector(".alert-title"), a.title || humanise(a.kind));
+    el.dataset.category = a.category || "";
     replaceChildren(el.querySelector(".reasons"), (a.reasons || []).map((r) => h("li", {}, r)));
+    replaceChildren(el.querySelector(".evidence-summary"), (a.evidence_lines || []).map((line) => h("li", {}, line)));
     el.querySelector("button.ack").hidden = Boolean(a.acknowledged_at);
     setText(el.querySelector(".ack-status"), a.acknowledged_at
       ? `\u2714 Acknowledged by ${a.acknowledged_by || "?"} at ${time(a.acknowledged_at)}`
