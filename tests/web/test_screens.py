@@ -124,7 +124,8 @@ async def test_ring_shows_alert_card_with_evidence(
         # Household members and their markers.
         household = page.locator("#household")
         await expect(household).to_contain_text("9 Test Terrace")
-        await expect(household).to_contain_text("Drew Webtest")
+        await expect(household).to_contain_text(re.compile(r"Drew Webtest \(partner, \d+\)"))
+        assert not re.search(r"\bW[CPHM]\d", await household.inner_text())
         await expect(household.locator(".marker")).to_contain_text(
             [re.compile(r"domestic abuse high-risk \(active\)", re.I)]
         )

@@ -168,6 +168,26 @@ function markerList(markers, names) {
     names.marker(m.kind), m.active === false ? " (expired)" : " (active)")));
 }
 
+// " (partner, 41)": how a member relates to the caller, and their age; never an id (issue 13).
+function memberNote(p) {
+  if (!p) return "";
+  const relation = p.relationship === "caller" ? "caller"
+    : p.relation === "ex_partner" ? "ex-partner" : p.relation ? humanise(p.relation).toLowerCase() : "";
+  const parts = [relation, ageOf(p.date_of_birth)].filter((x) => x !== "" && x !== null);
+  return parts.length ? ` (${parts.join(", ")})` : "";
+}
+
+function ageOf(dateOfBirth) {
+  if (!dateOfBirth) return null;
+  const born = new Date(`${dateOfBirth.slice(0, 10)}T00:00:00Z`);
+  if (Number.isNaN(born.getTime())) return null;
+  const now = new Date();
+  let years = now.getUTCFullYear() - born.getUTCFullYear();
+  if (now.getUTCMonth() < born.getUTCMonth()
+    || (now.getUTCMonth() === born.getUTCMonth() && now.getUTCDate() < born.getUTCDate())) years -= 1;
+  return years >= 0 && years < 130 ? String(years) : null;
+}
+
 export function renderHousehold(screen, { names }) {
   const box = $("household");
   const context = screen && screen.context;
@@ -188,17 +208,17 @@ export function renderHousehold(screen, { names }) {
     h("p", { class: "summary" },
       `From this number: ${summary.contacts_365d ?? 0} contacts in 12 months, ${summary.victim_365d ?? 0} as victim.`),
     (context.persons || []).filter((p) => p.relationship === "caller").map((p) => h("div", { class: "person caller" },
-      h("h3", {}, p.name || `Person ${p.id}`, h("span", { class: "muted" }, " \u2014 linked to this number")),
+      h("h3", {}, p.name || "Name not recorded", h("span", { class: "muted" }, " \u2014 linked to this number")),
       p.date_of_birth ? h("p", { class: "small" }, `Born ${date(p.date_of_birth)}`) : null,
       markerList(p.markers, names))),
     (context.households || []).map((hh) => h("div", { class: "household" },
-      h("h3", {}, hh.address || `Household ${hh.id}`),
+      h("h3", {}, hh.address || "Address not recorded"),
       markerList(hh.markers, names),
       h("ul", { class: "members" }, (hh.member_ids || []).map((mid) => {
         const p = persons.get(mid);
         return h("li", {},
-          h("span", { class: "member-name" }, p ? (p.name || `Person ${p.id}`) : `Person ${mid}`),
-          p && p.relationship === "caller" ? " (caller)" : p && p.relation ? ` (${p.relation})` : "",
+          h("span", { class: "member-name" }, p && p.name ? p.name : "Name not recorded"),
+          memberNote(p),
           p ? markerList(p.markers, names) : null);
       })))));
 }
