@@ -54,6 +54,8 @@ def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]) -> l
             rule=a.rule,
             tags=list(a.tags),
             suggested_grade=a.suggested_grade,
+            category=a.category,
+            evidence_lines=list(a.evidence_lines),
             raised_at=now,
         )
         for a in planned
@@ -74,6 +76,8 @@ def as_dict(alert: Alert | Row[Any]) -> dict[str, Any]:
         "rule": alert.rule,
         "tags": list(alert.tags),
         "suggested_grade": alert.suggested_grade,
+        "category": alert.category,
+        "evidence_lines": list(alert.evidence_lines or []),
         "raised_at": alert.raised_at.isoformat(),
         "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
         "acknowledged_by": alert.acknowledged_by,

@@ -34,6 +34,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "markers.csv": ("marker_id", "subject_type", "subject_id", "kind", "set_at", "expires_at"),
 }
+# Columns a file may have (read when present; a row without them reads them as empty).
+OPTIONAL: dict[str, tuple[str, ...]] = {
+    "memberships.csv": ("relationship",),
+    "markers.csv": ("set_by",),
+}
+# memberships.csv `relationship`: how the person relates to the household's reference person
+# (the member recorded with none); alerts name it ("Jo Demo (partner, 41)").
+RELATIONSHIPS = ("partner", "ex_partner", "child", "parent", "sibling", "carer", "lodger", "other")
 # A UK force's exports carry local wall-clock times when they carry no offset.
 LOCAL_TZ = ZoneInfo("Europe/London")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,63}$")
@@ -107,6 +115,16 @@ def field_datetime(value: str, column: str, required: bool) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def field_relationship(value: str, column: str) -> str | None:
+    """One of RELATIONSHIPS (any case, "ex-partner" and "ex partner" too), or None if empty."""
+    word = value.strip().lower().replace("-", "_").replace(" ", "_")
+    if not word:
+        return None
+    if word not in RELATIONSHIPS:
+        raise Bad(column, "not one of " + ", ".join(RELATIONSHIPS))
+    return word
+
+
 def field_bool(value: str, column: str) -> bool:
     lowered = value.lower()
     if lowered in _TRUE:
@@ -155,7 +173,7 @@ def csv_rows(path: Path, errors: list[RowError]) -> Iterator[tuple[int, dict[str
         if missing:
             errors.append(RowError(name, 1, None, "missing columns: " + ", ".join(missing)))
             return
-        index = {c: names.index(c) for c in (*COLUMNS[name], "set_by") if c in names}
+        index = {c: names.index(c) for c in (*COLUMNS[name], *OPTIONAL.get(name, ())) if c in names}
         width = len(names)
         while True:
             try:

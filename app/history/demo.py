@@ -30,12 +30,17 @@ class DemoNumber:
 
 DEMO_NUMBERS: tuple[DemoNumber, ...] = (
     DemoNumber("+441134960001", "repeat_victim", "3 victim contacts in the last year"),
-    DemoNumber("+441134960002", "household_risk", "a household member with da_high_risk"),
+    DemoNumber(
+        "+441134960002", "household_risk", "Jo Demo (partner, 41) has a DA high-risk marker"
+    ),
     DemoNumber("+441134960003", "repeat_caller", "4 calls from the number in 30 days"),
     DemoNumber("+441134960004", "da_escalation", "3 domestic abuse incidents in 12 months"),
     DemoNumber("+441134960005", "shared_number", "two persons share this number"),
     DemoNumber("+441134960006", "vulnerability_marker", "caller has an active mental_health"),
     DemoNumber("+441134960007", "expired_marker", "household marker expired: no household alert"),
+    DemoNumber(
+        "+441134960008", "officer_safety", "weapons at the address, shown first; a bail condition"
+    ),
     DemoNumber("+441134960999", "unknown", "no history"),
 )
 # Fictional ranges for the bulk population (1,000 numbers each).
@@ -74,6 +79,23 @@ MARKER_KINDS = (
     "firearms",
     "violent_to_staff",
 )
+# Kinds added with the marker categories (issue 13), drawn for a share of the bulk markers so
+# the demo shows every heading without changing the draws of the kinds above.
+MORE_MARKER_KINDS = (
+    "weapons",
+    "premises_warning",
+    "child_protection_plan",
+    "looked_after_child",
+    "bail_conditions",
+    "non_molestation_order",
+    "interpreter",
+    "learning_disability",
+    "previous_missing",
+    "marac",
+)
+# How members after the first relate to them (memberships.csv `relationship`): the first
+# member is the household's reference person, recorded with none.
+RELATIONS = ("partner", "child", "child", "parent", "sibling", "lodger", "other")
 OUTCOMES = ("advice_given", "officer_attended", "crime_recorded", "referred", "no_further_action")
 
 
@@ -119,7 +141,8 @@ async def seed(
                 person_number[pid] = number
                 out.add("phone", (number, pid, None, None))
             start = date(2000, 1, 1) + timedelta(days=rng.randint(0, 9000))
-            out.add("person_household", (pid, hid, start, None))
+            relation = None if m == 0 else "partner" if m == 1 else rng.choice(RELATIONS)
+            out.add("person_household", (pid, hid, start, None, relation))
             person_home[pid] = hid
             person_ids.append(pid)
             members.append(pid)
@@ -158,7 +181,7 @@ async def seed(
                 f"DM{n:06d}",
                 subject_type,
                 subject,
-                rng.choice(MARKER_KINDS),
+                rng.choice(MARKER_KINDS) if n % 4 else MORE_MARKER_KINDS[n // 4 % 10],
                 "demo",
                 set_at,
                 expires,
@@ -178,26 +201,31 @@ def _scenarios(out: Collector, now: datetime, ago: Any) -> None:
         ("DSH2", "100000000002", "2 Marker Mews, Demotown DT1"),
         ("DSH4", "100000000004", "4 Escalation End, Demotown DT1"),
         ("DSH7", "100000000007", "7 Expired Close, Demotown DT1"),
+        ("DSH8", "100000000008", "8 Warning Walk, Demotown DT1"),
     ]
     for hid, uprn, address in homes:
         out.add("household", (hid, uprn, address, now))
-    people: list[tuple[str, str, str | None, str | None]] = [
-        ("DSP1", "Alex Demo", "+441134960001", "DSH1"),
-        ("DSP2", "Sam Demo", "+441134960002", "DSH2"),
-        ("DSP2B", "Jo Demo", None, "DSH2"),
-        ("DSP3", "Chris Demo", "+441134960003", None),
-        ("DSP4", "Morgan Demo", "+441134960004", "DSH4"),
-        ("DSP5A", "Robin Demo", "+441134960005", None),
-        ("DSP5B", "Jamie Demo", "+441134960005", None),
-        ("DSP6", "Taylor Demo", "+441134960006", None),
-        ("DSP7", "Casey Demo", "+441134960007", "DSH7"),
+    # (id, name, number, household, relationship to the household's reference person)
+    people: list[tuple[str, str, str | None, str | None, str | None]] = [
+        ("DSP1", "Alex Demo", "+441134960001", "DSH1", None),
+        ("DSP2", "Sam Demo", "+441134960002", "DSH2", None),
+        ("DSP2B", "Jo Demo", None, "DSH2", "partner"),
+        ("DSP3", "Chris Demo", "+441134960003", None, None),
+        ("DSP4", "Morgan Demo", "+441134960004", "DSH4", None),
+        ("DSP5A", "Robin Demo", "+441134960005", None, None),
+        ("DSP5B", "Jamie Demo", "+441134960005", None, None),
+        ("DSP6", "Taylor Demo", "+441134960006", None, None),
+        ("DSP7", "Casey Demo", "+441134960007", "DSH7", None),
+        ("DSP8", "Drew Demo", "+441134960008", "DSH8", None),
+        ("DSP8B", "Kit Demo", None, "DSH8", "child"),
     ]
-    for pid, name, number, home_id in people:
-        out.add("person", (pid, name, date(1985, 6, 1), now))
+    for pid, name, number, home_id, relation in people:
+        born = date(2009, 3, 1) if pid == "DSP8B" else date(1985, 6, 1)
+        out.add("person", (pid, name, born, now))
         if number:
             out.add("phone", (number, pid, None, None))
         if home_id:
-            out.add("person_household", (pid, home_id, date(2020, 1, 1), None))
+            out.add("person_household", (pid, home_id, date(2020, 1, 1), None, relation))
     contacts: list[tuple[str, str, str | None, float, str, bool, bool]] = [
         ("DSC1", "DSP1", "DSH1", 20, "assault", True, False),
         ("DSC2", "DSP1", "DSH1", 120, "burglary", True, False),
@@ -220,6 +248,8 @@ def _scenarios(out: Collector, now: datetime, ago: Any) -> None:
         ("DSM1", "person", "DSP2B", "da_high_risk", ago(40), None),
         ("DSM2", "person", "DSP6", "mental_health", ago(100), None),
         ("DSM3", "household", "DSH7", "firearms", ago(800), ago(70)),
+        ("DSM4", "household", "DSH8", "weapons", ago(200), None),
+        ("DSM5", "person", "DSP8B", "bail_conditions", ago(10), now + timedelta(days=60)),
     ]
     for mid, subject_type, subject, kind, set_at, expires in markers:
         out.add("marker", (mid, subject_type, subject, kind, "demo", set_at, expires))

@@ -35,6 +35,7 @@ from app.history.csv_fields import (
     field_datetime,
     field_id,
     field_phone,
+    field_relationship,
     field_text,
     once,
 )
@@ -135,10 +136,13 @@ class _Parser:
                         )
                         if start and end and end < start:
                             raise Bad("to_date", "before from_date")
+                        relationship = field_relationship(
+                            row.get("relationship", ""), "relationship"
+                        )
                         once(seen, (pid, hid), line, "person_id, household_id")
                         refer("person", pid, name, line, "person_id")
                         refer("household", hid, name, line, "household_id")
-                        batches.add("person_household", (pid, hid, start, end))
+                        batches.add("person_household", (pid, hid, start, end, relationship))
                     elif name == "contacts.csv":
                         cid = field_id(row["contact_id"], "contact_id")
                         record = (

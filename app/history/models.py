@@ -73,6 +73,9 @@ class PersonHousehold(Base):
     )
     from_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     to_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # How the person relates to the household's reference person (the member recorded with
+    # none): partner, ex_partner, child, parent, sibling, carer, lodger, other (RELATIONSHIPS).
+    relationship: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 
 class Contact(Base):
@@ -137,6 +140,10 @@ class Alert(Base):
     # Labels the rule matched (marker kinds...) and the grade it suggests, for prompt packs.
     tags: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
     suggested_grade: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Issue 13: officer_safety, safeguarding, orders, needs, history (None: a withheld
+    # number), and the evidence in plain words for the screen (`evidence` keeps the ids).
+    category: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    evidence_lines: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(32), nullable=True)

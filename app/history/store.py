@@ -13,7 +13,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.history.models import Household, Person
-from app.history.store_links import Links, all_rows, members_of_households, number_links_many
+from app.history.store_links import Links, all_rows, member_relationships, number_links_many
 from app.history.store_records import Contacts, contacts_for, contacts_many, markers_for
 from app.rules.facts import ContactRef, HouseholdFacts, MarkerRef, PersonFacts
 
@@ -42,8 +42,8 @@ async def build(
     """Assemble the facts of the callers, their current households and the other members."""
     if number is not None:
         return (await build_many(session, [number], today=today, since=since))[number]
-    members = await members_of_households(session, household_ids, today)
-    links = Links(caller_ids, {h: members.get(h, []) for h in household_ids})
+    members, relationships = await member_relationships(session, household_ids, today)
+    links = Links(caller_ids, {h: members.get(h, []) for h in household_ids}, relationships)
     people, homes, markers = await _subjects(session, [links])
     contacts = await contacts_for(
         session, number=None, person_ids=links.person_ids, household_ids=household_ids,
@@ -122,6 +122,7 @@ def _assemble(
                 name=row.name if row else None,
                 date_of_birth=row.date_of_birth.isoformat() if row and row.date_of_birth else None,
                 relationship="caller" if person_id in callers else "household_member",
+                relation=None if person_id in callers else relation_to_caller(links, person_id),
                 household_ids=[h for h in links.household_ids if person_id in links.members[h]],
                 contacts=contacts_by_person.get(person_id, []),
                 markers=markers_by_person.get(person_id, []),
@@ -145,3 +146,35 @@ def _assemble(
         persons=persons,
         households=households,
     )
+
+
+# A member recorded without a relationship is the household's reference person: how they
+# relate to a caller recorded with one (a caller who is the reference person's child has the
+# reference person as their parent). Relationships with no such inverse are not guessed.
+_INVERSE = {
+    "partner": "partner",
+    "ex_partner": "ex_partner",
+    "sibling": "sibling",
+    "child": "parent",
+    "parent": "child",
+}
+
+
+def relation_to_caller(links: Links, person_id: str) -> str | None:
+    """How a household member relates to the caller, from the relationships recorded on
+    memberships (each to the household's reference person); None when they do not say."""
+    for household_id, member_ids in links.members.items():
+        if person_id not in member_ids:
+            continue
+        mine = links.relationships.get((household_id, person_id))
+        for caller_id in links.caller_ids:
+            if caller_id not in member_ids:
+                continue
+            theirs = links.relationships.get((household_id, caller_id))
+            if theirs is None and mine is not None:
+                return mine  # the caller is the reference person
+            if mine is None and theirs is not None:
+                return _INVERSE.get(theirs)
+            if mine == theirs == "child":
+                return "sibling"
+    return None

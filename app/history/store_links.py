@@ -97,10 +97,36 @@ async def _memberships(
     return result
 
 
+async def member_relationships(
+    session: AsyncSession, household_ids: Iterable[str], today: date
+) -> tuple[dict[str, list[str]], dict[tuple[str, str], str]]:
+    """household id -> current member ids (in link order), and (household, person) -> the
+    member's relationship to the household's reference person where one is recorded."""
+    ids = sorted(set(household_ids))
+    members: dict[str, list[str]] = defaultdict(list)
+    relationships: dict[tuple[str, str], str] = {}
+    if not ids:
+        return members, relationships
+    query = (
+        select(
+            PersonHousehold.household_id,
+            PersonHousehold.person_id,
+            PersonHousehold.relationship,
+        )
+        .where(PersonHousehold.household_id.in_(ids), current_on(PersonHousehold, today))
+        .order_by(PersonHousehold.id)
+    )
+    for household_id, person_id, relationship in await all_rows(session, query):
+        members[household_id].append(person_id)
+        if relationship:
+            relationships[(household_id, person_id)] = relationship
+    return members, relationships
+
+
 def _number_links_query() -> Any:
     """In one round trip, for the numbers `e164s` on the day `today`: (number, None, person,
-    0) for each person currently on a number, and (None, household, person, link id) for each
-    current member of a current household of any of them."""
+    0, None) for each person currently on a number, and (None, household, person, link id,
+    relationship) for each current member of a current household of any of them."""
     e164s = bindparam("e164s", type_=Phone.e164.type, expanding=True)
     today = bindparam("today", type_=Phone.from_date.type)
     home = aliased(PersonHousehold)
@@ -113,12 +139,14 @@ def _number_links_query() -> Any:
             null().label("household_id"),
             Phone.person_id,
             literal(0).label("seq"),
+            null().label("relationship"),
         ).where(on_numbers),
         select(
             null().label("e164"),
             PersonHousehold.household_id,
             PersonHousehold.person_id,
             PersonHousehold.id,
+            PersonHousehold.relationship,
         ).where(PersonHousehold.household_id.in_(homes), current_on(PersonHousehold, today)),
     )
 
@@ -128,11 +156,18 @@ _NUMBER_LINKS = _number_links_query()
 
 
 class Links:
-    """Who a summary shows: the callers, and the current members of each household."""
+    """Who a summary shows: the callers, the current members of each household, and the
+    relationships recorded on those memberships ((household, person) -> relationship)."""
 
-    def __init__(self, caller_ids: list[str], members: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        caller_ids: list[str],
+        members: dict[str, list[str]],
+        relationships: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         self.caller_ids = caller_ids
         self.members = members
+        self.relationships = relationships or {}
         self.household_ids = list(members)
         callers = set(caller_ids)
         member_ids = dict.fromkeys(p for ps in members.values() for p in ps if p not in callers)
@@ -147,13 +182,16 @@ async def number_links_many(
     rows = await all_rows(session, _NUMBER_LINKS, {"e164s": numbers, "today": today})
     callers: dict[str, list[str]] = defaultdict(list)
     members: dict[str, list[str]] = defaultdict(list)
-    for e164, household_id, person_id, _ in sorted(
+    relationships: dict[tuple[str, str], str] = {}
+    for e164, household_id, person_id, _, relationship in sorted(
         rows, key=lambda r: (r[1] or "", r[3], r[2], r[0] or "")
     ):
         if household_id is None:
             callers[e164].append(person_id)
         else:
             members[household_id].append(person_id)
+            if relationship:
+                relationships[(household_id, person_id)] = relationship
     homes_of: dict[str, set[str]] = defaultdict(set)
     for household_id, person_ids in members.items():
         for person_id in person_ids:
@@ -162,7 +200,11 @@ async def number_links_many(
     for number in numbers:
         ids = callers.get(number, [])
         homes = sorted({h for c in ids for h in homes_of.get(c, ())})
-        out[number] = Links(ids, {h: members[h] for h in homes})
+        out[number] = Links(
+            ids,
+            {h: members[h] for h in homes},
+            {k: v for k, v in relationships.items() if k[0] in homes},
+        )
     return out
 
 

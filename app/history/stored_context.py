@@ -50,6 +50,8 @@ _STORED_CONTEXT = (
         Alert.rule,
         Alert.tags,
         Alert.suggested_grade,
+        Alert.category,
+        Alert.evidence_lines,
         Alert.raised_at,
         Alert.acknowledged_at,
         Alert.acknowledged_by,

@@ -68,6 +68,7 @@ def _advice(ruleset: RuleSet, packs: list[ParsedPack], problems: list[Problem]) 
                     description=itype.description,
                     category=itype.category,
                 )
+                ruleset.incident_names[itype.id] = itype.name
             items = ruleset.advice.setdefault(itype.id, [])
             for kind in ("preservation", "prevention"):
                 for ai, item in enumerate(getattr(itype, kind)):
@@ -110,6 +111,7 @@ def _alerts(
                     p.at(("markers", mi, "id"), f"marker {marker.id!r} is defined twice")
                 )
             ruleset.marker_labels[marker.id] = marker.label
+            ruleset.marker_categories[marker.id] = marker.category
     rule_ids: set[str] = set()
     alert_keys: set[str] = set(ruleset.marker_labels)
     horizon = 0

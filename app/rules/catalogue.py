@@ -11,6 +11,7 @@ from app.rules.ruleset import AdviceItem, RuleSet
 from app.rules.schema import (
     COUNT_SUBJECTS,
     FACTS,
+    MARKER_CATEGORIES,
     MARKER_SUBJECTS,
     OPERATORS,
     AdvicePack,
@@ -88,6 +89,9 @@ class Catalogue(BaseModel):
     count_subjects: dict[str, str]
     marker_subjects: dict[str, str]
     markers: dict[str, str]
+    # Each marker kind's category, and what the categories mean (issue 13).
+    marker_categories: dict[str, str]
+    categories: dict[str, str]
     alert_rules: list[AlertRuleInfo]
     elements: list[ElementInfo]
     prompts: list[PromptInfo]
@@ -171,6 +175,8 @@ def describe(rules: RuleSet) -> Catalogue:
         count_subjects=COUNT_SUBJECTS,
         marker_subjects=MARKER_SUBJECTS,
         markers=dict(rules.marker_labels),
+        marker_categories=dict(rules.marker_categories),
+        categories=MARKER_CATEGORIES,
         alert_rules=alert_rules,
         elements=[
             ElementInfo(id=e.id, name=e.name, description=e.description) for e in rules.elements

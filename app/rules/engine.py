@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from app.rules import wording
 from app.rules.facts import CallerFacts, ContactRef, MarkerRef, PlannedAlert
 from app.rules.ruleset import RuleRef, RuleSet
 from app.rules.schema import (
@@ -29,6 +30,8 @@ from app.rules.schema import (
 )
 
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+# When one alert matches markers of several categories it takes the first of these.
+CATEGORY_ORDER = ("officer_safety", "safeguarding", "orders", "needs", "history")
 _FACT_WORDS = {
     "contacts": "contacts",
     "victim_contacts": "victim contacts",
@@ -53,12 +56,17 @@ class Item:
     evidence: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     default_reason: str = ""
+    # What the handler reads as evidence (plain words, no ids), and the item's category.
+    evidence_lines: list[str] = field(default_factory=list)
+    category: str | None = None
 
 
 def evaluate(packs: RuleSet, facts: CallerFacts) -> list[PlannedAlert]:
-    """The alerts the loaded rules raise for these facts, most severe first."""
+    """The alerts the loaded rules raise for these facts: officer safety first (the
+    handler passes it on to whoever attends, whatever else is raised), then most severe
+    first."""
     ctx = _Context(packs, facts)
-    alerts: list[tuple[int, int, PlannedAlert]] = []
+    alerts: list[tuple[int, int, int, PlannedAlert]] = []
     for order, ref in enumerate(packs.alert_rules):
         if not ref.rule.enabled:
             continue
@@ -66,9 +74,10 @@ def evaluate(packs: RuleSet, facts: CallerFacts) -> list[PlannedAlert]:
         if items is None:
             continue
         alert = _escalate(ref, _plan(ref, items), items, ctx)
-        alerts.append((_SEVERITY_ORDER[alert.severity], order, alert))
-    alerts.sort(key=lambda entry: (entry[0], entry[1]))
-    return [alert for _, _, alert in alerts]
+        first = 0 if alert.category == "officer_safety" else 1
+        alerts.append((first, _SEVERITY_ORDER[alert.severity], order, alert))
+    alerts.sort(key=lambda entry: entry[:3])
+    return [alert for _, _, _, alert in alerts]
 
 
 class _Context:
@@ -131,10 +140,10 @@ class _Context:
             elif scope == "person":
                 for person in facts.persons:
                     if person.relationship == "caller":
-                        yield f"caller person {person.id}", person.contacts
+                        yield wording.person_words(person, facts.now), person.contacts
             elif scope == "household":
                 for household in facts.households:
-                    yield f"household {household.id}", household.contacts
+                    yield wording.household_words(household), household.contacts
 
     def _category(self, contact: ContactRef) -> str:
         """crime, asb or other, from the incident-type catalogue; unknown without one."""
@@ -148,6 +157,7 @@ class _Context:
         categories = frozenset(condition.categories)
         compare = _COMPARE[condition.op]
         items = []
+        counted: list[tuple[str, list[ContactRef]]] = []
         for subject, contacts in self._subjects(condition.per):
             chosen = [
                 c
@@ -187,8 +197,16 @@ class _Context:
                     f"after {_days(timedelta(days=condition.half_life_days))} days)"
                 )
             items.append(
-                Item("count", values, evidence=[c.id for c in chosen], default_reason=reason)
+                Item(
+                    "count",
+                    values,
+                    evidence=[c.id for c in chosen],
+                    default_reason=reason,
+                    category="history",
+                )
             )
+            counted.append((subject, chosen))
+        self._evidence_lines(items, counted, condition)
         return items or None
 
     # ---- this call ------------------------------------------------------------------
@@ -209,35 +227,67 @@ class _Context:
                 ]
         return None
 
+    def _evidence_lines(
+        self,
+        items: list[Item],
+        counted: list[tuple[str, list[ContactRef]]],
+        condition: CountCondition,
+    ) -> None:
+        """Grouped evidence, on the first item of each set of subjects that counted the very
+        same contacts (the number, its caller, their household): one set of lines naming
+        them together rather than the same lines once for each."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault(tuple(item.evidence), []).append(index)
+        for indexes in groups.values():
+            first = indexes[0]
+            items[first].evidence_lines = wording.contact_lines(
+                wording.join_words([counted[i][0] for i in indexes]),
+                counted[first][1],
+                fact=_FACT_WORDS[condition.fact],
+                within_days=condition.within_days,
+                now=self.facts.now,
+                incident_names=self.packs.incident_names,
+            )
+
     # ---- markers --------------------------------------------------------------------
 
     def _markers(self, condition: MarkerCondition) -> list[Item] | None:
         facts = self.facts
         kinds = frozenset(condition.kinds)
+        categories = frozenset(condition.categories)
         holders: list[tuple[str, str, Sequence[MarkerRef]]] = []
         for person in facts.persons:
             if person.relationship == "caller" and "caller" in condition.of:
-                holders.append((f"caller person {person.id}", "the caller", person.markers))
+                holders.append(
+                    (wording.person_words(person, facts.now), "the caller", person.markers)
+                )
             elif person.relationship == "household_member" and "household_member" in condition.of:
-                shared = ", ".join(person.household_ids) or "the caller's household"
                 holders.append(
                     (
-                        f"person {person.id}, lives with the caller at household {shared}",
-                        f"the caller's {person.relation}"
-                        if person.relation
-                        else "a household member",
+                        wording.person_words(person, facts.now),
+                        wording.relation_words(person),
                         person.markers,
                     )
                 )
         if "household" in condition.of:
             for household in facts.households:
                 holders.append(
-                    (f"household {household.id}", "the caller's household", household.markers)
+                    (
+                        wording.household_words(household),
+                        "the caller's household",
+                        household.markers,
+                    )
                 )
         items = []
-        for subject, relationship, markers in holders:
+        for who, relationship, markers in holders:
             for marker in markers:
                 if kinds and marker.kind not in kinds:
+                    continue
+                # A kind missing from the catalogue has no category: only an unfiltered
+                # condition shows it.
+                category = self.packs.marker_categories.get(marker.kind)
+                if categories and category not in categories:
                     continue
                 if condition.set_within_days is None:
                     if not marker.active_at(facts.now):
@@ -248,19 +298,23 @@ class _Context:
                     <= facts.now
                 ):
                     continue
-                label = self.packs.marker_labels.get(marker.kind, marker.kind)
+                label = self.packs.marker_labels.get(marker.kind, _plain(marker.kind))
                 items.append(
                     Item(
                         "markers",
                         {
-                            "subject": subject,
+                            "subject": who,
+                            "who": who,
                             "relationship": relationship,
                             "marker": label,
                             "marker_kind": marker.kind,
+                            "category": _plain(category or "marker"),
                         },
                         evidence=[marker.id],
                         tags=[marker.kind],
-                        default_reason=f"{relationship} ({subject}) has an active {label} marker",
+                        default_reason=f"{who} has an active {label} marker",
+                        evidence_lines=[wording.marker_line(who, label, category, marker)],
+                        category=category,
                     )
                 )
         return items or None
@@ -314,6 +368,10 @@ def _escalate(ref: RuleRef, alert: PlannedAlert, items: list[Item], ctx: _Contex
     )
 
 
+def _plain(word: str) -> str:
+    return word.replace("_", " ")
+
+
 class _Fields(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         # The loader refuses unknown placeholders; a known one is missing only when the branch
@@ -343,11 +401,15 @@ def _plan(ref: RuleRef, items: list[Item]) -> PlannedAlert:
         for i in items
     ]
     evidence: list[str] = []
+    lines: list[str] = []
     tags: list[str] = list(rule.tags)
     for item in items:
         for ev in item.evidence:
             if ev not in evidence:
                 evidence.append(ev)
+        for line in item.evidence_lines:
+            if line not in lines:
+                lines.append(line)
         for tag in item.tags:
             if tag not in tags:
                 tags.append(tag)
@@ -360,4 +422,14 @@ def _plan(ref: RuleRef, items: list[Item]) -> PlannedAlert:
         rule=ref.ref,
         tags=tags,
         suggested_grade=rule.suggest_grade,
+        category=rule.category or category_of(items),
+        evidence_lines=lines,
     )
+
+
+def category_of(items: Sequence[Item]) -> str | None:
+    """An alert's category from what matched: the first, in CATEGORY_ORDER, of its items'
+    (officer safety wins over safeguarding); None when nothing matched carries one (a
+    withheld number)."""
+    found = {item.category for item in items}
+    return next((c for c in CATEGORY_ORDER if c in found), None)

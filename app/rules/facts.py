@@ -109,3 +109,8 @@ class PlannedAlert(BaseModel):
     suggested_grade: (
         Literal["emergency", "priority", "scheduled", "resolution_without_deployment"] | None
     ) = None
+    # Issue 13: the category of what matched (officer_safety, safeguarding, orders, needs,
+    # history; None for a withheld number), shown under its own heading, officer safety
+    # first; and the evidence in plain words (grouped contacts, markers), never an id.
+    category: str | None = None
+    evidence_lines: list[str] = Field(default_factory=list)

@@ -82,9 +82,11 @@ class RuleSet:
     loaded_at: datetime
     alert_rules: list[RuleRef] = field(default_factory=list)
     marker_labels: dict[str, str] = field(default_factory=dict)
+    marker_categories: dict[str, str] = field(default_factory=dict)  # kind -> category
     elements: list[Element] = field(default_factory=list)
     prompts: list[tuple[Prompt, frozenset[str], frozenset[str]]] = field(default_factory=list)
     incident_types: dict[str, IncidentType] = field(default_factory=dict)
+    incident_names: dict[str, str] = field(default_factory=dict)  # id -> name, for wording
     advice: dict[str, list[AdviceItem]] = field(default_factory=dict)  # by incident type
     advice_items: dict[str, AdviceItem] = field(default_factory=dict)  # by id
     lexicon: Lexicon = field(default_factory=Lexicon)

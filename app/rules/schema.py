@@ -71,7 +71,19 @@ MARKER_SUBJECTS: dict[str, str] = {
     "household_member": "other members of the callers' households",
     "household": "the households themselves",
 }
-# Placeholders each condition kind offers to an alert's title and reason templates.
+# What a marker is about (issue 13): the screen shows officer safety first under its own
+# heading, and only safeguarding and needs markers are ever worded as vulnerability.
+MARKER_CATEGORIES: dict[str, str] = {
+    "officer_safety": "a danger to the officers who attend (firearms, weapons, violence)",
+    "safeguarding": "a person at risk of harm (DA high risk, child protection, missing)",
+    "orders": "court orders, bail conditions and offender management",
+    "needs": "how to communicate with or support a person (interpreter, disability)",
+    "history": "what happened before (MARAC case, previous missing episodes)",
+}
+MarkerCategory = Literal["officer_safety", "safeguarding", "orders", "needs", "history"]
+# Placeholders each condition kind offers to an alert's title and reason templates. `who` and
+# `subject` are plain words (a name, the relationship to the caller, the age; an address),
+# never an internal id: handlers read them.
 TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     # count_with_this: the count with the current call (forces count "this call is the
     # third"); score and last_days_ago: the recency weighting (a `half_life_days` condition).
@@ -87,7 +99,7 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
             "last_days_ago",
         }
     ),
-    "markers": frozenset({"subject", "relationship", "marker", "marker_kind"}),
+    "markers": frozenset({"subject", "who", "relationship", "marker", "marker_kind", "category"}),
     "presentation": frozenset({"presentation"}),
     "this_call": frozenset({"call_is"}),
 }
@@ -122,7 +134,8 @@ class CountCondition(Strict):
 
 
 class MarkerCondition(Strict):
-    """An active marker (of one of `kinds`; empty: any) on one of the subjects in `of`."""
+    """An active marker (of one of `kinds`, and of one of `categories`; empty: any) on one
+    of the subjects in `of`."""
 
     kind: Literal["markers"]
     of: list[Literal["caller", "household_member", "household"]] = Field(min_length=1)
@@ -130,6 +143,7 @@ class MarkerCondition(Strict):
     # Set: a marker set within the last this-many days counts whether or not it is still
     # active ("within 12 months of a MARAC referral"); omitted: only markers active now.
     set_within_days: int | None = Field(default=None, ge=1, le=3650)
+    categories: list[MarkerCategory] = Field(default_factory=list)
 
 
 class PresentationCondition(Strict):
@@ -205,6 +219,7 @@ class PackHeader(Strict):
 class MarkerKind(Strict):
     id: Id
     label: Text
+    category: MarkerCategory
     description: str = ""
 
 
@@ -238,6 +253,9 @@ class AlertRule(Strict):
     enabled: bool = True
     description: str = ""
     escalate: list[Escalation] = Field(default_factory=list)
+    # The alert's category on screen; omitted: the category of the markers that matched, or
+    # `history` for a count of past contacts (see engine.category_of).
+    category: MarkerCategory | None = None
 
 
 class AlertPack(PackHeader):

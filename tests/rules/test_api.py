@@ -62,7 +62,11 @@ async def test_catalogue_needs_staff(client: httpx.AsyncClient, make_staff: Make
     }  # fmt: skip
     assert set(body["operators"]) == {">=", ">", "==", "!=", "<=", "<"}
     assert "victim_contacts" in body["facts"]
-    assert body["markers"]["da_high_risk"] == "DA high risk"
+    assert body["markers"]["da_high_risk"] == "domestic abuse high-risk"
+    assert body["marker_categories"]["firearms"] == "officer_safety"
+    assert set(body["categories"]) == {
+        "officer_safety", "safeguarding", "orders", "needs", "history",
+    }  # fmt: skip
     burglary = next(t for t in body["incident_types"] if t["id"] == "burglary")
     assert "burglary.dont_touch_entry" in [a["id"] for a in burglary["advice"]]
     strands = {s["id"]: s for s in body["strands"]}

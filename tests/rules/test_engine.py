@@ -166,11 +166,24 @@ CASES: list[tuple[str, CallerFacts, list[str]]] = [
             households=[
                 HouseholdFacts(
                     id=H1,
-                    markers=[marker("m9", "firearms", H1, subject_type="household")],
+                    markers=[marker("m9", "da_high_risk", H1, subject_type="household")],
                 )
             ]
         ),
         ["household_risk"],
+    ),
+    # -- officer safety and orders raise their own alerts, never household risk --
+    (
+        "a firearms marker on the household",
+        caller(
+            households=[
+                HouseholdFacts(
+                    id=H1,
+                    markers=[marker("m9", "firearms", H1, subject_type="household")],
+                )
+            ]
+        ),
+        ["officer_safety"],
     ),
     # -- the caller's own markers --
     (
@@ -215,6 +228,10 @@ CASES: list[tuple[str, CallerFacts, list[str]]] = [
 ]
 
 
+def case(name: str) -> CallerFacts:
+    return next(facts for named, facts, _ in CASES if named == name)
+
+
 @pytest.mark.parametrize(("name", "facts", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_default_pack(name: str, facts: CallerFacts, expected: list[str]) -> None:
     assert kinds(evaluate(SHIPPED, facts)) == sorted(expected)
@@ -246,10 +263,13 @@ def test_repeat_victim_alert_carries_evidence_reasons_and_rule() -> None:
 def test_household_risk_names_the_relationship_and_tags_the_marker() -> None:
     facts = CASES[9][1]
     alert = one(evaluate(SHIPPED, facts), "household_risk")
-    assert alert.title == "Household risk: the caller's partner has an active DA high risk marker"
+    assert alert.title == (
+        "Household risk: the caller's partner has an active domestic abuse high-risk marker"
+    )
     assert alert.evidence == ["m1"]
     assert alert.tags == ["da_high_risk"]
-    assert "P2" in alert.reasons[0] and "partner" in alert.reasons[0]
+    assert alert.category == "safeguarding"
+    assert "P2" not in alert.reasons[0] and "partner" in alert.reasons[0]
 
 
 def test_household_member_without_known_relation_is_named_as_such() -> None:
@@ -275,7 +295,7 @@ def test_withheld_prompts_for_number_and_address() -> None:
 
 
 def test_da_escalation_prompts_marac() -> None:
-    facts = CASES[17][1]
+    facts = case("three DA incidents this year")
     alert = one(evaluate(SHIPPED, facts), "da_escalation")
     assert "MARAC" in alert.title
     assert set(alert.evidence) == {"d1", "d2", "d3"}
@@ -379,8 +399,8 @@ def test_combinators_and_incident_type_filter(tmp_path: Path) -> None:
     )
     alert = one(evaluate(rules, caller(households=[burgled])), "repeat_burglary")
     assert alert.rule == "burglary_repeat_no_marker@7"
-    assert alert.title == "2 burglaries at household H1 in 90 days"
-    assert alert.reasons == ["household H1: 2 burglaries (>= 2)"]
+    assert alert.title == "2 burglaries at the caller's household in 90 days"
+    assert alert.reasons == ["the caller's household: 2 burglaries (>= 2)"]
     assert alert.evidence == ["b1", "b2"]
 
     # `not`: a marker anywhere in the household stops it.

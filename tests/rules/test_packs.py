@@ -15,7 +15,7 @@ pack: force-alerts
 version: "1"
 kind: alerts
 markers:
-  - {id: da_high_risk_local, label: local DA}
+  - {id: da_high_risk_local, label: local DA, category: safeguarding}
 rules:
 """
 
@@ -118,6 +118,43 @@ BAD: list[tuple[str, str, int, list[str]]] = [
 """,
         7,
         ["missing key", "severity"],
+    ),
+    (
+        "marker without a category",
+        """\
+pack: force-alerts
+version: "1"
+kind: alerts
+markers:
+  - {id: local, label: local}
+""",
+        5,
+        ["missing key", "category"],
+    ),
+    (
+        "unknown marker category",
+        """\
+pack: force-alerts
+version: "1"
+kind: alerts
+markers:
+  - {id: local, label: local, category: vulnerability}
+""",
+        5,
+        ["category"],
+    ),
+    (
+        "unknown category in a markers condition",
+        ALERTS_HEAD
+        + """\
+  - id: r1
+    alert: x
+    severity: high
+    title: t
+    when: {kind: markers, of: [caller], categories: [vulnerability]}
+""",
+        11,
+        ["unknown value", "officer_safety"],
     ),
     (
         "window is not a number",

@@ -36,9 +36,12 @@ class Seeded:
     contact_dates: list[datetime]
 
 
-async def seed_repeat_victim(settings: Settings, number: str = REPEAT_VICTIM) -> Seeded:
+async def seed_repeat_victim(
+    settings: Settings, number: str = REPEAT_VICTIM, *, officer_safety: bool = False
+) -> Seeded:
     """A caller with three victim contacts in the last year, living with a partner who has
-    an active DA high-risk marker: enough for repeat-victim and household alerts."""
+    an active DA high-risk marker: enough for repeat-victim and household alerts. With
+    `officer_safety`, the address carries a weapons marker too (the officer-safety alert)."""
     now = datetime.now(UTC)
     days = (20, 95, 240)
     kinds = ("burglary", "assault", "harassment")
@@ -58,7 +61,10 @@ async def seed_repeat_victim(settings: Settings, number: str = REPEAT_VICTIM) ->
                 [
                     Phone(e164=number, person_id="WP1"),
                     PersonHousehold(person_id="WP1", household_id="WH1", from_date=MOVED_IN),
-                    PersonHousehold(person_id="WP2", household_id="WH1", from_date=MOVED_IN),
+                    PersonHousehold(
+                        person_id="WP2", household_id="WH1", from_date=MOVED_IN,
+                        relationship="partner",
+                    ),
                     Marker(
                         id="WM1", subject_type="person", subject_id="WP2", kind="da_high_risk",
                         set_by="test", set_at=now - timedelta(days=30), expires_at=None,
@@ -73,6 +79,13 @@ async def seed_repeat_victim(settings: Settings, number: str = REPEAT_VICTIM) ->
                     ],
                 ]
             )  # fmt: skip
+            if officer_safety:
+                session.add(
+                    Marker(
+                        id="WM2", subject_type="household", subject_id="WH1", kind="weapons",
+                        set_by="test", set_at=now - timedelta(days=60), expires_at=None,
+                    )
+                )  # fmt: skip
             await versions.bump(session, ["*"])
     finally:
         await engine.dispose()

@@ -51,8 +51,10 @@ async def test_ring_shows_alert_card_with_evidence(
     record_property: Callable[[str, object], None],
 ) -> None:
     """1. A call from a repeat victim rings at the handler: the alert card with its evidence
-    (prior contacts with dates and types) is on the page. Reports POST -> visible time."""
-    seeded = await seed_repeat_victim(settings)
+    (prior contacts with dates and types) is on the page. Reports POST -> visible time.
+    Issue 13: the officer-safety alert first under its own heading; evidence grouped in plain
+    words; the partner named with relationship and age."""
+    seeded = await seed_repeat_victim(settings, officer_safety=True)
     token = await make_staff("H1", Role.handler)
     service = live_service()
     phone = Telephony(service.url)
@@ -93,7 +95,24 @@ async def test_ring_shows_alert_card_with_evidence(
         # Severity in words and a symbol, not by colour alone.
         await expect(alert.locator(".sev")).to_contain_text(_SEVERITY_WORD)
         await expect(alert.locator(".reasons li").first).to_be_visible()
-        # Evidence: each prior contact with its date and type.
+        # Evidence in plain words, grouped by incident type and outcome, no ids.
+        summary = alert.locator(".evidence-summary li")
+        await expect(summary.first).to_contain_text("3 victim contacts in 365 days")
+        for line in await alert.locator(".evidence-box, .reasons").all_inner_texts():
+            assert not re.search(r"\bW[CPHM]\d", line), line
+        # Officer safety first, under its own heading, never among the other alerts.
+        officer = page.locator("#officer-safety")
+        await expect(officer.locator("h2")).to_have_text(re.compile("Officer safety"))
+        await expect(officer.locator("li.alert[data-kind=officer_safety]")).to_contain_text(
+            "weapons"
+        )
+        await expect(page.locator("#alerts li.alert[data-kind=officer_safety]")).to_have_count(0)
+        risk = page.locator("#alerts li.alert[data-kind=household_risk]")
+        await expect(risk.locator(".reasons")).to_contain_text(
+            re.compile(r"Drew Webtest \(partner, \d+\) has an active domestic abuse high-risk")
+        )
+        # Each prior contact with its date and type, behind a disclosure.
+        await alert.locator(".evidence-records summary").click()
         evidence = alert.locator(".evidence li")
         await expect(evidence).to_have_count(len(seeded.contact_ids))
         texts = await evidence.all_inner_texts()
@@ -105,9 +124,10 @@ async def test_ring_shows_alert_card_with_evidence(
         # Household members and their markers.
         household = page.locator("#household")
         await expect(household).to_contain_text("9 Test Terrace")
-        await expect(household).to_contain_text("Drew Webtest")
+        await expect(household).to_contain_text(re.compile(r"Drew Webtest \(partner, \d+\)"))
+        assert not re.search(r"\bW[CPHM]\d", await household.inner_text())
         await expect(household.locator(".marker")).to_contain_text(
-            [re.compile(r"DA high risk \(active\)", re.I)]
+            [re.compile(r"domestic abuse high-risk \(active\)", re.I)]
         )
         # Most severe first.
         ranks = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
@@ -136,7 +156,7 @@ async def test_acknowledgement_reaches_supervisor_without_reload(
 ) -> None:
     """2. The handler acknowledges the alert (from the keyboard); the supervisor's page, open
     in a second browser context, shows it acknowledged without a reload."""
-    await seed_repeat_victim(settings)
+    await seed_repeat_victim(settings, officer_safety=True)
     handler_token = await make_staff("H1", Role.handler)
     supervisor_token = await make_staff("S1", Role.supervisor)
     service = live_service()
@@ -158,6 +178,13 @@ async def test_acknowledgement_reaches_supervisor_without_reload(
         alert_id = await alert.get_attribute("data-alert-id")
         detail = supervisor.locator(f"#detail-alerts li.alert[data-alert-id='{alert_id}']")
         await expect(detail).to_have_attribute("data-acknowledged", "false")
+        # Officer safety first on the supervisor's screen too, under its own heading.
+        officer = supervisor.locator("#detail-officer-safety")
+        await expect(officer.locator("h3")).to_have_text(re.compile("Officer safety"))
+        await expect(officer.locator("li.alert")).to_have_count(1)
+        await expect(officer.locator("li.alert")).to_have_attribute(
+            "data-category", "officer_safety"
+        )
 
         # Keyboard only: focus the button and press Enter.
         await alert.locator("button.ack").focus()
@@ -168,7 +195,7 @@ async def test_acknowledgement_reaches_supervisor_without_reload(
         await expect(detail).to_have_attribute("data-acknowledged", "true")
         await expect(detail.locator(".ack-status")).to_contain_text("Acknowledged by H1")
         # The call's other alerts too: then the board says all are acknowledged.
-        pending = handler.locator("#alerts li.alert[data-acknowledged=false] button.ack")
+        pending = handler.locator(".alerts-panel li.alert[data-acknowledged=false] button.ack")
         for left in range(await pending.count(), 0, -1):
             await pending.first.focus()
             await handler.keyboard.press("Enter")

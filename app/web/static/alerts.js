@@ -45,13 +45,16 @@ export async function acknowledge(alertId, button) {
 }
 
 // A new alert item; `onAcknowledge(button)` runs on its button. With `evidence`, a box for
-// what the alert was raised on (filled by the page).
-export function alertItem(onAcknowledge, { evidence = false } = {}) {
+// what the alert was raised on (filled by the page); with `summary`, the alert's evidence
+// lines in plain words (drawn here).
+export function alertItem(onAcknowledge, { evidence = false, summary = false } = {}) {
   const ack = h("button", { type: "button", class: "ack" }, "Acknowledge");
   ack.addEventListener("click", () => onAcknowledge(ack));
   return h("li", { class: "alert" },
-    h("div", { class: "alert-head" }, h("span", { class: "sev-slot" }), h("strong", { class: "alert-title" })),
+    h("div", { class: "alert-head" }, h("span", { class: "sev-slot" }), h("strong", { class: "alert-title" }),
+      h("span", { class: "alert-category small muted" })),
     h("ul", { class: "reasons" }),
+    summary ? h("ul", { class: "evidence-summary small" }) : null,
     evidence ? h("div", { class: "evidence-box" }) : null,
     h("div", { class: "alert-actions" }, ack, h("span", { class: "ack-status", role: "status" })));
 }
@@ -62,10 +65,14 @@ export function drawAlert(el, a, { waiting = null } = {}) {
   el.dataset.alertId = a.alert_id;
   el.dataset.kind = a.kind;
   el.dataset.severity = a.severity;
+  el.dataset.category = a.category || "";
   el.className = `alert sev-${a.severity}${a.acknowledged_at ? " acked" : ""}`;
   replaceChildren(el.querySelector(".sev-slot"), severityBadge(a.severity));
   setText(el.querySelector(".alert-title"), alertTitle(a));
+  setText(el.querySelector(".alert-category"), a.category ? ` \u00B7 ${humanise(a.category)}` : "");
   replaceChildren(el.querySelector(".reasons"), (a.reasons || []).map((r) => h("li", {}, r)));
+  const summary = el.querySelector(".evidence-summary");
+  if (summary) replaceChildren(summary, (a.evidence_lines || []).map((line) => h("li", {}, line)));
   const button = el.querySelector("button.ack");
   const status = el.querySelector(".ack-status");
   el.dataset.acknowledged = a.acknowledged_at ? "true" : "false";

@@ -140,3 +140,8 @@ export function bySeverity(a, b) {
   const rb = (SEVERITY[b.severity] || SEVERITY.info).rank;
   return rb - ra || Number(a.alert_id) - Number(b.alert_id);
 }
+
+// Officer-safety alerts go first on every screen, under their own heading (issue 13).
+export function isOfficerSafety(a) {
+  return a.category === "officer_safety" || a.kind === "officer_safety";
+}

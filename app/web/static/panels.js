@@ -4,7 +4,8 @@
 
 import { alertItem, drawAlert } from "./alerts.js";
 import {
-  $, bySeverity, callerOf, callerText, date, duration, h, humanise, keyed, replaceChildren, setText,
+  $, bySeverity, callerOf, callerText, date, duration, h, humanise, isOfficerSafety, keyed, replaceChildren,
+  setText,
 } from "./dom.js";
 import { ENDED } from "./handler_calls.js";
 
@@ -78,26 +79,48 @@ function evidenceItem(id, index, names) {
     return h("li", { class: "evidence-marker" }, `Marker: ${names.marker(m.kind)}`,
       m.set_at ? ` (set ${date(m.set_at)}${m.active === false ? ", expired" : ""})` : "");
   }
-  return h("li", { class: "evidence-ref" }, `Record ${id}`);
+  // Never the id itself: handlers read this (issue 13).
+  return h("li", { class: "evidence-ref" }, "A record not shown on this screen");
+}
+
+// The evidence in plain words (grouped by incident type and outcome), then each record behind
+// a disclosure; alerts stored before issue 13 have no lines, so their records show open.
+export function evidenceParts(a, index, names) {
+  const lines = a.evidence_lines || [];
+  const ids = a.evidence || [];
+  if (!lines.length && !ids.length) return [];
+  return [
+    h("span", { class: "evidence-label" }, "Evidence:"),
+    lines.length ? h("ul", { class: "evidence-summary" }, lines.map((line) => h("li", {}, line))) : null,
+    ids.length ? h("details", { class: "evidence-records", open: !lines.length },
+      h("summary", {}, `Each record (${ids.length})`),
+      h("ul", { class: "evidence" }, ids.map((id) => evidenceItem(id, index, names)))) : null,
+  ];
 }
 
 export function renderAlerts(screen, { names, acknowledge }) {
-  const list = $("alerts");
   const empty = $("alerts-empty");
   const alerts = screen ? [...screen.alerts.values()].sort(bySeverity) : [];
-  empty.hidden = alerts.length > 0;
-  empty.textContent = screen && screen.context ? "No alerts for this caller." : "No alerts.";
+  const officer = alerts.filter(isOfficerSafety);
+  const others = alerts.filter((a) => !isOfficerSafety(a));
+  $("officer-safety").hidden = officer.length === 0;
+  empty.hidden = others.length > 0;
+  empty.textContent = officer.length ? "No other alerts."
+    : screen && screen.context ? "No alerts for this caller." : "No alerts.";
   const index = evidenceIndex(screen && screen.context);
   const callId = screen ? screen.call.id : null;
+  renderAlertList($("officer-safety-alerts"), officer, { callId, index, names, acknowledge });
+  renderAlertList($("alerts"), others, { callId, index, names, acknowledge });
+}
+
+function renderAlertList(list, alerts, { callId, index, names, acknowledge }) {
   keyed(list, alerts, (a) => `${callId}:${a.alert_id}`,
     (a) => alertItem((button) => acknowledge(callId, a.alert_id, button), { evidence: true }),
     (el, a) => {
       drawAlert(el, a);
-      const evidence = a.evidence || [];
-      replaceChildren(el.querySelector(".evidence-box"), evidence.length ? [
-        h("span", { class: "evidence-label" }, "Evidence (prior contacts and markers):"),
-        h("ul", { class: "evidence" }, evidence.map((id) => evidenceItem(id, index, names))),
-      ] : []);
+      // Redrawn only when the evidence changed: an open disclosure stays open.
+      const box = el.querySelector(".evidence-box");
+      if (!unchanged(box, a.evidence, a.evidence_lines, index.size)) replaceChildren(box, evidenceParts(a, index, names));
     });
 }
 
@@ -106,6 +129,26 @@ function markerList(markers, names) {
   return h("ul", { class: "markers" }, markers.map((m) => h("li", { class: m.active === false ? "marker expired" : "marker" },
     h("span", { "aria-hidden": "true" }, m.active === false ? "\u25CB " : "\u25CF "),
     names.marker(m.kind), m.active === false ? " (expired)" : " (active)")));
+}
+
+// " (partner, 41)": how a member relates to the caller, and their age; never an id (issue 13).
+function memberNote(p) {
+  if (!p) return "";
+  const relation = p.relationship === "caller" ? "caller"
+    : p.relation === "ex_partner" ? "ex-partner" : p.relation ? humanise(p.relation).toLowerCase() : "";
+  const parts = [relation, ageOf(p.date_of_birth)].filter((x) => x !== "" && x !== null);
+  return parts.length ? ` (${parts.join(", ")})` : "";
+}
+
+function ageOf(dateOfBirth) {
+  if (!dateOfBirth) return null;
+  const born = new Date(`${dateOfBirth.slice(0, 10)}T00:00:00Z`);
+  if (Number.isNaN(born.getTime())) return null;
+  const now = new Date();
+  let years = now.getUTCFullYear() - born.getUTCFullYear();
+  if (now.getUTCMonth() < born.getUTCMonth()
+    || (now.getUTCMonth() === born.getUTCMonth() && now.getUTCDate() < born.getUTCDate())) years -= 1;
+  return years >= 0 && years < 130 ? String(years) : null;
 }
 
 export function renderHousehold(screen, { names }) {
@@ -128,17 +171,17 @@ export function renderHousehold(screen, { names }) {
     h("p", { class: "summary" },
       `From this number: ${summary.contacts_365d ?? 0} contacts in 12 months, ${summary.victim_365d ?? 0} as victim.`),
     (context.persons || []).filter((p) => p.relationship === "caller").map((p) => h("div", { class: "person caller" },
-      h("h3", {}, p.name || `Person ${p.id}`, h("span", { class: "muted" }, " \u2014 linked to this number")),
+      h("h3", {}, p.name || "Name not recorded", h("span", { class: "muted" }, " \u2014 linked to this number")),
       p.date_of_birth ? h("p", { class: "small" }, `Born ${date(p.date_of_birth)}`) : null,
       markerList(p.markers, names))),
     (context.households || []).map((hh) => h("div", { class: "household" },
-      h("h3", {}, hh.address || `Household ${hh.id}`),
+      h("h3", {}, hh.address || "Address not recorded"),
       markerList(hh.markers, names),
       h("ul", { class: "members" }, (hh.member_ids || []).map((mid) => {
         const p = persons.get(mid);
         return h("li", {},
-          h("span", { class: "member-name" }, p ? (p.name || `Person ${p.id}`) : `Person ${mid}`),
-          p && p.relationship === "caller" ? " (caller)" : p && p.relation ? ` (${p.relation})` : "",
+          h("span", { class: "member-name" }, p && p.name ? p.name : "Name not recorded"),
+          memberNote(p),
           p ? markerList(p.markers, names) : null);
       })))));
 }

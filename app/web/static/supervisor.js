@@ -5,8 +5,8 @@
 import { acknowledge, acknowledgedIn, alertItem, drawAlert, mergeAlert, raisedIn } from "./alerts.js";
 import { api } from "./api.js";
 import {
-  $, SEVERITY, bySeverity, callerText, duration, h, humanise, keyed, replaceChildren, runClocks, setText,
-  severityBadge, time,
+  $, SEVERITY, bySeverity, callerText, duration, h, humanise, isOfficerSafety, keyed, replaceChildren, runClocks,
+  setText, severityBadge, time,
 } from "./dom.js";
 import { LiveFeed, bindStatus } from "./live.js";
 
@@ -188,8 +188,16 @@ function renderDetail() {
       call.answered_at ? [h("dt", {}, "Answered"), h("dd", {}, time(call.answered_at))] : null,
       call.ended_at ? [h("dt", {}, "Ended"), h("dd", {}, time(call.ended_at))] : null));
   const alerts = [...item.alerts.values()].sort(bySeverity);
-  keyed($("detail-alerts"), alerts, (a) => a.alert_id,
-    (a) => alertItem((button) => acknowledgeAlert(a.alert_id, button)),
+  // Officer safety first, under its own heading (issue 13).
+  const officer = alerts.filter(isOfficerSafety);
+  $("detail-officer-safety").hidden = officer.length === 0;
+  renderDetailAlerts($("detail-officer-alerts"), officer);
+  renderDetailAlerts($("detail-alerts"), alerts.filter((a) => !isOfficerSafety(a)));
+}
+
+function renderDetailAlerts(list, alerts) {
+  keyed(list, alerts, (a) => a.alert_id,
+    (a) => alertItem((button) => acknowledgeAlert(a.alert_id, button), { summary: true }),
     (el, a) => drawAlert(el, a, { waiting: "\u2716 Not acknowledged yet" }));
 }
 
