@@ -105,7 +105,8 @@ async def test_relationship_is_imported_and_alerts_say_it_in_plain_words(
         "This number: 4 contacts in 30 days: 3 anti-social behaviour, 1 burglary"
     )
     # Ids stay in the machine field; none reaches the words.
-    assert set(caller_alerts["evidence"]) == {"CWX0", "CWX1", "CWX2", "CWX3"}
+    # (with the household's safeguarding markers that make this repeat caller a concern)
+    assert {"CWX0", "CWX1", "CWX2", "CWX3"} <= set(caller_alerts["evidence"])
     for alert in alerts:
         words = [alert["title"], *alert["reasons"], *alert["evidence_lines"]]
         assert not [w for w in words if IDS.search(w)], alert

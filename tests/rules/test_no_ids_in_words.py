@@ -12,7 +12,14 @@ import re
 import pytest
 
 from app.rules.engine import evaluate
-from app.rules.facts import CallerFacts, ContactRef, HouseholdFacts, MarkerRef, PersonFacts
+from app.rules.facts import (
+    CallerFacts,
+    CallFacts,
+    ContactRef,
+    HouseholdFacts,
+    MarkerRef,
+    PersonFacts,
+)
 from tests.rules.support import NOW, SHIPPED, ago, caller
 
 # Ids shaped like the demo's and a force's (DSP2B, DSH2, ...): anything matching is a leak.
@@ -102,6 +109,11 @@ FIXTURES = {
     "no names, dates of birth or addresses": _fixture(named=False),
     "withheld number": caller(presentation="withheld"),
     "unavailable number": caller(presentation="unavailable"),
+    # Rules that read what the call itself is (MARAC repeat, repeat missing) hold once the
+    # handler has set its type or qualifiers: the same history, the call now DA.
+    "named, the call now domestic abuse": _fixture(named=True).model_copy(
+        update={"call": CallFacts(incident_type="domestic_abuse", qualifiers=["domestic_abuse"])}
+    ),
 }
 
 
@@ -239,7 +251,8 @@ def test_evidence_is_grouped_by_incident_type_and_outcome_not_repeated() -> None
     )
     alert = next(a for a in evaluate(SHIPPED, facts) if a.kind == "repeat_victim")
     assert alert.evidence_lines[0] == (
-        "This number and Chris Example (caller, 41): 4 victim contacts in 365 days: "
+        # The number is not counted as well: a person is known (`number_if_no_person`).
+        "Chris Example (caller, 41): 4 victim contacts in 365 days: "
         "3 anti-social behaviour, 1 burglary"
     )
     assert len(alert.evidence_lines) == 3
