@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.history import writes
 from app.history.models import Household, Person, PersonHousehold, Phone
@@ -19,6 +20,11 @@ JO_DOB = date(1985, 3, 2)
 
 
 async def seed(app: FastAPI) -> None:
+    """`seed_with` the app's sessions."""
+    await seed_with(app.state.resources.sessions)
+
+
+async def seed_with(sessions: async_sessionmaker[AsyncSession]) -> None:
     """Jo Demo (born 1985-03-02) lives with her partner Sam Demo (active DA high-risk marker)
     at 12 Acacia Avenue; another Jo Demo, born 1990, lives elsewhere; Pat Neighbour lives next
     door at 14. Jo has two victim contacts in the last year."""
@@ -33,7 +39,7 @@ async def seed(app: FastAPI) -> None:
         ("H-14", "100012345679", "14 Acacia Avenue, Testtown TE1 2ST", ["P-PAT"]),
         ("H-99", "100099999999", "99 Elsewhere Road, Othertown OT9 9ZZ", ["P-JO2"]),
     ]
-    async with app.state.resources.sessions() as session, session.begin():
+    async with sessions() as session, session.begin():
         for pid, name, born, numbers in people:
             session.add(Person(id=pid, name=name, date_of_birth=born))
             await session.flush()
@@ -48,7 +54,7 @@ async def seed(app: FastAPI) -> None:
             session, person_ids=[p[0] for p in people], household_ids=[h[0] for h in homes]
         )
     for n, days in enumerate((40, 200)):
-        async with app.state.resources.sessions() as session, session.begin():
+        async with sessions() as session, session.begin():
             await writes.record_contact(
                 session,
                 contact_id=f"C-JO-{n}",
@@ -59,7 +65,7 @@ async def seed(app: FastAPI) -> None:
                 victim=True,
                 domestic_abuse=True,
             )
-    async with app.state.resources.sessions() as session, session.begin():
+    async with sessions() as session, session.begin():
         await writes.set_marker(
             session,
             marker_id="M-SAM-DA",
