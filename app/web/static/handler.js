@@ -12,6 +12,7 @@ import { duration, h, humanise, keyed, replaceChildren, setText, time } from "./
 import {
   assessmentOf, blankForm, formOf, problemsOf, readForm, showProblems, writeForm,
 } from "./form.js";
+import { mountIdentify } from "./identify.js";
 import { LiveFeed, bindStatus } from "./live.js";
 import {
   ENDED, callerText, renderAdvice, renderAlerts, renderCallCard, renderCues, renderHousehold,
@@ -411,6 +412,7 @@ function render() {
   renderCallCard(screen, { me, pinned, wrapUp: Boolean(screen && isWrapUp(screen)) });
   renderAlerts(screen, { names, acknowledge });
   renderHousehold(screen, { names });
+  identify.update(screen && { id: screen.call.id, open: isActive(screen) || isWrapUp(screen) });
   renderThrive(screen, { current, tick });
   renderAdvice(screen, { tick });
   renderCues(screen);
@@ -662,6 +664,14 @@ window.setInterval(() => {
     if (el && el.dataset.from && !el.dataset.to) setText(el, duration(el.dataset.from, null));
   }
 }, 1000);
+
+// Find and link (identify.js): alerts a link raised show at once, socket or not.
+const identify = mountIdentify({
+  onAlerts: (callId, alerts) => {
+    alerts.forEach((a) => applyAlert(callId, a));
+    render();
+  },
+});
 
 const feed = new LiveFeed({
   onMessage,
