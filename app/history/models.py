@@ -175,9 +175,7 @@ class CallSubject(Base):
     __tablename__ = "call_subject"
     __table_args__ = (
         UniqueConstraint("call_id", "subject_type", "subject_id", "role"),
-        CheckConstraint(
-            "role IN ('victim', 'caller', 'suspect', 'witness', 'subject')", name="role"
-        ),
+        CheckConstraint(f"role IN ({', '.join(repr(r) for r in SUBJECT_ROLES)})", name="role"),
         CheckConstraint("subject_type IN ('person', 'household')", name="subject_type"),
     )
 
