@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.auth.models import Role
 from app.config import Settings
-from app.history.models import Alert
+from app.history.models import Alert, Person
 from app.main import create_app
 from tests.conftest import MakeStaff
 from tests.realtime.support import frame, message, open_socket, ring, until
@@ -276,6 +276,22 @@ def rows(ids: Mapping[str, Any]) -> list[Row]:
             grant(200, ON_THE_CALL | SUPERVISING),
             url=f"/api/v1/history/calls/{c}",
         ),
+        # ---- search the force's records and link who is found: a live (or wrap-up) call's
+        # current handler and supervisors (the scenario's `live` call has no assessment yet)
+        Row(
+            "GET",
+            "/api/v1/history/search",
+            grant(200, {"handler", "supervisor"}),
+            url=f"/api/v1/history/search?call_id={ids['live']}&q=Matrix%20Person",
+        ),
+        Row(
+            "POST",
+            "/api/v1/calls/{call_id}/subjects",
+            # 201 for the first link, 200 for the same link again (idempotent)
+            grant((200, 201), {"handler", "supervisor"}),
+            url=f"/api/v1/calls/{ids['live']}/subjects",
+            json={"person_id": "MXP1", "role": "victim"},
+        ),
         Row(
             "GET",
             "/api/v1/assessments.csv",
@@ -449,6 +465,11 @@ async def _scenario(app: FastAPI, client: httpx.AsyncClient, make_staff: MakeSta
         f"/api/v1/calls/{call_id}/assessment", json=full_assessment(), headers=bearer
     )
     assert submitted.status_code == 201, submitted.text
+    # A second call, the same way round, still live: search and link need one.
+    live_id = await answered_call(client, handler="AH3", external="matrix-live")
+    await transfer(client, "matrix-live", "AH1")
+    async with app.state.resources.sessions() as session, session.begin():
+        session.add(Person(id="MXP1", name="Matrix Person"))
     # A call answered and ended elsewhere, so that a QA sample can be drawn this month.
     await answered_call(client, handler="AH2", external="matrix-ended")
     ended = await post_signed(client, event("matrix-ended", "ended", cause="normal_clearing"))
@@ -461,6 +482,7 @@ async def _scenario(app: FastAPI, client: httpx.AsyncClient, make_staff: MakeSta
     assert sample.status_code == 201, sample.text
     ids = {
         "call": call_id,
+        "live": live_id,
         "alert": alert_id,
         "prompt": state["prompts"][0]["id"],
         "advice": state["advice"][0]["id"],

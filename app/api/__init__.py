@@ -8,13 +8,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import alerts, audit, calls, history, qa, rules, staff, telephony, thrive, training
+from app.api import (
+    alerts,
+    audit,
+    calls,
+    history,
+    qa,
+    rules,
+    staff,
+    subjects,
+    telephony,
+    thrive,
+    training,
+)
 
 API_PREFIX = "/api/v1"
 
 api_router = APIRouter(prefix=API_PREFIX)
 # Registration order is matching order: keep it as it was when each router carried the prefix.
-for _module in (staff, audit, history, alerts, telephony, calls, thrive, qa, training, rules):
+for _module in (
+    staff, audit, history, alerts, telephony, calls, thrive, subjects, qa, training, rules,
+):  # fmt: skip
     api_router.include_router(_module.router)
 
 __all__ = ["API_PREFIX", "api_router"]

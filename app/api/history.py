@@ -3,6 +3,7 @@ caller context. Every lookup that shows a record is in the consultation log."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -17,6 +18,7 @@ from app.calls.models import Call
 from app.errors import Forbidden, NotFound, Unprocessable
 from app.history import consultation
 from app.history.stored_context import stored_context
+from app.thrive import identify
 
 router = APIRouter(prefix="/history", tags=["history"])
 
@@ -66,6 +68,32 @@ async def lookup_households(
         address=address,
     )
     return HouseholdLookup(call_id=call_id, households=households)
+
+
+class SearchResults(BaseModel):
+    call_id: int
+    kind: str  # how the query was read: name, phone, uprn, postcode, address
+    persons: list[dict[str, Any]]
+    households: list[dict[str, Any]]
+
+
+@router.get("/search", response_model=SearchResults)
+async def search_history(
+    staff: CurrentStaff,
+    session: SessionDep,
+    resources: ResourcesDep,
+    call_id: int,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    dob: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> SearchResults:
+    """Persons and households matching a name (with a date of birth in `q` or as `dob`), a
+    phone number, a postcode or address, or a UPRN, ranked: the call's current handler or a
+    supervisor, while the call is live or in wrap-up. Every search is audited."""
+    found = await identify.search(
+        session, resources, call_id=call_id, q=q, dob=dob, limit=limit, principal=staff
+    )
+    return SearchResults(**found)
 
 
 @router.get("/calls/{call_id}", response_model=CallContextRead)

@@ -28,6 +28,8 @@ class Capability(StrEnum):
     act_on_call = "act_on_call"  # write incident type, narrative, marks, draft, assessment
     acknowledge_alert = "acknowledge_alert"  # the repeat-victim check on the call's alerts
     search_history = "search_history"  # the caller's stored context, household lookups
+    # Search the force's records for a live or wrap-up call and link who is found to it.
+    identify_subjects = "identify_subjects"
     open_call_screen = "open_call_screen"  # the call's page (handler screen / supervisor detail)
     read_draft = "read_draft"  # a handler's saved assessment form for the call
     # -- not tied to a call --------------------------------------------------------------
@@ -96,6 +98,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.act_on_call: _C,
         C.acknowledge_alert: _C,
         C.search_history: _O,
+        C.identify_subjects: _C,
         C.open_call_screen: _O,
         C.read_draft: _O,  # their own draft only (app.thrive.drafts)
         C.desk: _E,
@@ -107,6 +110,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.read_call: _E,
         C.acknowledge_alert: _E,
         C.search_history: _E,
+        C.identify_subjects: _E,
         C.open_call_screen: _E,
         C.read_draft: _E,
         C.watch_board: _E,

@@ -24,6 +24,16 @@ from app.db import Base, BigId, JsonDoc, UTCDateTime, utcnow
 
 class Person(Base):
     __tablename__ = "person"
+    # The mid-call name search (issue 13): a trigram index on PostgreSQL (pg_trgm, created by
+    # the migration); SQLite has no trigram index, so there it is a plain one.
+    __table_args__ = (
+        Index(
+            "ix_person_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -49,7 +59,15 @@ class Phone(Base):
 
 class Household(Base):
     __tablename__ = "household"
-    __table_args__ = (Index("ix_household_uprn", "uprn"),)
+    __table_args__ = (
+        Index("ix_household_uprn", "uprn"),
+        Index(
+            "ix_household_address_trgm",
+            "address",
+            postgresql_using="gin",
+            postgresql_ops={"address": "gin_trgm_ops"},
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     uprn: Mapped[str | None] = mapped_column(String(12), nullable=True)
@@ -100,6 +118,11 @@ class Contact(Base):
     victim: Mapped[bool] = mapped_column(Boolean, default=False)
     domestic_abuse: Mapped[bool] = mapped_column(Boolean, default=False)
     outcome: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Who called, when the contact is filed under someone else (issue 13): the caller's person
+    # (if known) and `caller_role` "victim" (they are the victim) or "third_party" (they called
+    # about the victim: the number's own history does not count it as theirs).
+    caller_person_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    caller_role: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # The service's call that produced it (write-back), None for imported history.
     call_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("call.id", ondelete="SET NULL"), nullable=True
@@ -147,6 +170,29 @@ class Alert(Base):
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+SUBJECT_ROLES = ("victim", "caller", "suspect", "witness", "subject")
+
+
+class CallSubject(Base):
+    """A person or household the handler linked to a call mid-call (issue 13): its role on
+    the call decides where the call's contact is filed (the victim, the location)."""
+
+    __tablename__ = "call_subject"
+    __table_args__ = (
+        UniqueConstraint("call_id", "subject_type", "subject_id", "role"),
+        CheckConstraint(f"role IN ({', '.join(repr(r) for r in SUBJECT_ROLES)})", name="role"),
+        CheckConstraint("subject_type IN ('person', 'household')", name="subject_type"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    call_id: Mapped[int] = mapped_column(BigId, ForeignKey("call.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    linked_by: Mapped[str] = mapped_column(String(32))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CallContext(Base):

@@ -19,6 +19,9 @@ from app.history.models import Contact, Marker
 from app.history.store_links import Links, all_rows
 from app.rules.facts import ContactRef, MarkerRef
 
+# Contact.caller_role of a call about someone else (app.history.attribution says so too).
+THIRD_PARTY = "third_party"
+
 # A pathological subject (a switchboard number, a hostel) must not make one lookup read
 # thousands of rows: the most recent contacts are enough for every rule window.
 MAX_CONTACTS = 1000
@@ -38,6 +41,7 @@ _CONTACT_COLUMNS = (
     Contact.domestic_abuse,
     Contact.outcome,
     Contact.call_id,
+    Contact.caller_role,
 )
 
 
@@ -98,7 +102,9 @@ def sort_contacts(
     for row in rows:
         if kept >= MAX_CONTACTS:
             break
-        cid, occurred_at, num, person_id, household_id, incident, victim, da, outcome, call = row
+        cid, occurred_at, num, person_id, household_id, incident, victim, da, outcome, call, by = (
+            row
+        )
         mine_number = number is not None and num == number
         mine_person = person_id is not None and person_id in persons
         mine_household = household_id is not None and household_id in households
@@ -117,7 +123,14 @@ def sort_contacts(
             call_id=call,
         )
         if mine_number:
-            by_number.append(ref)
+            # A third party's call about someone else (issue 13): the number made the call,
+            # but the victim and the abuse are someone else's, never the number's own.
+            third_party = by == THIRD_PARTY and (victim or da)
+            by_number.append(
+                ref.model_copy(update={"victim": False, "domestic_abuse": False})
+                if third_party
+                else ref
+            )
         if mine_person:
             by_person[person_id].append(ref)
         if mine_household:

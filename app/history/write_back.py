@@ -11,22 +11,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import Call
+from app.db import utcnow
 from app.errors import NotFound
 from app.history import writes
+from app.history.attribution import Attribution, attribute
 from app.history.models import CallContext, Contact
 from app.history.tx_state import tx_of
-
-
-def _single_caller(context: dict[str, Any] | None) -> tuple[str | None, str | None]:
-    """The person and household a write-back contact can be attributed to: only when the
-    number names exactly one person with at most one current household."""
-    if not context:
-        return None, None
-    callers = [p for p in context["persons"] if p["relationship"] == "caller"]
-    if len(callers) != 1:
-        return None, None
-    homes = callers[0]["household_ids"]
-    return callers[0]["id"], homes[0] if len(homes) == 1 else None
 
 
 async def write_back(
@@ -58,7 +48,8 @@ async def write_back(
         for existing in found:
             if existing.call_id == call_id:
                 return existing
-    person_id, household_id = _single_caller(await _context_of(session, call_id))
+    filed = await _attribution(session, call_id)
+    person_id, household_id = filed.person_id, filed.household_id
     fields: dict[str, Any] = {
         "contact_id": contact_id,
         "occurred_at": occurred_at,
@@ -66,6 +57,7 @@ async def write_back(
         "person_id": person_id,
         "household_id": household_id,
         "call_id": call_id,
+        **_filed_fields(filed, victim=False),
     }
     if not read_ahead:
         return await writes.record_contact(session, **fields, absent=not found)
@@ -81,6 +73,23 @@ async def write_back(
     tx.persons.update([person_id] if person_id else [])
     tx.households.update([household_id] if household_id else [])
     return None
+
+
+async def _attribution(session: AsyncSession, call_id: int) -> Attribution:
+    return await attribute(session, call_id, await _context_of(session, call_id), utcnow().date())
+
+
+def _filed_fields(filed: Attribution, *, victim: bool) -> dict[str, Any]:
+    """The victim flag and caller columns of a contact filed by `filed`: a linked victim
+    makes it a victim contact; with none linked, the caller is the victim if they said so."""
+    caller_role = filed.caller_role
+    if not filed.victim_linked and victim and filed.caller_person_id is not None:
+        caller_role = "victim"
+    return {
+        "victim": victim or filed.victim_linked,
+        "caller_person_id": filed.caller_person_id,
+        "caller_role": caller_role,
+    }
 
 
 async def _context_of(session: AsyncSession, call_id: int) -> dict[str, Any] | None:
@@ -114,16 +123,41 @@ async def complete_contact(
             occurred_at=call.offered_at or call.created_at,
         )
         assert contact is not None  # not deferred
+    # Filed again: links made since the call ended (in wrap-up) move it.
+    filed = await _attribution(session, call_id)
     return await writes.record_contact(
         session,
         contact_id=contact.id,
         occurred_at=contact.occurred_at,
         number=contact.number,
-        person_id=contact.person_id,
-        household_id=contact.household_id,
+        person_id=filed.person_id,
+        household_id=filed.household_id,
         incident_type=incident_type,
-        victim=victim,
         domestic_abuse=domestic_abuse,
         outcome=outcome,
         call_id=call_id,
+        **_filed_fields(filed, victim=victim),
+    )
+
+
+async def refile_contact(session: AsyncSession, call_id: int) -> Contact | None:
+    """File the call's contact again after a link made in wrap-up (the call has ended, so
+    its contact exists): what the handler recorded on it stays."""
+    contact = await writes.contact_for_call(session, call_id)
+    if contact is None:
+        return None
+    filed = await _attribution(session, call_id)
+    caller_said_victim = contact.victim and contact.caller_role in (None, "victim")
+    return await writes.record_contact(
+        session,
+        contact_id=contact.id,
+        occurred_at=contact.occurred_at,
+        number=contact.number,
+        person_id=filed.person_id,
+        household_id=filed.household_id,
+        incident_type=contact.incident_type,
+        domestic_abuse=contact.domestic_abuse,
+        outcome=contact.outcome,
+        call_id=call_id,
+        **_filed_fields(filed, victim=caller_said_victim),
     )

@@ -48,6 +48,9 @@ def contact_row(
     person_id: str | None,
     household_id: str | None,
     call_id: int | None,
+    victim: bool = False,
+    caller_person_id: str | None = None,
+    caller_role: str | None = None,
 ) -> dict[str, Any]:
     """A new contact's columns (no other has `contact_id`), for a writer that inserts many at
     once (`CONTACT`) and invalidates their number, person and household itself before its
@@ -59,9 +62,11 @@ def contact_row(
         "person_id": person_id,
         "household_id": household_id,
         "incident_type": None,
-        "victim": False,
+        "victim": victim,
         "domestic_abuse": False,
         "outcome": None,
+        "caller_person_id": caller_person_id,
+        "caller_role": caller_role,
         "call_id": call_id,
         "updated_at": utcnow(),
     }
@@ -83,11 +88,15 @@ async def record_contact(
     domestic_abuse: bool = False,
     outcome: str | None = None,
     call_id: int | None = None,
+    caller_person_id: str | None = None,
+    caller_role: str | None = None,
     absent: bool = False,
 ) -> Contact:
     """Create or update one contact and invalidate the summaries that show it (old and new
-    subjects alike, when an update moves it). `absent`: the caller has just read, in this
-    transaction, that no contact has `contact_id` (saves reading it again)."""
+    subjects alike, when an update moves it). `caller_person_id` / `caller_role`: who called,
+    when the contact is filed under someone else (app.history.attribution). `absent`: the
+    caller has just read, in this transaction, that no contact has `contact_id` (saves reading
+    it again)."""
     contact = None if absent else await session.get(Contact, contact_id)
     before: tuple[str | None, str | None, str | None] = (None, None, None)
     if contact is None:
@@ -103,6 +112,8 @@ async def record_contact(
     contact.victim = victim
     contact.domestic_abuse = domestic_abuse
     contact.outcome = outcome
+    contact.caller_person_id = caller_person_id
+    contact.caller_role = caller_role
     contact.call_id = call_id
     contact.updated_at = utcnow()
     await session.flush()

@@ -67,6 +67,8 @@ def _version(row: Assessment) -> AssessmentVersion:
         victim=row.victim,
         domestic_abuse=row.domestic_abuse,
         alert_kinds=list(row.alert_kinds),
+        victim_person_id=row.victim_person_id,
+        location_household_id=row.location_household_id,
     )
 
 
@@ -179,7 +181,7 @@ async def submit_assessment(
         # Two submissions raced for the same version number: the other one won.
         raise AssessmentConflict("another version was submitted at the same time; reload") from exc
 
-    await complete_contact(
+    contact = await complete_contact(
         session,
         call.id,
         incident_type=incident_type,
@@ -187,6 +189,10 @@ async def submit_assessment(
         domestic_abuse=domestic_abuse,
         outcome=body.grade.value,
     )
+    # The record says whom the contact was filed under: the victim (linked, or the caller who
+    # is one) and the incident's location.
+    row.victim_person_id = contact.person_id if contact.victim else None
+    row.location_household_id = contact.household_id
     audit.record(
         session,
         actor=principal.actor,

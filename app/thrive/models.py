@@ -94,6 +94,10 @@ class Assessment(Base):
     repeat_victim_check: Mapped[str | None] = mapped_column(String(16), nullable=True)
     victim: Mapped[bool] = mapped_column(Boolean)
     domestic_abuse: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the call's contact was filed (issue 13): the linked victim and the incident's
+    # location (a household), None when nobody was linked and the caller is not known.
+    victim_person_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    location_household_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Kinds of the alerts the call carried at submission (for QA: was the check due?).
     alert_kinds: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
 

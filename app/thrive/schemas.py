@@ -163,6 +163,9 @@ class AssessmentVersion(BaseModel):
     victim: bool
     domestic_abuse: bool
     alert_kinds: list[str]
+    # Where the call's contact was filed (issue 13): the victim and the incident's location.
+    victim_person_id: str | None = None
+    location_household_id: str | None = None
 
 
 class AssessmentRead(AssessmentVersion):

@@ -18,6 +18,7 @@ import {
 } from "./handler_calls.js";
 import { createView } from "./handler_view.js";
 import { createWrites } from "./handler_writes.js";
+import { mountIdentify } from "./identify.js";
 import { LiveFeed } from "./live.js";
 
 const root = $("handler");
@@ -36,9 +37,17 @@ const writes = createWrites({
   render: () => view.render(),
   renderWrites: () => view.renderWrites(),
 });
+// Find and link (identify.js): alerts a link raised show at once, socket or not.
+const identify = mountIdentify({
+  onAlerts: (callId, alerts) => {
+    alerts.forEach((a) => applyAlert(callId, a));
+    render();
+  },
+});
 const view = createView({
   writes,
   names,
+  identify,
   actions: { acknowledge: acknowledgeAlert, tick, pick, resolveConflict },
 });
 const render = () => view.render();
@@ -246,6 +255,14 @@ document.addEventListener("visibilitychange", () => {
 window.addEventListener("online", () => writes.queue.retryNow());
 
 runClocks("#call-wait, #call-duration");
+
+// Find and link (identify.js): alerts a link raised show at once, socket or not.
+const identify = mountIdentify({
+  onAlerts: (callId, alerts) => {
+    alerts.forEach((a) => applyAlert(callId, a));
+    render();
+  },
+});
 
 const feed = new LiveFeed({
   onMessage,

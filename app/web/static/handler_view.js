@@ -12,8 +12,8 @@ import {
 
 // writes: handler_writes.js; names: the packs' words for incident types and markers;
 // actions: acknowledge(callId, alertId, button), tick(kind, id, on), pick(callId),
-// resolveConflict(screen, load).
-export function createView({ writes, names, actions }) {
+// resolveConflict(screen, load); identify: the Find and link panel (identify.js).
+export function createView({ writes, names, identify, actions }) {
   const baseTitle = document.title;
   let feedStatus = "connecting";
   const showBadge = bindStatus($("conn"), $("main"));
@@ -37,6 +37,7 @@ export function createView({ writes, names, actions }) {
     renderCallCard(screen, { me: desk.me, pinned: desk.pinned, wrapUp: Boolean(screen && isWrapUp(screen)) });
     renderAlerts(screen, { names, acknowledge: actions.acknowledge });
     renderHousehold(screen, { names });
+    identify.update(screen && { id: screen.call.id, open: isActive(screen) || isWrapUp(screen) });
     renderThrive(screen, { current: desk.current, tick: actions.tick });
     renderAdvice(screen, { tick: actions.tick });
     renderCues(screen);
