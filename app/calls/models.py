@@ -51,6 +51,9 @@ class Call(Base):
     # The merge keys of the lifecycle state (app.calls.lifecycle.CallState.marks): which event
     # each field came from, so that a late or duplicate event merges the same in any order.
     marks: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    # The qualifiers the handler set on the call (app.thrive.qualifiers): qualifier id -> its
+    # strands, e.g. {"domestic_abuse": [], "hate_crime": ["race"]}; NULL until first set.
+    qualifiers: Mapped[dict[str, list[str]] | None] = mapped_column(JsonDoc, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.calls import qualifiers
 from app.calls.models import Call
 from app.errors import NotFound
 from app.history import writes
@@ -59,6 +60,11 @@ async def write_back(
             if existing.call_id == call_id:
                 return existing
     person_id, household_id = _single_caller(await _context_of(session, call_id))
+    if read_ahead:
+        domestic_abuse = call_id in tx.da_calls
+    else:
+        call = await session.get(Call, call_id)
+        domestic_abuse = call is not None and qualifiers.is_domestic_abuse(call.qualifiers)
     fields: dict[str, Any] = {
         "contact_id": contact_id,
         "occurred_at": occurred_at,
@@ -66,6 +72,7 @@ async def write_back(
         "person_id": person_id,
         "household_id": household_id,
         "call_id": call_id,
+        "domestic_abuse": domestic_abuse,
     }
     if not read_ahead:
         return await writes.record_contact(session, **fields, absent=not found)
@@ -127,3 +134,27 @@ async def complete_contact(
         outcome=outcome,
         call_id=call_id,
     )
+
+
+async def requalify_contact(session: AsyncSession, call_id: int, domestic_abuse: bool) -> bool:
+    """The call's contact, if already written (the call ended, or was assessed), takes the DA
+    flag its qualifiers now give; caches see it on the next lookup. False: no contact yet
+    (the write-back at the end of the call reads the qualifiers itself)."""
+    contact = await writes.contact_for_call(session, call_id)
+    if contact is None:
+        return False
+    if contact.domestic_abuse != domestic_abuse:
+        await writes.record_contact(
+            session,
+            contact_id=contact.id,
+            occurred_at=contact.occurred_at,
+            number=contact.number,
+            person_id=contact.person_id,
+            household_id=contact.household_id,
+            incident_type=contact.incident_type,
+            victim=contact.victim,
+            domestic_abuse=domestic_abuse,
+            outcome=contact.outcome,
+            call_id=call_id,
+        )
+    return True

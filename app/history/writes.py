@@ -48,6 +48,7 @@ def contact_row(
     person_id: str | None,
     household_id: str | None,
     call_id: int | None,
+    domestic_abuse: bool = False,
 ) -> dict[str, Any]:
     """A new contact's columns (no other has `contact_id`), for a writer that inserts many at
     once (`CONTACT`) and invalidates their number, person and household itself before its
@@ -60,7 +61,8 @@ def contact_row(
         "household_id": household_id,
         "incident_type": None,
         "victim": False,
-        "domestic_abuse": False,
+        # The call's domestic-abuse qualifier, when it ends carrying one.
+        "domestic_abuse": domestic_abuse,
         "outcome": None,
         "call_id": call_id,
         "updated_at": utcnow(),
