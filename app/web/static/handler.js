@@ -18,6 +18,7 @@ import {
   renderThrive,
 } from "./panels.js";
 import { WriteQueue } from "./queue.js";
+import { bindQualifiers, renderQualifiers } from "./qualifiers.js";
 
 const root = document.getElementById("handler");
 const me = root.dataset.staff;
@@ -41,7 +42,7 @@ function blankScreen(id) {
     call: { id, state: null }, // null: not known yet (a message other than call.* came first)
     context: null,
     alerts: new Map(),
-    thrive: { incident_type: null, prompts: [], advice: [], cues: [] },
+    thrive: { incident_type: null, qualifiers: [], qualifier_strands: {}, prompts: [], advice: [], cues: [] },
     cues: new Map(),
     ticked: new Set(),
     answered: new Set(),
@@ -115,6 +116,10 @@ function applyThrive(callId, thrive, stored = false) {
   const screen = screenFor(callId);
   if (!thrive) return;
   if ("incident_type" in thrive) screen.thrive.incident_type = thrive.incident_type;
+  if (Array.isArray(thrive.qualifiers)) {
+    screen.thrive.qualifiers = thrive.qualifiers;
+    screen.thrive.qualifier_strands = thrive.qualifier_strands || {};
+  }
   if (Array.isArray(thrive.prompts)) {
     screen.thrive.prompts = thrive.prompts;
     if (stored) screen.answered = new Set();
@@ -147,6 +152,7 @@ function overlayPending(screen) {
     const body = entry.body;
     if (entry.kind === "narrative" && !screen.narrativeDirty) screen.narrative = body.text;
     else if (entry.kind === "incident") screen.thrive.incident_type = body.incident_type;
+    else if (entry.kind === "qualifiers") applyThrive(id, body);
     else if (entry.kind === "advice" || entry.kind === "prompts") {
       const set = entry.kind === "advice" ? screen.ticked : screen.answered;
       const on = entry.kind === "advice" ? body.given !== false : body.answered !== false;
@@ -199,7 +205,10 @@ function onMessage(message) {
   } else if (type === "alert.acknowledged") {
     applyAlert(callId, data.alert || data);
   } else if (type === "prompts.updated") {
-    applyThrive(callId, { incident_type: data.incident_type, prompts: data.prompts });
+    applyThrive(callId, {
+      incident_type: data.incident_type, qualifiers: data.qualifiers,
+      qualifier_strands: data.qualifier_strands, prompts: data.prompts,
+    });
   } else if (type === "advice.updated") {
     applyThrive(callId, { incident_type: data.incident_type, advice: data.advice });
   } else if (type === "cue.detected") {
@@ -295,7 +304,7 @@ const queue = new WriteQueue({
     const screen = screenFor(entry.callId);
     delete screen.refusals[entry.area];
     if (entry.kind === "narrative") (body.new_cues || []).forEach((c) => applyCue(entry.callId, c));
-    else if (entry.kind === "incident") applyThrive(entry.callId, body);
+    else if (entry.kind === "incident" || entry.kind === "qualifiers") applyThrive(entry.callId, body);
     else if (entry.kind === "draft") applyDraft(screen, body);
     else if (entry.kind === "assessment") {
       screen.assessment = body;
@@ -412,6 +421,7 @@ function render() {
   renderAlerts(screen, { names, acknowledge });
   renderHousehold(screen, { names });
   renderThrive(screen, { current, tick });
+  renderQualifiers(screen ? screen.thrive : null, current);
   renderAdvice(screen, { tick });
   renderCues(screen);
   renderNarrative(screen);
@@ -513,7 +523,7 @@ function renderWrites() {
   };
   const r = screen ? screen.refusals : {};
   area($("narrative-status"), ["narrative"], r.narrative);
-  area($("thrive-status"), ["incident", "advice"], r.incident || r.advice);
+  area($("thrive-status"), ["incident", "qualifiers", "advice"], r.incident || r.qualifiers || r.advice);
   area($("prompts-status"), ["prompts"], r.prompts);
 
   const draft = $("draft-status");
@@ -591,6 +601,19 @@ $("incident-type").addEventListener("change", (event) => {
     kind: "incident", area: "incident", callId, method: "PUT", path: callPath(callId, "incident-type"),
     body: { incident_type: value },
   }, same("incident", callId));
+});
+
+bindQualifiers((body) => {
+  const screen = screens.get(current);
+  if (!screen) return;
+  screen.thrive.qualifiers = body.qualifiers;
+  screen.thrive.qualifier_strands = body.qualifier_strands;
+  delete screen.refusals.qualifiers;
+  const callId = screen.call.id;
+  queue.push({
+    kind: "qualifiers", area: "qualifiers", callId, method: "PUT", path: callPath(callId, "qualifiers"),
+    body,
+  }, same("qualifiers", callId));
 });
 
 $("narrative").addEventListener("input", (event) => {
