@@ -76,7 +76,7 @@ class CallRead(BaseModel):
                 "wait_seconds": None if wait is None else max(0.0, wait),
                 "talk_seconds": None if talk is None else max(0.0, talk),
                 "qualifiers": call_qualifiers.ids_of(call.qualifiers),
-                "qualifier_strands": {q: list(v) for q, v in (call.qualifiers or {}).items() if v},
+                "qualifier_strands": call_qualifiers.strands_of(call.qualifiers),
             }
         )
 

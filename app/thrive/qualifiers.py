@@ -93,14 +93,14 @@ async def set_qualifiers(
     # 422 `invalid_qualifiers` with every problem ({field, reason}) unless the packs know them.
     stored = guidance.check_qualifiers(rules, body.qualifiers, body.qualifier_strands)
     before = call.qualifiers
-    call.qualifiers = stored
+    call.qualifiers = qualifiers.stored_form(stored)
     call.updated_at = utcnow()
     await session.flush()
     incident_type = await _incident_type(session, call.id)
     await requalify_contact(
         session,
         call.id,
-        qualifiers.is_domestic_abuse(stored)
+        qualifiers.is_domestic_abuse(call.qualifiers)
         or (incident_type is not None and catalogue.is_domestic_abuse(incident_type)),
     )
     audit.record(
@@ -110,7 +110,7 @@ async def set_qualifiers(
         subject_type="call_qualifiers",
         subject_id=str(call.id),
         call_id=str(call.id),
-        records={"call": call.id, "qualifiers": stored},
+        records={"call": call.id, "qualifiers": call.qualifiers},
     )
     view = view_of(
         resources,

@@ -142,7 +142,7 @@ def _view(
         call_id=call.id,
         incident_type=incident_type,
         qualifiers=carried,
-        qualifier_strands={q: list(s) for q, s in (call.qualifiers or {}).items() if s},
+        qualifier_strands=qualifiers.strands_of(call.qualifiers),
         alert_kinds=sorted({a.kind for a in alerts}),
         prompts=[p.model_copy(update={"answered": p.id in answered}) for p in prompts],
         advice=[a.model_copy(update={"given": a.id in given}) for a in advice],

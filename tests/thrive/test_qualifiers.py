@@ -240,7 +240,7 @@ async def test_a_change_in_wrap_up_reaches_the_written_back_contact(
     assert response.status_code == 200, response.text
     contact = await _contact(app, call_id)
     assert contact is not None and contact.domestic_abuse is False
-    assert (await _call(app, call_id)).qualifiers == {"weapons": []}
+    assert (await _call(app, call_id)).qualifiers == [{"id": "weapons", "strands": []}]
 
 
 # ---- the endpoint ------------------------------------------------------------------------
@@ -367,7 +367,10 @@ async def test_only_the_current_handler_and_supervisors_may_set_them(
     assert by_supervisor.status_code == 200, by_supervisor.text
     by_handler = await _put(client, handler, call_id, {"qualifiers": ["adult_at_risk", "weapons"]})
     assert by_handler.status_code == 200, by_handler.text
-    assert (await _call(app, call_id)).qualifiers == {"adult_at_risk": [], "weapons": []}
+    assert (await _call(app, call_id)).qualifiers == [
+        {"id": "adult_at_risk", "strands": []},
+        {"id": "weapons", "strands": []},
+    ]
 
     missing = await _put(client, handler, 10**12, body)
     assert missing.status_code == 404, missing.text
@@ -392,4 +395,4 @@ async def test_allowed_in_wrap_up_not_after(
     late = await _put(client, token, call_id, {"qualifiers": []})
     assert late.status_code == 409, late.text
     assert late.json()["error"]["code"] == "call_closed"
-    assert (await _call(app, call_id)).qualifiers == {"child_involved": []}
+    assert (await _call(app, call_id)).qualifiers == [{"id": "child_involved", "strands": []}]
