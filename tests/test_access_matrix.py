@@ -276,6 +276,14 @@ def rows(ids: Mapping[str, Any]) -> list[Row]:
             grant(200, ON_THE_CALL | SUPERVISING),
             url=f"/api/v1/history/calls/{c}",
         ),
+        # Qualifiers: the call's current handler and supervisors.
+        Row(
+            "PUT",
+            "/api/v1/calls/{call_id}/qualifiers",
+            grant(200, {"handler", "supervisor"}),
+            url=f"/api/v1/calls/{c}/qualifiers",
+            json={"qualifiers": ["domestic_abuse"]},
+        ),
         # ---- search the force's records and link who is found: a live (or wrap-up) call's
         # current handler and supervisors (the scenario's `live` call has no assessment yet)
         Row(

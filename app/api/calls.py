@@ -7,17 +7,22 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from app.api.deps import SessionDep, holding
+from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, holding
+from app.api.idempotency import IdempotencyDep
 from app.audit import service as audit
 from app.auth import policy
 from app.auth.policy import Capability
 from app.auth.service import Principal
+from app.calls import qualifiers as call_qualifiers
 from app.calls import service as calls
 from app.calls.models import Call, CallEventRow
 from app.calls.repository import CallFilter
 from app.errors import Forbidden
+from app.thrive import qualifiers
+from app.thrive.schemas import CallThriveRead, QualifiersSet
 
 router = APIRouter(prefix="/calls", tags=["calls"])
 
@@ -45,6 +50,9 @@ class CallRead(BaseModel):
     flagged: bool
     wait_seconds: float | None  # offered -> answered, or offered -> ended if never answered
     talk_seconds: float | None  # answered -> ended
+    # Set by the handler (PUT /calls/{id}/qualifiers): domestic_abuse, hate_crime, ...
+    qualifiers: list[str] = []
+    qualifier_strands: dict[str, list[str]] = {}
 
     @classmethod
     def of(cls, call: Call) -> CallRead:
@@ -63,6 +71,8 @@ class CallRead(BaseModel):
                 "handlers": list(call.handlers or []),
                 "wait_seconds": None if wait is None else max(0.0, wait),
                 "talk_seconds": None if talk is None else max(0.0, talk),
+                "qualifiers": call_qualifiers.ids_of(call.qualifiers),
+                "qualifier_strands": call_qualifiers.strands_of(call.qualifiers),
             }
         )
 
@@ -151,3 +161,21 @@ async def read_call(call_id: int, principal: Reader, session: SessionDep) -> Cal
     audit.consulted_call(session, actor=principal.actor, call_id=call.id)
     base = CallRead.of(call)
     return CallDetail(**base.model_dump(), events=[CallEventRead.of(e) for e in events])
+
+
+@router.put("/{call_id}/qualifiers", response_model=CallThriveRead)
+async def set_qualifiers(
+    call_id: int,
+    body: QualifiersSet,
+    principal: CurrentStaff,
+    session: SessionDep,
+    resources: ResourcesDep,
+    idem: IdempotencyDep,
+) -> BaseModel | JSONResponse:
+    """Set the call's qualifiers (the whole set; `[]` clears them), whatever its incident
+    type: the call's current handler or a supervisor, while the call is live or in wrap-up.
+    Returns and pushes the merged prompts (`prompts.updated`) and advice (`advice.updated`);
+    422 `invalid_qualifiers` lists every problem as `details` [{field, reason}]."""
+    return await idem.run(
+        200, lambda: qualifiers.set_qualifiers(session, resources, call_id, body, principal)
+    )

@@ -30,6 +30,8 @@ class Capability(StrEnum):
     search_history = "search_history"  # the caller's stored context, household lookups
     # Search the force's records for a live or wrap-up call and link who is found to it.
     identify_subjects = "identify_subjects"
+    # Say what the call is beyond its incident type (domestic abuse, hate crime, ...).
+    qualify_call = "qualify_call"
     open_call_screen = "open_call_screen"  # the call's page (handler screen / supervisor detail)
     read_draft = "read_draft"  # a handler's saved assessment form for the call
     # -- not tied to a call --------------------------------------------------------------
@@ -99,6 +101,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.acknowledge_alert: _C,
         C.search_history: _O,
         C.identify_subjects: _C,
+        C.qualify_call: _C,
         C.open_call_screen: _O,
         C.read_draft: _O,  # their own draft only (app.thrive.drafts)
         C.desk: _E,
@@ -111,6 +114,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.acknowledge_alert: _E,
         C.search_history: _E,
         C.identify_subjects: _E,
+        C.qualify_call: _E,
         C.open_call_screen: _E,
         C.read_draft: _E,
         C.watch_board: _E,

@@ -51,6 +51,10 @@ class Call(Base):
     # The merge keys of the lifecycle state (app.calls.lifecycle.CallState.marks): which event
     # each field came from, so that a late or duplicate event merges the same in any order.
     marks: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    # The qualifiers the handler set on the call (app.thrive.qualifiers), each with its
+    # strands, e.g. [{"id": "hate_crime", "strands": ["race"]}] (app.calls.qualifiers); NULL
+    # until first set.
+    qualifiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonDoc, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

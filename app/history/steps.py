@@ -18,6 +18,8 @@ from sqlalchemy import Table, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
+from app.calls import qualifiers
+from app.calls.models import Call
 from app.db import utcnow
 from app.history import alerts as alert_store
 from app.history import store
@@ -88,6 +90,13 @@ class HistoryStep:
                 )
             )
             tx.contacts_read.update(ending)
+            # The qualifiers set during the call decide the contact's DA flag.
+            qualified = await session.execute(
+                select(Call.id, Call.qualifiers).where(
+                    Call.id.in_(ending), Call.qualifiers.is_not(None)
+                )
+            )
+            tx.da_calls.update(i for i, q in qualified if qualifiers.is_domestic_abuse(q))
             for contact_id, call_id in rows:
                 tx.contact_ids.add(contact_id)
                 if call_id is not None:

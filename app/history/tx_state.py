@@ -35,6 +35,8 @@ class HistoryTx:
     contacts_read: set[int] = field(default_factory=set)  # calls whose contacts were read
     with_contact: set[int] = field(default_factory=set)  # calls that have their contact
     contact_ids: set[str] = field(default_factory=set)  # contact ids already taken
+    # Ending calls read ahead that carry the domestic-abuse qualifier (their contact is DA).
+    da_calls: set[int] = field(default_factory=set)
     # Written here and not yet invalidated: a summary that shows any of these is rebuilt
     # from the store (after a flush) rather than read ahead or from the cache.
     numbers: set[str] = field(default_factory=set)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.calls import qualifiers
 from app.calls.models import Call
 from app.db import utcnow
 from app.errors import NotFound
@@ -50,6 +51,11 @@ async def write_back(
                 return existing
     filed = await _attribution(session, call_id)
     person_id, household_id = filed.person_id, filed.household_id
+    if read_ahead:
+        domestic_abuse = call_id in tx.da_calls
+    else:
+        call = await session.get(Call, call_id)
+        domestic_abuse = call is not None and qualifiers.is_domestic_abuse(call.qualifiers)
     fields: dict[str, Any] = {
         "contact_id": contact_id,
         "occurred_at": occurred_at,
@@ -58,6 +64,7 @@ async def write_back(
         "household_id": household_id,
         "call_id": call_id,
         **_filed_fields(filed, victim=False),
+        "domestic_abuse": domestic_abuse,
     }
     if not read_ahead:
         return await writes.record_contact(session, **fields, absent=not found)
@@ -161,3 +168,29 @@ async def refile_contact(session: AsyncSession, call_id: int) -> Contact | None:
         call_id=call_id,
         **_filed_fields(filed, victim=caller_said_victim),
     )
+
+
+async def requalify_contact(session: AsyncSession, call_id: int, domestic_abuse: bool) -> bool:
+    """The call's contact, if already written (the call ended, or was assessed), takes the DA
+    flag its qualifiers now give; caches see it on the next lookup. False: no contact yet
+    (the write-back at the end of the call reads the qualifiers itself)."""
+    contact = await writes.contact_for_call(session, call_id)
+    if contact is None:
+        return False
+    if contact.domestic_abuse != domestic_abuse:
+        await writes.record_contact(
+            session,
+            contact_id=contact.id,
+            occurred_at=contact.occurred_at,
+            number=contact.number,
+            person_id=contact.person_id,
+            household_id=contact.household_id,
+            incident_type=contact.incident_type,
+            victim=contact.victim,
+            domestic_abuse=domestic_abuse,
+            outcome=contact.outcome,
+            call_id=call_id,
+            caller_person_id=contact.caller_person_id,
+            caller_role=contact.caller_role,
+        )
+    return True

@@ -51,6 +51,7 @@ def contact_row(
     victim: bool = False,
     caller_person_id: str | None = None,
     caller_role: str | None = None,
+    domestic_abuse: bool = False,
 ) -> dict[str, Any]:
     """A new contact's columns (no other has `contact_id`), for a writer that inserts many at
     once (`CONTACT`) and invalidates their number, person and household itself before its
@@ -63,7 +64,8 @@ def contact_row(
         "household_id": household_id,
         "incident_type": None,
         "victim": victim,
-        "domestic_abuse": False,
+        # The call's domestic-abuse qualifier, when it ends carrying one.
+        "domestic_abuse": domestic_abuse,
         "outcome": None,
         "caller_person_id": caller_person_id,
         "caller_role": caller_role,

@@ -12,7 +12,15 @@ from typing import Any
 
 from app.rules.cues import PhraseError, compile_lexicon, expand_phrase
 from app.rules.problems import PackLoadError, ParsedPack, Problem
-from app.rules.ruleset import AdviceItem, IncidentType, LoadedPack, Prompt, RuleRef, RuleSet
+from app.rules.qualifiers import qualifier_packs
+from app.rules.ruleset import (
+    AdviceItem,
+    IncidentType,
+    LoadedPack,
+    Prompt,
+    RuleRef,
+    RuleSet,
+)
 from app.rules.schema import (
     TEMPLATE_FIELDS,
     AdvicePack,
@@ -47,6 +55,7 @@ def build(
     cues = [p for p in parsed if isinstance(p.pack, CuePack)]
 
     _advice(ruleset, advice, problems)
+    qualifier_packs(ruleset, advice, problems)
     alert_keys = _alerts(ruleset, alerts, problems, max_window_days)
     _prompts(ruleset, prompts, problems, alert_keys)
     cue_input = _cues(cues, problems)
@@ -229,6 +238,13 @@ def _prompts(
                     problems.append(
                         p.at((*here, "incident_types", ti), f"unknown incident type {itype_id!r}")
                     )
+            for qi, qualifier in enumerate(prompt.qualifiers):
+                if qualifier not in ruleset.qualifiers:
+                    problems.append(
+                        p.at((*here, "qualifiers", qi), f"unknown qualifier {qualifier!r}")
+                    )
+            if prompt.qualifiers:
+                ruleset.prompt_qualifiers[prompt.id] = frozenset(prompt.qualifiers)
             for ki, key in enumerate(prompt.alerts):
                 if key not in alert_keys:
                     problems.append(

@@ -51,12 +51,22 @@ class PromptInfo(BaseModel):
     text: str
     incident_types: list[str]
     alerts: list[str]
+    qualifiers: list[str] = []
 
 
 class IncidentTypeInfo(BaseModel):
     id: str
     name: str
     advice: list[AdviceItem]
+
+
+class QualifierInfo(BaseModel):
+    id: str
+    name: str
+    description: str
+    advice_of: list[str]  # incident types whose advice it brings
+    advice: list[AdviceItem]  # its own
+    strands: dict[str, str]  # strand id -> name
 
 
 class CueInfo(BaseModel):
@@ -96,6 +106,7 @@ class Catalogue(BaseModel):
     elements: list[ElementInfo]
     prompts: list[PromptInfo]
     incident_types: list[IncidentTypeInfo]
+    qualifiers: list[QualifierInfo]
     strands: list[StrandInfo]
     cue_ignore: list[str]  # phrases never reported although they contain a cue word
 
@@ -135,6 +146,7 @@ def describe(rules: RuleSet) -> Catalogue:
                         text=prompt.text,
                         incident_types=list(prompt.incident_types),
                         alerts=list(prompt.alerts),
+                        qualifiers=list(prompt.qualifiers),
                     )
                 )
         elif isinstance(pack, CuePack):
@@ -185,6 +197,17 @@ def describe(rules: RuleSet) -> Catalogue:
         incident_types=[
             IncidentTypeInfo(id=t.id, name=t.name, advice=rules.advice.get(t.id, []))
             for t in rules.incident_types.values()
+        ],
+        qualifiers=[
+            QualifierInfo(
+                id=q.id,
+                name=q.name,
+                description=q.description,
+                advice_of=list(q.advice_of),
+                advice=rules.qualifier_advice.get(q.id, []),
+                strands=dict(q.strands),
+            )
+            for q in rules.qualifiers.values()
         ],
         strands=list(strands.values()),
         cue_ignore=ignore,

@@ -5,11 +5,11 @@ Prompts, not scripts: these say what not to forget; the handler decides what to 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from app.rules.errors import RulesError
 from app.rules.facts import PlannedAlert
-from app.rules.ruleset import AdviceItem, IncidentType, Prompt, RuleSet
+from app.rules.ruleset import AdviceItem, IncidentType, Prompt, Qualifier, RuleSet
 
 
 class UnknownIncidentType(RulesError):
@@ -18,6 +18,10 @@ class UnknownIncidentType(RulesError):
 
 class UnknownAdviceItem(RulesError):
     code = "unknown_advice_item"
+
+
+class InvalidQualifiers(RulesError):
+    code = "invalid_qualifiers"
 
 
 def incident_types(packs: RuleSet) -> list[IncidentType]:
@@ -54,20 +58,26 @@ def prompts_for(
     packs: RuleSet,
     incident_type: str | None,
     alerts: Iterable[str | PlannedAlert] = (),
+    qualifiers: Collection[str] = (),
 ) -> list[Prompt]:
-    """General prompts, plus those for the incident type and for the alerts raised.
+    """General prompts, plus those for the incident type, the call's qualifiers and the
+    alerts raised (a DA rape: the sexual-offence prompts and the DA ones).
 
     `alerts` may be alert kinds ("repeat_victim") or planned alerts, whose kind and tags
     (marker kinds such as "da_high_risk") both count. Ordered by THRIVE+ element, then pack
     order; each prompt once.
     """
     triggers = _triggers(alerts)
+    carried = frozenset(qualifiers)
     chosen: list[Prompt] = []
     for prompt, types, keys in packs.prompts:
-        if not types and not keys:
+        by_qualifier = packs.prompt_qualifiers.get(prompt.id, frozenset())
+        if not types and not keys and not by_qualifier:
             chosen.append(prompt)
         elif incident_type is not None and incident_type in types:
             chosen.append(prompt.model_copy(update={"reason": "incident_type"}))
+        elif by_qualifier & carried:
+            chosen.append(prompt.model_copy(update={"reason": "qualifier"}))
         elif keys & triggers:
             chosen.append(prompt.model_copy(update={"reason": "alert"}))
     order = {element.id: index for index, element in enumerate(packs.elements)}
@@ -75,9 +85,82 @@ def prompts_for(
     return chosen
 
 
-def advice_for(packs: RuleSet, incident_type: str) -> list[AdviceItem]:
-    """Preservation then prevention advice for an incident type (unknown type: empty)."""
-    return list(packs.advice.get(incident_type, ()))
+def advice_for(
+    packs: RuleSet, incident_type: str | None, qualifiers: Collection[str] = ()
+) -> list[AdviceItem]:
+    """Preservation then prevention advice for an incident type (unknown type: empty), merged
+    with what the call's qualifiers bring (the advice of their incident types, then their
+    own), each item once, in pack order within each kind."""
+    merged: dict[str, AdviceItem] = {}
+    sources: list[str] = [incident_type] if incident_type else []
+    for qualifier_id in qualifiers:
+        qualifier = packs.qualifiers.get(qualifier_id)
+        if qualifier is not None:
+            sources.extend(qualifier.advice_of)
+    for source in sources:
+        for item in packs.advice.get(source, ()):
+            merged.setdefault(item.id, item)
+    for qualifier_id in qualifiers:
+        for item in packs.qualifier_advice.get(qualifier_id, ()):
+            merged.setdefault(item.id, item)
+    # Preservation first: it is the time-critical half (the golden hour). Stable sort.
+    return sorted(merged.values(), key=lambda i: 0 if i.kind == "preservation" else 1)
+
+
+def qualifier_catalogue(packs: RuleSet) -> list[Qualifier]:
+    """The qualifier catalogue (from the advice packs), in pack order."""
+    return list(packs.qualifiers.values())
+
+
+def check_qualifiers(
+    packs: RuleSet, chosen: Iterable[str], strands: Mapping[str, Iterable[str]]
+) -> dict[str, list[str]]:
+    """The qualifiers as stored (qualifier id -> its strands, in catalogue order), or
+    `InvalidQualifiers` (422) with every problem as `{field, reason}` in `details`."""
+    wanted = list(dict.fromkeys(chosen))
+    problems: list[dict[str, str]] = []
+    for qualifier_id in wanted:
+        if qualifier_id not in packs.qualifiers:
+            problems.append(
+                {
+                    "field": "qualifiers",
+                    "reason": f"unknown qualifier {qualifier_id!r} (known: "
+                    + ", ".join(packs.qualifiers)
+                    + ")",
+                }
+            )
+    for qualifier_id, named in strands.items():
+        field = f"qualifier_strands.{qualifier_id}"
+        qualifier = packs.qualifiers.get(qualifier_id)
+        if qualifier is None or qualifier_id not in wanted:
+            problems.append(
+                {"field": field, "reason": f"strands given for {qualifier_id!r}, not set"}
+            )
+            continue
+        if not qualifier.strands:
+            problems.append({"field": field, "reason": f"{qualifier.name} has no strands"})
+            continue
+        unknown = [s for s in named if s not in qualifier.strands]
+        if unknown:
+            problems.append(
+                {
+                    "field": field,
+                    "reason": f"unknown strand(s) {', '.join(unknown)} (known: "
+                    + ", ".join(qualifier.strands)
+                    + ")",
+                }
+            )
+    if problems:
+        raise InvalidQualifiers(
+            "the qualifiers cannot be set: " + "; ".join(p["reason"] for p in problems),
+            details=problems,
+        )
+    result: dict[str, list[str]] = {}
+    for qualifier_id in packs.qualifiers:  # catalogue order: stored and shown the same way
+        if qualifier_id in wanted:
+            named = set(strands.get(qualifier_id, ()))
+            result[qualifier_id] = [s for s in packs.qualifiers[qualifier_id].strands if s in named]
+    return result
 
 
 def advice_item(packs: RuleSet, item_id: str) -> AdviceItem | None:

@@ -27,8 +27,8 @@ class Prompt(BaseModel):
     element: str
     element_name: str
     text: str
-    # Why it is shown: general, for the incident type, or for an alert raised.
-    reason: Literal["general", "incident_type", "alert"]
+    # Why it is shown: general, for the incident type, a qualifier, or an alert raised.
+    reason: Literal["general", "incident_type", "qualifier", "alert"]
     rule: str  # "<prompt id>@<pack version>"
 
 
@@ -39,7 +39,8 @@ class AdviceItem(BaseModel):
 
     id: str
     kind: Literal["preservation", "prevention"]
-    incident_type: str
+    incident_type: str  # the incident type it belongs to ("" for a qualifier's own item)
+    qualifier: str = ""  # the qualifier it belongs to, for a qualifier's own item
     text: str
     rule: str  # "<advice id>@<pack version>"
 
@@ -51,6 +52,20 @@ class IncidentType(BaseModel):
     name: str
     description: str = ""
     category: Literal["crime", "asb", "other"] | None = None
+
+
+class Qualifier(BaseModel):
+    """A qualifier a call may carry (domestic_abuse, hate_crime, ...), from the advice packs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    description: str = ""
+    # Incident types whose advice it brings (its own items are in RuleSet.qualifier_advice).
+    advice_of: tuple[str, ...] = ()
+    # Strand id -> name, in pack order (shipped first, then a force's).
+    strands: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,10 @@ class RuleSet:
     incident_names: dict[str, str] = field(default_factory=dict)  # id -> name, for wording
     advice: dict[str, list[AdviceItem]] = field(default_factory=dict)  # by incident type
     advice_items: dict[str, AdviceItem] = field(default_factory=dict)  # by id
+    qualifiers: dict[str, Qualifier] = field(default_factory=dict)
+    qualifier_advice: dict[str, list[AdviceItem]] = field(default_factory=dict)  # own items
+    # Prompt id -> the qualifiers that add it (prompts naming none are absent).
+    prompt_qualifiers: dict[str, frozenset[str]] = field(default_factory=dict)
     lexicon: Lexicon = field(default_factory=Lexicon)
     # How far back the alert rules look (days): the history lookup need not fetch older.
     horizon_days: int = 0

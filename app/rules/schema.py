@@ -283,6 +283,9 @@ class PromptDef(Strict):
     text: Text
     incident_types: list[Id] = Field(default_factory=list)
     alerts: list[Id] = Field(default_factory=list)
+    # Also added when the call carries one of these qualifiers (domestic_abuse, weapons, ...),
+    # whatever its incident type.
+    qualifiers: list[Id] = Field(default_factory=list)
 
 
 class PromptPack(PackHeader):
@@ -310,9 +313,31 @@ class IncidentTypeDef(Strict):
     prevention: list[AdviceDef] = Field(default_factory=list)
 
 
+class QualifierStrand(Strict):
+    id: Id
+    name: Text
+
+
+class QualifierDef(Strict):
+    """A qualifier a handler may set on a call whatever its incident type (domain.md: DA and
+    hate crime qualify an assault, criminal damage, a rape...). It brings the advice of the
+    incident types in `advice_of` and its own, merged with the incident type's; prompts name
+    it in their `qualifiers`. `strands`: what may be recorded with it (hate crime's monitored
+    strands); a force pack naming a shipped qualifier adds strands and advice to it."""
+
+    id: Id
+    name: Text
+    description: str = ""
+    advice_of: list[Id] = Field(default_factory=list)
+    preservation: list[AdviceDef] = Field(default_factory=list)
+    prevention: list[AdviceDef] = Field(default_factory=list)
+    strands: list[QualifierStrand] = Field(default_factory=list)
+
+
 class AdvicePack(PackHeader):
     kind: Literal["advice"]
     incident_types: list[IncidentTypeDef] = Field(default_factory=list)
+    qualifiers: list[QualifierDef] = Field(default_factory=list)
 
 
 # ---- cues --------------------------------------------------------------------------------

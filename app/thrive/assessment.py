@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.auth.service import Principal
+from app.calls import qualifiers
 from app.calls.models import Call
 from app.db import utcnow
 from app.errors import Conflict, NotFound
@@ -105,9 +106,9 @@ async def submit_assessment(
             # Not set during the call (or changed here): the rules have not seen it yet.
             await late_alerts(session, resources, call, incident_type, principal)
     alerts = await call_alerts(session, call.id)
-    advice_kinds = (
-        {a.id: a.kind for a in catalogue.advice(rules, incident_type)} if incident_type else {}
-    )
+    carried = qualifiers.ids_of(call.qualifiers)
+    # What was offered: the incident type's advice and prompts merged with the qualifiers'.
+    advice_kinds = {a.id: a.kind for a in catalogue.advice(rules, incident_type, carried)}
     advice_given = (
         body.advice_given
         if body.advice_given is not None
@@ -118,7 +119,7 @@ async def submit_assessment(
         if body.prompts_answered is not None
         else list(state.prompts_answered if state is not None else [])
     )
-    offered = [p.id for p in catalogue.prompts(rules, incident_type, alert_keys(alerts))]
+    offered = [p.id for p in catalogue.prompts(rules, incident_type, alert_keys(alerts), carried)]
     # The cues the call's narrative raised, weighed by their strand's severity in the packs
     # in force now (a reload that raises a strand applies to the next submission).
     cues = [
@@ -138,6 +139,7 @@ async def submit_assessment(
         advice_given=advice_given,
         prompt_ids=offered,
         prompts_answered=prompts_answered,
+        qualifiers=carried,
     )
     if problems:
         raise AssessmentInvalid(
@@ -152,11 +154,13 @@ async def submit_assessment(
     )
     version = int(latest or 0) + 1
     suggested = suggested_grade(alerts)
+    # Either says so: the DA qualifier on the call makes it domestic abuse (DA escalation
+    # counts the contact) whatever the incident type or the body's flag.
     domestic_abuse = (
         body.domestic_abuse
         if body.domestic_abuse is not None
         else catalogue.is_domestic_abuse(incident_type)
-    )
+    ) or qualifiers.is_domestic_abuse(call.qualifiers)
     row = Assessment(
         call_id=call.id,
         version=version,

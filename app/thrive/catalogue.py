@@ -6,7 +6,7 @@ answers into the records and messages of the call-time API.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from app.rules import guidance
 from app.rules.cues import detect_cues
@@ -27,7 +27,10 @@ def is_domestic_abuse(incident_type: str) -> bool:
 
 
 def prompts(
-    rules: RuleSet, incident_type: str | None, alert_keys: Iterable[str]
+    rules: RuleSet,
+    incident_type: str | None,
+    alert_keys: Iterable[str],
+    qualifiers: Collection[str] = (),
 ) -> list[PromptOut]:
     return [
         PromptOut(
@@ -38,14 +41,17 @@ def prompts(
             reason=p.reason,
             rule=p.rule,
         )
-        for p in guidance.prompts_for(rules, incident_type, list(alert_keys))
+        for p in guidance.prompts_for(rules, incident_type, list(alert_keys), qualifiers)
     ]
 
 
-def advice(rules: RuleSet, incident_type: str) -> list[AdviceOut]:
+def advice(
+    rules: RuleSet, incident_type: str | None, qualifiers: Collection[str] = ()
+) -> list[AdviceOut]:
+    """The incident type's advice merged with what the call's qualifiers bring."""
     return [
         AdviceOut(id=a.id, kind=a.kind, text=a.text, rule=a.rule)
-        for a in guidance.advice_for(rules, incident_type)
+        for a in guidance.advice_for(rules, incident_type, qualifiers)
     ]
 
 

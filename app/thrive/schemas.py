@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -133,9 +133,25 @@ class CueOut(BaseModel):
     severity: str = "medium"
 
 
+class QualifiersSet(BaseModel):
+    """PUT /calls/{id}/qualifiers: the call's qualifiers, all of them (an empty list clears
+    them), and the strands of those that have some (hate crime's monitored strands)."""
+
+    model_config = _STRICT
+    qualifiers: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(max_length=50)
+    qualifier_strands: dict[
+        Annotated[str, Field(min_length=1, max_length=80)],
+        list[Annotated[str, Field(min_length=1, max_length=80)]],
+    ] = Field(default_factory=dict, max_length=50)
+
+
 class CallThriveRead(BaseModel):
     call_id: int
     incident_type: str | None
+    # The call's qualifiers (domestic_abuse, hate_crime, ...) and their strands: their prompts
+    # and advice are merged into `prompts` and `advice`.
+    qualifiers: list[str] = []
+    qualifier_strands: dict[str, list[str]] = {}
     alert_kinds: list[str]
     prompts: list[PromptOut]
     advice: list[AdviceOut]

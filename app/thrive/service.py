@@ -20,6 +20,7 @@ from app.audit import service as audit
 from app.auth import policy
 from app.auth.policy import Capability
 from app.auth.service import Principal
+from app.calls import qualifiers
 from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.snapshot import snapshot_of
@@ -123,7 +124,7 @@ def _publish(
 
 def _view(
     resources: Resources,
-    call_id: int,
+    call: Call,
     state: CallThrive | None,
     alerts: Sequence[Alert],
     cues: Sequence[CallCue],
@@ -132,11 +133,14 @@ def _view(
     incident_type = state.incident_type if state is not None else None
     answered = set(state.prompts_answered if state is not None else ())
     given = set(state.advice_given if state is not None else ())
-    prompts = catalogue.prompts(rules, incident_type, alert_keys(alerts))
-    advice = catalogue.advice(rules, incident_type) if incident_type else []
+    carried = qualifiers.ids_of(call.qualifiers)
+    prompts = catalogue.prompts(rules, incident_type, alert_keys(alerts), carried)
+    advice = catalogue.advice(rules, incident_type, carried)
     return CallThriveRead(
-        call_id=call_id,
+        call_id=call.id,
         incident_type=incident_type,
+        qualifiers=carried,
+        qualifier_strands=qualifiers.strands_of(call.qualifiers),
         alert_kinds=sorted({a.kind for a in alerts}),
         prompts=[p.model_copy(update={"answered": p.id in answered}) for p in prompts],
         advice=[a.model_copy(update={"given": a.id in given}) for a in advice],
@@ -153,6 +157,47 @@ def _view(
     )
 
 
+def publish_guidance(
+    session: AsyncSession, resources: Resources, call: Call, view: CallThriveRead
+) -> None:
+    """Push the call's prompts (`prompts.updated`) and advice (`advice.updated`) as they are
+    now: the incident type's merged with the qualifiers' (both change them)."""
+    about = {
+        "incident_type": view.incident_type,
+        "qualifiers": view.qualifiers,
+        "qualifier_strands": view.qualifier_strands,
+    }
+    _publish(
+        session,
+        resources,
+        call,
+        "prompts.updated",
+        {
+            **about,
+            "alert_kinds": view.alert_kinds,
+            "prompts": [p.model_dump() for p in view.prompts],
+        },
+    )
+    _publish(
+        session,
+        resources,
+        call,
+        "advice.updated",
+        {**about, "advice": [a.model_dump() for a in view.advice]},
+    )
+
+
+def view_of(
+    resources: Resources,
+    call: Call,
+    state: CallThrive | None,
+    alerts: Sequence[Alert],
+    cues: Sequence[CallCue],
+) -> CallThriveRead:
+    """The call's THRIVE+ state as the API returns it (for the other THRIVE+ modules)."""
+    return _view(resources, call, state, alerts, cues)
+
+
 # ---- call time ---------------------------------------------------------------------------
 
 
@@ -164,7 +209,7 @@ async def current(
     state = await session.get(CallThrive, call.id)
     return _view(
         resources,
-        call.id,
+        call,
         state,
         await call_alerts(session, call.id),
         await call_cues(session, call.id),
@@ -187,25 +232,8 @@ async def set_incident_type(
     await session.flush()
     await late_alerts(session, resources, call, incident_type, principal)
     alerts = await call_alerts(session, call.id)
-    view = _view(resources, call.id, state, alerts, await call_cues(session, call.id))
-    _publish(
-        session,
-        resources,
-        call,
-        "prompts.updated",
-        {
-            "incident_type": incident_type,
-            "alert_kinds": view.alert_kinds,
-            "prompts": [p.model_dump() for p in view.prompts],
-        },
-    )
-    _publish(
-        session,
-        resources,
-        call,
-        "advice.updated",
-        {"incident_type": incident_type, "advice": [a.model_dump() for a in view.advice]},
-    )
+    view = _view(resources, call, state, alerts, await call_cues(session, call.id))
+    publish_guidance(session, resources, call, view)
     log.info("incident type set", extra={"call": call.id, "incident_type": incident_type})
     return view
 
@@ -214,13 +242,18 @@ async def late_alerts(
     session: AsyncSession,
     resources: Resources,
     call: Call,
-    incident_type: str,
+    incident_type: str | None,
     principal: Principal,
 ) -> None:
-    """Run the alert rules again now that the call's incident type is known (a DA call within
-    12 months of a MARAC referral) and push the alerts it newly raises."""
+    """Run the alert rules again now that the call's incident type or qualifiers are known (a
+    DA call within 12 months of a MARAC referral) and push the alerts it newly raises."""
     raised = await rerun.rerun_alerts(
-        session, resources, call, incident_type=incident_type, actor=principal.actor
+        session,
+        resources,
+        call,
+        incident_type=incident_type,
+        qualifiers=qualifiers.ids_of(call.qualifiers),
+        actor=principal.actor,
     )
     if raised:
         _publish(
@@ -347,7 +380,12 @@ async def mark_prompts_answered(
     alerts = await call_alerts(session, call.id)
     offered = {
         p.id
-        for p in catalogue.prompts(rules_of(resources), state.incident_type, alert_keys(alerts))
+        for p in catalogue.prompts(
+            rules_of(resources),
+            state.incident_type,
+            alert_keys(alerts),
+            qualifiers.ids_of(call.qualifiers),
+        )
     }
     # Unmarking may name a prompt the call no longer offers (the incident type changed).
     known = offered if answered else offered | set(state.prompts_answered)
@@ -360,7 +398,7 @@ async def mark_prompts_answered(
     state.prompts_answered = _marked(state.prompts_answered, ids, answered)
     state.updated_at = utcnow()
     await session.flush()
-    return _view(resources, call.id, state, alerts, await call_cues(session, call.id))
+    return _view(resources, call, state, alerts, await call_cues(session, call.id))
 
 
 async def mark_advice_given(
@@ -375,19 +413,22 @@ async def mark_advice_given(
     unmark them (`given=False`: the handler unticked one)."""
     call = await call_for_writer(session, call_id, principal)
     state = await _state(session, call.id)
-    if state.incident_type is None:
+    carried = qualifiers.ids_of(call.qualifiers)
+    if state.incident_type is None and not carried:
         raise IncidentTypeNotSet("set the call's incident type before recording advice given")
-    kinds = {a.id: a.kind for a in catalogue.advice(rules_of(resources), state.incident_type)}
+    kinds = {
+        a.id: a.kind for a in catalogue.advice(rules_of(resources), state.incident_type, carried)
+    }
     known = set(kinds) if given else set(kinds) | set(state.advice_given)
     unknown = sorted(set(ids) - known)
     if unknown:
         raise UnknownAdvice(
-            f"advice ids not in the pack for incident type {state.incident_type}: "
-            + ", ".join(unknown),
+            f"advice ids not offered for incident type {state.incident_type} "
+            f"and the call's qualifiers: " + ", ".join(unknown),
             {"unknown": unknown},
         )
     state.advice_given = _marked(state.advice_given, ids, given)
     state.updated_at = utcnow()
     await session.flush()
     alerts = await call_alerts(session, call.id)
-    return _view(resources, call.id, state, alerts, await call_cues(session, call.id))
+    return _view(resources, call, state, alerts, await call_cues(session, call.id))

@@ -9,7 +9,7 @@ reason beside its field; reasons are short plain English, for a handler to read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from app.errors import AppError
@@ -132,6 +132,7 @@ def check_assessment(
     advice_given: list[str],
     prompt_ids: Iterable[str],
     prompts_answered: list[str],
+    qualifiers: Collection[str] = (),
 ) -> list[Problem]:
     """What is wrong with `body` for a call carrying `alerts` and narrative `cues`, in the
     order the form shows the fields.
@@ -176,7 +177,11 @@ def check_assessment(
             )
         )
     # Either says so: a DA incident type flagged false is still domestic abuse here.
-    domestic_abuse = body.domestic_abuse is True or incident_type == DOMESTIC_ABUSE
+    domestic_abuse = (
+        body.domestic_abuse is True
+        or incident_type == DOMESTIC_ABUSE
+        or DOMESTIC_ABUSE in qualifiers  # the call's DA qualifier (app.thrive.qualifiers)
+    )
     because = risk_required_because(alerts=alerts, cues=cues, domestic_abuse=domestic_abuse)
     for element in Element:
         value = body.elements.get(element)

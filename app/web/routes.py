@@ -206,6 +206,15 @@ def _catalogue(resources: Resources) -> dict[str, Any]:
     }
     return {
         "incident_types": sorted(incident_types, key=lambda t: t["name"]),
+        # The qualifier control (app/web/static/qualifiers.js), in pack order.
+        "qualifiers": [
+            {
+                "id": q.id,
+                "name": q.name,
+                "strands": [{"id": s, "name": n} for s, n in q.strands.items()],
+            }
+            for q in rules.qualifiers.values()
+        ],
         "elements": elements,
         "labels": labels,
         "grades": [{"id": g.value, "name": g.value.replace("_", " ").capitalize()} for g in Grade],

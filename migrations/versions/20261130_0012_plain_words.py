@@ -1,7 +1,7 @@
 """Plain words and marker categories (issue 13, points 5 and 6)
 
 Revision ID: 0012_plain_words
-Revises: 0009_qa_indexes (the lead re-chains the issue 13 revisions when the branches merge)
+Revises: 0011_qualifiers (the lead re-chains the issue 13 revisions when the branches merge)
 Create Date: 2026-11-30
 
 `person_household.relationship`: how a member relates to the household's reference person
@@ -18,7 +18,7 @@ from alembic import op
 from app.db import JsonDoc
 
 revision: str = "0012_plain_words"
-down_revision: str | None = "0009_qa_indexes"
+down_revision: str | None = "0011_qualifiers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -69,6 +69,12 @@ async def test_catalogue_needs_staff(client: httpx.AsyncClient, make_staff: Make
     }  # fmt: skip
     burglary = next(t for t in body["incident_types"] if t["id"] == "burglary")
     assert "burglary.dont_touch_entry" in [a["id"] for a in burglary["advice"]]
+    qualifiers = {q["id"]: q for q in body["qualifiers"]}
+    assert qualifiers["domestic_abuse"]["advice_of"] == ["domestic_abuse"]
+    assert "race" in qualifiers["hate_crime"]["strands"]
+    assert "qualifier.weapon_leave" in [a["id"] for a in qualifiers["weapons"]["advice"]]
+    suspect = next(p for p in body["prompts"] if p["id"] == "da.suspect_present")
+    assert suspect["qualifiers"] == ["domestic_abuse"]
     strands = {s["id"]: s for s in body["strands"]}
     assert "children_present" in strands
     assert strands["weapons"]["severity"] == "high"

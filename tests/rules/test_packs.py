@@ -570,14 +570,20 @@ incident_types:
   - {id: missing_person, name: Missing person, category: other}
 """,
     )
-    # Replacing the catalogue drops the other incident types the shipped prompts refer to,
-    # so the set is refused as a whole...
+    # Replacing the catalogue drops the other incident types (and the qualifiers) the shipped
+    # prompts refer to, so the set is refused as a whole...
     found = problems(tmp_path)
-    assert found and all("unknown incident type" in r for _, _, r in found)
+    assert found and all(
+        "unknown incident type" in r or "unknown qualifier" in r for _, _, r in found
+    )
     assert {f for f, _, _ in found} == {"thrive.yaml"}
     # ...until the force also supplies its prompts (here: a copy without per-type prompts).
     prompts = shipped_text("thrive.yaml")
-    kept = [block for block in prompts.split("\n  - ") if "incident_types:" not in block]
+    kept = [
+        block
+        for block in prompts.split("\n  - ")
+        if "incident_types:" not in block and "qualifiers:" not in block
+    ]
     write(tmp_path, "my-prompts.yaml", "\n  - ".join(kept))
     rules = load_paths([tmp_path])
     assert [a.id for a in rules.advice["burglary"]] == ["burglary.local_only"]

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from app.auth.models import Role
+from app.calls.models import Call
 from app.db import utcnow
 from app.housekeeping import Housekeeping
 from app.idempotency.models import IdempotentRequest
@@ -90,6 +91,13 @@ WRITES: dict[str, Write] = {
         201,
         full_assessment(grade="priority"),
     ),
+    "qualifiers": Write(
+        "PUT",
+        "/api/v1/calls/{call}/qualifiers",
+        {"qualifiers": ["domestic_abuse"]},
+        200,
+        {"qualifiers": ["hate_crime"], "qualifier_strands": {"hate_crime": ["race"]}},
+    ),
     "draft": Write(
         "PUT",
         "/api/v1/calls/{call}/draft",
@@ -103,7 +111,11 @@ WRITES: dict[str, Write] = {
 async def _effects(app: FastAPI, call_id: int) -> dict[str, Any]:
     """Everything a write can store or push, to compare before and after a replay."""
     state = await _state(app, call_id)
+    async with app.state.resources.sessions() as session:
+        call = await session.get(Call, call_id)
+    assert call is not None
     return {
+        "qualifiers": call.qualifiers,
         "narrative": state.narrative,
         "incident_type": state.incident_type,
         "prompts": list(state.prompts_answered),

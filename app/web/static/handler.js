@@ -20,6 +20,7 @@ import { createView } from "./handler_view.js";
 import { createWrites } from "./handler_writes.js";
 import { mountIdentify } from "./identify.js";
 import { LiveFeed } from "./live.js";
+import { bindQualifiers } from "./qualifiers.js";
 
 const root = $("handler");
 desk.me = root.dataset.staff;
@@ -85,7 +86,10 @@ function onMessage(message) {
   } else if (type === "alert.acknowledged") {
     applyAlert(callId, acknowledgedIn(data));
   } else if (type === "prompts.updated") {
-    applyThrive(callId, { incident_type: data.incident_type, prompts: data.prompts });
+    applyThrive(callId, {
+      incident_type: data.incident_type, qualifiers: data.qualifiers,
+      qualifier_strands: data.qualifier_strands, prompts: data.prompts,
+    });
   } else if (type === "advice.updated") {
     applyThrive(callId, { incident_type: data.incident_type, advice: data.advice });
   } else if (type === "cue.detected") {
@@ -194,6 +198,15 @@ $("incident-type").addEventListener("change", (event) => {
   screen.thrive.incident_type = value;
   delete screen.refusals.incident;
   writes.writeIncident(screen.call.id, value);
+});
+
+bindQualifiers((body) => {
+  const screen = shown();
+  if (!screen) return;
+  screen.thrive.qualifiers = body.qualifiers;
+  screen.thrive.qualifier_strands = body.qualifier_strands;
+  delete screen.refusals.qualifiers;
+  writes.writeQualifiers(screen.call.id, body);
 });
 
 $("narrative").addEventListener("input", (event) => {

@@ -23,7 +23,7 @@ function blankScreen(id) {
     call: { id, state: null }, // null: not known yet (a message other than call.* came first)
     context: null,
     alerts: new Map(),
-    thrive: { incident_type: null, prompts: [], advice: [], cues: [] },
+    thrive: { incident_type: null, qualifiers: [], qualifier_strands: {}, prompts: [], advice: [], cues: [] },
     cues: new Map(),
     ticked: new Set(),
     answered: new Set(),
@@ -89,6 +89,10 @@ export function applyThrive(callId, thrive, stored = false) {
   const screen = screenFor(callId);
   if (!thrive) return;
   if ("incident_type" in thrive) screen.thrive.incident_type = thrive.incident_type;
+  if (Array.isArray(thrive.qualifiers)) {
+    screen.thrive.qualifiers = thrive.qualifiers;
+    screen.thrive.qualifier_strands = thrive.qualifier_strands || {};
+  }
   if (Array.isArray(thrive.prompts)) {
     screen.thrive.prompts = thrive.prompts;
     if (stored) screen.answered = new Set();
@@ -121,6 +125,7 @@ function overlayPending(screen, pending) {
     const body = entry.body;
     if (entry.kind === "narrative" && !screen.narrativeDirty) screen.narrative = body.text;
     else if (entry.kind === "incident") screen.thrive.incident_type = body.incident_type;
+    else if (entry.kind === "qualifiers") applyThrive(screen.call.id, body);
     else if (entry.kind === "advice" || entry.kind === "prompts") {
       const set = entry.kind === "advice" ? screen.ticked : screen.answered;
       const on = entry.kind === "advice" ? body.given !== false : body.answered !== false;

@@ -9,6 +9,7 @@ import { bindStatus } from "./live.js";
 import {
   renderAdvice, renderAlerts, renderCallCard, renderCues, renderHousehold, renderThrive,
 } from "./panels.js";
+import { renderQualifiers } from "./qualifiers.js";
 
 // writes: handler_writes.js; names: the packs' words for incident types and markers;
 // actions: acknowledge(callId, alertId, button), tick(kind, id, on), pick(callId),
@@ -39,6 +40,7 @@ export function createView({ writes, names, identify, actions }) {
     renderHousehold(screen, { names });
     identify.update(screen && { id: screen.call.id, open: isActive(screen) || isWrapUp(screen) });
     renderThrive(screen, { current: desk.current, tick: actions.tick });
+    renderQualifiers(screen ? screen.thrive : null, desk.current);
     renderAdvice(screen, { tick: actions.tick });
     renderCues(screen);
     renderNarrative(screen);
@@ -112,7 +114,7 @@ export function createView({ writes, names, identify, actions }) {
     };
     const r = screen ? screen.refusals : {};
     area($("narrative-status"), ["narrative"], r.narrative);
-    area($("thrive-status"), ["incident", "advice"], r.incident || r.advice);
+    area($("thrive-status"), ["incident", "qualifiers", "advice"], r.incident || r.qualifiers || r.advice);
     area($("prompts-status"), ["prompts"], r.prompts);
 
     const draft = $("draft-status");

@@ -26,7 +26,7 @@ export function createWrites(hooks) {
       const screen = screenFor(entry.callId);
       delete screen.refusals[entry.area];
       if (entry.kind === "narrative") (body.new_cues || []).forEach((c) => applyCue(entry.callId, c));
-      else if (entry.kind === "incident") applyThrive(entry.callId, body);
+      else if (entry.kind === "incident" || entry.kind === "qualifiers") applyThrive(entry.callId, body);
       else if (entry.kind === "draft") applyDraft(screen, body);
       else if (entry.kind === "assessment") {
         screen.assessment = body;
@@ -137,6 +137,12 @@ export function createWrites(hooks) {
         kind: "incident", area: "incident", callId, method: "PUT", path: callPath(callId, "incident-type"),
         body: { incident_type: value },
       }, same("incident", callId));
+    },
+    writeQualifiers(callId, body) {
+      queue.push({
+        kind: "qualifiers", area: "qualifiers", callId, method: "PUT", path: callPath(callId, "qualifiers"),
+        body,
+      }, same("qualifiers", callId));
     },
     submitAssessment(callId, payload) {
       queue.push({
