@@ -75,9 +75,21 @@ def prompts_for(
     return chosen
 
 
-def advice_for(packs: RuleSet, incident_type: str) -> list[AdviceItem]:
-    """Preservation then prevention advice for an incident type (unknown type: empty)."""
-    return list(packs.advice.get(incident_type, ()))
+# An alert (kind or tag) that puts crime-prevention advice before preservation advice: near
+# repeat, where the caller's risk is of the next offence rather than of losing evidence.
+PREVENTION_FIRST = "prevention_first"
+
+
+def advice_for(
+    packs: RuleSet, incident_type: str, alerts: Iterable[str | PlannedAlert] = ()
+) -> list[AdviceItem]:
+    """Preservation then prevention advice for an incident type (unknown type: empty);
+    prevention first when an alert raised asks for it (`prevention_first`). Pack order is
+    kept within each kind."""
+    items = list(packs.advice.get(incident_type, ()))
+    if PREVENTION_FIRST in _triggers(alerts):
+        items.sort(key=lambda a: a.kind != "prevention")  # stable
+    return items
 
 
 def advice_item(packs: RuleSet, item_id: str) -> AdviceItem | None:

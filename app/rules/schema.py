@@ -31,6 +31,7 @@ FACTS: dict[str, str] = {
     "da_contacts": "prior contacts flagged as domestic abuse",
     "markers": "active markers (not expired at the time of the call)",
     "presentation": "how the number was presented: allowed, withheld or unavailable",
+    "nearby_incidents": "recent contacts at other households near the caller's (near repeat)",
 }
 COUNT_FACTS = ("contacts", "victim_contacts", "da_contacts")
 OPERATORS: dict[str, str] = {
@@ -58,6 +59,9 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "count": frozenset({"subject", "count", "threshold", "within_days", "fact"}),
     "markers": frozenset({"subject", "relationship", "marker", "marker_kind"}),
     "presentation": frozenset({"presentation"}),
+    "near_repeat": frozenset(
+        {"count", "within_metres", "within_days", "incident", "metres", "days_ago"}
+    ),
 }
 
 Op = Literal[">=", ">", "==", "!=", "<=", "<"]
@@ -95,6 +99,16 @@ class PresentationCondition(Strict):
     any_of: list[Literal["allowed", "withheld", "unavailable"]] = Field(min_length=1)
 
 
+class NearRepeatCondition(Strict):
+    """A contact of one of `incident_types` at another household within `within_metres` of a
+    caller's household, in the last `within_days` days (near repeat: domain.md C.15)."""
+
+    kind: Literal["near_repeat"]
+    incident_types: list[Id] = Field(min_length=1)
+    within_metres: int = Field(ge=1, le=5000)
+    within_days: int = Field(ge=1, le=365)
+
+
 class AllCondition(Strict):
     kind: Literal["all"]
     of: list[Condition] = Field(min_length=1)
@@ -114,6 +128,7 @@ Condition = Annotated[
     CountCondition
     | MarkerCondition
     | PresentationCondition
+    | NearRepeatCondition
     | AllCondition
     | AnyCondition
     | NotCondition,

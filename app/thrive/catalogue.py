@@ -42,10 +42,10 @@ def prompts(
     ]
 
 
-def advice(rules: RuleSet, incident_type: str) -> list[AdviceOut]:
+def advice(rules: RuleSet, incident_type: str, alert_keys: Iterable[str] = ()) -> list[AdviceOut]:
     return [
         AdviceOut(id=a.id, kind=a.kind, text=a.text, rule=a.rule)
-        for a in guidance.advice_for(rules, incident_type)
+        for a in guidance.advice_for(rules, incident_type, list(alert_keys))
     ]
 
 

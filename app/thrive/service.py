@@ -134,8 +134,9 @@ def _view(
     incident_type = state.incident_type if state is not None else None
     answered = set(state.prompts_answered if state is not None else ())
     given = set(state.advice_given if state is not None else ())
-    prompts = catalogue.prompts(rules, incident_type, alert_keys(alerts))
-    advice = catalogue.advice(rules, incident_type) if incident_type else []
+    keys = alert_keys(alerts)
+    prompts = catalogue.prompts(rules, incident_type, keys)
+    advice = catalogue.advice(rules, incident_type, keys) if incident_type else []
     return CallThriveRead(
         call_id=call_id,
         incident_type=incident_type,
