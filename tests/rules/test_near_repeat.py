@@ -86,9 +86,9 @@ def test_prevention_advice_first_with_a_near_repeat() -> None:
 
 
 def test_window_is_measured_from_the_call() -> None:
-    exactly = CallerFacts(
-        now=NOW, presentation="allowed",
-        nearby=[NearbyIncident(id="C1", occurred_at=NOW - timedelta(days=28), incident_type="burglary",
-                               distance_m=1, near_household_id="H1")],
+    incident = NearbyIncident(
+        id="C1", occurred_at=NOW - timedelta(days=28), incident_type="burglary", distance_m=1,
+        near_household_id="H1",
     )  # fmt: skip
+    exactly = CallerFacts(now=NOW, presentation="allowed", nearby=[incident])
     assert "near_repeat" in [a.kind for a in evaluate(SHIPPED, exactly)]

@@ -456,6 +456,9 @@ incident_types:
     name: Burglary
     preservation:
       - {id: burglary.local_only, text: Our own wording.}
+  # kept: the shipped near-repeat rule (alerts.yaml) counts it
+  - id: vehicle_crime
+    name: Vehicle crime
 """,
     )
     # Replacing the catalogue drops the other incident types the shipped prompts refer to,
@@ -469,7 +472,7 @@ incident_types:
     write(tmp_path, "my-prompts.yaml", "\n  - ".join(kept))
     rules = load_paths([tmp_path])
     assert [a.id for a in rules.advice["burglary"]] == ["burglary.local_only"]
-    assert list(rules.incident_types) == ["burglary"]
+    assert list(rules.incident_types) == ["burglary", "vehicle_crime"]
     origins = {p.pack.pack: p.origin for p in rules.packs}
     assert origins == {
         "advice": "force",
