@@ -5,14 +5,17 @@ window, the incident types, the wording, and prevention advice first."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from app.rules import guidance
 from app.rules.engine import evaluate
 from app.rules.facts import CallerFacts, NearbyIncident
+from app.rules.loader import load_paths
+from app.rules.problems import PackLoadError
 from app.rules.ruleset import NearNeed
-from tests.rules.support import NOW, SHIPPED, ago
+from tests.rules.support import NOW, SHIPPED, ago, with_override, write
 
 
 def near(cid: str, metres: float, days: float, incident: str = "burglary") -> NearbyIncident:
@@ -92,3 +95,30 @@ def test_window_is_measured_from_the_call() -> None:
     )  # fmt: skip
     exactly = CallerFacts(now=NOW, presentation="allowed", nearby=[incident])
     assert "near_repeat" in [a.kind for a in evaluate(SHIPPED, exactly)]
+
+
+def test_a_force_sets_its_own_radius_and_window_and_unknown_types_are_refused(
+    tmp_path: Path,
+) -> None:
+    pack = """\
+        pack: force-near
+        version: "1"
+        kind: alerts
+        rules:
+          - id: near_repeat_wide
+            alert: near_repeat
+            severity: low
+            title: "Near repeat within {within_metres} m"
+            when: {kind: near_repeat, incident_types: [burglary], within_metres: 800,
+                   within_days: 42}
+        """
+    rules = with_override(tmp_path, "near.yaml", pack)
+    assert rules.near == NearNeed(800, 42, frozenset({"burglary", "vehicle_crime"}))
+    far = facts(near("C1", 700, 40))
+    assert [a.rule for a in evaluate(rules, far) if a.kind == "near_repeat"] == [
+        "near_repeat_wide@1"
+    ]
+    write(tmp_path, "near.yaml", pack.replace("[burglary]", "[burglary, bicycle_theft]"))
+    with pytest.raises(PackLoadError) as refused:
+        load_paths([tmp_path])
+    assert [p.reason for p in refused.value.problems] == ["unknown incident type 'bicycle_theft'"]
