@@ -284,6 +284,13 @@ def rows(ids: Mapping[str, Any]) -> list[Row]:
             url=f"/api/v1/calls/{c}/qualifiers",
             json={"qualifiers": ["domestic_abuse"]},
         ),
+        # The force's records system keeps the history current: integration tokens only.
+        Row(
+            "POST",
+            "/api/v1/history/records",
+            grant(200, {"integration"}),
+            json={"records": [{"type": "person", "person_id": "MXR1", "name": "Matrix Record"}]},
+        ),
         # ---- search the force's records and link who is found: a live (or wrap-up) call's
         # current handler and supervisors (the scenario's `live` call has no assessment yet)
         Row(

@@ -7,20 +7,22 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import CurrentStaff, ResourcesDep, SessionDep
+from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, holding
 from app.auth import policy
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls.models import Call
 from app.errors import Forbidden, NotFound, Unprocessable
-from app.history import consultation
+from app.history import consultation, records
 from app.history.stored_context import stored_context
 from app.thrive import identify
 
 router = APIRouter(prefix="/history", tags=["history"])
+# The force's records system (an integration token), keeping the history current.
+RecordsSystem = Annotated[Principal, holding(Capability.update_records)]
 
 
 class HouseholdLookup(BaseModel):
@@ -106,3 +108,64 @@ async def call_context(staff: CurrentStaff, session: SessionDep, call_id: int) -
     context, alerts = stored
     consultation.log_consultation(session, context, actor=staff.actor, call_id=call_id)
     return CallContextRead(call_id=call_id, context=context, alerts=alerts)
+
+
+class RecordsIn(BaseModel):
+    """Up to 1,000 records, each `{"type": "person|household|membership|contact|marker",
+    ...}` with the fields of the CSV import's row of that kind (README: Records API)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "records": [
+                        {"type": "person", "person_id": "P1", "name": "Jo Demo",
+                         "date_of_birth": "1985-02-01", "phones": ["07700 900123"]},
+                        {"type": "household", "household_id": "H1", "uprn": "100023336956",
+                         "address": "1 Demo Street", "easting": 430512, "northing": 433807},
+                        {"type": "membership", "person_id": "P1", "household_id": "H1",
+                         "from_date": "2024-01-01", "to_date": None},
+                        {"type": "contact", "contact_id": "C1",
+                         "occurred_at": "2026-11-29T21:04:00Z", "phone": "07700 900123",
+                         "person_id": "P1", "household_id": "H1", "incident_type": "burglary",
+                         "victim": True, "domestic_abuse": False, "outcome": "crime_recorded"},
+                        {"type": "marker", "marker_id": "M1", "subject_type": "person",
+                         "subject_id": "P1", "kind": "da_high_risk",
+                         "set_at": "2026-11-30T09:00:00Z", "expires_at": None,
+                         "set_by": "PC 1234"},
+                    ]
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    records: list[Any] = Field(
+        description="person, household, membership, contact or marker records (at most 1,000)"
+    )
+
+
+class RecordsStored(BaseModel):
+    records: int
+    stored: dict[str, int]  # rows written by table
+
+
+@router.post(
+    "/records",
+    response_model=RecordsStored,
+    responses={
+        413: {"description": "more than 1,000 records (`too_many_records`)"},
+        422: {
+            "description": "`records_rejected`: nothing stored; `details` = "
+            '[{"index", "field", "reason"}] for each bad record'
+        },
+    },
+)
+async def post_records(
+    client: RecordsSystem, session: SessionDep, body: RecordsIn
+) -> RecordsStored:
+    """Upsert persons, households, memberships, contacts and markers from the force's records
+    system: all or nothing, idempotent by id; the summaries they change are invalidated, so the
+    next call from an affected number sees them."""
+    stored = await records.upsert_records(session, body.records, actor=client.actor)
+    return RecordsStored(records=len(body.records), stored=stored)

@@ -42,6 +42,7 @@ class Capability(StrEnum):
     manage_staff = "manage_staff"  # list, create, revoke staff and their tokens
     read_audit = "read_audit"
     post_call_events = "post_call_events"  # CTI connectors (bearer token; webhooks are signed)
+    update_records = "update_records"  # the force's records system keeps the history current
     export_assessments = "export_assessments"
     qa_form = "qa_form"  # read the QA form in use
     qa_sample = "qa_sample"  # draw and list QA samples
@@ -162,6 +163,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
     Role.integration: {
         C.read_rules: _E,
         C.post_call_events: _E,
+        C.update_records: _E,
     },
 }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.history import geo
 from app.telephony.numbers import normalise
 
 FILES = ("people.csv", "households.csv", "memberships.csv", "contacts.csv", "markers.csv")
@@ -34,8 +35,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "markers.csv": ("marker_id", "subject_type", "subject_id", "kind", "set_at", "expires_at"),
 }
-# Columns a file may have (read when present; a row without them reads them as empty).
+# Columns a file may have (read when present; a row without them reads them as empty):
+# households' coordinates (near repeat), memberships' relationship, who set a marker.
 OPTIONAL: dict[str, tuple[str, ...]] = {
+    "households.csv": ("easting", "northing", "latitude", "longitude"),
     "memberships.csv": ("relationship",),
     "markers.csv": ("set_by",),
 }
@@ -134,6 +137,47 @@ def field_bool(value: str, column: str) -> bool:
     raise Bad(column, "not true or false")
 
 
+def field_number(value: str, column: str) -> float | None:
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise Bad(column, "not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise Bad(column, "not a number")
+    return number
+
+
+Location = tuple[float, float, int]  # easting, northing, grid cell
+
+
+def field_location(easting: str, northing: str, latitude: str, longitude: str) -> Location | None:
+    """A household's place on the British National Grid, from `easting`/`northing` (metres)
+    or `latitude`/`longitude` (WGS84, converted); both empty: None."""
+    e, n = field_number(easting, "easting"), field_number(northing, "northing")
+    lat, lon = field_number(latitude, "latitude"), field_number(longitude, "longitude")
+    if (e is None) != (n is None):
+        raise Bad("northing" if n is None else "easting", "easting and northing go together")
+    if (lat is None) != (lon is None):
+        raise Bad("longitude" if lon is None else "latitude", "latitude and longitude go together")
+    if e is not None and lat is not None:
+        raise Bad("latitude", "give easting and northing or latitude and longitude, not both")
+    if e is not None and n is not None:
+        problem = geo.check_bng(e, n)
+        if problem:
+            raise Bad("easting" if problem.startswith("easting") else "northing", problem)
+    elif lat is not None and lon is not None:
+        problem = geo.check_wgs84(lat, lon)
+        if problem:
+            raise Bad("latitude" if problem.startswith("latitude") else "longitude", problem)
+        e, n = geo.to_bng(lat, lon)
+    else:
+        return None
+    assert e is not None and n is not None
+    return e, n, geo.cell_of(e, n)
+
+
 @lru_cache(maxsize=262_144)
 def e164_of(raw: str) -> str | None:
     number = normalise(raw)
@@ -173,7 +217,8 @@ def csv_rows(path: Path, errors: list[RowError]) -> Iterator[tuple[int, dict[str
         if missing:
             errors.append(RowError(name, 1, None, "missing columns: " + ", ".join(missing)))
             return
-        index = {c: names.index(c) for c in (*COLUMNS[name], *OPTIONAL.get(name, ())) if c in names}
+        wanted = (*COLUMNS[name], *OPTIONAL.get(name, ()))
+        index = {c: names.index(c) for c in wanted if c in names}
         width = len(names)
         while True:
             try:

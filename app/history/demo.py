@@ -130,7 +130,7 @@ async def seed(
         hid = f"DH{h:06d}"
         streets = ("High Street", "Mill Lane", "Church Road", "Station Road", "Park Avenue")
         address = f"{rng.randint(1, 200)} {rng.choice(streets)}, Demotown DT{h % 9 + 1}"
-        out.add("household", (hid, f"{900000000000 + h}", address, now))
+        out.add("household", (hid, f"{900000000000 + h}", address, None, None, None, now))
         members = []
         for m in range(rng.choice((1, 1, 2, 2, 2, 3, 3, 4, 5))):
             pid = f"DP{h:06d}{m}"
@@ -204,7 +204,7 @@ def _scenarios(out: Collector, now: datetime, ago: Any) -> None:
         ("DSH8", "100000000008", "8 Warning Walk, Demotown DT1"),
     ]
     for hid, uprn, address in homes:
-        out.add("household", (hid, uprn, address, now))
+        out.add("household", (hid, uprn, address, None, None, None, now))
     # (id, name, number, household, relationship to the household's reference person)
     people: list[tuple[str, str, str | None, str | None, str | None]] = [
         ("DSP1", "Alex Demo", "+441134960001", "DSH1", None),

@@ -31,7 +31,7 @@ class Sink(Protocol):
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "person": ("id", "name", "date_of_birth", "updated_at"),
     "phone": ("e164", "person_id", "from_date", "to_date"),
-    "household": ("id", "uprn", "address", "updated_at"),
+    "household": ("id", "uprn", "address", "easting", "northing", "grid_cell", "updated_at"),
     "person_household": ("person_id", "household_id", "from_date", "to_date", "relationship"),
     "contact": (
         "id",

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import is_postgres, utcnow
 from app.errors import AppError
-from app.history import versions
+from app.history import versions, writes
 from app.history.csv_fields import (
     FILES,
     UPRN,
@@ -34,6 +34,7 @@ from app.history.csv_fields import (
     field_date,
     field_datetime,
     field_id,
+    field_location,
     field_phone,
     field_relationship,
     field_text,
@@ -123,7 +124,19 @@ class _Parser:
                         uprn = row["uprn"] or None
                         if uprn is not None and not UPRN.match(uprn):
                             raise Bad("uprn", "not a UPRN (up to 12 digits)")
-                        record = (hid, uprn, field_text(row["address"], "address", 500), now)
+                        place = field_location(
+                            row.get("easting", ""),
+                            row.get("northing", ""),
+                            row.get("latitude", ""),
+                            row.get("longitude", ""),
+                        )
+                        record = (
+                            hid,
+                            uprn,
+                            field_text(row["address"], "address", 500),
+                            *(place or (None, None, None)),
+                            now,
+                        )
                         once(seen, hid, line, "household_id")
                         homes.add(hid)  # type: ignore[arg-type]
                         batches.add("household", record)
@@ -260,6 +273,7 @@ async def import_dir(session: AsyncSession, directory: Path) -> ImportReport:
     for table, rows in batches.deferred.items():
         for start in range(0, len(rows), BATCH):
             await sink.write({table: rows[start : start + BATCH]})
+    await writes.locate_contacts(session)
     await versions.bump(session, [versions.EVERYTHING])
     report = ImportReport(rows=dict(batches.counts), seconds=time.perf_counter() - started)
     log.info("history imported", extra={"rows": report.rows, "seconds": round(report.seconds, 2)})

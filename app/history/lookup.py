@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache import Cache, CacheUnavailable
 from app.history import store, versions
+from app.history.near import with_nearby
 from app.history.store import Summary
 from app.rules.facts import CallerFacts
+from app.rules.ruleset import NearNeed
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +177,15 @@ async def lookup_caller(
     now: datetime,
     horizon_days: int,
     ttl_seconds: float,
+    near: NearNeed | None = None,
 ) -> CallerFacts:
-    """CallerFacts for a caller; a withheld or unreadable number is not looked up."""
+    """CallerFacts for a caller; a withheld or unreadable number is not looked up. `near`:
+    what the near-repeat rules need (read from the store on every lookup, never cached)."""
     if number is None or presentation != "allowed":
         return caller_facts(None, now=now, presentation=presentation, horizon_days=horizon_days)
     found = await number_summaries(
         session, cache, [number], now=now, horizon_days=horizon_days, ttl_seconds=ttl_seconds
     )
     summary = found[number]
-    return caller_facts(summary, now=now, presentation=presentation, horizon_days=horizon_days)
+    facts = caller_facts(summary, now=now, presentation=presentation, horizon_days=horizon_days)
+    return await with_nearby(session, facts, near)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Float,
     ForeignKey,
     Index,
     String,
@@ -67,11 +68,16 @@ class Household(Base):
             postgresql_using="gin",
             postgresql_ops={"address": "gin_trgm_ops"},
         ),
+        Index("ix_household_grid_cell", "grid_cell"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     uprn: Mapped[str | None] = mapped_column(String(12), nullable=True)
     address: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # British National Grid metres (near repeat); grid_cell: app.history.geo.cell_of.
+    easting: Mapped[float | None] = mapped_column(Float, nullable=True)
+    northing: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grid_cell: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -106,6 +112,7 @@ class Contact(Base):
         Index("ix_contact_number_occurred_at", "number", "occurred_at"),
         Index("ix_contact_person_id_occurred_at", "person_id", "occurred_at"),
         Index("ix_contact_household_id_occurred_at", "household_id", "occurred_at"),
+        Index("ix_contact_grid_cell_occurred_at", "grid_cell", "occurred_at"),
         UniqueConstraint("call_id"),
     )
 
@@ -127,6 +134,11 @@ class Contact(Base):
     call_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("call.id", ondelete="SET NULL"), nullable=True
     )
+    # Where it happened, copied from its household's coordinates when it is written (or when
+    # they change): the near-repeat lookup reads contacts by grid cell and time alone.
+    easting: Mapped[float | None] = mapped_column(Float, nullable=True)
+    northing: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grid_cell: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -22,7 +22,7 @@ from app.calls import qualifiers
 from app.calls.models import Call
 from app.db import utcnow
 from app.history import alerts as alert_store
-from app.history import store
+from app.history import near, store
 from app.history.consultation import consultations
 from app.history.context import build_context
 from app.history.lookup import caller_facts, horizon_start, lookup_caller, number_summaries
@@ -167,7 +167,8 @@ async def caller_facts_for(
                     since=horizon_start(now, horizon),
                 )
         if summary is not None:
-            return caller_facts(summary, now=now, presentation=presentation, horizon_days=horizon)
+            facts = caller_facts(summary, now=now, presentation=presentation, horizon_days=horizon)
+            return await near.with_nearby(session, facts, alert_store.ruleset(resources).near)
     return await lookup_caller(
         session,
         resources.cache,
@@ -176,6 +177,7 @@ async def caller_facts_for(
         now=now,
         horizon_days=horizon,
         ttl_seconds=settings.history_cache_ttl_seconds,
+        near=alert_store.ruleset(resources).near,
     )
 
 

@@ -90,9 +90,13 @@ async def _subjects(
             h.id: h
             for h in await all_rows(
                 session,
-                select(Household.id, Household.uprn, Household.address).where(
-                    Household.id.in_(household_ids)
-                ),
+                select(
+                    Household.id,
+                    Household.uprn,
+                    Household.address,
+                    Household.easting,
+                    Household.northing,
+                ).where(Household.id.in_(household_ids)),
             )
         }
         if household_ids
@@ -133,6 +137,8 @@ def _assemble(
             id=household_id,
             uprn=homes[household_id].uprn if household_id in homes else None,
             address=homes[household_id].address if household_id in homes else None,
+            easting=homes[household_id].easting if household_id in homes else None,
+            northing=homes[household_id].northing if household_id in homes else None,
             member_ids=links.members.get(household_id, []),
             contacts=contacts_by_household.get(household_id, []),
             markers=markers_by_household.get(household_id, []),

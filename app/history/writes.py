@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import utcnow
 from app.history import store_links, versions
-from app.history.models import Contact, Marker
+from app.history.models import Contact, Household, Marker
 
 
 async def invalidate(
@@ -38,6 +39,41 @@ async def invalidate(
     scopes = {versions.number_scope(n) for n in nums} | {versions.household_scope(h) for h in homes}
     await versions.bump(session, scopes)
     return scopes
+
+
+async def locate_contacts(
+    session: AsyncSession,
+    *,
+    contact_ids: Iterable[str] | None = None,
+    household_ids: Iterable[str] | None = None,
+) -> None:
+    """Copy households' coordinates and grid cell onto their contacts (near repeat reads
+    contacts by cell): those of `contact_ids` and of `household_ids`; with neither, every
+    contact whose household has coordinates that differ from the contact's (after an import).
+    """
+    home: Any = Household.__table__
+    place = {
+        column: select(home.c[column]).where(home.c.id == Contact.household_id).scalar_subquery()
+        for column in ("easting", "northing", "grid_cell")
+    }
+    where: ColumnElement[bool]
+    if contact_ids is None and household_ids is None:
+        located = select(home.c.id).where(home.c.grid_cell.is_not(None))
+        where = Contact.household_id.in_(located) & or_(
+            Contact.easting.is_distinct_from(place["easting"]),
+            Contact.northing.is_distinct_from(place["northing"]),
+        )
+    else:
+        ids, homes = sorted(set(contact_ids or ())), sorted(set(household_ids or ()))
+        if not ids and not homes:
+            return
+        where = or_(Contact.id.in_(ids), Contact.household_id.in_(homes))
+    await session.execute(
+        update(Contact)
+        .where(where)
+        .values(easting=place["easting"], northing=place["northing"], grid_cell=place["grid_cell"])
+        .execution_options(synchronize_session=False)
+    )
 
 
 def contact_row(
@@ -119,6 +155,8 @@ async def record_contact(
     contact.call_id = call_id
     contact.updated_at = utcnow()
     await session.flush()
+    if household_id is not None or before[2] is not None:
+        await locate_contacts(session, contact_ids=[contact_id])
     await invalidate(
         session,
         numbers=(number, before[0]),

@@ -17,6 +17,7 @@ from app.rules.ruleset import (
     AdviceItem,
     IncidentType,
     LoadedPack,
+    NearNeed,
     Prompt,
     RuleRef,
     RuleSet,
@@ -31,6 +32,7 @@ from app.rules.schema import (
     CountCondition,
     CuePack,
     MarkerCondition,
+    NearRepeatCondition,
     Negation,
     NotCondition,
     PromptPack,
@@ -157,6 +159,17 @@ def _alerts(
                                     f"unknown marker kind {kind!r}: add it under markers:",
                                 )
                             )
+                elif isinstance(condition, NearRepeatCondition):
+                    for ti, itype_id in enumerate(condition.incident_types):
+                        if itype_id not in ruleset.incident_types:
+                            problems.append(
+                                p.at(
+                                    (*cpath, "incident_types", ti),
+                                    f"unknown incident type {itype_id!r}",
+                                )
+                            )
+                    if rule.enabled:
+                        ruleset.near = widen(ruleset.near, condition)
                 elif isinstance(condition, CountCondition):
                     horizon = max(horizon, condition.within_days)
                     if max_window_days is not None and condition.within_days > max_window_days:
@@ -384,6 +397,19 @@ def _compile_cues(ruleset: RuleSet, cues: _CueInput) -> None:
         negate_after=negation.after if negation else (),
         after_window=negation.after_window if negation else 1,
         severity={sid: severity for sid, (severity, _) in cues.severity.items()},
+    )
+
+
+def widen(need: NearNeed | None, condition: NearRepeatCondition) -> NearNeed:
+    """`need` grown to cover what `condition` reads."""
+    if need is None:
+        return NearNeed(
+            condition.within_metres, condition.within_days, frozenset(condition.incident_types)
+        )
+    return NearNeed(
+        max(need.within_metres, condition.within_metres),
+        max(need.within_days, condition.within_days),
+        need.incident_types | frozenset(condition.incident_types),
     )
 
 

@@ -24,6 +24,7 @@ from app.rules.schema import (
     Condition,
     CountCondition,
     MarkerCondition,
+    NearRepeatCondition,
     NotCondition,
     PresentationCondition,
     ThisCallCondition,
@@ -91,6 +92,8 @@ class _Context:
             return self._count(condition)
         if isinstance(condition, MarkerCondition):
             return self._markers(condition)
+        if isinstance(condition, NearRepeatCondition):
+            return self._near(condition)
         if isinstance(condition, PresentationCondition):
             if self.facts.presentation in condition.any_of:
                 return [
@@ -249,6 +252,51 @@ class _Context:
                 now=self.facts.now,
                 incident_names=self.packs.incident_names,
             )
+
+    # ---- near repeat ----------------------------------------------------------------
+
+    def _near(self, condition: NearRepeatCondition) -> list[Item] | None:
+        """One item per nearby incident, nearest first; the edges count (exactly
+        `within_metres` away, exactly `within_days` ago)."""
+        now = self.facts.now
+        since = now - timedelta(days=condition.within_days)
+        types = frozenset(condition.incident_types)
+        chosen = sorted(
+            (
+                n
+                for n in self.facts.nearby
+                if n.incident_type in types
+                and since <= n.occurred_at <= now
+                and n.distance_m <= condition.within_metres
+            ),
+            key=lambda n: (n.distance_m, n.id),
+        )
+        items = []
+        for n in chosen:
+            known = self.packs.incident_types.get(n.incident_type)
+            incident = known.name.lower() if known else n.incident_type.replace("_", " ")
+            metres = round(n.distance_m)
+            days_ago = (now - n.occurred_at).days
+            when = "today" if days_ago == 0 else f"{days_ago} day{'s' * (days_ago != 1)} ago"
+            items.append(
+                Item(
+                    "near_repeat",
+                    {
+                        "count": len(chosen),
+                        "within_metres": condition.within_metres,
+                        "within_days": condition.within_days,
+                        "incident": incident,
+                        "metres": metres,
+                        "days_ago": days_ago,
+                    },
+                    evidence=[n.id],
+                    tags=[n.incident_type],
+                    default_reason=f"a {incident} {metres} m away, {when}",
+                    evidence_lines=[f"A {incident} {metres} m away, {when}"],
+                    category="history",
+                )
+            )
+        return items or None
 
     # ---- markers --------------------------------------------------------------------
 

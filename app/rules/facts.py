@@ -62,6 +62,9 @@ class HouseholdFacts(BaseModel):
     id: str
     uprn: str | None = None
     address: str | None = None
+    # British National Grid metres, when the force gave them (near repeat).
+    easting: float | None = None
+    northing: float | None = None
     member_ids: list[str] = Field(default_factory=list)
     contacts: list[ContactRef] = Field(default_factory=list)
     markers: list[MarkerRef] = Field(default_factory=list)
@@ -75,6 +78,20 @@ class CallFacts(BaseModel):
 
     incident_type: str | None = None
     qualifiers: list[str] = Field(default_factory=list)
+
+
+class NearbyIncident(BaseModel):
+    """A recent contact at another household near one of the caller's (near repeat): read
+    at every lookup, never cached with the caller's summary (a neighbour's write does not
+    touch the caller's cache key)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str  # the contact's id
+    occurred_at: datetime
+    incident_type: str
+    distance_m: float  # from the caller's household
+    near_household_id: str  # the caller's household it is near
 
 
 class CallerFacts(BaseModel):
@@ -91,6 +108,8 @@ class CallerFacts(BaseModel):
     horizon_days: int = 400
     # The current call, as far as it is known (rules with a `this_call` condition read it).
     call: CallFacts = Field(default_factory=CallFacts)
+    # Near repeat candidates (within the widest radius and window the packs ask for).
+    nearby: list[NearbyIncident] = Field(default_factory=list)
 
 
 class PlannedAlert(BaseModel):

@@ -85,12 +85,21 @@ def prompts_for(
     return chosen
 
 
+# An alert (kind or tag) that puts crime-prevention advice before preservation advice: near
+# repeat, where the caller's risk is of the next offence rather than of losing evidence.
+PREVENTION_FIRST = "prevention_first"
+
+
 def advice_for(
-    packs: RuleSet, incident_type: str | None, qualifiers: Collection[str] = ()
+    packs: RuleSet,
+    incident_type: str | None,
+    qualifiers: Collection[str] = (),
+    alerts: Iterable[str | PlannedAlert] = (),
 ) -> list[AdviceItem]:
     """Preservation then prevention advice for an incident type (unknown type: empty), merged
     with what the call's qualifiers bring (the advice of their incident types, then their
-    own), each item once, in pack order within each kind."""
+    own), each item once, in pack order within each kind; prevention first when an alert
+    raised asks for it (`prevention_first`: near repeat)."""
     merged: dict[str, AdviceItem] = {}
     sources: list[str] = [incident_type] if incident_type else []
     for qualifier_id in qualifiers:
@@ -103,6 +112,8 @@ def advice_for(
     for qualifier_id in qualifiers:
         for item in packs.qualifier_advice.get(qualifier_id, ()):
             merged.setdefault(item.id, item)
+    if PREVENTION_FIRST in _triggers(alerts):
+        return sorted(merged.values(), key=lambda i: i.kind != "prevention")  # stable
     # Preservation first: it is the time-critical half (the golden hour). Stable sort.
     return sorted(merged.values(), key=lambda i: 0 if i.kind == "preservation" else 1)
 

@@ -89,6 +89,16 @@ class RuleRef:
         return f"{self.rule.id}@{self.version}"
 
 
+@dataclass(frozen=True)
+class NearNeed:
+    """What the history lookup must fetch for the near-repeat rules: the widest radius and
+    window any of them asks for, and every incident type they count."""
+
+    within_metres: int
+    within_days: int
+    incident_types: frozenset[str]
+
+
 @dataclass
 class RuleSet:
     """Every loaded pack, plus the indexes the engine and selectors read."""
@@ -111,3 +121,5 @@ class RuleSet:
     lexicon: Lexicon = field(default_factory=Lexicon)
     # How far back the alert rules look (days): the history lookup need not fetch older.
     horizon_days: int = 0
+    # What near-repeat rules need from the lookup (None: no such rule is enabled).
+    near: NearNeed | None = None

@@ -39,6 +39,7 @@ FACTS: dict[str, str] = {
     "markers": "active markers (not expired at the time of the call), or markers set recently",
     "presentation": "how the number was presented: allowed, withheld or unavailable",
     "this_call": "what this call is: its incident type, or a qualifier on it (domestic abuse)",
+    "nearby_incidents": "recent contacts at other households near the caller's (near repeat)",
 }
 COUNT_FACTS = ("contacts", "victim_contacts", "da_contacts")
 OPERATORS: dict[str, str] = {
@@ -102,6 +103,9 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "markers": frozenset({"subject", "who", "relationship", "marker", "marker_kind", "category"}),
     "presentation": frozenset({"presentation"}),
     "this_call": frozenset({"call_is"}),
+    "near_repeat": frozenset(
+        {"count", "within_metres", "within_days", "incident", "metres", "days_ago"}
+    ),
 }
 
 Op = Literal[">=", ">", "==", "!=", "<=", "<"]
@@ -167,6 +171,16 @@ class ThisCallCondition(Strict):
         return self
 
 
+class NearRepeatCondition(Strict):
+    """A contact of one of `incident_types` at another household within `within_metres` of a
+    caller's household, in the last `within_days` days (near repeat: domain.md C.15)."""
+
+    kind: Literal["near_repeat"]
+    incident_types: list[Id] = Field(min_length=1)
+    within_metres: int = Field(ge=1, le=5000)
+    within_days: int = Field(ge=1, le=365)
+
+
 class AllCondition(Strict):
     kind: Literal["all"]
     of: list[Condition] = Field(min_length=1)
@@ -187,6 +201,7 @@ Condition = Annotated[
     | MarkerCondition
     | PresentationCondition
     | ThisCallCondition
+    | NearRepeatCondition
     | AllCondition
     | AnyCondition
     | NotCondition,

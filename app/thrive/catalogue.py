@@ -46,12 +46,16 @@ def prompts(
 
 
 def advice(
-    rules: RuleSet, incident_type: str | None, qualifiers: Collection[str] = ()
+    rules: RuleSet,
+    incident_type: str | None,
+    qualifiers: Collection[str] = (),
+    alert_keys: Iterable[str] = (),
 ) -> list[AdviceOut]:
-    """The incident type's advice merged with what the call's qualifiers bring."""
+    """The incident type's advice merged with what the call's qualifiers bring; prevention
+    first when an alert asks for it (near repeat)."""
     return [
         AdviceOut(id=a.id, kind=a.kind, text=a.text, rule=a.rule)
-        for a in guidance.advice_for(rules, incident_type, qualifiers)
+        for a in guidance.advice_for(rules, incident_type, qualifiers, list(alert_keys))
     ]
 
 

@@ -134,8 +134,9 @@ def _view(
     answered = set(state.prompts_answered if state is not None else ())
     given = set(state.advice_given if state is not None else ())
     carried = qualifiers.ids_of(call.qualifiers)
-    prompts = catalogue.prompts(rules, incident_type, alert_keys(alerts), carried)
-    advice = catalogue.advice(rules, incident_type, carried)
+    keys = alert_keys(alerts)
+    prompts = catalogue.prompts(rules, incident_type, keys, carried)
+    advice = catalogue.advice(rules, incident_type, carried, keys)
     return CallThriveRead(
         call_id=call.id,
         incident_type=incident_type,

@@ -396,9 +396,11 @@ async def test_the_alerts_a_link_raises_are_stored_on_the_call(
     await seed(app)
     token = await make_staff("H1", Role.handler)
     call_id = await call_at(client, "H1")
-    await client.post(
-        subjects_url(call_id), json={"household_id": "H-12", "role": "victim"}, headers=auth(token)
+    # The victim is a person: repeat victim counts a person's own victim contacts (issue 13).
+    linked = await client.post(
+        subjects_url(call_id), json={"person_id": "P-JO", "role": "victim"}, headers=auth(token)
     )
+    assert linked.status_code == 201, linked.text
     async with app.state.resources.sessions() as session:
         stored = {
             a.kind for a in await session.scalars(select(Alert).where(Alert.call_id == call_id))

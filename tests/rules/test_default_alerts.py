@@ -219,8 +219,10 @@ def test_default_rule(rule: str, case: Case) -> None:
 def test_every_default_rule_is_in_the_table() -> None:
     shipped = {r.rule.id for r in SHIPPED.alert_rules if r.ref.endswith(ALERTS_VERSION)}
     # The others: tests/rules/test_engine.py (household risk, vulnerability marker, withheld
-    # number) and tests/rules/test_no_ids_in_words.py (officer safety, orders).
+    # number), tests/rules/test_no_ids_in_words.py (officer safety, orders) and
+    # tests/rules/test_near_repeat.py (near repeat, at its radius and window edges).
     others = {
+        "near_repeat",
         "household_risk",
         "vulnerability_marker",
         "withheld_number",

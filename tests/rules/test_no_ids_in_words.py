@@ -18,6 +18,7 @@ from app.rules.facts import (
     ContactRef,
     HouseholdFacts,
     MarkerRef,
+    NearbyIncident,
     PersonFacts,
 )
 from tests.rules.support import NOW, SHIPPED, ago, caller
@@ -82,7 +83,7 @@ def _fixture(named: bool) -> CallerFacts:
             markers=_markers(pid, pid, "person"),
         )
 
-    return caller(
+    facts = caller(
         number_contacts=_contacts("N", "PX1", "HX1"),
         persons=[
             person("PX1", "caller", None, "1985-06-01"),
@@ -102,6 +103,15 @@ def _fixture(named: bool) -> CallerFacts:
             for h in (1, 2)
         ],
     )
+    # A burglary next door (near repeat): its contact id is an id too.
+    nearby = NearbyIncident(
+        id="CXN1",
+        occurred_at=ago(3),
+        incident_type="burglary",
+        distance_m=120.0,
+        near_household_id="HX1",
+    )
+    return facts.model_copy(update={"nearby": [nearby]})
 
 
 FIXTURES = {
@@ -118,7 +128,7 @@ FIXTURES = {
 
 
 def _ids(facts: CallerFacts) -> set[str]:
-    found = {c.id for c in facts.number_contacts}
+    found = {c.id for c in facts.number_contacts} | {n.id for n in facts.nearby}
     for subject in (*facts.persons, *facts.households):
         found.add(subject.id)
         found.update(c.id for c in subject.contacts)

@@ -568,6 +568,9 @@ incident_types:
   # The shipped alert rules name these two (MARAC repeat, repeat missing).
   - {id: domestic_abuse, name: Domestic abuse, category: crime}
   - {id: missing_person, name: Missing person, category: other}
+  # kept: the shipped near-repeat rule (alerts.yaml) counts it
+  - id: vehicle_crime
+    name: Vehicle crime
 """,
     )
     # Replacing the catalogue drops the other incident types (and the qualifiers) the shipped
@@ -587,7 +590,12 @@ incident_types:
     write(tmp_path, "my-prompts.yaml", "\n  - ".join(kept))
     rules = load_paths([tmp_path])
     assert [a.id for a in rules.advice["burglary"]] == ["burglary.local_only"]
-    assert list(rules.incident_types) == ["burglary", "domestic_abuse", "missing_person"]
+    assert list(rules.incident_types) == [
+        "burglary",
+        "domestic_abuse",
+        "missing_person",
+        "vehicle_crime",
+    ]
     origins = {p.pack.pack: p.origin for p in rules.packs}
     assert origins == {
         "advice": "force",
