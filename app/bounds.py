@@ -49,7 +49,7 @@ class Problem:
     type: str
     status: int = 422
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self) -> dict[str, object]:
         return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
 
 

@@ -145,7 +145,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line; extra fields passed with `extra=` are kept, masked."""
 
     def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
+        payload: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
@@ -203,7 +203,7 @@ QUIET_LOGGERS = (
 )
 
 
-def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, Any]:
+def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, object]:
     """A dictConfig for uvicorn (it reconfigures logging in each worker process)."""
     formatter = "app.logs.JsonFormatter" if json_lines else "app.logs.PlainFormatter"
     return {

@@ -76,7 +76,7 @@ class CallScript:
     def __init__(self, rng: random.Random, handlers: list[str], repeat_pool: list[str]) -> None:
         self.call_id = "sim-" + uuid.uuid4().hex[:16]
         self.rng = rng
-        self.steps: list[tuple[float, dict[str, Any]]] = []
+        self.steps: list[tuple[float, dict[str, object]]] = []
         number, presentation = self._caller(repeat_pool)
         called = rng.choices(["999", "101"], weights=[6, 4])[0]
         queue = "emergency" if called == "999" else "non-emergency"
@@ -124,7 +124,7 @@ def repeat_callers(rng: random.Random, size: int = 12) -> list[str]:
 async def _post(
     http: httpx.AsyncClient,
     config: SimulationConfig,
-    body: dict[str, Any],
+    body: dict[str, object],
     report: SimulationReport,
 ) -> None:
     body = {**body, "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}

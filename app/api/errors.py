@@ -37,7 +37,7 @@ _HTTP_CODES = {
 }
 
 
-def envelope(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def envelope(status: int, code: str, message: str, details: object = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(
         {"error": {"code": code, "message": message, "details": details}},
@@ -46,8 +46,8 @@ def envelope(status: int, code: str, message: str, details: Any = None) -> JSONR
     )
 
 
-def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
-    cleaned = []
+def _clean_validation_errors(errors: Any) -> list[dict[str, object]]:
+    cleaned: list[dict[str, object]] = []
     for err in errors:
         cleaned.append(
             {

@@ -138,9 +138,9 @@ def _bound_integers(node: Any) -> None:
 
 def document_bounds(app: FastAPI) -> None:
     """Give every integer of the app's OpenAPI schema int64's limits unless it has its own."""
-    generate: Callable[[], dict[str, Any]] = app.openapi
+    generate: Callable[[], dict[str, object]] = app.openapi
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> dict[str, object]:
         if app.openapi_schema is None:
             _bound_integers(generate())  # generate() caches the schema on the app
         assert app.openapi_schema is not None

@@ -3,7 +3,7 @@ caller context. Every lookup that shows a record is in the consultation log."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -22,13 +22,13 @@ router = APIRouter(prefix="/history", tags=["history"])
 
 class HouseholdLookup(BaseModel):
     call_id: int
-    households: list[dict[str, Any]]
+    households: list[dict[str, object]]
 
 
 class CallContextRead(BaseModel):
     call_id: int
-    context: dict[str, Any]
-    alerts: list[dict[str, Any]]
+    context: dict[str, object]
+    alerts: list[dict[str, object]]
 
 
 async def _call_for(session: AsyncSession, call_id: int, staff: Principal) -> Call:

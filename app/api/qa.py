@@ -102,7 +102,7 @@ async def get_sample(sample_id: RowIdPath, principal: Samplers, session: Session
 @router.get("/calls/{call_id}")
 async def open_call(
     call_id: RowIdPath, principal: Reviewers, session: SessionDep, resources: ResourcesDep
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The call's record for review (events, alerts, prompts answered, advice given, the
     THRIVE+ assessment, narrative, reviews so far); audit-logged."""
     return await reviews.call_record(session, _form(resources), call_id, principal)

@@ -21,8 +21,8 @@ def row(
     subject_id: str | None = None,
     call_id: str | None = None,
     justification: str | None = None,
-    records: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    records: dict[str, object] | None = None,
+) -> dict[str, object]:
     """An audit record's columns, for writers that insert many at once (`AUDIT`)."""
     return {
         "at": utcnow(),
@@ -49,7 +49,7 @@ def consulted_call(
     actor: str,
     call_id: int,
     justification: str | None = None,
-    records: dict[str, Any] | None = None,
+    records: dict[str, object] | None = None,
 ) -> AuditLog:
     """A call's record (it shows the caller's number) was read by `actor`: who looked, when,
     and why when the reason is not the call itself (a QA review)."""

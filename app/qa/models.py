@@ -46,7 +46,7 @@ class QaSample(Base):
     per_handler: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(BigInteger)
     # The filters it was drawn with (queue, min_talk_seconds, flagged_only, flagged_first).
-    criteria: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    criteria: Mapped[dict[str, object]] = mapped_column(JsonDoc, default=dict)
     drawn_by: Mapped[str] = mapped_column(String(32))
     drawn_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Handlers with fewer eligible calls than per_handler: [{handler_id, eligible, drawn}].

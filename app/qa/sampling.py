@@ -18,7 +18,6 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,7 +85,7 @@ def draw(
     return drawn
 
 
-def _criteria(body: SampleCreate) -> dict[str, Any]:
+def _criteria(body: SampleCreate) -> dict[str, object]:
     return {
         "queue": body.queue,
         "min_talk_seconds": body.min_talk_seconds,

@@ -224,7 +224,7 @@ class RedisBroker:
         try:
             if cursor == (0, 0):
                 try:
-                    info: dict[str, Any] = await self.client.xinfo_stream(key)
+                    info: dict[str, object] = await self.client.xinfo_stream(key)
                 except ResponseError:  # no such key: nothing was ever published, or expired
                     return []
                 deleted = _text(info.get("max-deleted-entry-id", "0-0"))

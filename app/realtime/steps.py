@@ -63,7 +63,7 @@ async def realtime_step(ctx: StepContext) -> None:
     event_type = str(ctx.event.type)
     type_ = "call." + event_type
     call = ctx.call
-    base: dict[str, Any] = {
+    base: dict[str, object] = {
         "call": call_view(call),
         "event": {"type": event_type, "occurred_at": ctx.event.occurred_at},
     }
@@ -81,7 +81,7 @@ async def realtime_step(ctx: StepContext) -> None:
         supervisor_data["alerts"] = alerts
     # The handler's screen first: it is the one the caller is ringing at (ring -> screen);
     # each channel has its own cursors, so the order between channels is free.
-    plan: list[tuple[str, dict[str, Any]]] = []
+    plan: list[tuple[str, dict[str, object]]] = []
 
     handler = call.handler_id
     if handler and event_type != "offered":

@@ -34,7 +34,7 @@ def decode_text(raw: bytes) -> str:
         ) from exc
 
 
-def clean_errors(exc: ValidationError) -> list[dict[str, Any]]:
+def clean_errors(exc: ValidationError) -> list[dict[str, object]]:
     return [
         {
             "loc": [str(part) for part in err.get("loc", ())],
@@ -73,7 +73,7 @@ class BatchItem:
     index: int
     event: CallEvent | None
     raw: bytes
-    errors: list[dict[str, Any]] | None = None
+    errors: list[dict[str, object]] | None = None
 
 
 def parse_batch(raw: bytes, max_events: int) -> list[BatchItem]:

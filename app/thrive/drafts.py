@@ -107,7 +107,7 @@ def _read(call_id: int, staff_id: str, row: AssessmentDraft | None) -> DraftRead
     )
 
 
-def _form(body: DraftIn) -> dict[str, Any]:
+def _form(body: DraftIn) -> dict[str, object]:
     return DraftForm.model_validate(
         body.model_dump(include=set(DraftForm.model_fields))
     ).model_dump(mode="json")
@@ -167,7 +167,7 @@ async def get_draft(
 
 async def for_screen(
     session: AsyncSession, call_id: int, principal: Principal
-) -> dict[str, Any] | None:
+) -> dict[str, object] | None:
     """The viewer's own draft of a call for the handler's screen (audited when there is one)."""
     row = await _row(session, call_id, principal.id)
     if row is None:

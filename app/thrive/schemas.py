@@ -156,7 +156,7 @@ class AssessmentVersion(BaseModel):
     grade: Grade
     suggested_grade: Grade | None
     grade_reason: str | None
-    elements: dict[str, Any]
+    elements: dict[str, object]
     advice_given: dict[str, list[str]]
     prompts_answered: list[str]
     repeat_victim_check: RepeatVictimCheck | None

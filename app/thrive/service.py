@@ -111,7 +111,7 @@ async def _state(session: AsyncSession, call_id: int) -> CallThrive:
 
 
 def _publish(
-    session: AsyncSession, resources: Resources, call: Call, type_: str, data: dict[str, Any]
+    session: AsyncSession, resources: Resources, call: Call, type_: str, data: dict[str, object]
 ) -> None:
     """Push to the call's handler and supervisors once the transaction has committed."""
     # The call as it is now (its handler and state decide who receives the message).
