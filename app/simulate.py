@@ -19,7 +19,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
@@ -111,7 +110,7 @@ class CallScript:
             return f"07700 900{self.rng.randrange(1000):03d}", "allowed"
         return f"020 7946 0{self.rng.randrange(1000):03d}", "allowed"
 
-    def _add(self, at: float, type_: str, **fields: Any) -> None:
+    def _add(self, at: float, type_: str, **fields: object) -> None:
         body = {"event_id": f"{self.call_id}-{len(self.steps) + 1}", "call_id": self.call_id,
                 "type": type_, **fields}  # fmt: skip
         self.steps.append((at, body))

@@ -16,7 +16,6 @@ its own limits is given int64's, so clients and fuzzers see what is enforced her
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -122,7 +121,7 @@ async def _refuse(problem: bounds.Problem, scope: Scope, receive: Receive, send:
     await response(scope, receive, send)
 
 
-def _bound_integers(node: Any) -> None:
+def _bound_integers(node: object) -> None:
     if isinstance(node, dict):
         if node.get("type") == "integer":
             if "minimum" not in node and "exclusiveMinimum" not in node:

@@ -8,7 +8,7 @@ reviews: qa, supervisor, and a handler for their own calls only. Integration cli
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
@@ -148,7 +148,7 @@ async def get_report(
     end: Annotated[str, Query(alias="to", max_length=7, description="last month, YYYY-MM")],
     by: Literal["handler", "queue", "training"] | None = None,
     format: Literal["json", "csv", "xlsx"] = "json",
-) -> Any:
+) -> Report | Response:
     """The monthly table (months inclusive); `format=csv|xlsx`: the force's layout."""
     report = await qa_report.build(session, _form(resources), start, end, principal, by=by)
     if format == "json":

@@ -69,7 +69,7 @@ MANY_CHUNK = 500
 _ERRORS = (RedisError, OSError)
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -134,7 +134,7 @@ class RedisBroker:
 
     async def _xadd_many(self, messages: list[tuple[str, str]]) -> None:
         min_id = f"{int(time.time() * 1000) - self.retention_ms}-0"
-        args: list[Any] = [min_id, self.retention_ms]
+        args: list[str | int] = [min_id, self.retention_ms]
         for channel, body in messages:
             args += (channel, body)
         await self._publish_many(
@@ -248,7 +248,7 @@ class RedisBroker:
             raise BrokerUnavailable(type(exc).__name__) from exc
 
     # the upstream subscription -----------------------------------------------------------
-    def _deliver(self, data: Any) -> None:
+    def _deliver(self, data: object) -> None:
         channel, _, rest = _text(data).partition("\n")
         cursor, _, body = rest.partition("\n")
         try:

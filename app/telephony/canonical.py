@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -45,7 +44,7 @@ def clean_errors(exc: ValidationError) -> list[dict[str, object]]:
     ]
 
 
-def validate(payload: Any) -> CallEvent:
+def validate(payload: object) -> CallEvent:
     """A canonical event from already-parsed data (adapters), or 422 with the reasons."""
     try:
         return CallEvent.model_validate(payload)

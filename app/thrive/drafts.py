@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from app.auth.models import Role
 from app.auth.service import Principal
 from app.calls import service as calls
 from app.calls.repository import involves
-from app.db import upsert_for, utcnow
+from app.db import Upsert, upsert_for, utcnow
 from app.errors import Conflict, Forbidden
 from app.thrive.models import AssessmentDraft
 from app.thrive.schemas import Element, Grade, RepeatVictimCheck, RiskLevel
@@ -113,7 +113,7 @@ def _form(body: DraftIn) -> dict[str, object]:
     ).model_dump(mode="json")
 
 
-def _insert(session: AsyncSession) -> Any:
+def _insert(session: AsyncSession) -> Upsert:
     return upsert_for(session, AssessmentDraft)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +22,7 @@ from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.repository import involves
 from app.calls.snapshot import snapshot_of
-from app.db import after_commit, upsert_for, utcnow
+from app.db import Base, Upsert, after_commit, upsert_for, utcnow
 from app.errors import Forbidden, PayloadTooLarge, Unprocessable
 from app.realtime import publish
 from app.resources import Resources
@@ -89,7 +88,7 @@ async def call_for_reader(session: AsyncSession, call_id: int, principal: Princi
 # ---- helpers -----------------------------------------------------------------------------
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
+def _insert(session: AsyncSession, table: type[Base]) -> Upsert:
     return upsert_for(session, table)
 
 
