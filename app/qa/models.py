@@ -16,7 +16,6 @@ year of answers (720,000 at 5,000 handlers: bench/qa).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -50,7 +49,7 @@ class QaSample(Base):
     drawn_by: Mapped[str] = mapped_column(String(32))
     drawn_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Handlers with fewer eligible calls than per_handler: [{handler_id, eligible, drawn}].
-    shortfalls: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
+    shortfalls: Mapped[list[dict[str, str | int]]] = mapped_column(JsonDoc, default=list)
 
 
 class QaSampleCall(Base):

@@ -148,7 +148,7 @@ async def create_sample(
     drawn = draw(
         candidates, body.per_handler, body.seed, at_least_one_flagged=body.at_least_one_flagged
     )
-    shortfalls = [
+    shortfalls: list[dict[str, str | int]] = [
         {
             "handler_id": h,
             "eligible": drawn.eligible.get(h, 0),
@@ -240,7 +240,7 @@ async def _reads(session: AsyncSession, samples: Sequence[QaSample]) -> list[Sam
             drawn_at=s.drawn_at,
             handlers=len({c.handler_id for c in calls[s.id]}),
             calls=calls[s.id],
-            shortfalls=[Shortfall(**f) for f in s.shortfalls or []],
+            shortfalls=[Shortfall.model_validate(f) for f in s.shortfalls or []],
         )
         for s in samples
     ]
