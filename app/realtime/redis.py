@@ -20,7 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -212,7 +212,10 @@ class RedisBroker:
         out: list[tuple[str, str]] = []
         start = "(" + format_cursor(after) if after != (0, 0) else "-"
         while True:
-            entries = cast("list[Any]", await self.client.xrange(key, start, "+", count=PAGE))
+            entries = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await self.client.xrange(key, start, "+", count=PAGE),
+            )
             for entry_id, fields in entries:
                 out.append((_text(entry_id), _text(fields[b"b"])))
             if len(entries) < PAGE:
