@@ -20,7 +20,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote_to_bytes
 
 from pydantic import TypeAdapter, ValidationError
@@ -49,7 +49,7 @@ class Problem:
     type: str
     status: int = 422
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self) -> dict[str, object]:
         return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
 
 
@@ -93,10 +93,10 @@ def _key(part: object) -> str:
     return text if len(text) <= 64 else text[:64] + "..."
 
 
-def json_problem(document: Any, root: tuple[str, ...] = ()) -> Problem | None:
+def json_problem(document: object, root: tuple[str, ...] = ()) -> Problem | None:
     """The first string, key, integer or float in `document` that breaks the rules, or a
     nesting deeper than MAX_JSON_DEPTH. Iterative: the check itself never recurses."""
-    stack: list[tuple[Any, tuple[str, ...], int]] = [(document, root, 0)]
+    stack: list[tuple[object, tuple[str, ...], int]] = [(document, root, 0)]
     while stack:
         value, loc, depth = stack.pop()
         if isinstance(value, str):
@@ -134,11 +134,11 @@ def _not_finite(loc: tuple[str, ...]) -> Problem:
     return Problem(loc, "numbers must be finite (no NaN or Infinity)", "float_not_finite")
 
 
-def _refuse_constant(_name: str) -> Any:
+def _refuse_constant(_name: str) -> NoReturn:
     raise Refused(_not_finite(("body",)))
 
 
-def loads(data: str | bytes, root: tuple[str, ...] = ()) -> Any:
+def loads(data: str | bytes, root: tuple[str, ...] = ()) -> Any:  # as json.loads gives it
     """Parse JSON and apply the rules: `Refused` for a document that breaks them, ValueError
     (json.JSONDecodeError, UnicodeDecodeError) for one that is not JSON at all."""
     try:

@@ -10,7 +10,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
@@ -92,7 +92,7 @@ def serve(
             err=True,
         )
     configure_logging(settings.log_level, settings.log_json)
-    options: dict[str, Any] = {
+    options: serving.ServerOptions = {
         "log_config": uvicorn_log_config(settings.log_level, settings.log_json),
         "proxy_headers": True,
         "timeout_graceful_shutdown": 10,

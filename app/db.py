@@ -12,12 +12,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql._typing import _DMLTableArgument  # what insert() takes; no public alias
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings
@@ -80,22 +82,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     # hide_parameters: a statement's error message would otherwise quote its parameters
     # (narratives, names, numbers), and error messages end up in logs and tracebacks.
-    kwargs: dict[str, Any] = {"pool_pre_ping": settings.db_pre_ping, "hide_parameters": True}
+    common = {"pool_pre_ping": settings.db_pre_ping, "hide_parameters": True}
     if settings.is_sqlite:
         path = settings.sqlite_path()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         # One writer at a time in SQLite: wait for the lock rather than fail under load.
-        kwargs["connect_args"] = {"timeout": 30}
-    else:
-        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size)
-    engine = create_async_engine(url, **kwargs)
-    if settings.is_sqlite:
+        engine = create_async_engine(url, **common, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
+        return engine
+    pool = settings.db_pool_size
+    return create_async_engine(url, **common, pool_size=pool, max_overflow=pool)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -115,15 +115,19 @@ def is_postgres(session: AsyncSession) -> bool:
     return dialect_of(session) == "postgresql"
 
 
-def upsert(table: Any, dialect: str) -> Any:
+# An INSERT that takes ON CONFLICT clauses: PostgreSQL and SQLite spell them alike, SQLAlchemy
+# has one class each (their shared methods type-check on the union).
+Upsert = postgresql.Insert | sqlite.Insert
+
+
+def upsert(table: _DMLTableArgument, dialect: str) -> Upsert:
     """An INSERT that takes ON CONFLICT clauses (`on_conflict_do_nothing`,
-    `on_conflict_do_update`, `excluded`), built by the dialect's own construct: PostgreSQL and
-    SQLite spell them alike, SQLAlchemy has one class each (hence `Any`)."""
+    `on_conflict_do_update`, `excluded`), built by the dialect's own construct."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table)
 
 
-def upsert_for(session: AsyncSession, table: Any) -> Any:
+def upsert_for(session: AsyncSession, table: _DMLTableArgument) -> Upsert:
     """`upsert` in the session's dialect."""
     return upsert(table, dialect_of(session))
 

@@ -20,7 +20,6 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 # A run of 7+ digits, optionally with a leading + and the separators people type.
 _PHONE = re.compile(r"(?<![\w])\+?\d(?:[\s\-().]*\d){6,}")
@@ -117,7 +116,7 @@ def describe_exception(exc: BaseException) -> str:
     return "\n".join(lines)
 
 
-def _describe(exc_info: Any) -> str:
+def _describe(exc_info: object) -> str:
     exc = exc_info[1] if isinstance(exc_info, tuple) else None
     return describe_exception(exc) if isinstance(exc, BaseException) else ""
 
@@ -145,7 +144,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line; extra fields passed with `extra=` are kept, masked."""
 
     def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
+        payload: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
@@ -161,11 +160,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+# What logging hands `formatException` (typeshed's private `_SysExcInfoType`).
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return mask_phone_numbers(super().format(record))
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+    def formatException(self, ei: ExcInfo) -> str:  # noqa: N802 (logging's name)
         return _describe(ei)
 
 
@@ -203,7 +206,7 @@ QUIET_LOGGERS = (
 )
 
 
-def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, Any]:
+def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, object]:
     """A dictConfig for uvicorn (it reconfigures logging in each worker process)."""
     formatter = "app.logs.JsonFormatter" if json_lines else "app.logs.PlainFormatter"
     return {

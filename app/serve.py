@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
+from typing import TypedDict
 
 import uvicorn
 
@@ -50,7 +50,17 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, options: dict[str, Any]) -> None:
+class ServerOptions(TypedDict, total=False):
+    """The uvicorn settings `firstcontact serve` passes to every worker."""
+
+    log_config: dict[str, object]
+    proxy_headers: bool
+    timeout_graceful_shutdown: int
+    ws_max_size: int
+    ws_per_message_deflate: bool
+
+
+def _worker(host: str, port: int, options: ServerOptions) -> None:
     """One worker process: its own SO_REUSEPORT listening socket, one uvicorn server."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -73,7 +83,7 @@ class Supervisor:
     host: str
     port: int
     workers: int
-    options: dict[str, Any]
+    options: ServerOptions
     grace_seconds: float = 15.0
     slots: list[_Slot] = field(default_factory=list)
     stopping: bool = False
@@ -145,7 +155,7 @@ class Supervisor:
                 process.join(5)
 
 
-def run(host: str, port: int, workers: int, options: dict[str, Any]) -> int:
+def run(host: str, port: int, workers: int, options: ServerOptions) -> int:
     """Serve `app.main:create_app` with `workers` processes, each with its own
     SO_REUSEPORT socket; returns the exit status once stopped by SIGTERM/SIGINT."""
     grace = float(options.get("timeout_graceful_shutdown") or 10) + 5.0

@@ -19,7 +19,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
@@ -76,7 +75,7 @@ class CallScript:
     def __init__(self, rng: random.Random, handlers: list[str], repeat_pool: list[str]) -> None:
         self.call_id = "sim-" + uuid.uuid4().hex[:16]
         self.rng = rng
-        self.steps: list[tuple[float, dict[str, Any]]] = []
+        self.steps: list[tuple[float, dict[str, object]]] = []
         number, presentation = self._caller(repeat_pool)
         called = rng.choices(["999", "101"], weights=[6, 4])[0]
         queue = "emergency" if called == "999" else "non-emergency"
@@ -111,7 +110,7 @@ class CallScript:
             return f"07700 900{self.rng.randrange(1000):03d}", "allowed"
         return f"020 7946 0{self.rng.randrange(1000):03d}", "allowed"
 
-    def _add(self, at: float, type_: str, **fields: Any) -> None:
+    def _add(self, at: float, type_: str, **fields: object) -> None:
         body = {"event_id": f"{self.call_id}-{len(self.steps) + 1}", "call_id": self.call_id,
                 "type": type_, **fields}  # fmt: skip
         self.steps.append((at, body))
@@ -124,7 +123,7 @@ def repeat_callers(rng: random.Random, size: int = 12) -> list[str]:
 async def _post(
     http: httpx.AsyncClient,
     config: SimulationConfig,
-    body: dict[str, Any],
+    body: dict[str, object],
     report: SimulationReport,
 ) -> None:
     body = {**body, "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}

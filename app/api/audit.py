@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
@@ -26,7 +26,7 @@ class AuditRead(BaseModel):
     subject_id: str | None
     call_id: str | None
     justification: str | None
-    records: dict[str, Any]
+    records: dict[str, object]
 
 
 class AuditPage(BaseModel):

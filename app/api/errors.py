@@ -7,11 +7,12 @@ narrative must not be echoed back into a response (or a proxy's log of it).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core import ErrorDetails
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,7 +38,7 @@ _HTTP_CODES = {
 }
 
 
-def envelope(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def envelope(status: int, code: str, message: str, details: object = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(
         {"error": {"code": code, "message": message, "details": details}},
@@ -46,8 +47,8 @@ def envelope(status: int, code: str, message: str, details: Any = None) -> JSONR
     )
 
 
-def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
-    cleaned = []
+def _clean_validation_errors(errors: Sequence[ErrorDetails]) -> list[dict[str, object]]:
+    cleaned: list[dict[str, object]] = []
     for err in errors:
         cleaned.append(
             {

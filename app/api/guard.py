@@ -16,7 +16,6 @@ its own limits is given int64's, so clients and fuzzers see what is enforced her
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -122,7 +121,7 @@ async def _refuse(problem: bounds.Problem, scope: Scope, receive: Receive, send:
     await response(scope, receive, send)
 
 
-def _bound_integers(node: Any) -> None:
+def _bound_integers(node: object) -> None:
     if isinstance(node, dict):
         if node.get("type") == "integer":
             if "minimum" not in node and "exclusiveMinimum" not in node:
@@ -138,9 +137,9 @@ def _bound_integers(node: Any) -> None:
 
 def document_bounds(app: FastAPI) -> None:
     """Give every integer of the app's OpenAPI schema int64's limits unless it has its own."""
-    generate: Callable[[], dict[str, Any]] = app.openapi
+    generate: Callable[[], dict[str, object]] = app.openapi
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> dict[str, object]:
         if app.openapi_schema is None:
             _bound_integers(generate())  # generate() caches the schema on the app
         assert app.openapi_schema is not None

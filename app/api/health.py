@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -25,7 +24,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     """200 when the database (and Redis, if configured) answer; 503 naming what does not."""
-    checks: dict[str, Any] = {}
+    checks: dict[str, dict[str, str]] = {}
     ready = True
     try:
         await asyncio.wait_for(ping(request.state.engine), CHECK_TIMEOUT)

@@ -27,13 +27,13 @@ RecordsSystem = Annotated[Principal, holding(Capability.update_records)]
 
 class HouseholdLookup(BaseModel):
     call_id: int
-    households: list[dict[str, Any]]
+    households: list[dict[str, object]]
 
 
 class CallContextRead(BaseModel):
     call_id: int
-    context: dict[str, Any]
-    alerts: list[dict[str, Any]]
+    context: dict[str, object]
+    alerts: list[dict[str, object]]
 
 
 async def _call_for(session: AsyncSession, call_id: int, staff: Principal) -> Call:

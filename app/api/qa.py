@@ -8,7 +8,7 @@ reviews: qa, supervisor, and a handler for their own calls only. Integration cli
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -101,7 +101,7 @@ async def get_sample(sample_id: RowIdPath, principal: Samplers, session: Session
 @router.get("/calls/{call_id}")
 async def open_call(
     call_id: RowIdPath, principal: Reviewers, session: SessionDep, resources: ResourcesDep
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The call's record for review (events, alerts, prompts answered, advice given, the
     THRIVE+ assessment, narrative, reviews so far); audit-logged."""
     return await reviews.call_record(session, _form(resources), call_id, principal)
@@ -147,7 +147,7 @@ async def get_report(
     end: Annotated[str, Query(alias="to", max_length=7, description="last month, YYYY-MM")],
     by: Literal["handler", "queue", "training"] | None = None,
     format: Literal["json", "csv", "xlsx"] = "json",
-) -> Any:
+) -> Report | Response:
     """The monthly table (months inclusive); `format=csv|xlsx`: the force's layout."""
     report = await qa_report.build(session, _form(resources), start, end, principal, by=by)
     if format == "json":

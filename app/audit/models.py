@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -29,4 +28,4 @@ class AuditLog(Base):
     call_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     justification: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Ids of the records shown or changed; never their content.
-    records: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    records: Mapped[dict[str, object]] = mapped_column(JsonDoc, default=dict)

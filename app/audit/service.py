@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Required, TypedDict, Unpack
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,8 +21,8 @@ def row(
     subject_id: str | None = None,
     call_id: str | None = None,
     justification: str | None = None,
-    records: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    records: dict[str, object] | None = None,
+) -> dict[str, object]:
     """An audit record's columns, for writers that insert many at once (`AUDIT`)."""
     return {
         "at": utcnow(),
@@ -36,7 +36,19 @@ def row(
     }
 
 
-def record(session: AsyncSession, **fields: Any) -> AuditLog:
+class AuditFields(TypedDict, total=False):
+    """The arguments of `row`."""
+
+    actor: Required[str]
+    action: Required[str]
+    subject_type: Required[str]
+    subject_id: str | None
+    call_id: str | None
+    justification: str | None
+    records: dict[str, object] | None
+
+
+def record(session: AsyncSession, **fields: Unpack[AuditFields]) -> AuditLog:
     """Add one audit record (the fields of `row`) to the session's unit of work."""
     entry = AuditLog(**row(**fields))
     session.add(entry)
@@ -49,7 +61,7 @@ def consulted_call(
     actor: str,
     call_id: int,
     justification: str | None = None,
-    records: dict[str, Any] | None = None,
+    records: dict[str, object] | None = None,
 ) -> AuditLog:
     """A call's record (it shows the caller's number) was read by `actor`: who looked, when,
     and why when the reason is not the call itself (a QA review)."""

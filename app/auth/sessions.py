@@ -24,6 +24,7 @@ from app.db import utcnow
 # Ids per IN (...) list when many credentials are checked at once (a worker's sockets).
 CHECK_CHUNK = 500
 
+# SQLAlchemy's Select is generic over its row's columns; this filter takes a select of any row.
 _Q = TypeVar("_Q", bound="Select[*tuple[Any, ...]]")
 
 

@@ -10,7 +10,7 @@ from app.cache.base import CacheUnavailable
 
 def connect(url: str, **kwargs: Any) -> aioredis.Redis:
     """A client with short timeouts: a hung Redis must not hang the ring -> screen path."""
-    options: dict[str, Any] = {
+    options: dict[str, Any] = {  # redis-py's from_url(**kwargs) is typed Any
         "socket_connect_timeout": 1.0,
         "socket_timeout": 2.0,
         "health_check_interval": 15,

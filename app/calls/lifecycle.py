@@ -96,7 +96,7 @@ def apply(state: CallState, fact: Fact) -> CallState:
     """Merge one event into the call. Pure; any order and any repetition give the same result."""
     key = fact.key
     marks = dict(state.marks)
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {}  # dataclasses.replace(**changes): a field each, typed per field
 
     rank = RANK[fact.type]
     if state.state is None or rank > STATES.index(state.state):

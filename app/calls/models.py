@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -50,11 +49,11 @@ class Call(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The merge keys of the lifecycle state (app.calls.lifecycle.CallState.marks): which event
     # each field came from, so that a late or duplicate event merges the same in any order.
-    marks: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    marks: Mapped[dict[str, object]] = mapped_column(JsonDoc, default=dict)
     # The qualifiers the handler set on the call (app.thrive.qualifiers), each with its
     # strands, e.g. [{"id": "hate_crime", "strands": ["race"]}] (app.calls.qualifiers); NULL
     # until first set.
-    qualifiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonDoc, nullable=True)
+    qualifiers: Mapped[list[dict[str, object]] | None] = mapped_column(JsonDoc, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -76,7 +75,7 @@ class CallEventRow(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     seq: Mapped[int | None] = mapped_column(BigId, nullable=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary)  # exactly as received
-    canonical: Mapped[dict[str, Any]] = mapped_column(JsonDoc)  # CallEvent, JSON mode
+    canonical: Mapped[dict[str, object]] = mapped_column(JsonDoc)  # CallEvent, JSON mode
     # The call's state before and after this event was merged (ingest time).
     state_before: Mapped[str | None] = mapped_column(String(16), nullable=True)
     state_after: Mapped[str] = mapped_column(String(16))

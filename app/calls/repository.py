@@ -5,10 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Protocol
 
-from sqlalchemy import Row, String, Table, and_, bindparam, cast, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Select,
+    String,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from app.calls.lifecycle import CallState
 from app.calls.models import Call, CallEventRow
@@ -34,11 +50,49 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 
+class CallRow(Protocol):
+    """A call's columns read as attributes: the `Row` the ingest statements return (its
+    attributes are the CALL columns) or an ORM `Call`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def caller_e164(self) -> str | None: ...
+    @property
+    def presentation(self) -> str: ...
+    @property
+    def called(self) -> str | None: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def handler_id(self) -> str | None: ...
+    @property
+    def handlers(self) -> list[str] | None: ...
+    @property
+    def offered_at(self) -> datetime | None: ...
+    @property
+    def ringing_at(self) -> datetime | None: ...
+    @property
+    def answered_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def end_cause(self) -> str | None: ...
+    @property
+    def marks(self) -> dict[str, object] | None: ...
+
+
 def _dialect(session: AsyncSession) -> str:
     return dialect_of(session)
 
 
-def _lock_call_statement(dialect: str) -> Any:
+def _lock_call_statement(dialect: str) -> Executable:
     # Each column its own parameter (created_at and updated_at too): a batch sends this as one
     # multi-row INSERT, which numbers every row's parameters anew.
     names = (
@@ -55,7 +109,7 @@ def _lock_call_statement(dialect: str) -> Any:
     ).returning(*CALL.c)
 
 
-def _event_insert(dialect: str, with_id: bool) -> Any:
+def _event_insert(dialect: str, with_id: bool) -> ReturningInsert[int]:
     names = (("id",) if with_id else ()) + EVENT_COLUMNS
     return (
         upsert(EVENT, dialect)
@@ -65,7 +119,7 @@ def _event_insert(dialect: str, with_id: bool) -> Any:
     )
 
 
-def _state_update() -> Any:
+def _state_update() -> Update:
     return (
         update(CALL)
         .where(CALL.c.id == bindparam("c_id", type_=CALL.c.id.type))
@@ -73,7 +127,7 @@ def _state_update() -> Any:
     )
 
 
-def _insert_and_update_pg(with_id: bool) -> Any:
+def _insert_and_update_pg(with_id: bool) -> Select[int, int]:
     """PostgreSQL: the event insert and the call's new state in one statement (one round
     trip); the call is updated only when the event was new."""
     inserted = _event_insert("postgresql", with_id).cte("inserted")
@@ -81,12 +135,12 @@ def _insert_and_update_pg(with_id: bool) -> Any:
     return select(inserted.c.id, select(func.count()).select_from(merged).scalar_subquery())
 
 
-_STATEMENTS: dict[tuple[str, str, bool], Any] = {}
+_STATEMENTS: dict[tuple[str, str, bool], Executable] = {}
 
 
-def _statement(kind: str, dialect: str, with_id: bool = False) -> Any:
+def _statement(kind: str, dialect: str, with_id: bool = False) -> Executable:
     key = (kind, dialect, with_id)
-    stmt = _STATEMENTS.get(key)
+    stmt: Executable | None = _STATEMENTS.get(key)
     if stmt is None:
         if kind == "lock_call":
             stmt = _lock_call_statement(dialect)
@@ -104,7 +158,7 @@ def _statement(kind: str, dialect: str, with_id: bool = False) -> Any:
 
 async def lock_or_create_call(
     session: AsyncSession, source: str, external_id: str, first_state: str
-) -> Row[Any]:
+) -> CallRow:
     """The call row for (source, external_id), created if new, locked for this transaction.
 
     One statement either way: concurrent first events of a call (several workers) cannot
@@ -114,7 +168,7 @@ async def lock_or_create_call(
     return (await lock_or_create_calls(session, source, [(external_id, first_state)]))[external_id]
 
 
-def state_of(call: Row[Any] | Call) -> CallState:
+def state_of(call: CallRow) -> CallState:
     if call.offered_at is None:  # every merged event sets offered_at: nothing merged yet
         return CallState()
     return CallState(
@@ -134,7 +188,7 @@ def state_of(call: Row[Any] | Call) -> CallState:
     )
 
 
-def state_values(state: CallState) -> dict[str, Any]:
+def state_values(state: CallState) -> dict[str, object]:
     """The call columns `state` sets (STATE_COLUMNS), for `store_event`."""
     assert state.state is not None
     return {
@@ -156,7 +210,7 @@ def state_values(state: CallState) -> dict[str, Any]:
 
 
 async def store_event(
-    session: AsyncSession, event: dict[str, Any], call_id: int, state: dict[str, Any]
+    session: AsyncSession, event: dict[str, object], call_id: int, state: dict[str, object]
 ) -> int | None:
     """Insert an event (columns EVENT_COLUMNS, and `id` if given) and, if it is new, write the
     call's new state (STATE_COLUMNS). None when (source, event_id) is already stored (the call
@@ -183,7 +237,7 @@ async def store_event(
 
 async def lock_or_create_calls(
     session: AsyncSession, source: str, calls: list[tuple[str, str]]
-) -> dict[str, Row[Any]]:
+) -> dict[str, CallRow]:
     """`lock_or_create_call` for many calls in one statement: (external id, first state) each,
     ids distinct and in the order the rows are to be locked (concurrent batches that lock in
     the same order cannot deadlock). The locked rows by external id."""
@@ -232,7 +286,7 @@ async def existing_events(
     return {r.event_id: StoredEvent(r.id, r.call_id, r.state_after) for r in result}
 
 
-async def insert_events(session: AsyncSession, events: list[dict[str, Any]]) -> dict[str, int]:
+async def insert_events(session: AsyncSession, events: list[dict[str, object]]) -> dict[str, int]:
     """Insert events (columns EVENT_COLUMNS; none stored yet, as far as the caller could see
     under its call locks) in one executemany; the new ids by event id. An event that conflicts
     all the same (its id reused on another call, in a concurrent transaction) is absent."""
@@ -243,7 +297,7 @@ async def insert_events(session: AsyncSession, events: list[dict[str, Any]]) -> 
     return {r.event_id: int(r.id) for r in result}
 
 
-async def update_states(session: AsyncSession, states: dict[int, dict[str, Any]]) -> None:
+async def update_states(session: AsyncSession, states: dict[int, dict[str, object]]) -> None:
     """Write the calls' new states (STATE_COLUMNS by call id) in one executemany."""
     if not states:
         return
@@ -340,7 +394,7 @@ async def count_unprocessed(session: AsyncSession) -> int:
 # --- reading ----------------------------------------------------------------------------
 
 
-def _involves(handler_id: str) -> Any:
+def _involves(handler_id: str) -> ColumnElement[bool]:
     # `handlers` is a JSON list of staff ids (JSON text on SQLite, JSONB on PostgreSQL); a
     # quoted match on its text works on both. Staff ids are [A-Za-z0-9_.-]: escape `_`.
     pattern = '%"' + handler_id.replace("\\", "\\\\").replace("_", "\\_") + '"%'

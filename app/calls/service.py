@@ -10,7 +10,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,7 +42,7 @@ class IngestOutcome:
     call: CallSnapshot | None = None
     previous_state: str | None = None
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, object]:
         return {"status": "accepted", "call_id": self.call_id, "state": self.state}
 
 
@@ -94,7 +93,7 @@ async def ingest(
     after = lifecycle.apply(before, fact_of(event, region))
     assert after.state is not None
     now = utcnow()
-    values: dict[str, Any] = {} if row_id is None else {"id": row_id}
+    values: dict[str, object] = {} if row_id is None else {"id": row_id}
     values.update(
         _event_values(
             source,
@@ -134,7 +133,7 @@ def _event_values(
     attempts: int = 1,
     lease_seconds: float = 0.0,
     last_error: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The stored event's columns (repo.EVENT_COLUMNS)."""
     assert after.state is not None
     return {
@@ -186,7 +185,7 @@ async def ingest_many(
     states = {external_id: repo.state_of(row) for external_id, row in rows.items()}
     now = utcnow()
     planned: list[tuple[int, CallEvent, lifecycle.CallState, lifecycle.CallState]] = []
-    new_rows: list[dict[str, Any]] = []
+    new_rows: list[dict[str, object]] = []
     firsts: dict[str, int] = {}  # event id -> index of its first (stored) copy in the batch
     changed: set[str] = set()  # calls with a new event
     for index, (event, raw) in enumerate(events):
@@ -231,7 +230,7 @@ async def ingest_many(
     return result
 
 
-def snapshot_after(call: Any, state: lifecycle.CallState) -> CallSnapshot:
+def snapshot_after(call: repo.CallRow, state: lifecycle.CallState) -> CallSnapshot:
     """The call as later steps see it: its row (ids, source) with `state` merged in."""
     assert state.state is not None
     return CallSnapshot(

@@ -7,7 +7,6 @@ committed. `created_at` lets old rows be pruned (a page retries for minutes, not
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,5 +33,5 @@ class IdempotentRequest(Base):
     # 0 while the write is in progress (never visible to others: set in the same transaction).
     status_code: Mapped[int] = mapped_column(Integer, default=0)
     # The response body as sent (personal data, like the record it answers for; never logged).
-    response: Mapped[Any] = mapped_column(JsonDoc, nullable=True)
+    response: Mapped[object] = mapped_column(JsonDoc, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -16,12 +16,11 @@ import hashlib
 import json
 import re
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import upsert_for, utcnow
+from app.db import Upsert, upsert_for, utcnow
 from app.errors import Conflict, Unprocessable
 from app.idempotency.models import IdempotentRequest
 
@@ -66,7 +65,7 @@ def request_hash(method: str, path: str, raw_body: bytes) -> str:
     return digest.hexdigest()
 
 
-def _insert(session: AsyncSession) -> Any:
+def _insert(session: AsyncSession) -> Upsert:
     return upsert_for(session, IdempotentRequest)
 
 
@@ -108,7 +107,7 @@ async def claim(
     return None, stored
 
 
-async def complete(session: AsyncSession, claim_id: int, status: int, body: Any) -> None:
+async def complete(session: AsyncSession, claim_id: int, status: int, body: object) -> None:
     """Record the answer of the claimed request (committed with the write itself)."""
     await session.execute(
         update(IdempotentRequest)

@@ -13,9 +13,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, ValidationError
+from pydantic_core import ErrorDetails
 
 from app.errors import Unprocessable
 from app.rules import sourcemap
@@ -117,7 +118,7 @@ class QaFormError(Unprocessable):
         )
 
 
-def _describe(error: Any) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = [str(part) for part in error["loc"]]
     if error["type"] == "extra_forbidden":
         return f"unknown key {loc[-1]!r}"
@@ -150,7 +151,7 @@ def parse_file(path: Path, origin: Literal["shipped", "force"] = "force") -> QaF
 
     problems: list[Problem] = []
 
-    def at(path: tuple[Any, ...], reason: str) -> None:
+    def at(path: tuple[str | int, ...], reason: str) -> None:
         problems.append(Problem(name, source.line_of(data, path), reason))
 
     module_ids: set[str] = set()

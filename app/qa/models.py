@@ -16,7 +16,6 @@ year of answers (720,000 at 5,000 handlers: bench/qa).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -46,11 +45,11 @@ class QaSample(Base):
     per_handler: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(BigInteger)
     # The filters it was drawn with (queue, min_talk_seconds, flagged_only, flagged_first).
-    criteria: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    criteria: Mapped[dict[str, object]] = mapped_column(JsonDoc, default=dict)
     drawn_by: Mapped[str] = mapped_column(String(32))
     drawn_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Handlers with fewer eligible calls than per_handler: [{handler_id, eligible, drawn}].
-    shortfalls: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
+    shortfalls: Mapped[list[dict[str, str | int]]] = mapped_column(JsonDoc, default=list)
 
 
 class QaSampleCall(Base):

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import and_, case, func, select, text
+from sqlalchemy import ColumnElement, and_, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.audit import service as audit
 from app.auth import policy
@@ -105,7 +105,7 @@ _MET = func.sum(case((QaAnswer.met, 1), else_=0))
 _APPLICABLE = func.sum(case((QaAnswer.applicable, 1), else_=0))
 
 
-def _counted(span: Sequence[str]) -> Any:
+def _counted(span: Sequence[str]) -> ColumnElement[bool]:
     """First reviews of calls offered in the months asked for."""
     return and_(
         QaReview.ordinal == 1, QaReview.call_month >= span[0], QaReview.call_month <= span[-1]
@@ -128,17 +128,30 @@ def _month_rows(
     ]
 
 
-async def _calls(session: AsyncSession, span: Sequence[str], column: Any | None) -> Any:
-    """(group?, month, first reviews) rows: an index-only count on `ix_qa_review_call_month`."""
-    keys = [QaReview.call_month] if column is None else [column, QaReview.call_month]
-    return (
-        await session.execute(select(*keys, func.count()).where(_counted(span)).group_by(*keys))
-    ).all()
+# What a breakdown groups by: the handler (always set) or the queue (absent on some calls).
+_GroupColumn = InstrumentedAttribute[str] | InstrumentedAttribute[str | None]
+
+
+async def _calls(
+    session: AsyncSession, span: Sequence[str], column: _GroupColumn | None
+) -> list[tuple[str | None, str, int]]:
+    """(group, month, first reviews) rows, group None without `column`: an index-only count
+    on `ix_qa_review_call_month`."""
+    month = QaReview.call_month
+    if column is None:
+        rows = await session.execute(
+            select(month, func.count()).where(_counted(span)).group_by(month)
+        )
+        return [(None, m, int(count)) for m, count in rows]
+    grouped = await session.execute(
+        select(column, month, func.count()).where(_counted(span)).group_by(column, month)
+    )
+    return [(group, m, int(count)) for group, m, count in grouped]
 
 
 async def _groups(
-    session: AsyncSession, span: Sequence[str], column: Any
-) -> tuple[dict[Any, dict[tuple[str, str], _Cell]], dict[Any, dict[str, int]]]:
+    session: AsyncSession, span: Sequence[str], column: _GroupColumn
+) -> tuple[dict[str | None, dict[tuple[str, str], _Cell]], dict[str | None, dict[str, int]]]:
     """Per value of `column`: the cells by (month, standard) and the calls by month."""
     answers = await session.execute(
         select(column, QaReview.call_month, QaAnswer.standard, func.count(), _MET, _APPLICABLE)
@@ -147,14 +160,14 @@ async def _groups(
         .where(_counted(span))
         .group_by(column, QaReview.call_month, QaAnswer.standard)
     )
-    cells: dict[Any, dict[tuple[str, str], _Cell]] = defaultdict(dict)
+    cells: dict[str | None, dict[tuple[str, str], _Cell]] = defaultdict(dict)
     for group, month, standard, answered, met, applicable in answers.all():
         cells[group].setdefault((month, standard), _Cell()).add(
             int(met or 0), int(applicable or 0), int(answered)
         )
-    calls: dict[Any, dict[str, int]] = defaultdict(dict)
+    calls: dict[str | None, dict[str, int]] = defaultdict(dict)
     for group, month, count in await _calls(session, span, column):
-        calls[group][month] = int(count)
+        calls[group][month] = count
     return cells, calls
 
 
@@ -167,7 +180,7 @@ async def _everyone(
         (month, standard): _Cell(met, applicable, answered)
         for month, standard, answered, met, applicable in await tally.read(session, span)
     }
-    calls = {month: int(count) for month, count in await _calls(session, span, None)}
+    calls = {month: count for _, month, count in await _calls(session, span, None)}
     return cells, calls
 
 

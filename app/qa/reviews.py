@@ -13,7 +13,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -304,7 +303,7 @@ def _ordered(form: QaForm, answers: list[QaAnswer]) -> list[QaAnswer]:
 
 async def call_record(
     session: AsyncSession, form: QaForm, call_id: int, principal: Principal
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Everything a reviewer reads beside the form: the call and its events, alerts (with
     acknowledgements), what was answered and given, the narrative, the latest THRIVE+
     assessment and the reviews so far. Audited as a consultation of the call's record."""

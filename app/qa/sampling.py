@@ -18,7 +18,6 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,7 +85,7 @@ def draw(
     return drawn
 
 
-def _criteria(body: SampleCreate) -> dict[str, Any]:
+def _criteria(body: SampleCreate) -> dict[str, object]:
     return {
         "queue": body.queue,
         "min_talk_seconds": body.min_talk_seconds,
@@ -149,7 +148,7 @@ async def create_sample(
     drawn = draw(
         candidates, body.per_handler, body.seed, at_least_one_flagged=body.at_least_one_flagged
     )
-    shortfalls = [
+    shortfalls: list[dict[str, str | int]] = [
         {
             "handler_id": h,
             "eligible": drawn.eligible.get(h, 0),
@@ -241,7 +240,7 @@ async def _reads(session: AsyncSession, samples: Sequence[QaSample]) -> list[Sam
             drawn_at=s.drawn_at,
             handlers=len({c.handler_id for c in calls[s.id]}),
             calls=calls[s.id],
-            shortfalls=[Shortfall(**f) for f in s.shortfalls or []],
+            shortfalls=[Shortfall.model_validate(f) for f in s.shortfalls or []],
         )
         for s in samples
     ]

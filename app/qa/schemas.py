@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -57,7 +57,7 @@ class FormRead(BaseModel):
     form: str  # "<pack>@<version>"
     origin: Literal["shipped", "force"]
     standards: list[StandardRead]
-    practice: dict[str, Any] | None
+    practice: dict[str, object] | None
     training_modules: list[ModuleRead]
 
 
@@ -98,7 +98,7 @@ class SampleRead(BaseModel):
     month: str
     per_handler: int
     seed: int
-    criteria: dict[str, Any]
+    criteria: dict[str, object]
     drawn_by: str
     drawn_at: datetime
     handlers: int

@@ -10,7 +10,6 @@ for each other's row lock on those few rows for the rest of their (short) transa
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +34,7 @@ async def add(session: AsyncSession, month: str, answers: Iterable[QaAnswer]) ->
     ]
     if not rows:
         return
-    statement: Any = upsert_for(session, TALLY).values(rows)
+    statement = upsert_for(session, TALLY).values(rows)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[TALLY.c.call_month, TALLY.c.standard],

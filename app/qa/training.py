@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit
 from app.auth.models import Role, Staff
 from app.auth.service import Principal
-from app.db import upsert_for, utcnow
+from app.db import Upsert, upsert_for, utcnow
 from app.errors import AppError
 from app.history.csv_fields import RowError
 from app.qa import months
@@ -79,7 +78,7 @@ def check(
     return problems
 
 
-def _insert(session: AsyncSession) -> Any:
+def _insert(session: AsyncSession) -> Upsert:
     return upsert_for(session, TrainingRecord)
 
 

@@ -5,7 +5,6 @@ to supervisors (after the commit)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +24,7 @@ class AlertNotFound(AppError):
     status, code = 404, "alert_not_found"
 
 
-def ack_view(alert: Alert) -> dict[str, Any]:
+def ack_view(alert: Alert) -> dict[str, object]:
     acknowledged_at: datetime | None = alert.acknowledged_at
     return {
         "alert_id": alert.id,

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -145,7 +145,7 @@ class Connection:
         with contextlib.suppress(TimeoutError, *GONE):
             await asyncio.wait_for(self.ws.close(code, reason), CLOSE_TIMEOUT)
 
-    async def error(self, code: str, message: str, **details: Any) -> None:
+    async def error(self, code: str, message: str, **details: object) -> None:
         await self.send(control("error", {"code": code, "message": message, "details": details}))
 
     # the stream ------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 SUPERVISORS = "supervisors"
 
@@ -55,7 +55,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _default(value: Any) -> Any:
+def _default(value: object) -> object:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     dump = getattr(value, "model_dump", None)
@@ -66,7 +66,7 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def encode_body(type_: str, call_id: int | None, data: dict[str, Any]) -> str:
+def encode_body(type_: str, call_id: int | None, data: Mapping[str, object]) -> str:
     """The stored form of a channel message: the envelope without its id."""
     return json.dumps(
         {"type": type_, "ts": now_iso(), "call_id": call_id, "data": data},
@@ -80,7 +80,7 @@ def frame(cursor: str, body: str) -> str:
     return '{"id":"' + cursor + '",' + body[1:]
 
 
-def control(type_: str, data: dict[str, Any], cursor: str | None = None) -> str:
+def control(type_: str, data: Mapping[str, object], cursor: str | None = None) -> str:
     """A frame that is not a channel message (hello, resync, error, ping, pong)."""
     return json.dumps(
         {"id": cursor, "type": type_, "ts": now_iso(), "call_id": None, "data": data},

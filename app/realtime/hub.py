@@ -24,8 +24,8 @@ import contextlib
 import logging
 import signal
 from collections import deque
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 from fastapi import WebSocket
 
@@ -47,6 +47,9 @@ from app.realtime.connection import (
     channel_for,
 )
 from app.resources import Resources
+
+# The server's own signal handler, called once the sockets are closed.
+_Forward = Callable[[int, FrameType | None], object]
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class Hub:
             conn.end("credential ended")
         if principal.credential is not None:
             conn.set_deadline(principal.credential.expires_at)
-        tasks: list[asyncio.Task[Any]] = []
+        tasks: list[asyncio.Task[None]] = []
         try:
             await ws.accept()
             await conn.open(after)
@@ -181,15 +184,19 @@ class Hub:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous = signal.getsignal(sig)
-            if not isinstance(getattr(previous, "__self__", None), Server):
+            if not callable(previous) or not isinstance(
+                getattr(previous, "__self__", None), Server
+            ):
                 continue
 
-            def on_signal(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            def on_signal(
+                signum: int, frame: FrameType | None, previous: _Forward = previous
+            ) -> None:
                 loop.call_soon_threadsafe(self._close_then, previous, signum, frame)
 
             signal.signal(sig, on_signal)
 
-    def _close_then(self, forward: Any, signum: int, frame: FrameType | None) -> None:
+    def _close_then(self, forward: _Forward, signum: int, frame: FrameType | None) -> None:
         if self._shutdown is not None:  # already closing: a repeated signal is the server's
             forward(signum, frame)
             return

@@ -11,7 +11,7 @@ these with `after_commit` (the pipeline step does, through `ctx.after_commit`).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
 
 from app.calls.snapshot import CallSnapshot
 from app.realtime.broker import Broker
@@ -29,7 +29,7 @@ def broker_of(resources: Resources) -> Broker:
     return broker
 
 
-def call_view(call: CallSnapshot) -> dict[str, Any]:
+def call_view(call: CallSnapshot) -> dict[str, object]:
     """A call as frames show it (the caller's number is for the handler's screen, not logs)."""
     return {
         "id": call.id,
@@ -46,7 +46,7 @@ def call_view(call: CallSnapshot) -> dict[str, Any]:
     }
 
 
-def encode_message(type_: str, call_id: int | None, data: dict[str, Any]) -> str:
+def encode_message(type_: str, call_id: int | None, data: Mapping[str, object]) -> str:
     """The body of one message (an envelope without its id)."""
     if type_ not in MESSAGE_TYPES:
         raise ValueError(f"unknown message type {type_!r}")
@@ -54,7 +54,11 @@ def encode_message(type_: str, call_id: int | None, data: dict[str, Any]) -> str
 
 
 async def publish_to(
-    resources: Resources, channels: list[str], type_: str, call_id: int | None, data: dict[str, Any]
+    resources: Resources,
+    channels: list[str],
+    type_: str,
+    call_id: int | None,
+    data: Mapping[str, object],
 ) -> None:
     """Publish one message on each of `channels` (each channel has its own cursors)."""
     body = encode_message(type_, call_id, data)
@@ -64,7 +68,7 @@ async def publish_to(
 
 
 async def publish_call_message(
-    resources: Resources, call: CallSnapshot, type_: str, data: dict[str, Any]
+    resources: Resources, call: CallSnapshot, type_: str, data: Mapping[str, object]
 ) -> None:
     """Publish a call's message to supervisors and, if the call is at a handler's desk, to that
     handler: late alerts (`alert.raised`), `prompts.updated`, `advice.updated`, `cue.detected`.

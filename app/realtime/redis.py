@@ -20,7 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -69,7 +69,7 @@ MANY_CHUNK = 500
 _ERRORS = (RedisError, OSError)
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -134,7 +134,7 @@ class RedisBroker:
 
     async def _xadd_many(self, messages: list[tuple[str, str]]) -> None:
         min_id = f"{int(time.time() * 1000) - self.retention_ms}-0"
-        args: list[Any] = [min_id, self.retention_ms]
+        args: list[str | int] = [min_id, self.retention_ms]
         for channel, body in messages:
             args += (channel, body)
         await self._publish_many(
@@ -212,7 +212,10 @@ class RedisBroker:
         out: list[tuple[str, str]] = []
         start = "(" + format_cursor(after) if after != (0, 0) else "-"
         while True:
-            entries = cast("list[Any]", await self.client.xrange(key, start, "+", count=PAGE))
+            entries = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await self.client.xrange(key, start, "+", count=PAGE),
+            )
             for entry_id, fields in entries:
                 out.append((_text(entry_id), _text(fields[b"b"])))
             if len(entries) < PAGE:
@@ -224,7 +227,7 @@ class RedisBroker:
         try:
             if cursor == (0, 0):
                 try:
-                    info: dict[str, Any] = await self.client.xinfo_stream(key)
+                    info: dict[str, object] = await self.client.xinfo_stream(key)
                 except ResponseError:  # no such key: nothing was ever published, or expired
                     return []
                 deleted = _text(info.get("max-deleted-entry-id", "0-0"))
@@ -248,7 +251,7 @@ class RedisBroker:
             raise BrokerUnavailable(type(exc).__name__) from exc
 
     # the upstream subscription -----------------------------------------------------------
-    def _deliver(self, data: Any) -> None:
+    def _deliver(self, data: object) -> None:
         channel, _, rest = _text(data).partition("\n")
         cursor, _, body = rest.partition("\n")
         try:

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,7 +69,7 @@ def decode(text: str) -> Ended | None:
     """The `Ended` of a control frame, or None for anything else (never raises)."""
     try:
         message = json.loads(text)
-        data: dict[str, Any] = message["data"]
+        data: dict[str, object] = message["data"]
         if message.get("type") != MESSAGE_TYPE or not isinstance(data, dict):
             return None
         tokens, session_ids = data.get("tokens", []), data.get("sessions", [])
@@ -78,7 +77,7 @@ def decode(text: str) -> Ended | None:
             return None
         return Ended(
             staff_id=str(data["staff_id"]),
-            reason=EndReason(data["reason"]),
+            reason=EndReason(str(data["reason"])),
             token_ids=tuple(int(t) for t in tokens),
             session_ids=tuple(str(s) for s in session_ids),
             everything=bool(data.get("everything", False)),

@@ -3,8 +3,6 @@ when a cursor can no longer be resumed (too old, unknown, or the broker lost it)
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +18,7 @@ from app.realtime.publish import AT_DESK, call_view
 SUPERVISOR_LIMIT = 500
 
 
-async def open_calls(session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
+async def open_calls(session: AsyncSession, principal: Principal) -> list[dict[str, object]]:
     """A handler's calls at their desk (with context and alerts); for supervisors every call
     not ended (with its alerts)."""
     query = select(Call).where(Call.state != "ended")
@@ -30,11 +28,11 @@ async def open_calls(session: AsyncSession, principal: Principal) -> list[dict[s
     else:
         query = query.limit(SUPERVISOR_LIMIT)
     rows = (await session.scalars(query.order_by(Call.id.desc()))).all()
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, object]] = []
     for row in reversed(rows):
         stored = await stored_context(session, row.id)
         context, alerts = stored if stored is not None else (None, [])
-        item: dict[str, Any] = {"call": call_view(snapshot_of(row)), "alerts": alerts}
+        item: dict[str, object] = {"call": call_view(snapshot_of(row)), "alerts": alerts}
         if not every_call:
             item["context"] = context
         out.append(item)

@@ -14,8 +14,6 @@ queued, in one round trip to the broker.
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.calls.step import StepContext
 from app.history.stored_context import stored_context
 from app.realtime.envelope import SUPERVISORS, handler_channel
@@ -51,11 +49,14 @@ def _outgoing(ctx: StepContext) -> _Outgoing:
     return out
 
 
-async def _context_and_alerts(ctx: StepContext) -> tuple[Any, list[Any]]:
+async def _context_and_alerts(ctx: StepContext) -> tuple[object, list[object]]:
     if "context" in ctx.facts:
         return ctx.facts["context"], list(ctx.facts.get("alerts") or [])
     stored = await stored_context(ctx.session, ctx.call.id)
-    return stored if stored is not None else (None, [])
+    if stored is None:
+        return None, []
+    context, alerts = stored
+    return context, list(alerts)
 
 
 async def realtime_step(ctx: StepContext) -> None:
@@ -63,7 +64,7 @@ async def realtime_step(ctx: StepContext) -> None:
     event_type = str(ctx.event.type)
     type_ = "call." + event_type
     call = ctx.call
-    base: dict[str, Any] = {
+    base: dict[str, object] = {
         "call": call_view(call),
         "event": {"type": event_type, "occurred_at": ctx.event.occurred_at},
     }
@@ -71,8 +72,8 @@ async def realtime_step(ctx: StepContext) -> None:
     needs_context = event_type in _ARRIVAL_AT_DESK or (
         event_type == "answered" and ctx.previous_state in (None, "offered")
     )
-    context: Any = None
-    alerts: list[Any] = []
+    context: object = None
+    alerts: list[object] = []
     if needs_context or event_type in ("offered", "ringing"):
         context, alerts = await _context_and_alerts(ctx)
 
@@ -81,7 +82,7 @@ async def realtime_step(ctx: StepContext) -> None:
         supervisor_data["alerts"] = alerts
     # The handler's screen first: it is the one the caller is ringing at (ring -> screen);
     # each channel has its own cursors, so the order between channels is free.
-    plan: list[tuple[str, dict[str, Any]]] = []
+    plan: list[tuple[str, dict[str, object]]] = []
 
     handler = call.handler_id
     if handler and event_type != "offered":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -34,7 +33,7 @@ def decode_text(raw: bytes) -> str:
         ) from exc
 
 
-def clean_errors(exc: ValidationError) -> list[dict[str, Any]]:
+def clean_errors(exc: ValidationError) -> list[dict[str, object]]:
     return [
         {
             "loc": [str(part) for part in err.get("loc", ())],
@@ -45,7 +44,7 @@ def clean_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def validate(payload: Any) -> CallEvent:
+def validate(payload: object) -> CallEvent:
     """A canonical event from already-parsed data (adapters), or 422 with the reasons."""
     try:
         return CallEvent.model_validate(payload)
@@ -73,7 +72,7 @@ class BatchItem:
     index: int
     event: CallEvent | None
     raw: bytes
-    errors: list[dict[str, Any]] | None = None
+    errors: list[dict[str, object]] | None = None
 
 
 def parse_batch(raw: bytes, max_events: int) -> list[BatchItem]:

@@ -17,7 +17,7 @@ public is `to`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -66,7 +66,7 @@ def to_event(cti: CtiEvent) -> CallEvent:
     when = cti.timestamp or datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)  # CTI servers that omit the offset run on UTC
-    payload: dict[str, Any] = {
+    payload: dict[str, object] = {
         "event_id": cti.event_id or f"{cti.call_id}:{cti.event}",
         "call_id": cti.call_id,
         "type": kind,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import parse_qsl
 
 from twilio.request_validator import RequestValidator
@@ -103,7 +102,7 @@ def to_event(params: dict[str, str]) -> CallEvent:
     outbound = params.get("Direction", "inbound").startswith("outbound")
     # The member of the public is `From` on inbound calls and `To` on outbound ones.
     number = params.get("To" if outbound else "From")
-    payload: dict[str, Any] = {
+    payload: dict[str, object] = {
         # One event per callback: the sequence number when present, else the status.
         "event_id": f"{call_sid}:{seq if seq is not None else status}",
         "call_id": call_sid,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from app.auth import policy
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls import service as calls
-from app.db import upsert_for, utcnow
+from app.db import Upsert, upsert_for, utcnow
 from app.errors import Conflict, Forbidden
 from app.thrive.models import AssessmentDraft
 from app.thrive.schemas import Element, Grade, RepeatVictimCheck, RiskLevel
@@ -106,13 +106,13 @@ def _read(call_id: int, staff_id: str, row: AssessmentDraft | None) -> DraftRead
     )
 
 
-def _form(body: DraftIn) -> dict[str, Any]:
+def _form(body: DraftIn) -> dict[str, object]:
     return DraftForm.model_validate(
         body.model_dump(include=set(DraftForm.model_fields))
     ).model_dump(mode="json")
 
 
-def _insert(session: AsyncSession) -> Any:
+def _insert(session: AsyncSession) -> Upsert:
     return upsert_for(session, AssessmentDraft)
 
 
@@ -166,7 +166,7 @@ async def get_draft(
 
 async def for_screen(
     session: AsyncSession, call_id: int, principal: Principal
-) -> dict[str, Any] | None:
+) -> dict[str, object] | None:
     """The viewer's own draft of a call for the handler's screen (audited when there is one)."""
     row = await _row(session, call_id, principal.id)
     if row is None:

@@ -10,7 +10,6 @@ key is what makes a cue go out once even when several workers see the same narra
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -86,10 +85,10 @@ class Assessment(Base):
     suggested_grade: Mapped[str | None] = mapped_column(String(32), nullable=True)
     grade_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # {"threat": {"text": ..., "risk": "high"}, ...}: one entry per THRIVE+ element.
-    elements: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    elements: Mapped[dict[str, dict[str, object]]] = mapped_column(JsonDoc)
     # Advice ids given, by kind, as the pack described them at submission:
     # {"preservation": [...], "prevention": [...]} (a later pack edit cannot re-file them).
-    advice_given: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    advice_given: Mapped[dict[str, list[str]]] = mapped_column(JsonDoc)
     prompts_answered: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
     repeat_victim_check: Mapped[str | None] = mapped_column(String(16), nullable=True)
     victim: Mapped[bool] = mapped_column(Boolean)
@@ -121,7 +120,7 @@ class AssessmentDraft(Base):
     revision: Mapped[int] = mapped_column(Integer)
     # grade, grade_reason, elements {element: {risk, text}}, repeat_victim_check, victim
     # (personal data: the handler's own words about the call; never logged).
-    form: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    form: Mapped[dict[str, object]] = mapped_column(JsonDoc)
     deferred: Mapped[bool] = mapped_column(Boolean, default=False)
     deferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

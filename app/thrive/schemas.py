@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -95,7 +95,7 @@ class AssessmentIn(BaseModel):
 
     @field_validator("incident_type", "grade", mode="before")
     @classmethod
-    def _blank_is_not_chosen(cls, value: Any) -> Any:
+    def _blank_is_not_chosen(cls, value: object) -> object:
         # A form's empty choice ("" or spaces) means not chosen yet: the checker reports it
         # with the other problems instead of a lone validation error.
         if isinstance(value, str) and not value.strip():
@@ -172,7 +172,7 @@ class AssessmentVersion(BaseModel):
     grade: Grade
     suggested_grade: Grade | None
     grade_reason: str | None
-    elements: dict[str, Any]
+    elements: dict[str, object]
     advice_given: dict[str, list[str]]
     prompts_answered: list[str]
     repeat_victim_check: RepeatVictimCheck | None

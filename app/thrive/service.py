@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +23,7 @@ from app.calls import qualifiers
 from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.snapshot import snapshot_of
-from app.db import after_commit, upsert_for, utcnow
+from app.db import Base, Upsert, after_commit, upsert_for, utcnow
 from app.errors import Forbidden, PayloadTooLarge, Unprocessable
 from app.history import alerts as history_alerts
 from app.history import rerun
@@ -88,7 +87,7 @@ async def call_for_reader(session: AsyncSession, call_id: int, principal: Princi
 # ---- helpers -----------------------------------------------------------------------------
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
+def _insert(session: AsyncSession, table: type[Base]) -> Upsert:
     return upsert_for(session, table)
 
 
@@ -110,7 +109,7 @@ async def _state(session: AsyncSession, call_id: int) -> CallThrive:
 
 
 def _publish(
-    session: AsyncSession, resources: Resources, call: Call, type_: str, data: dict[str, Any]
+    session: AsyncSession, resources: Resources, call: Call, type_: str, data: dict[str, object]
 ) -> None:
     """Push to the call's handler and supervisors once the transaction has committed."""
     # The call as it is now (its handler and state decide who receives the message).

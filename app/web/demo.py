@@ -18,7 +18,6 @@ import random
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
@@ -43,7 +42,7 @@ def first_calls() -> list[str]:
     return [n.e164 for n in DEMO_NUMBERS if n.scenario in ALERTING]
 
 
-async def _send(http: httpx.AsyncClient, secret: bytes, body: dict[str, Any]) -> None:
+async def _send(http: httpx.AsyncClient, secret: bytes, body: dict[str, object]) -> None:
     body = {**body, "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
     raw = json.dumps(body, separators=(",", ":")).encode()
     for attempt in range(3):
@@ -72,8 +71,9 @@ def _script(rng: random.Random, handler: str, number: str | None, pool: list[str
     (`number` for the opening calls, else one of `pool`); withheld calls stay withheld."""
     script = CallScript(rng, [handler] if number else list(DEMO_HANDLERS), pool)
     for _, body in script.steps:
-        caller = body.get("caller") or {}
-        if body["type"] == "offered" and (number or caller.get("presentation") == "allowed"):
+        caller = body.get("caller")
+        presented = isinstance(caller, dict) and caller.get("presentation") == "allowed"
+        if body["type"] == "offered" and (number or presented):
             body["caller"] = {"number": number or rng.choice(pool), "presentation": "allowed"}
     return script
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -80,7 +80,7 @@ def _page(
     template: str,
     viewer: Principal | None,
     status: int = 200,
-    **context: Any,
+    **context: object,
 ) -> HTMLResponse:
     response = templates.TemplateResponse(
         request, template, {"viewer": viewer, "status": status, **context}, status_code=status
@@ -189,7 +189,26 @@ async def logout(request: Request, session: SessionDep, resources: ResourcesDep)
 # ---- pages ---------------------------------------------------------------------------------
 
 
-def _catalogue(resources: Resources) -> dict[str, Any]:
+class _Strand(TypedDict):
+    id: str
+    name: str
+
+
+class _QualifierOption(TypedDict):
+    id: str
+    name: str
+    strands: list[_Strand]
+
+
+class _Catalogue(TypedDict):
+    incident_types: list[dict[str, str]]
+    qualifiers: list[_QualifierOption]
+    elements: list[dict[str, str]]
+    labels: dict[str, dict[str, str]]
+    grades: list[dict[str, str]]
+
+
+def _catalogue(resources: Resources) -> _Catalogue:
     """Incident types and THRIVE+ elements for the forms, from the loaded rule packs."""
     rules = resources.rules
     incident_types = [{"id": t.id, "name": t.name} for t in rules.incident_types.values()]
@@ -281,7 +300,7 @@ async def supervisor_call_page(call_id: int, request: Request, session: SessionD
 # ---- data for the pages (bearer or cookie) -----------------------------------------------------
 
 
-def _json(body: dict[str, Any]) -> JSONResponse:
+def _json(body: dict[str, object]) -> JSONResponse:
     return JSONResponse(jsonable_encoder(body), headers={"Cache-Control": "no-store"})
 
 
@@ -324,7 +343,7 @@ async def board(principal: BoardWatcher, session: SessionDep) -> JSONResponse:
 # Shells: qa.js, qa_report.js and reviews.js read the QA API (/api/v1/qa/*) with the cookie.
 
 
-def _qa_labels(resources: Resources) -> dict[str, Any]:
+def _qa_labels(resources: Resources) -> dict[str, object]:
     """Names for the ids a call's record holds (advice, prompts, incident types, THRIVE+
     elements, markers), from the loaded rule packs: the reviewer reads words, not ids."""
     rules = resources.rules

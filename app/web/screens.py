@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,7 +56,7 @@ async def call_for_viewer(session: AsyncSession, call_id: int, principal: Princi
     return call
 
 
-def view_of(call: Call) -> dict[str, Any]:
+def view_of(call: Call) -> dict[str, object]:
     view = call_view(snapshot_of(call))
     view["flagged"] = bool(call.flagged)
     view["end_cause"] = call.end_cause
@@ -66,7 +65,7 @@ def view_of(call: Call) -> dict[str, Any]:
 
 async def screen(
     session: AsyncSession, resources: Resources, call: Call, principal: Principal
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """One call as the handler's page draws it (the consultation is audit-logged)."""
     stored = await stored_context(session, call.id)
     context, alerts = stored if stored is not None else (None, [])
@@ -76,7 +75,7 @@ async def screen(
     thrive_state = await thrive.current(session, resources, call.id, principal)
     try:
         assessment = await get_assessment(session, call.id, principal)
-        latest: dict[str, Any] | None = assessment.model_dump(mode="json", exclude={"history"})
+        latest: dict[str, object] | None = assessment.model_dump(mode="json", exclude={"history"})
     except AssessmentNotFound:
         latest = None
     # The narrative typed so far: a reloaded page must show it, or the next keystroke would
@@ -101,7 +100,7 @@ async def screen(
 
 async def handler_calls(
     session: AsyncSession, resources: Resources, principal: Principal
-) -> list[dict[str, Any]]:
+) -> list[dict[str, object]]:
     """The calls at this handler's desk now (ringing, answered, transferred to them), then
     those answered and ended with them in the last WRAP_UP_WINDOW whose assessment is due
     (neither submitted nor deferred)."""
@@ -136,7 +135,7 @@ async def handler_calls(
     return [await screen(session, resources, row, principal) for row in [*rows, *reversed(wrap_up)]]
 
 
-async def call_detail(session: AsyncSession, call: Call, principal: Principal) -> dict[str, Any]:
+async def call_detail(session: AsyncSession, call: Call, principal: Principal) -> dict[str, object]:
     """A call for the supervisor's detail view: the call and its alerts with their
     acknowledgements (not the caller's history: that is the handler's screen)."""
     # The call record shows a caller's number: who looked, when, is recorded.
@@ -145,32 +144,36 @@ async def call_detail(session: AsyncSession, call: Call, principal: Principal) -
     return {"call": view_of(call), "alerts": [history_alerts.as_dict(a) for a in alerts]}
 
 
-def _summary(alerts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _summary(alerts: Sequence[Alert]) -> dict[str, object]:
     return {
         "alerts": len(alerts),
-        "unacknowledged": sum(1 for a in alerts if not a["acknowledged_at"]),
-        "kinds": sorted({a["kind"] for a in alerts}),
+        "unacknowledged": sum(1 for a in alerts if not a.acknowledged_at),
+        "kinds": sorted({a.kind for a in alerts}),
         "top_severity": max(
-            (a["severity"] for a in alerts),
+            (a.severity for a in alerts),
             key=lambda s: history_alerts.SEVERITY_RANK.get(s, 0),
             default=None,
         ),
     }
 
 
-async def board(session: AsyncSession) -> dict[str, Any]:
+async def board(session: AsyncSession) -> dict[str, object]:
     """Every call not ended (with an alert summary) and every handler's current status."""
     rows = (
         await session.scalars(
             select(Call).where(Call.state != "ended").order_by(Call.id.desc()).limit(BOARD_LIMIT)
         )
     ).all()
-    by_call: dict[int, list[dict[str, Any]]] = {row.id: [] for row in rows}
+    by_call: dict[int, list[Alert]] = {row.id: [] for row in rows}
     if by_call:
         for alert in await session.scalars(select(Alert).where(Alert.call_id.in_(by_call))):
-            by_call[alert.call_id].append(history_alerts.as_dict(alert))
+            by_call[alert.call_id].append(alert)
     items = [
-        {**view_of(row), "alerts": by_call[row.id], "summary": _summary(by_call[row.id])}
+        {
+            **view_of(row),
+            "alerts": [history_alerts.as_dict(a) for a in by_call[row.id]],
+            "summary": _summary(by_call[row.id]),
+        }
         for row in reversed(rows)
     ]
     handlers = (
