@@ -21,7 +21,8 @@ from pydantic_core import ErrorDetails
 from app.errors import Unprocessable
 from app.rules import sourcemap
 from app.rules.loader import Problem
-from app.rules.schema import Id, PackHeader, Strict, Text
+from app.rules.schema import PackHeader, Strict
+from app.rules.vocabulary import Id, Text
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 # Query-string ids are matched against these before they reach the database (a NUL or a lone
 # surrogate there would fail in PostgreSQL, not with a 4xx).
 STAFF_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"  # as app.auth.service.STAFF_ID
-PACK_ID_PATTERN = r"^[a-z][a-z0-9_.\-]{0,79}$"  # as app.rules.schema.Id
+PACK_ID_PATTERN = r"^[a-z][a-z0-9_.\-]{0,79}$"  # as app.rules.vocabulary.Id
 
 
 # ---- the form --------------------------------------------------------------------------

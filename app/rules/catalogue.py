@@ -8,16 +8,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.rules.ruleset import AdviceItem, RuleSet
-from app.rules.schema import (
+from app.rules.schema import AdvicePack, AlertPack, CuePack, PromptPack
+from app.rules.vocabulary import (
     COUNT_SUBJECTS,
     FACTS,
     MARKER_CATEGORIES,
     MARKER_SUBJECTS,
     OPERATORS,
-    AdvicePack,
-    AlertPack,
-    CuePack,
-    PromptPack,
 )
 
 

@@ -3,21 +3,25 @@
 Conditions are evaluated lazily: `all` stops at the first that fails, `any` at the first that
 holds, and nothing is counted unless a condition asks for it. A condition that holds returns
 the items that justify it (one per subject: a person, a household, the number), and those
-become the alert's reasons and evidence.
+become the alert's reasons and evidence (app/rules/items.py). The near-repeat condition is
+evaluated in near_repeat.py, escalations and the recency score in escalation.py, and the
+planned alert is rendered in planning.py.
 """
 
 from __future__ import annotations
 
 import operator
-import string
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from app.rules import wording
+from app.rules.escalation import SEVERITY_ORDER, escalate, recency_score
 from app.rules.facts import CallerFacts, ContactRef, MarkerRef, PlannedAlert
-from app.rules.ruleset import RuleRef, RuleSet
+from app.rules.items import Item
+from app.rules.near_repeat import near_repeat
+from app.rules.planning import plan
+from app.rules.ruleset import RuleSet
 from app.rules.schema import (
     AllCondition,
     AnyCondition,
@@ -30,9 +34,6 @@ from app.rules.schema import (
     ThisCallCondition,
 )
 
-_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-# When one alert matches markers of several categories it takes the first of these.
-CATEGORY_ORDER = ("officer_safety", "safeguarding", "orders", "needs", "history")
 _FACT_WORDS = {
     "contacts": "contacts",
     "victim_contacts": "victim contacts",
@@ -48,20 +49,6 @@ _COMPARE: dict[str, Callable[[int, int], bool]] = {
 }
 
 
-@dataclass
-class Item:
-    """One reason a condition holds, with the placeholders its templates may use."""
-
-    kind: str  # the condition kind that produced it
-    values: dict[str, Any]
-    evidence: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    default_reason: str = ""
-    # What the handler reads as evidence (plain words, no ids), and the item's category.
-    evidence_lines: list[str] = field(default_factory=list)
-    category: str | None = None
-
-
 def evaluate(packs: RuleSet, facts: CallerFacts) -> list[PlannedAlert]:
     """The alerts the loaded rules raise for these facts: officer safety first (the
     handler passes it on to whoever attends, whatever else is raised), then most severe
@@ -74,9 +61,9 @@ def evaluate(packs: RuleSet, facts: CallerFacts) -> list[PlannedAlert]:
         items = ctx.holds(ref.rule.when)
         if items is None:
             continue
-        alert = _escalate(ref, _plan(ref, items), items, ctx)
+        alert = escalate(ref, plan(ref, items), items, ctx.holds)
         first = 0 if alert.category == "officer_safety" else 1
-        alerts.append((first, _SEVERITY_ORDER[alert.severity], order, alert))
+        alerts.append((first, SEVERITY_ORDER[alert.severity], order, alert))
     alerts.sort(key=lambda entry: entry[:3])
     return [alert for _, _, _, alert in alerts]
 
@@ -93,7 +80,7 @@ class _Context:
         if isinstance(condition, MarkerCondition):
             return self._markers(condition)
         if isinstance(condition, NearRepeatCondition):
-            return self._near(condition)
+            return near_repeat(self.packs, self.facts, condition)
         if isinstance(condition, PresentationCondition):
             if self.facts.presentation in condition.any_of:
                 return [
@@ -253,51 +240,6 @@ class _Context:
                 incident_names=self.packs.incident_names,
             )
 
-    # ---- near repeat ----------------------------------------------------------------
-
-    def _near(self, condition: NearRepeatCondition) -> list[Item] | None:
-        """One item per nearby incident, nearest first; the edges count (exactly
-        `within_metres` away, exactly `within_days` ago)."""
-        now = self.facts.now
-        since = now - timedelta(days=condition.within_days)
-        types = frozenset(condition.incident_types)
-        chosen = sorted(
-            (
-                n
-                for n in self.facts.nearby
-                if n.incident_type in types
-                and since <= n.occurred_at <= now
-                and n.distance_m <= condition.within_metres
-            ),
-            key=lambda n: (n.distance_m, n.id),
-        )
-        items = []
-        for n in chosen:
-            known = self.packs.incident_types.get(n.incident_type)
-            incident = known.name.lower() if known else n.incident_type.replace("_", " ")
-            metres = round(n.distance_m)
-            days_ago = (now - n.occurred_at).days
-            when = "today" if days_ago == 0 else f"{days_ago} day{'s' * (days_ago != 1)} ago"
-            items.append(
-                Item(
-                    "near_repeat",
-                    {
-                        "count": len(chosen),
-                        "within_metres": condition.within_metres,
-                        "within_days": condition.within_days,
-                        "incident": incident,
-                        "metres": metres,
-                        "days_ago": days_ago,
-                    },
-                    evidence=[n.id],
-                    tags=[n.incident_type],
-                    default_reason=f"a {incident} {metres} m away, {when}",
-                    evidence_lines=[f"A {incident} {metres} m away, {when}"],
-                    category="history",
-                )
-            )
-        return items or None
-
     # ---- markers --------------------------------------------------------------------
 
     def _markers(self, condition: MarkerCondition) -> list[Item] | None:
@@ -368,116 +310,9 @@ class _Context:
         return items or None
 
 
-def recency_score(ages: Iterable[timedelta], half_life_days: float) -> float:
-    """Sum of 0.5 ** (age / half-life) over the incidents' ages: one today weighs 1."""
-    half_life = half_life_days * 86_400
-    return float(sum(0.5 ** (max(age.total_seconds(), 0.0) / half_life) for age in ages))
-
-
 def _days(span: timedelta) -> int:
     return int(span.total_seconds() // 86_400)
 
 
-def _escalate(ref: RuleRef, alert: PlannedAlert, items: list[Item], ctx: _Context) -> PlannedAlert:
-    """The alert with its severity raised by the rule's escalations that hold (never lowered)."""
-    rule = ref.rule
-    if not rule.escalate:
-        return alert
-    score = max((float(i.values.get("score_value", 0.0)) for i in items), default=0.0)
-    severity, grade = alert.severity, alert.suggested_grade
-    reasons, evidence, tags = list(alert.reasons), list(alert.evidence), list(alert.tags)
-    for escalation in rule.escalate:
-        if escalation.score_at_least is not None and score < escalation.score_at_least:
-            continue
-        extra: list[Item] = []
-        if escalation.when is not None:
-            held = ctx.holds(escalation.when)
-            if held is None:
-                continue
-            extra = held
-        if _SEVERITY_ORDER[escalation.severity] >= _SEVERITY_ORDER[severity]:
-            continue  # not higher than what it already is
-        severity = escalation.severity
-        if escalation.suggest_grade is not None:
-            grade = escalation.suggest_grade
-        for item in extra:
-            if item.default_reason and item.default_reason not in reasons:
-                reasons.append(item.default_reason)
-            evidence.extend(e for e in item.evidence if e not in evidence)
-            tags.extend(t for t in item.tags if t not in tags)
-    return alert.model_copy(
-        update={
-            "severity": severity,
-            "suggested_grade": grade,
-            "reasons": reasons,
-            "evidence": evidence,
-            "tags": tags,
-        }
-    )
-
-
 def _plain(word: str) -> str:
     return word.replace("_", " ")
-
-
-class _Fields(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        # The loader refuses unknown placeholders; a known one is missing only when the branch
-        # of an `any` that offers it did not hold.
-        return "?"
-
-
-def _placeholders(template: str) -> frozenset[str]:
-    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
-
-
-def render(template: str, values: dict[str, Any]) -> str:
-    return string.Formatter().vformat(template, (), _Fields(values))
-
-
-def _plan(ref: RuleRef, items: list[Item]) -> PlannedAlert:
-    rule = ref.rule
-    merged: dict[str, Any] = {}
-    for item in items:
-        for key, value in item.values.items():
-            merged.setdefault(key, value)  # the first item (the strongest reason) wins
-    wanted = _placeholders(rule.reason) if rule.reason else frozenset()
-    reasons = [
-        render(rule.reason, i.values)
-        if rule.reason and wanted <= i.values.keys()
-        else i.default_reason
-        for i in items
-    ]
-    evidence: list[str] = []
-    lines: list[str] = []
-    tags: list[str] = list(rule.tags)
-    for item in items:
-        for ev in item.evidence:
-            if ev not in evidence:
-                evidence.append(ev)
-        for line in item.evidence_lines:
-            if line not in lines:
-                lines.append(line)
-        for tag in item.tags:
-            if tag not in tags:
-                tags.append(tag)
-    return PlannedAlert(
-        kind=rule.alert,
-        severity=rule.severity,
-        title=render(rule.title, merged),
-        reasons=[r for r in reasons if r] or [rule.description or rule.title],
-        evidence=evidence,
-        rule=ref.ref,
-        tags=tags,
-        suggested_grade=rule.suggest_grade,
-        category=rule.category or category_of(items),
-        evidence_lines=lines,
-    )
-
-
-def category_of(items: Sequence[Item]) -> str | None:
-    """An alert's category from what matched: the first, in CATEGORY_ORDER, of its items'
-    (officer safety wins over safeguarding); None when nothing matched carries one (a
-    withheld number)."""
-    found = {item.category for item in items}
-    return next((c for c in CATEGORY_ORDER if c in found), None)

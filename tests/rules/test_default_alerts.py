@@ -11,7 +11,8 @@ from datetime import timedelta
 import pytest
 
 from app.history.alerts import flags_call
-from app.rules.engine import evaluate, recency_score
+from app.rules.engine import evaluate
+from app.rules.escalation import recency_score
 from app.rules.facts import (
     CallerFacts,
     CallFacts,
