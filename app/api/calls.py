@@ -19,7 +19,7 @@ from app.auth.service import Principal
 from app.calls import qualifiers as call_qualifiers
 from app.calls import service as calls
 from app.calls.models import Call, CallEventRow
-from app.calls.repository import CallFilter
+from app.calls.queries import CallFilter
 from app.errors import Forbidden
 from app.thrive import qualifiers
 from app.thrive.schemas import CallThriveRead, QualifiersSet

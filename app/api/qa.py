@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Response
 from app.api.deps import ResourcesDep, SessionDep, holding
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.qa import charts, export, months, reviews, sampling, training
+from app.qa import charts, export, months, record, reviews, sampling, training
 from app.qa import report as qa_report
 from app.qa.forms import QaForm
 from app.qa.schemas import (
@@ -104,7 +104,7 @@ async def open_call(
 ) -> dict[str, object]:
     """The call's record for review (events, alerts, prompts answered, advice given, the
     THRIVE+ assessment, narrative, reviews so far); audit-logged."""
-    return await reviews.call_record(session, _form(resources), call_id, principal)
+    return await record.call_record(session, _form(resources), call_id, principal)
 
 
 @router.post("/reviews", response_model=ReviewRead, status_code=201)

@@ -17,7 +17,7 @@ from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, holding
 from app.api.idempotency import IdempotencyDep
 from app.auth.policy import Capability
 from app.auth.service import STAFF_ID, Principal
-from app.thrive import assessment, drafts, export
+from app.thrive import assessment, drafts, export, narrative
 from app.thrive import service as thrive
 from app.thrive.drafts import DraftIn, DraftRead
 from app.thrive.schemas import (
@@ -75,7 +75,7 @@ async def post_narrative(
 ) -> Written:
     """The narrative so far (or an appended chunk); pushes each new cue once (`cue.detected`)."""
     return await idem.run(
-        200, lambda: thrive.add_narrative(session, resources, call_id, body, principal)
+        200, lambda: narrative.add_narrative(session, resources, call_id, body, principal)
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.calls import lifecycle
+from app.calls import lifecycle, queries
 from app.calls import repository as repo
 from app.calls.models import Call, CallEventRow
 from app.calls.snapshot import CallSnapshot
@@ -111,7 +111,7 @@ async def ingest(
     )
     stored_id = await repo.store_event(session, values, call.id, repo.state_values(after))
     if stored_id is None:
-        original = await repo.find_event(session, source, event.event_id)
+        original = await queries.find_event(session, source, event.event_id)
         assert original is not None  # the conflict was on exactly this key
         log.info("duplicate event", extra={"call": original.call_id, "event_row": original.id})
         return IngestOutcome(original.id, original.call_id, original.state_after, True)
@@ -258,9 +258,9 @@ async def get_call(session: AsyncSession, call_id: int) -> Call:
 
 
 async def events_of(session: AsyncSession, call_id: int) -> Sequence[CallEventRow]:
-    return await repo.events_of(session, call_id)
+    return await queries.events_of(session, call_id)
 
 
-async def search(session: AsyncSession, where: repo.CallFilter) -> Sequence[Call]:
+async def search(session: AsyncSession, where: queries.CallFilter) -> Sequence[Call]:
     """Calls, newest first, narrowed by `where`."""
-    return await repo.search(session, where)
+    return await queries.search(session, where)

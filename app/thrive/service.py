@@ -1,4 +1,4 @@
-"""The call-time THRIVE+ service: incident type, narrative cues, marks, the assessment record.
+"""The call-time THRIVE+ service: access, incident type, marks (the narrative is in narrative.py).
 
 Routers call these with the request's session (never committed here) and the process's
 resources. Who may write is checked first: only the call's current handler; supervisors, QA
@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import service as audit
 from app.auth import policy
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -24,7 +23,7 @@ from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.snapshot import snapshot_of
 from app.db import Base, Upsert, after_commit, upsert_for, utcnow
-from app.errors import Forbidden, PayloadTooLarge, Unprocessable
+from app.errors import Forbidden, Unprocessable
 from app.history import alerts as history_alerts
 from app.history import rerun
 from app.realtime import publish
@@ -35,8 +34,6 @@ from app.thrive.reads import alert_keys, call_alerts, call_cues, rules_of
 from app.thrive.schemas import (
     CallThriveRead,
     CueOut,
-    NarrativeIn,
-    NarrativeResult,
 )
 from app.thrive.validation import (
     Alert,
@@ -47,10 +44,6 @@ log = logging.getLogger(__name__)
 
 class NotCallHandler(Forbidden):
     status, code = 403, "not_call_handler"
-
-
-class NarrativeTooLarge(PayloadTooLarge):
-    status, code = 413, "narrative_too_large"
 
 
 class UnknownPrompt(Unprocessable):
@@ -91,7 +84,7 @@ def _insert(session: AsyncSession, table: type[Base]) -> Upsert:
     return upsert_for(session, table)
 
 
-async def _state(session: AsyncSession, call_id: int) -> CallThrive:
+async def locked_state(session: AsyncSession, call_id: int) -> CallThrive:
     """The call's THRIVE+ row, created if missing, locked for this transaction."""
     await session.execute(
         _insert(session, CallThrive)
@@ -108,7 +101,7 @@ async def _state(session: AsyncSession, call_id: int) -> CallThrive:
     return row
 
 
-def _publish(
+def publish_to_call(
     session: AsyncSession, resources: Resources, call: Call, type_: str, data: dict[str, object]
 ) -> None:
     """Push to the call's handler and supervisors once the transaction has committed."""
@@ -167,7 +160,7 @@ def publish_guidance(
         "qualifiers": view.qualifiers,
         "qualifier_strands": view.qualifier_strands,
     }
-    _publish(
+    publish_to_call(
         session,
         resources,
         call,
@@ -178,7 +171,7 @@ def publish_guidance(
             "prompts": [p.model_dump() for p in view.prompts],
         },
     )
-    _publish(
+    publish_to_call(
         session,
         resources,
         call,
@@ -226,7 +219,7 @@ async def set_incident_type(
     """Store the call's incident type and push the prompts and advice it brings."""
     call = await call_for_writer(session, call_id, principal)
     catalogue.require_incident_type(rules_of(resources), incident_type)
-    state = await _state(session, call.id)
+    state = await locked_state(session, call.id)
     state.incident_type = incident_type
     state.incident_type_set_at = state.updated_at = utcnow()
     await session.flush()
@@ -256,105 +249,13 @@ async def late_alerts(
         actor=principal.actor,
     )
     if raised:
-        _publish(
+        publish_to_call(
             session,
             resources,
             call,
             "alert.raised",
             {"alerts": [history_alerts.as_dict(a) for a in raised]},
         )
-
-
-async def add_narrative(
-    session: AsyncSession,
-    resources: Resources,
-    call_id: int,
-    body: NarrativeIn,
-    principal: Principal,
-) -> NarrativeResult:
-    """Keep the narrative, find its cues, and push each cue the call has not had yet.
-
-    The cue ids pushed are rows of `call_cue` (primary key call + cue): inserting them is
-    what decides "new", so two workers reading the same narrative push each cue once.
-    """
-    call = await call_for_writer(session, call_id, principal)
-    limit = resources.settings.narrative_max_chars
-    if len(body.text) > limit:
-        raise NarrativeTooLarge(f"a narrative is at most {limit} characters")
-    state = await _state(session, call.id)  # locked: concurrent first posts serialise here
-    started = not state.narrative
-    if body.mode == "append":
-        # One statement: concurrent appends queue on the row and none is lost.
-        text = await session.scalar(
-            update(CallThrive)
-            .where(CallThrive.call_id == call.id)
-            .values(
-                narrative=func.coalesce(CallThrive.narrative, "") + body.text,
-                updated_at=utcnow(),
-            )
-            .returning(CallThrive.narrative)
-        )
-        text = text or ""
-    else:
-        text = body.text
-        await session.execute(
-            update(CallThrive)
-            .where(CallThrive.call_id == call.id)
-            .values(narrative=text, updated_at=utcnow())
-        )
-    if len(text) > limit:
-        raise NarrativeTooLarge(
-            f"a narrative is at most {limit} characters; this append exceeds it"
-        )
-
-    if started and text:
-        # s.62 collection: once per call when the incident narrative starts, not per keystroke
-        # post (later posts alter the same record, already logged as this call's narrative).
-        audit.record(
-            session,
-            actor=principal.actor,
-            action="collection",
-            subject_type="narrative",
-            subject_id=str(call.id),
-            call_id=str(call.id),
-            records={"call": call.id},
-        )
-
-    found = catalogue.cues(rules_of(resources), text)
-    fresh: list[CueOut] = []
-    if found:
-        now = utcnow()
-        inserted = await session.scalars(
-            _insert(session, CallCue)
-            .values(
-                [
-                    {
-                        "call_id": call.id,
-                        "cue_id": c.cue_id,
-                        "strand": c.strand,
-                        "matched": c.matched,
-                        "detected_at": now,
-                    }
-                    for c in found
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=[CallCue.call_id, CallCue.cue_id])
-            .returning(CallCue.cue_id)
-        )
-        new_ids = set(inserted.all())
-        fresh = [c for c in found if c.cue_id in new_ids]
-    for cue in fresh:
-        _publish(session, resources, call, "cue.detected", cue.model_dump())
-    total = await session.scalar(
-        select(func.count()).select_from(CallCue).where(CallCue.call_id == call.id)
-    )
-    # Counts only: the narrative and the matched words are personal data, and so is a cue's
-    # id ("pregnancy.pregnant" says what the caller said: a health fact about a person).
-    log.info(
-        "narrative read",
-        extra={"call": call.id, "new_cues": len(fresh), "chars": len(text)},
-    )
-    return NarrativeResult(call_id=call.id, new_cues=fresh, cues_total=int(total or 0))
 
 
 def _marked(current: list[str], ids: list[str], marked: bool) -> list[str]:
@@ -376,7 +277,7 @@ async def mark_prompts_answered(
     """Record prompts the handler has answered (ids of the prompts offered on this call), or
     unmark them (`answered=False`: the handler unticked one)."""
     call = await call_for_writer(session, call_id, principal)
-    state = await _state(session, call.id)
+    state = await locked_state(session, call.id)
     alerts = await call_alerts(session, call.id)
     offered = {
         p.id
@@ -412,7 +313,7 @@ async def mark_advice_given(
     """Record advice items given to the caller (ids of the call's incident type's advice), or
     unmark them (`given=False`: the handler unticked one)."""
     call = await call_for_writer(session, call_id, principal)
-    state = await _state(session, call.id)
+    state = await locked_state(session, call.id)
     carried = qualifiers.ids_of(call.qualifiers)
     if state.incident_type is None and not carried:
         raise IncidentTypeNotSet("set the call's incident type before recording advice given")
