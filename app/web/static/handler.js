@@ -269,14 +269,6 @@ window.addEventListener("online", () => writes.queue.retryNow());
 
 runClocks("#call-wait, #call-duration");
 
-// Find and link (identify.js): alerts a link raised show at once, socket or not.
-const identify = mountIdentify({
-  onAlerts: (callId, alerts) => {
-    alerts.forEach((a) => applyAlert(callId, a));
-    render();
-  },
-});
-
 const feed = new LiveFeed({
   onMessage,
   snapshot,
