@@ -363,10 +363,3 @@ async def claim_due(session: AsyncSession, lease: float, limit: int) -> list[Cla
         .returning(CallEventRow.id, CallEventRow.call_id)
     )
     return sorted((Claimed(r.id, r.call_id) for r in result), key=lambda c: c.id)
-
-
-async def count_unprocessed(session: AsyncSession) -> int:
-    value = await session.scalar(
-        select(func.count()).select_from(CallEventRow).where(CallEventRow.processed_at.is_(None))
-    )
-    return int(value or 0)

@@ -41,16 +41,6 @@ def current_on(model: Any, today: date | BindParameter[Any]) -> ColumnElement[bo
     )
 
 
-async def persons_on_number(session: AsyncSession, e164: str, today: date) -> list[str]:
-    rows = await all_rows(
-        session,
-        select(Phone.person_id)
-        .where(Phone.e164 == e164, current_on(Phone, today))
-        .order_by(Phone.person_id),
-    )
-    return [r[0] for r in rows]
-
-
 async def numbers_of_persons(session: AsyncSession, person_ids: Iterable[str]) -> set[str]:
     ids = sorted(set(person_ids))
     if not ids:

@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from app.rules.errors import RulesError
 from app.rules.facts import PlannedAlert
-from app.rules.ruleset import AdviceItem, IncidentType, Prompt, Qualifier, RuleSet
+from app.rules.ruleset import AdviceItem, IncidentType, Prompt, RuleSet
 
 
 class UnknownIncidentType(RulesError):
@@ -116,11 +116,6 @@ def advice_for(
         return sorted(merged.values(), key=lambda i: i.kind != "prevention")  # stable
     # Preservation first: it is the time-critical half (the golden hour). Stable sort.
     return sorted(merged.values(), key=lambda i: 0 if i.kind == "preservation" else 1)
-
-
-def qualifier_catalogue(packs: RuleSet) -> list[Qualifier]:
-    """The qualifier catalogue (from the advice packs), in pack order."""
-    return list(packs.qualifiers.values())
 
 
 def check_qualifiers(
