@@ -122,7 +122,8 @@ export function humanise(value) {
 
 // Severity is shown as a word and a symbol as well as a colour (never colour alone).
 export const SEVERITY = {
-  critical: { rank: 4, icon: "\u26D4", label: "Critical" },
+  // A glyph every desktop font has (U+26D4 is missing from many without an emoji font).
+  critical: { rank: 4, icon: "\u25A0", label: "Critical" },
   high: { rank: 3, icon: "\u25B2", label: "High" },
   medium: { rank: 2, icon: "\u25C6", label: "Medium" },
   low: { rank: 1, icon: "\u25BD", label: "Low" },
