@@ -147,6 +147,26 @@ async def complete_contact(
     )
 
 
+async def _rewrite(session: AsyncSession, contact: Contact, **changes: Any) -> Contact:
+    """Write `contact` again with `changes` over what it holds (the summaries it leaves and
+    joins are invalidated by `record_contact`)."""
+    fields: dict[str, Any] = {
+        "contact_id": contact.id,
+        "occurred_at": contact.occurred_at,
+        "number": contact.number,
+        "person_id": contact.person_id,
+        "household_id": contact.household_id,
+        "incident_type": contact.incident_type,
+        "victim": contact.victim,
+        "domestic_abuse": contact.domestic_abuse,
+        "outcome": contact.outcome,
+        "call_id": contact.call_id,
+        "caller_person_id": contact.caller_person_id,
+        "caller_role": contact.caller_role,
+    }
+    return await writes.record_contact(session, **{**fields, **changes})
+
+
 async def refile_contact(session: AsyncSession, call_id: int) -> Contact | None:
     """File the call's contact again after a link made in wrap-up (the call has ended, so
     its contact exists): what the handler recorded on it stays."""
@@ -155,17 +175,11 @@ async def refile_contact(session: AsyncSession, call_id: int) -> Contact | None:
         return None
     filed = await _attribution(session, call_id)
     caller_said_victim = contact.victim and contact.caller_role in (None, "victim")
-    return await writes.record_contact(
+    return await _rewrite(
         session,
-        contact_id=contact.id,
-        occurred_at=contact.occurred_at,
-        number=contact.number,
+        contact,
         person_id=filed.person_id,
         household_id=filed.household_id,
-        incident_type=contact.incident_type,
-        domestic_abuse=contact.domestic_abuse,
-        outcome=contact.outcome,
-        call_id=call_id,
         **_filed_fields(filed, victim=caller_said_victim),
     )
 
@@ -178,19 +192,5 @@ async def requalify_contact(session: AsyncSession, call_id: int, domestic_abuse:
     if contact is None:
         return False
     if contact.domestic_abuse != domestic_abuse:
-        await writes.record_contact(
-            session,
-            contact_id=contact.id,
-            occurred_at=contact.occurred_at,
-            number=contact.number,
-            person_id=contact.person_id,
-            household_id=contact.household_id,
-            incident_type=contact.incident_type,
-            victim=contact.victim,
-            domestic_abuse=domestic_abuse,
-            outcome=contact.outcome,
-            call_id=call_id,
-            caller_person_id=contact.caller_person_id,
-            caller_role=contact.caller_role,
-        )
+        await _rewrite(session, contact, domestic_abuse=domestic_abuse)
     return True
