@@ -157,14 +157,7 @@ def _alerts(
                                 )
                             )
                 elif isinstance(condition, NearRepeatCondition):
-                    for ti, itype_id in enumerate(condition.incident_types):
-                        if itype_id not in ruleset.incident_types:
-                            problems.append(
-                                p.at(
-                                    (*cpath, "incident_types", ti),
-                                    f"unknown incident type {itype_id!r}",
-                                )
-                            )
+                    problems.extend(_unknown_incident_types(p, cpath, condition, ruleset))
                     if rule.enabled:
                         ruleset.near = widen(ruleset.near, condition)
                 elif isinstance(condition, CountCondition):
@@ -178,23 +171,9 @@ def _alerts(
                                 "raise that setting or shorten the window",
                             )
                         )
-                    for ti, itype_id in enumerate(condition.incident_types):
-                        if itype_id not in ruleset.incident_types:
-                            problems.append(
-                                p.at(
-                                    (*cpath, "incident_types", ti),
-                                    f"unknown incident type {itype_id!r}",
-                                )
-                            )
+                    problems.extend(_unknown_incident_types(p, cpath, condition, ruleset))
                 elif isinstance(condition, ThisCallCondition):
-                    for ti, itype_id in enumerate(condition.incident_types):
-                        if itype_id not in ruleset.incident_types:
-                            problems.append(
-                                p.at(
-                                    (*cpath, "incident_types", ti),
-                                    f"unknown incident type {itype_id!r}",
-                                )
-                            )
+                    problems.extend(_unknown_incident_types(p, cpath, condition, ruleset))
             kinds = _leaf_kinds(rule.when)
             # Any placeholder a leaf of the condition offers; reasons fall back to the built-in
             # wording for items from leaves that do not offer all of theirs.
@@ -326,3 +305,17 @@ def _template_problem(template: str, allowed: frozenset[str]) -> str | None:
             offered = ", ".join(sorted(allowed)) or "none"
             return f"unknown placeholder {{{name}}} (this rule's condition offers: {offered})"
     return None
+
+
+def _unknown_incident_types(
+    p: ParsedPack,
+    cpath: tuple[Any, ...],
+    condition: CountCondition | NearRepeatCondition | ThisCallCondition,
+    ruleset: RuleSet,
+) -> list[Problem]:
+    """A problem for each incident type a condition names that the advice packs do not."""
+    return [
+        p.at((*cpath, "incident_types", ti), f"unknown incident type {itype_id!r}")
+        for ti, itype_id in enumerate(condition.incident_types)
+        if itype_id not in ruleset.incident_types
+    ]
