@@ -1,6 +1,6 @@
 """Helpers of the QA screens' browser tests: a month of calls offered through the signed
 batch webhook of a real `firstcontact serve`, the THRIVE+ record of one of them, training
-records, logins to pages that have no live socket, and axe-core."""
+records, logins to pages that have no live socket."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import BrowserContext, Page, expect
 
 from app.auth.models import Role
@@ -22,10 +21,8 @@ from app.thrive.schemas import Element
 from tests.conftest import MakeStaff
 from tests.qa.support import BATCH_URL, CallSpec, auth, events_of
 from tests.telephony.support import post_signed
+from tests.web.axe import assert_accessible as assert_accessible  # where QA tests found it
 from tests.web.support import REPEAT_VICTIM, seed_repeat_victim
-
-# axe-core as shipped inside the axe-playwright-python wheel (runs in the page, offline).
-AXE = Axe()
 
 HANDLERS = {"H1": "Pat Handler", "H2": "Lee Handler", "H3": "Sam Newstarter"}
 CALLS_PER_HANDLER = {"H1": 3, "H2": 3, "H3": 1}
@@ -160,10 +157,3 @@ async def open_page(context: BrowserContext, base_url: str, token: str, path: st
     await page.click("form[action='/login'] button[type=submit]")
     await expect(page).to_have_url(base_url + path)
     return page
-
-
-async def assert_accessible(page: Page, name: str) -> None:
-    """axe-core over the whole page: no violation of any rule it runs by default (WCAG 2.x
-    A and AA, and best practices)."""
-    results = await AXE.run(page)
-    assert results.violations_count == 0, f"{name}:\n{results.generate_report()}"

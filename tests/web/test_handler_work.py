@@ -33,6 +33,7 @@ from app.idempotency.models import IdempotentRequest
 from app.thrive.models import Assessment, CallCue, CallThrive
 from tests.conftest import MakeStaff
 from tests.support.servers import ServiceProcess
+from tests.web.axe import assert_accessible
 from tests.web.support import QUIET_NUMBER, Telephony, login, screenshot_path, seed_repeat_victim
 
 LiveService = Callable[..., ServiceProcess]
@@ -103,12 +104,14 @@ async def expect_saved(page: Page) -> None:
 
 
 async def both_sizes(page: Page, name: str) -> None:
-    """A screenshot at 1366x768 and one at 1920x1080; nothing may overflow sideways."""
+    """A screenshot at 1366x768 and one at 1920x1080; nothing may overflow sideways; axe-core
+    finds no violation at either size."""
     for size, suffix in ((page.viewport_size, ""), (WIDE, "-1920")):
         assert size is not None
         await page.set_viewport_size(size)
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= size["width"], f"{name}: content {width}px wide at {size}"
+        await assert_accessible(page, f"{name}{suffix}")
         await page.screenshot(path=str(screenshot_path(f"{name}{suffix}.png")))
     await page.set_viewport_size({"width": 1366, "height": 768})
 

@@ -16,7 +16,7 @@ from app.db import create_engine, create_sessionmaker
 from tests.conftest import MakeStaff
 from tests.history.identify_support import seed_with
 from tests.support.servers import ServiceProcess
-from tests.web.qa_support import assert_accessible
+from tests.web.axe import assert_accessible
 from tests.web.support import Telephony, login
 from tests.web.test_handler_work import both_sizes, watch_errors
 

@@ -3,7 +3,9 @@ one module, the big scripts split): the handler's screen with a ringing then ans
 and its alerts, the supervisor's board and a call's detail (acknowledging an alert there),
 and the QA screen with a call open, at 1366x768 and 1920x1080. A module that fails to load,
 an import that names nothing, a CSP refusal or a script error fails the test; a screenshot
-of each state goes to test-artifacts/screenshots/ (page-scripts-*.png).
+of each state goes to test-artifacts/screenshots/ (page-scripts-*.png), and axe-core finds no
+violation in any of them (login, login refused, handler idle / ringing / answered / wrap-up,
+supervisor board and detail, the error page, QA).
 
 Every wait is on a condition (Playwright's `expect`), never a fixed sleep.
 """
@@ -20,6 +22,7 @@ from app.auth.models import Role
 from app.config import Settings
 from tests.conftest import MakeStaff
 from tests.support.servers import ServiceProcess
+from tests.web.axe import assert_accessible
 from tests.web.qa_support import open_page, seed_qa_world
 from tests.web.support import REPEAT_VICTIM, Telephony, login, screenshot_path
 from tests.web.test_screens import watch_errors
@@ -35,6 +38,8 @@ async def watch_from_load(page: Page) -> list[str]:
 
 
 async def _shot(page: Page, name: str, size: str) -> None:
+    """A screenshot of the state, and axe-core over it (0 violations)."""
+    await assert_accessible(page, f"{name} at {size}")
     # The running clocks (waiting, on call, board durations) are masked: they are the only
     # part of a screen that differs from one run to the next.
     clocks = page.locator("#call-wait, #call-duration, #board-rows .duration")
@@ -64,6 +69,15 @@ async def test_handler_supervisor_and_qa_pages_run_without_errors(
             context.set_default_timeout(10_000)
             contexts.append(context)
         handler_ctx, supervisor_ctx, qa_ctx = contexts
+
+        sign_in = await handler_ctx.new_page()
+        await sign_in.goto(service.url + "/login")
+        await _shot(sign_in, "login", size)
+        await sign_in.fill("#token", "not-a-staff-token")
+        await sign_in.click("form[action='/login'] button[type=submit]")
+        await expect(sign_in.locator(".form-error")).to_be_visible()
+        await _shot(sign_in, "login-refused", size)
+        await sign_in.close()
 
         handler = await login(handler_ctx, service.url, handler_token, "/handler")
         handler_errors = await watch_from_load(handler)
@@ -106,6 +120,17 @@ async def test_handler_supervisor_and_qa_pages_run_without_errors(
         on_handler = handler.locator(f"#alerts li.alert[data-alert-id='{alert_id}']")
         await expect(on_handler).to_have_attribute("data-acknowledged", "true")
         await expect(on_handler.locator(".ack-status")).to_contain_text("Acknowledged by S1")
+
+        # The call ends unassessed: the handler's screen keeps it for wrap-up.
+        await phone.post("pages-1", "ended", cause="normal_clearing")
+        await expect(handler.locator("#call-card")).to_have_attribute("data-state", "ended")
+        await expect(handler.locator("#call-card")).to_contain_text("wrap-up: assessment due")
+        await _shot(handler, "handler-wrap-up", size)
+        # A page the handler may not open: the error page.
+        refused = await handler_ctx.new_page()
+        await refused.goto(service.url + "/supervisor")
+        await expect(refused.locator("#error-title")).to_be_visible()
+        await _shot(refused, "error", size)
 
         path = f"/qa?call={world.rich_call}"
         qa = await open_page(qa_ctx, service.url, world.tokens["Q1"], path)

@@ -27,13 +27,8 @@ from app.qa import months
 from tests.conftest import MakeStaff
 from tests.qa.support import answers
 from tests.support.servers import ServiceProcess
-from tests.web.qa_support import (
-    QaWorld,
-    assert_accessible,
-    open_page,
-    record_training,
-    seed_qa_world,
-)
+from tests.web.axe import assert_accessible
+from tests.web.qa_support import QaWorld, open_page, record_training, seed_qa_world
 from tests.web.support import screenshot_path
 from tests.web.test_screens import watch_errors
 

@@ -15,7 +15,7 @@ from app.auth.models import Role
 from app.config import Settings
 from tests.conftest import MakeStaff
 from tests.support.servers import ServiceProcess
-from tests.web.qa_support import assert_accessible
+from tests.web.axe import assert_accessible
 from tests.web.support import QUIET_NUMBER, Telephony, login
 from tests.web.test_handler_work import both_sizes, expect_saved, watch_errors
 
