@@ -16,6 +16,7 @@ from playwright.async_api import Browser, expect
 
 from app.web import demo
 from tests.support.servers import eventually, free_port
+from tests.web.axe import assert_accessible
 from tests.web.support import VIEWPORT
 
 
@@ -69,6 +70,7 @@ async def test_demo_rings_the_demo_handlers_with_alerts(tmp_path: Path, browser:
             # The first demo call at H1001 comes from a repeat victim: its alert appears.
             await expect(page.locator("#alerts li.alert").first).to_be_visible(timeout=30_000)
             await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+            await assert_accessible(page, "handler on the demo's calls")
         finally:
             await context.close()
     finally:

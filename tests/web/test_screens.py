@@ -20,6 +20,7 @@ from app.config import Settings
 from app.rules.loader import load_configured
 from tests.conftest import MakeStaff
 from tests.support.servers import ServiceProcess
+from tests.web.axe import assert_accessible
 from tests.web.support import (
     QUIET_NUMBER,
     Telephony,
@@ -138,10 +139,12 @@ async def test_ring_shows_alert_card_with_evidence(
         assert shown == sorted(shown, reverse=True) and len(shown) >= 2, shown
         # The alerts region is announced to screen readers as alerts arrive.
         await expect(page.locator("#alerts")).to_have_attribute("aria-live", "assertive")
+        await assert_accessible(page, "handler ringing: officer safety, evidence open")
         # A withheld number shows as such.
         await phone.ring("web-1b", "H1", None)
         await page.locator("#call-list button", has_text="Withheld").click()
         await expect(page.locator("#caller-number")).to_have_text("Withheld")
+        await assert_accessible(page, "handler with a second call ringing")
         assert errors == []
     finally:
         await phone.close()
@@ -202,6 +205,8 @@ async def test_acknowledgement_reaches_supervisor_without_reload(
             await expect(pending).to_have_count(left - 1)
         await expect(row.locator(".flags")).to_contain_text("all acknowledged")
         await expect(supervisor.locator("#handlers li[data-handler=H1]")).to_contain_text("Ringing")
+        await assert_accessible(handler, "handler with every alert acknowledged")
+        await assert_accessible(supervisor, "supervisor detail with every alert acknowledged")
         assert await supervisor.evaluate("window.__notReloaded === true")
         assert errors == []
     finally:
@@ -355,6 +360,7 @@ async def test_restart_shows_reconnecting_then_catches_up_without_reload(
         await expect(page.locator("#conn")).to_contain_text("Reconnecting")
         await expect(page.locator("body")).to_have_attribute("data-conn", "reconnecting")
         await page.screenshot(path=str(screenshot_path("handler-reconnecting.png")))
+        await assert_accessible(page, "handler reconnecting")
 
         second = ServiceProcess(env=first.env, port=first.port).start()
         # What happens while the page is away: the call is answered, the alert acknowledged
@@ -498,6 +504,7 @@ async def test_screenshots_of_both_pages_at_1366x768(
             assert width <= 1366, f"{name}: content {width}px wide overflows 1366px"
             path = screenshot_path(name)
             await page.screenshot(path=str(path))
+            await assert_accessible(page, name)
             shots[name] = path.stat().st_size
         assert all(size > 10_000 for size in shots.values()), shots
     finally:

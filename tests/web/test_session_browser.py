@@ -14,6 +14,7 @@ from app.auth.models import Role
 from app.config import Settings
 from tests.conftest import MakeStaff
 from tests.support.servers import ServiceProcess
+from tests.web.axe import assert_accessible
 from tests.web.support import QUIET_NUMBER, Telephony, login
 
 LiveService = Callable[..., ServiceProcess]
@@ -55,3 +56,4 @@ async def test_revoking_a_handler_sends_their_open_page_to_the_login(
     # Logging out closes the page's own socket first; the page still lands on /login itself.
     await other.click("form[action='/logout'] button")
     await expect(other).to_have_url(service.url + "/login")
+    await assert_accessible(other, "login after logging out")
