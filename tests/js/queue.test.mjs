@@ -28,6 +28,15 @@ const narrative = (text) => ({ method: "POST", path: "/api/v1/calls/7/narrative"
 const tick = (id) => ({ method: "POST", path: "/api/v1/calls/7/advice/given", body: { ids: [id] }, kind: "advice" });
 const stored = () => JSON.parse(env.window.sessionStorage.getItem(STORAGE_KEY));
 
+// A started queue with one narrative write sent and not yet answered.
+async function sending(text, options) {
+  const queue = newQueue(options);
+  queue.push(narrative(text));
+  queue.start();
+  await settle();
+  return queue;
+}
+
 beforeEach(() => {
   env = installBrowser();
   confirmed = [];
@@ -97,10 +106,7 @@ describe("order and keys", () => {
 
 describe("failures", () => {
   it("keeps a write through network failures and 5xx, resending the same key and body", async () => {
-    const queue = newQueue();
-    queue.push(narrative("Her kids were upstairs"));
-    queue.start();
-    await settle();
+    const queue = await sending("Her kids were upstairs");
     const key = env.service.only().headers["Idempotency-Key"];
     const delays = [];
     const answers = [(r) => r.fail(), (r) => r.reply(503), (r) => r.reply(429), (r) => r.reply(408),
@@ -128,10 +134,7 @@ describe("failures", () => {
 
   it("shows why a write is waiting, and starts the delays again after a success", async () => {
     const changes = [];
-    const queue = newQueue({ onChange: () => changes.push(queue.entries.map((e) => e.error)) });
-    queue.push(narrative("a"));
-    queue.start();
-    await settle();
+    const queue = await sending("a", { onChange: () => changes.push(stored().map((e) => e.error)) });
     env.service.only().fail();
     await settle();
     assert.equal(queue.entries[0].error, "no connection");
@@ -166,10 +169,7 @@ describe("failures", () => {
   });
 
   it("on 401 goes to the login page and keeps the write to send after", async () => {
-    const queue = newQueue();
-    queue.push(narrative("x"));
-    queue.start();
-    await settle();
+    const queue = await sending("x");
     env.service.only().reply(401, { error: { code: "not_authenticated", message: "log in" } });
     await settle();
     assert.deepEqual(env.window.location.assigned, ["/login?next=%2Fhandler"]);
@@ -204,10 +204,7 @@ describe("failures", () => {
 
 describe("superseded and discarded writes", () => {
   it("drops only superseded writes never sent; the one in flight keeps its key", async () => {
-    const queue = newQueue();
-    queue.push(narrative("one"));
-    queue.start();
-    await settle();
+    const queue = await sending("one");
     const inFlight = env.service.only();
     queue.push(narrative("one two"));
     queue.push(tick("lock_doors"));
@@ -280,10 +277,7 @@ describe("a reload", () => {
       prepared += 1;
       entry.body.base_revision = prepared;
     };
-    const first = newQueue({ prepare });
-    first.push(narrative("one"));
-    first.start();
-    await settle();
+    await sending("one", { prepare });
     const inFlight = env.service.only(); // never answered: the page is reloaded meanwhile
     const reloaded = newQueue({ prepare });
     reloaded.push(narrative("one two"), (entry) => entry.kind === "narrative");
@@ -302,10 +296,7 @@ describe("a reload", () => {
     env.window.sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ not: "a list" }));
     assert.equal(newQueue().size, 0);
     env.window.sessionStorage.full = true;
-    const queue = newQueue();
-    queue.push(narrative("x"));
-    queue.start();
-    await settle();
+    const queue = await sending("x");
     env.service.only().reply(200, {});
     await settle();
     assert.equal(confirmed.length, 1);
