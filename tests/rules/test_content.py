@@ -203,6 +203,18 @@ def _check(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[
     return code, capsys.readouterr().err.splitlines()
 
 
+def _check_prompts(
+    folder: Path, capsys: pytest.CaptureFixture[str], prompts: str
+) -> tuple[int, list[str]]:
+    """`rules check` of a force prompts pack (extra.yaml, its prompts: YAML lines from 5)."""
+    write(
+        folder,
+        "extra.yaml",
+        "pack: force-prompts\nversion: '1'\nkind: prompts\nprompts:\n" + prompts,
+    )
+    return _check(folder, capsys)
+
+
 def test_shipped_packs_pass_the_content_checks(capsys: pytest.CaptureFixture[str]) -> None:
     from app.rules.loader import SHIPPED_DIR
 
@@ -239,55 +251,51 @@ def test_rules_check_fails_on_a_pack_without_sources(
     assert errors[-1] == "2 problem(s); the service would load these packs, but fix them first"
 
 
-def test_rules_check_fails_on_near_duplicate_prompts_across_packs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("prompts", "expected"),
+    [
+        pytest.param(
+            "  - id: force.threat\n    element: threat\n"
+            "    text: Where is the threat now, who could be harmed, and is the suspect there?\n"
+            "    source: Force call-handling policy\n"
+            "  - id: force.bank\n    element: harm\n"
+            "    text: Contact your bank at once on the number on your card,"
+            " from a different phone.\n"
+            "    source: Force fraud policy\n",
+            [
+                "extra.yaml:5: prompt 'force.threat' nearly repeats prompt 'threat.where_who'",
+                "extra.yaml:9: prompt 'force.bank' repeats advice item 'fraud.contact_bank'",
+            ],
+            id="near duplicates of a prompt and of an advice item, across packs",
+        ),
+        pytest.param(
+            # A prompt given an advice item's id: "answered" and "given" would point at two things.
+            "  - {id: burglary.lock_up, element: risk, text: Has a locksmith been called out?,"
+            " source: Force policy}\n",
+            ["extra.yaml:5: id 'burglary.lock_up' is also the id of advice item at "],
+            id="an id reused across kinds",
+        ),
+    ],
+)
+def test_rules_check_fails_on_near_duplicates_and_reused_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], prompts: str, expected: list[str]
 ) -> None:
-    write(
-        tmp_path,
-        "extra.yaml",
-        "pack: force-prompts\nversion: '1'\nkind: prompts\nprompts:\n"
-        "  - id: force.threat\n    element: threat\n"
-        "    text: Where is the threat now, who could be harmed, and is the suspect there?\n"
-        "    source: Force call-handling policy\n"
-        "  - id: force.bank\n    element: harm\n"
-        "    text: Contact your bank at once on the number on your card, from a different phone.\n"
-        "    source: Force fraud policy\n",
-    )
-    code, errors = _check(tmp_path, capsys)
+    code, errors = _check_prompts(tmp_path, capsys, prompts)
     assert code == 1
-    assert errors[0].startswith(
-        f"{tmp_path / 'extra.yaml'}:5: prompt 'force.threat' nearly repeats prompt "
-        "'threat.where_who'"
-    )
-    assert errors[1].startswith(
-        f"{tmp_path / 'extra.yaml'}:9: prompt 'force.bank' repeats advice item 'fraud.contact_bank'"
-    )
+    assert len(errors) == len(expected) + 1
+    for error, start in zip(errors, expected, strict=False):
+        assert error.startswith(f"{tmp_path}/{start}"), error
 
 
-def test_rules_check_fails_on_reused_ids(
+def test_rules_check_refuses_an_id_used_twice(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A prompt given an advice item's id: "answered" and "given" would point at two things.
-    write(
-        tmp_path,
-        "extra.yaml",
-        "pack: force-prompts\nversion: '1'\nkind: prompts\nprompts:\n"
-        "  - {id: burglary.lock_up, element: risk, text: Has a locksmith been called out?,"
-        " source: Force policy}\n",
-    )
-    code, errors = _check(tmp_path, capsys)
-    assert code == 1
-    assert errors[0].startswith(
-        f"{tmp_path / 'extra.yaml'}:5: id 'burglary.lock_up' is also the id of advice item at "
-    )
     # The same id twice within prompts is refused outright (nothing would load).
-    write(
+    code, errors = _check_prompts(
         tmp_path,
-        "extra.yaml",
-        "pack: force-prompts\nversion: '1'\nkind: prompts\nprompts:\n"
+        capsys,
         "  - {id: harm.injuries, element: harm, text: Is the caller hurt?, source: Force policy}\n",
     )
-    code, errors = _check(tmp_path, capsys)
     assert code == 1
     assert "prompt id 'harm.injuries' is used twice" in errors[0]
     assert errors[-1].endswith("nothing would be loaded")

@@ -4,6 +4,8 @@ support advice (a referral, medical help) is ticked and assessed under its own k
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
 
@@ -17,16 +19,23 @@ NEW_TYPES = [
 ]  # fmt: skip
 
 
+async def typed(client: httpx.AsyncClient, token: str, base: str, itype: str) -> dict[str, Any]:
+    """The call's THRIVE+ state once its incident type is set to `itype` (200 expected)."""
+    response = await client.put(
+        f"{base}/incident-type", json={"incident_type": itype}, headers=auth(token)
+    )
+    assert response.status_code == 200, (itype, response.text)
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def test_each_new_incident_type_is_accepted_with_ranked_prompts_and_advice(
     app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
 ) -> None:
     token = await make_staff("H1", Role.handler)
-    call_id = await answered_call(client, "H1")
-    url = f"/api/v1/calls/{call_id}/incident-type"
+    base = f"/api/v1/calls/{await answered_call(client, 'H1')}"
     for itype in NEW_TYPES:
-        response = await client.put(url, json={"incident_type": itype}, headers=auth(token))
-        assert response.status_code == 200, (itype, response.text)
-        body = response.json()
+        body = await typed(client, token, base, itype)
         prompts = body["prompts"]
         shown = [p for p in prompts if not p["folded"]]
         assert 0 < len(shown) <= 10, itype
@@ -40,13 +49,10 @@ async def test_support_advice_is_ticked_and_assessed_under_its_own_kind(
     app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
 ) -> None:
     token = await make_staff("H1", Role.handler)
-    call_id = await answered_call(client, "H1")
-    base = f"/api/v1/calls/{call_id}"
-    set_type = await client.put(
-        f"{base}/incident-type", json={"incident_type": "sexual_offence"}, headers=auth(token)
-    )
-    assert set_type.status_code == 200, set_type.text
-    kinds = {a["id"]: a["kind"] for a in set_type.json()["advice"]}
+    base = f"/api/v1/calls/{await answered_call(client, 'H1')}"
+    kinds = {
+        a["id"]: a["kind"] for a in (await typed(client, token, base, "sexual_offence"))["advice"]
+    }
     assert kinds["sexual.sarc"] == "support" and kinds["sexual.avoid_toilet"] == "preservation"
     ticked = await client.post(
         f"{base}/advice/given", json={"ids": ["sexual.sarc"]}, headers=auth(token)
