@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,6 +17,7 @@ from app.rules.guidance import advice_for, prompts_for
 from app.rules.lint import near, words
 from app.rules.ruleset import RuleSet
 from app.thrive import catalogue
+from app.web.routes import _qa_labels
 from tests.rules.support import SHIPPED, shipped_text, write
 
 NEW_TYPES = [
@@ -96,6 +98,12 @@ def test_every_advice_and_prompt_item_has_a_source() -> None:
     assert all(p.source for p in listed.prompts)
     assert all(a.source for t in listed.incident_types for a in t.advice)
     assert all(a.source for q in listed.qualifiers for a in q.advice)
+
+
+def test_the_qa_screen_reads_each_items_source() -> None:
+    labels = _qa_labels(SimpleNamespace(rules=SHIPPED))  # type: ignore[arg-type]
+    assert labels["advice"]["sexual.sarc"]["source"] == SHIPPED.advice_items["sexual.sarc"].source
+    assert "Right Care, Right Person" in labels["prompts"]["welfare.rcrp"]["source"]
 
 
 def test_the_handlers_prompts_and_advice_carry_no_source() -> None:
