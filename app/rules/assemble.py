@@ -36,7 +36,7 @@ from app.rules.schema import (
     PromptPack,
     ThisCallCondition,
 )
-from app.rules.vocabulary import TEMPLATE_FIELDS
+from app.rules.vocabulary import ADVICE_KINDS, TEMPLATE_FIELDS
 
 
 def build(
@@ -78,7 +78,7 @@ def _advice(ruleset: RuleSet, packs: list[ParsedPack], problems: list[Problem]) 
                 )
                 ruleset.incident_names[itype.id] = itype.name
             items = ruleset.advice.setdefault(itype.id, [])
-            for kind in ("preservation", "prevention"):
+            for kind in ADVICE_KINDS:
                 for ai, item in enumerate(getattr(itype, kind)):
                     if item.id in ruleset.advice_items:
                         problems.append(
@@ -94,12 +94,13 @@ def _advice(ruleset: RuleSet, packs: list[ParsedPack], problems: list[Problem]) 
                         incident_type=itype.id,
                         text=item.text,
                         rule=f"{item.id}@{p.pack.version}",
+                        source=item.source or "",
                     )
                     ruleset.advice_items[item.id] = advice_item
                     items.append(advice_item)
     for itype_id, items in ruleset.advice.items():
         # Preservation first: it is the time-critical half (the golden hour).
-        items.sort(key=lambda i: 0 if i.kind == "preservation" else 1)
+        items.sort(key=lambda i: ADVICE_KINDS.index(i.kind))
         ruleset.advice[itype_id] = items
 
 
@@ -198,6 +199,8 @@ def _prompts(
     element_ids: dict[str, str] = {}
     for p in packs:
         assert isinstance(p.pack, PromptPack)
+        if p.pack.visible_limit is not None:
+            ruleset.visible_limit = p.pack.visible_limit
         for ei, element in enumerate(p.pack.elements):
             if element.id in element_ids:
                 problems.append(
@@ -252,6 +255,8 @@ def _prompts(
                         text=prompt.text,
                         reason="general",
                         rule=f"{prompt.id}@{p.pack.version}",
+                        priority=prompt.priority,
+                        source=prompt.source or "",
                     ),
                     frozenset(prompt.incident_types),
                     frozenset(prompt.alerts),

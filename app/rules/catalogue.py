@@ -15,6 +15,7 @@ from app.rules.vocabulary import (
     MARKER_CATEGORIES,
     MARKER_SUBJECTS,
     OPERATORS,
+    PRIORITIES,
 )
 
 
@@ -49,6 +50,8 @@ class PromptInfo(BaseModel):
     incident_types: list[str]
     alerts: list[str]
     qualifiers: list[str] = []
+    priority: int = 2  # 1 ask now, 2 must ask, 3 when there is time (folded)
+    source: str = ""  # where the wording comes from (supervisors, QA)
 
 
 class IncidentTypeInfo(BaseModel):
@@ -102,6 +105,9 @@ class Catalogue(BaseModel):
     alert_rules: list[AlertRuleInfo]
     elements: list[ElementInfo]
     prompts: list[PromptInfo]
+    # What prompt priorities mean, and how many prompts a handler sees unfolded at most.
+    priorities: dict[int, str]
+    visible_limit: int
     incident_types: list[IncidentTypeInfo]
     qualifiers: list[QualifierInfo]
     strands: list[StrandInfo]
@@ -144,6 +150,8 @@ def describe(rules: RuleSet) -> Catalogue:
                         incident_types=list(prompt.incident_types),
                         alerts=list(prompt.alerts),
                         qualifiers=list(prompt.qualifiers),
+                        priority=prompt.priority,
+                        source=prompt.source or "",
                     )
                 )
         elif isinstance(pack, CuePack):
@@ -191,6 +199,8 @@ def describe(rules: RuleSet) -> Catalogue:
             ElementInfo(id=e.id, name=e.name, description=e.description) for e in rules.elements
         ],
         prompts=prompts,
+        priorities=PRIORITIES,
+        visible_limit=rules.visible_limit,
         incident_types=[
             IncidentTypeInfo(id=t.id, name=t.name, advice=rules.advice.get(t.id, []))
             for t in rules.incident_types.values()

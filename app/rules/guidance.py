@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable, Mapping
 from app.rules.errors import RulesError
 from app.rules.facts import PlannedAlert
 from app.rules.ruleset import AdviceItem, IncidentType, Prompt, RuleSet
+from app.rules.vocabulary import ADVICE_KINDS
 
 
 class UnknownIncidentType(RulesError):
@@ -61,11 +62,11 @@ def prompts_for(
     qualifiers: Collection[str] = (),
 ) -> list[Prompt]:
     """General prompts, plus those for the incident type, the call's qualifiers and the
-    alerts raised (a DA rape: the sexual-offence prompts and the DA ones).
+    alerts raised (a DA rape: the sexual-offence prompts and the DA ones), ranked.
 
     `alerts` may be alert kinds ("repeat_victim") or planned alerts, whose kind and tags
-    (marker kinds such as "da_high_risk") both count. Ordered by THRIVE+ element, then pack
-    order; each prompt once.
+    (marker kinds such as "da_high_risk") both count. Each prompt once, ordered by
+    priority, then THRIVE+ element, then pack order; see `rank` for what is folded.
     """
     triggers = _triggers(alerts)
     carried = frozenset(qualifiers)
@@ -80,9 +81,27 @@ def prompts_for(
             chosen.append(prompt.model_copy(update={"reason": "qualifier"}))
         elif keys & triggers:
             chosen.append(prompt.model_copy(update={"reason": "alert"}))
+    return rank(packs, chosen)
+
+
+# Priorities a handler sees unfolded (1 ask now, 2 must ask); 3 is folded.
+SHOWN_PRIORITIES = (1, 2)
+
+
+def rank(packs: RuleSet, prompts: list[Prompt]) -> list[Prompt]:
+    """`prompts` most urgent first (priority, then THRIVE+ element, then pack order), the
+    must-ask ones shown up to the packs' `visible_limit` and the rest folded after them: a
+    handler mid-call reads a short list, and nothing is lost (folded prompts stay offered)."""
     order = {element.id: index for index, element in enumerate(packs.elements)}
-    chosen.sort(key=lambda p: order.get(p.element, len(order)))  # stable: pack order kept
-    return chosen
+    ordered = sorted(prompts, key=lambda p: (p.priority, order.get(p.element, len(order))))
+    shown: list[Prompt] = []
+    folded: list[Prompt] = []
+    for prompt in ordered:
+        if prompt.priority in SHOWN_PRIORITIES and len(shown) < packs.visible_limit:
+            shown.append(prompt.model_copy(update={"folded": False}))
+        else:
+            folded.append(prompt.model_copy(update={"folded": True}))
+    return shown + folded
 
 
 # An alert (kind or tag) that puts crime-prevention advice before preservation advice: near
@@ -96,10 +115,10 @@ def advice_for(
     qualifiers: Collection[str] = (),
     alerts: Iterable[str | PlannedAlert] = (),
 ) -> list[AdviceItem]:
-    """Preservation then prevention advice for an incident type (unknown type: empty), merged
-    with what the call's qualifiers bring (the advice of their incident types, then their
-    own), each item once, in pack order within each kind; prevention first when an alert
-    raised asks for it (`prevention_first`: near repeat)."""
+    """Preservation, prevention, then support advice for an incident type (unknown type:
+    empty), merged with what the call's qualifiers bring (the advice of their incident types,
+    then their own), each item once, in pack order within each kind; prevention first when
+    an alert raised asks for it (`prevention_first`: near repeat)."""
     merged: dict[str, AdviceItem] = {}
     sources: list[str] = [incident_type] if incident_type else []
     for qualifier_id in qualifiers:
@@ -112,10 +131,13 @@ def advice_for(
     for qualifier_id in qualifiers:
         for item in packs.qualifier_advice.get(qualifier_id, ()):
             merged.setdefault(item.id, item)
+    kinds = list(ADVICE_KINDS)
     if PREVENTION_FIRST in _triggers(alerts):
-        return sorted(merged.values(), key=lambda i: i.kind != "prevention")  # stable
-    # Preservation first: it is the time-critical half (the golden hour). Stable sort.
-    return sorted(merged.values(), key=lambda i: 0 if i.kind == "preservation" else 1)
+        kinds.remove("prevention")
+        kinds.insert(0, "prevention")
+    # Preservation first otherwise: it is the time-critical half (the golden hour); support
+    # (medical help, referrals) last. Stable sort: pack order within each kind.
+    return sorted(merged.values(), key=lambda i: kinds.index(i.kind))
 
 
 def check_qualifiers(

@@ -87,6 +87,12 @@ def load_paths(
 
     `max_window_days`: how far back the history lookup reads (HISTORY_HORIZON_DAYS); a rule
     looking further back would silently undercount, so it is refused."""
+    return build(collect(paths, shipped=shipped), now=now, max_window_days=max_window_days)
+
+
+def collect(paths: Sequence[Path], *, shipped: bool = True) -> list[ParsedPack]:
+    """The packs `load_paths` would build from, each validated on its own and with its
+    source map (so `rules check` can point its content checks at lines); PackLoadError."""
     problems: list[Problem] = []
     chosen: dict[str, ParsedPack] = {}
     sources: list[tuple[Path, Literal["shipped", "force"]]] = []
@@ -119,7 +125,7 @@ def load_paths(
             chosen[pack_id] = parsed
     if problems:
         raise PackLoadError(problems)
-    return build(list(chosen.values()), now=now, max_window_days=max_window_days)
+    return list(chosen.values())
 
 
 def load_configured(rules_dir: Path | str | None, max_window_days: int | None = None) -> RuleSet:
@@ -135,6 +141,7 @@ __all__ = [
     "ParsedPack",
     "Problem",
     "build",
+    "collect",
     "load_configured",
     "load_paths",
     "parse_file",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from app.rules.problems import ParsedPack, Problem
 from app.rules.ruleset import AdviceItem, Qualifier, RuleSet
 from app.rules.schema import AdvicePack
+from app.rules.vocabulary import ADVICE_KINDS
 
 
 def qualifier_packs(ruleset: RuleSet, packs: list[ParsedPack], problems: list[Problem]) -> None:
@@ -38,7 +39,7 @@ def qualifier_packs(ruleset: RuleSet, packs: list[ParsedPack], problems: list[Pr
                 strands=strands,
             )
             items = ruleset.qualifier_advice.setdefault(qdef.id, [])
-            for kind in ("preservation", "prevention"):
+            for kind in ADVICE_KINDS:
                 for ai, item in enumerate(getattr(qdef, kind)):
                     if item.id in ruleset.advice_items:
                         problems.append(
@@ -52,7 +53,8 @@ def qualifier_packs(ruleset: RuleSet, packs: list[ParsedPack], problems: list[Pr
                         qualifier=qdef.id,
                         text=item.text,
                         rule=f"{item.id}@{p.pack.version}",
+                        source=item.source or "",
                     )
                     ruleset.advice_items[item.id] = advice_item
                     items.append(advice_item)
-            items.sort(key=lambda i: 0 if i.kind == "preservation" else 1)
+            items.sort(key=lambda i: ADVICE_KINDS.index(i.kind))

@@ -30,6 +30,9 @@ class Prompt(BaseModel):
     # Why it is shown: general, for the incident type, a qualifier, or an alert raised.
     reason: Literal["general", "incident_type", "qualifier", "alert"]
     rule: str  # "<prompt id>@<pack version>"
+    priority: int = 2  # 1 ask now, 2 must ask, 3 when there is time
+    folded: bool = False  # set by the selection: beyond what the handler sees at first
+    source: str = ""  # for supervisors and QA, never the handler's screen
 
 
 class AdviceItem(BaseModel):
@@ -38,11 +41,12 @@ class AdviceItem(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    kind: Literal["preservation", "prevention"]
+    kind: Literal["preservation", "prevention", "support"]
     incident_type: str  # the incident type it belongs to ("" for a qualifier's own item)
     qualifier: str = ""  # the qualifier it belongs to, for a qualifier's own item
     text: str
     rule: str  # "<advice id>@<pack version>"
+    source: str = ""  # for supervisors and QA, never the handler's screen
 
 
 class IncidentType(BaseModel):
@@ -119,6 +123,8 @@ class RuleSet:
     # Prompt id -> the qualifiers that add it (prompts naming none are absent).
     prompt_qualifiers: dict[str, frozenset[str]] = field(default_factory=dict)
     lexicon: Lexicon = field(default_factory=Lexicon)
+    # How many prompts a handler sees unfolded, at most (prompt packs' `visible_limit`).
+    visible_limit: int = 10
     # How far back the alert rules look (days): the history lookup need not fetch older.
     horizon_days: int = 0
     # What near-repeat rules need from the lookup (None: no such rule is enabled).

@@ -27,7 +27,17 @@ from pydantic import (
     model_validator,
 )
 
-from app.rules.vocabulary import Category, Grade, Id, MarkerCategory, Op, Severity, Text
+from app.rules.vocabulary import (
+    Category,
+    Grade,
+    Id,
+    MarkerCategory,
+    Op,
+    Priority,
+    Severity,
+    Source,
+    Text,
+)
 
 
 class Strict(BaseModel):
@@ -212,6 +222,13 @@ class PromptDef(Strict):
     id: Id
     element: Id
     text: Text
+    # 1: ask now (life and safety), 2: must ask, 3: ask when there is time. 1 and 2 are shown
+    # (most urgent first, up to the pack's `visible_limit`); 3 and any overflow are folded.
+    # Omitted: 2, so a force's own prompt is shown unless it says otherwise.
+    priority: Priority = 2
+    # Where the wording comes from (a College of Policing APP page, the Victims' Code...):
+    # shown to supervisors and QA, never on the handler's screen; `rules check` wants one.
+    source: Source | None = None
     incident_types: list[Id] = Field(default_factory=list)
     alerts: list[Id] = Field(default_factory=list)
     # Also added when the call carries one of these qualifiers (domestic_abuse, weapons, ...),
@@ -221,6 +238,8 @@ class PromptDef(Strict):
 
 class PromptPack(PackHeader):
     kind: Literal["prompts"]
+    # How many prompts a handler sees unfolded, at most (a later pack's value wins).
+    visible_limit: int | None = Field(default=None, ge=1, le=100)
     elements: list[Element] = Field(default_factory=list)
     prompts: list[PromptDef] = Field(default_factory=list)
 
@@ -231,6 +250,7 @@ class PromptPack(PackHeader):
 class AdviceDef(Strict):
     id: Id
     text: Text
+    source: Source | None = None  # as PromptDef.source
 
 
 class IncidentTypeDef(Strict):
@@ -242,6 +262,8 @@ class IncidentTypeDef(Strict):
     category: Category | None = None
     preservation: list[AdviceDef] = Field(default_factory=list)
     prevention: list[AdviceDef] = Field(default_factory=list)
+    # Safety, medical help and referral (a SARC, a helpline): neither evidence nor prevention.
+    support: list[AdviceDef] = Field(default_factory=list)
 
 
 class QualifierStrand(Strict):
@@ -262,6 +284,8 @@ class QualifierDef(Strict):
     advice_of: list[Id] = Field(default_factory=list)
     preservation: list[AdviceDef] = Field(default_factory=list)
     prevention: list[AdviceDef] = Field(default_factory=list)
+    # Safety, medical help and referral (a SARC, a helpline): neither evidence nor prevention.
+    support: list[AdviceDef] = Field(default_factory=list)
     strands: list[QualifierStrand] = Field(default_factory=list)
 
 

@@ -14,6 +14,8 @@ from pydantic import StringConstraints
 # plain so they survive in URLs, CSV exports and logs.
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.\-]*$", max_length=80)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+# Where an advice or prompt item's wording comes from (a guidance page, a code, an act).
+Source = Annotated[str, StringConstraints(min_length=3, max_length=300, strip_whitespace=True)]
 
 # The whitelist: facts a condition may read and the operators it may compare with.
 FACTS: dict[str, str] = {
@@ -92,6 +94,16 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     ),
 }
 
+# A prompt's priority: 1 ask now (life and safety), 2 must ask, 3 when there is time.
+Priority = Literal[1, 2, 3]
+PRIORITIES: dict[int, str] = {
+    1: "ask now: life and safety (shown first)",
+    2: "must ask (shown)",
+    3: "ask when there is time (folded)",
+}
+# The kinds of advice an incident type or qualifier lists, in the order a handler reads them
+# (preservation first: the golden hour).
+ADVICE_KINDS = ("preservation", "prevention", "support")
 Op = Literal[">=", ">", "==", "!=", "<=", "<"]
 Severity = Literal["critical", "high", "medium", "low", "info"]
 Category = Literal["crime", "asb", "other"]

@@ -40,6 +40,8 @@ def prompts(
             text=p.text,
             reason=p.reason,
             rule=p.rule,
+            priority=p.priority,
+            folded=p.folded,
         )
         for p in guidance.prompts_for(rules, incident_type, list(alert_keys), qualifiers)
     ]

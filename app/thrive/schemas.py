@@ -111,11 +111,15 @@ class PromptOut(BaseModel):
     reason: str  # general | incident_type | alert: why it is shown
     rule: str  # "<prompt id>@<pack version>"
     answered: bool = False
+    # 1 ask now, 2 must ask, 3 when there is time; folded: listed after the ones shown, behind
+    # "more prompts" on the handler's screen (still offered, and may be answered).
+    priority: int = 2
+    folded: bool = False
 
 
 class AdviceOut(BaseModel):
     id: str
-    kind: str  # preservation | prevention
+    kind: str  # preservation | prevention | support
     text: str
     rule: str
     given: bool = False

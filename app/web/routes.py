@@ -350,8 +350,16 @@ def _qa_labels(resources: Resources) -> dict[str, object]:
     return {
         "incident_types": {t.id: t.name for t in rules.incident_types.values()},
         "elements": {e.id: e.name for e in rules.elements},
-        "advice": {a.id: {"text": a.text, "kind": a.kind} for a in rules.advice_items.values()},
-        "prompts": {p.id: {"text": p.text, "element": p.element_name} for p, _, _ in rules.prompts},
+        # `source`: the guidance each item's wording comes from (QA and supervisors read it;
+        # the handler's screen does not show it).
+        "advice": {
+            a.id: {"text": a.text, "kind": a.kind, "source": a.source}
+            for a in rules.advice_items.values()
+        },
+        "prompts": {
+            p.id: {"text": p.text, "element": p.element_name, "source": p.source}
+            for p, _, _ in rules.prompts
+        },
         "markers": dict(rules.marker_labels),
     }
 

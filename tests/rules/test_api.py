@@ -19,7 +19,7 @@ from app.config import Settings
 from app.main import create_app
 from app.rules.loader import SHIPPED_DIR, PackLoadError
 from tests.conftest import TEST_REDIS_URL, MakeStaff, service_env
-from tests.rules.support import ALERTS_VERSION, shipped_text, write
+from tests.rules.support import ALERTS_VERSION, VERSION, shipped_text, write
 from tests.support.servers import ROOT, ServiceProcess, eventually, free_port
 
 
@@ -139,7 +139,7 @@ async def test_reload_applies_an_edited_pack_and_keeps_the_old_one_when_invalid(
                 "Confirm the repeat-victim check with the caller",
                 "Repeat victim: confirm with caller",
             )
-            .replace('version: "2026.11.1"', 'version: "2026.12.0"')
+            .replace(f'version: "{VERSION}"', 'version: "2026.12.0"')
         )
         write(force, "thrive.yaml", edited)
         reloaded = await http.post("/api/v1/rules/reload", headers=admin)

@@ -27,9 +27,8 @@ ELEMENTS = [
     "preservation",
 ]  # fmt: skip
 DA_PROMPTS = {
-    "da.suspect_present", "da.call_drops", "da.children_adults", "da.history_marac",
-    "da.weapons", "da.substances", "da.orders", "da.communication", "da.verbatim",
-    "da.risk_tool",
+    "da.suspect_present", "da.call_drops", "child.seen_heard", "da.history_marac",
+    "da.weapons", "da.substances", "da.bail_orders", "da.verbatim", "da.risk_tool",
 }  # fmt: skip
 
 
@@ -39,13 +38,21 @@ def ids(items: list) -> list[str]:  # type: ignore[type-arg]
 
 def test_general_prompts_cover_every_element_in_template_order() -> None:
     prompts = prompts_for(SHIPPED, None)
-    assert {p.element for p in prompts} == set(ELEMENTS)
-    order = [ELEMENTS.index(p.element) for p in prompts]
-    assert order == sorted(order)
+    # Prevention and preservation are recorded by the advice ticks, not by a prompt that
+    # repeats them (issue 14).
+    assert {p.element for p in prompts} == set(ELEMENTS) - {"prevention", "preservation"}
+    shown = [p for p in prompts if not p.folded]
+    folded = [p for p in prompts if p.folded]
+    assert prompts == shown + folded  # the must-ask ones first
+    for part in (shown, folded):
+        order = [(p.priority, ELEMENTS.index(p.element)) for p in part]
+        assert order == sorted(order)
+    assert {p.priority for p in shown} <= {1, 2} and {p.priority for p in folded} == {3}
     assert all(p.reason == "general" for p in prompts)
     assert not DA_PROMPTS & set(ids(prompts))
     threat = next(p for p in prompts if p.id == "threat.where_who")
     assert threat.element_name == "Threat" and threat.rule == f"threat.where_who@{VERSION}"
+    assert prompts[0] == threat and threat.priority == 1 and threat.source
 
 
 def test_burglary_gives_preservation_and_prevention_advice() -> None:
@@ -156,7 +163,7 @@ def test_edited_prompt_pack_changes_prompts(tmp_path: Path) -> None:
     text = shipped_text("thrive.yaml").replace(
         "Confirm the repeat-victim check with the caller", "ASK: repeat-victim check"
     )
-    rules = with_override(tmp_path, "thrive.yaml", text.replace("2026.11.1", "2026.12.0"))
+    rules = with_override(tmp_path, "thrive.yaml", text.replace(VERSION, "2026.12.0"))
     [prompt] = [p for p in prompts_for(rules, None, ["repeat_victim"]) if p.reason == "alert"]
     assert prompt.text.startswith("ASK: repeat-victim check")
     assert prompt.rule == "alert.repeat_victim@2026.12.0"

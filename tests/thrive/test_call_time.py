@@ -35,7 +35,8 @@ BURGLARY_PRESERVATION = {
     "burglary.cover_outside",
     "burglary.keep_off_floors",
 }
-DA_PROMPTS = {"da.suspect_present", "da.children_adults", "da.history_marac", "da.weapons"}
+# Issue 14 merged the DA children question into child.seen_heard (shared with child_involved).
+DA_PROMPTS = {"da.suspect_present", "child.seen_heard", "da.history_marac", "da.weapons"}
 
 
 async def _count(app: FastAPI, model: type, *where: object) -> int:

@@ -45,6 +45,15 @@ async def test_ticking_domestic_abuse_merges_its_prompts_with_the_incident_types
 
         await page.check('#qualifiers input[data-qualifier="domestic_abuse"]')
         await expect(page.locator("#prompt-da\\.suspect_present")).to_be_visible()
+        # Issue 14: the must-ask prompts are shown; the rest are folded behind "More prompts"
+        # and stay tickable once opened.
+        folded = page.locator("#prompt-da\\.substances")
+        await expect(folded).to_be_hidden()
+        await expect(page.locator("#prompts input[type=checkbox]")).to_have_count(10)
+        await page.click("#prompts-more summary")
+        await expect(folded).to_be_visible()
+        await page.click("#prompts-more summary")
+        await expect(folded).to_be_hidden()
         await expect(page.locator('[data-advice-id="sexual.avoid_washing"]')).to_be_visible()
         await expect(page.locator('[data-advice-id="da.keep_messages"]')).to_be_visible()
         await expect_saved(page)

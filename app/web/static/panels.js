@@ -8,6 +8,7 @@ import {
   setText,
 } from "./dom.js";
 import { ENDED } from "./handler_calls.js";
+import { foldedList, splitFolded } from "./prompts_fold.js";
 
 // Redraw a panel only when what it shows changed: a redraw loses the keyboard focus inside it.
 function unchanged(el, ...parts) {
@@ -209,13 +210,20 @@ export function renderThrive(screen, { current, tick }) {
   select.dataset.callId = String(current);
   const prompts = screen ? screen.thrive.prompts : [];
   $("prompts-empty").hidden = prompts.length > 0;
+  const { shown, folded } = splitFolded(prompts);
+  renderPromptGroups($("prompts"), shown, screen, tick);
+  renderPromptGroups(foldedList(folded.length), folded, screen, tick);
+}
+
+// Prompts grouped under their THRIVE+ element, in the order given, each with its tick box.
+function renderPromptGroups(list, prompts, screen, tick) {
   const byElement = new Map();
   for (const p of prompts) {
     if (!byElement.has(p.element)) byElement.set(p.element, []);
     byElement.get(p.element).push(p);
   }
   const groups = [...byElement.entries()].map(([element, items]) => ({ element, items }));
-  keyed($("prompts"), groups, (g) => g.element, (g) => h("li", { class: "prompt-group" },
+  keyed(list, groups, (g) => g.element, (g) => h("li", { class: "prompt-group" },
     h("h3", {}, humanise(g.element)), h("ul", { class: "prompt-items" })), (el, g) => {
     keyed(el.querySelector(".prompt-items"), g.items, (p) => p.id, (p) => {
       const box = h("input", { type: "checkbox", id: `prompt-${p.id}`, value: p.id });

@@ -13,14 +13,19 @@ function facts(pairs) {
   return h("dl", { class: "facts" }, pairs.filter(Boolean).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
+// An item's words and, for the reviewer, the guidance they come from (issue 14).
+function sourced(text, source) {
+  return source ? h("span", {}, text, " ", h("span", { class: "muted small item-source" }, `(source: ${source})`)) : text;
+}
+
 function advice(labels, id) {
   const item = (labels.advice || {})[id];
-  return item ? item.text : humanise(id);
+  return item ? sourced(item.text, item.source) : humanise(id);
 }
 
 function prompt(labels, id) {
   const item = (labels.prompts || {})[id];
-  return item ? `${item.element}: ${item.text}` : humanise(id);
+  return item ? sourced(`${item.element}: ${item.text}`, item.source) : humanise(id);
 }
 
 function incident(labels, id) {
