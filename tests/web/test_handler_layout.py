@@ -26,6 +26,7 @@ from app.auth.models import Role
 from app.config import Settings
 from tests.conftest import MakeStaff
 from tests.support.servers import ServiceProcess
+from tests.web.qa_support import assert_accessible
 from tests.web.support import QUIET_NUMBER, Telephony, login, screenshot_path, seed_repeat_victim
 
 LiveService = Callable[..., ServiceProcess]
@@ -118,6 +119,7 @@ async def test_a_ringing_call_its_alerts_and_caller_fit_at_both_sizes(
                      return t.clientHeight / line; })"""
             )
             assert min(heights) >= 2.5, (size, heights)
+            await assert_accessible(page, f"handler ringing at {size}")
         assert errors == []
     finally:
         await phone.close()
@@ -239,10 +241,12 @@ async def test_a_second_call_mid_call_rings_beside_it_and_the_tone_can_be_muted(
         page = await login(browser_context, service.url, token, "/handler")
         errors = watch_errors(page)
         puts: list[str] = []
-        page.on(
-            "request",
-            lambda r: puts.append(r.url) if r.method == "PUT" and "incident-type" in r.url else None,
-        )
+
+        def record(request: Request) -> None:
+            if request.method == "PUT" and "incident-type" in request.url:
+                puts.append(request.url)
+
+        page.on("request", record)
         card = page.locator("#call-card")
         first = await phone.ring("two-1", "H1", QUIET_NUMBER)
         await expect(card).to_have_attribute("data-state", "ringing")
@@ -276,6 +280,7 @@ async def test_a_second_call_mid_call_rings_beside_it_and_the_tone_can_be_muted(
         await expect(page.locator("#narrative")).to_be_focused()
         await expect(page.locator("#narrative")).to_have_value("Neighbour shouting")
         await page.screenshot(path=str(screenshot_path("handler-second-call.png")))
+        await assert_accessible(page, "handler on a call, a second one ringing")
 
         # Muted with Alt+M, remembered across a reload.
         await page.keyboard.press("Alt+M")
@@ -297,6 +302,7 @@ async def test_a_second_call_mid_call_rings_beside_it_and_the_tone_can_be_muted(
         dialog = page.locator("#keys")
         await expect(dialog).to_be_visible()
         await expect(dialog).to_contain_text("Alt+G")
+        await assert_accessible(page, "handler, the keys dialog open")
         await page.keyboard.press("Escape")
         await expect(dialog).to_be_hidden()
         assert len(puts) == 1, puts  # one choice, one change (leaving the list added none)
