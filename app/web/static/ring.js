@@ -95,7 +95,8 @@ export function createRinger({ button, announcer }) {
     set(isRinging) {
       if (isRinging === ringing) return;
       ringing = isRinging;
-      sound();
+      // After this task: the ring's alerts are drawn (and painted) before any audio is set up.
+      window.setTimeout(sound, 0);
     },
     // Read out now (the same words twice are read twice: the region is emptied first).
     announce(text) {
