@@ -24,7 +24,9 @@ export const SHORTCUTS = [
   { code: null, keys: "?", action: null, what: "This list (when not typing in a box)" },
 ];
 
-const typing = (el) => el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+// Where `?` is a character being typed (a text box), not a request for the list.
+const typing = (el) => Boolean(el) && (el.isContentEditable || /^(TEXTAREA|SELECT)$/.test(el.tagName)
+  || (el.tagName === "INPUT" && !/^(checkbox|radio|button|submit|reset)$/.test(el.type)));
 
 // Focus `el` (made focusable if it is a heading or a region), showing it in its column.
 export function focusOn(el, { block = "nearest" } = {}) {
