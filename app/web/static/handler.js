@@ -96,7 +96,7 @@ function onMessage(message) {
     // the handler is on another call: then it rings beside it (choose()).
     if (!wasActive && isActive(screen)) {
       arrived = callId;
-      announceRing(screen);
+      if (screen.call.state === "ringing") announceRing(screen); // not a resumed answered one
     }
     if (!screen.loaded && state !== ENDED) loadScreen(callId);
   } else if (type === "alert.raised") {
