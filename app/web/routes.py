@@ -28,6 +28,7 @@ from app.realtime import revocation
 from app.realtime.envelope import now_iso
 from app.resources import Resources
 from app.thrive.schemas import Element, Grade
+from app.thrive.validation import GRADE_ORDER, SUGGESTED_GRADE_BY_SEVERITY
 from app.web import screens
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ class _Catalogue(TypedDict):
     incident_types: list[dict[str, str]]
     qualifiers: list[_QualifierOption]
     elements: list[dict[str, str]]
-    labels: dict[str, dict[str, str]]
+    labels: dict[str, object]
     grades: list[dict[str, str]]
 
 
@@ -219,9 +220,15 @@ def _catalogue(resources: Resources) -> _Catalogue:
         {"id": e.value, "name": names.get(e.value) or e.value.replace("_", " ").title()}
         for e in Element
     ]
-    labels = {
+    labels: dict[str, object] = {
         "incident_types": {t["id"]: t["name"] for t in incident_types},
         "markers": dict(rules.marker_labels),
+        # The service's own suggested-grade rule, for the page to show it from the ring on
+        # (the same tables the submission is checked against: no second copy in the page).
+        "grading": {
+            "by_severity": {k: g.value for k, g in SUGGESTED_GRADE_BY_SEVERITY.items()},
+            "order": [g.value for g in GRADE_ORDER],
+        },
     }
     return {
         "incident_types": sorted(incident_types, key=lambda t: t["name"]),

@@ -439,7 +439,16 @@ async def test_an_untouched_form_is_refused_beside_each_field_then_accepted(
             await expect(slot).to_have_class(re.compile(r"field-error"))
             await expect(slot).to_be_visible()
             if reason is not None:
-                await expect(slot).to_contain_text(reason)
+                # As a sentence beside its field (issue 15): capitalised, in plain words.
+                await expect(slot).to_contain_text(reason, ignore_case=True)
+            text = await slot.inner_text()
+            assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), f"an internal id: {text}"
+        # Said once: the status counts the problems (read out: role=alert), the reasons are
+        # beside their fields only.
+        await expect(status).to_have_attribute("role", "alert")
+        await expect(status).to_contain_text(f"{len(problems)} problems to fix")
+        said = await status.inner_text()
+        assert not any(r and r.lower() in said.lower() for _, r in problems), said
         # Nothing else is marked.
         assert await page.locator("[aria-invalid=true]").count() == len(
             {field_selector(f) for f, _ in problems}

@@ -112,7 +112,9 @@ async def test_ring_shows_alert_card_with_evidence(
         await expect(risk.locator(".reasons")).to_contain_text(
             re.compile(r"Drew Webtest \(partner, \d+\) has an active domestic abuse high-risk")
         )
-        # Each prior contact with its date and type, behind a disclosure.
+        # Each prior contact with its date and type, behind a disclosure inside the folded
+        # evidence (issue 15: the alerts of a ringing call fit on the screen together).
+        await alert.locator(".evidence-details > summary").click()
         await alert.locator(".evidence-records summary").click()
         evidence = alert.locator(".evidence li")
         await expect(evidence).to_have_count(len(seeded.contact_ids))

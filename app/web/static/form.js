@@ -133,6 +133,14 @@ function targetOf(field) {
   return null;
 }
 
+// The service's reasons are written to follow a field's name ("choose a grade"): beside the
+// field they stand alone, as a sentence.
+export function sentence(reason) {
+  const text = String(reason || "").trim();
+  if (!text) return "";
+  return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".");
+}
+
 const slug = (field) => "err-" + field.replace(/[^a-z0-9]+/gi, "-");
 
 // Show `problems` beside their fields (aria-invalid + aria-describedby); clear the others.
@@ -156,11 +164,11 @@ export function showProblems(problems) {
     let slot = document.getElementById(id);
     if (!slot) {
       slot = h("p", { class: "field-error", id, "data-field": problem.field });
-      const anchor = target.closest(".element") || target;
+      const anchor = target.closest(".element, .grade-line") || target;
       if (target.id === "elements") target.querySelector("legend").after(slot);
       else anchor.after(slot);
     }
-    slot.append(h("span", { "aria-hidden": "true" }, "\u26A0 "), problem.reason, " ");
+    slot.append(h("span", { "aria-hidden": "true" }, "\u26A0 "), sentence(problem.reason), " ");
     target.setAttribute("aria-invalid", "true");
     const ids = (target.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
     if (!ids.includes(id)) target.setAttribute("aria-describedby", [...ids, id].join(" "));

@@ -10,17 +10,20 @@
 
 import { acknowledge, acknowledgedIn, raisedIn } from "./alerts.js";
 import { api } from "./api.js";
-import { $, humanise, runClocks } from "./dom.js";
+import { $, callerText, humanise, runClocks } from "./dom.js";
 import { assessmentOf, formOf, readForm } from "./form.js";
 import {
   ENDED, applyAlert, applyCall, applyCue, applyScreen, applyThrive, chooseCurrent, desk, isActive,
-  screenFor, shown,
+  onCall, screenFor, shown,
 } from "./handler_calls.js";
+import { bindKeys, focusOn } from "./handler_keys.js";
 import { createView } from "./handler_view.js";
 import { createWrites } from "./handler_writes.js";
 import { mountIdentify } from "./identify.js";
+import { bindIncident } from "./incident.js";
 import { LiveFeed } from "./live.js";
 import { bindQualifiers } from "./qualifiers.js";
+import { createRinger } from "./ring.js";
 
 const root = $("handler");
 desk.me = root.dataset.staff;
@@ -33,8 +36,17 @@ const names = {
   marker: (kind) => (labels.markers || {})[kind] || humanise(kind),
 };
 
+const ringer = createRinger({ button: $("ring-mute"), announcer: $("ring-announce") });
+
 const writes = createWrites({
   settled: () => { choose(); view.render(); },
+  submitted: (callId) => {
+    // The confirmation is where the handler looks next (it is read out too).
+    const focus = document.activeElement;
+    if (callId === desk.current && (!focus || focus === document.body || $("assessment").contains(focus))) {
+      focusOn($("assessment-status"));
+    }
+  },
   render: () => view.render(),
   renderWrites: () => view.renderWrites(),
 });
@@ -48,6 +60,8 @@ const identify = mountIdentify({
 const view = createView({
   writes,
   names,
+  grading: labels.grading || {},
+  ringer,
   identify,
   actions: { acknowledge: acknowledgeAlert, tick, pick, resolveConflict },
 });
@@ -78,8 +92,12 @@ function onMessage(message) {
     const state = type.slice(5);
     const wasActive = isActive(screen);
     applyCall(callId, { ...data, state: data.state || state });
-    // A call new at this desk takes the main view at once (the ring -> screen path).
-    if (!wasActive && isActive(screen)) arrived = callId;
+    // A call new at this desk takes the main view at once (the ring -> screen path), unless
+    // the handler is on another call: then it rings beside it (choose()).
+    if (!wasActive && isActive(screen)) {
+      arrived = callId;
+      if (screen.call.state === "ringing") announceRing(screen); // not a resumed answered one
+    }
     if (!screen.loaded && state !== ENDED) loadScreen(callId);
   } else if (type === "alert.raised") {
     raisedIn(data).forEach((a) => applyAlert(callId, a));
@@ -154,8 +172,42 @@ async function snapshot() {
 async function acknowledgeAlert(callId, alertId, button) {
   const alert = await acknowledge(alertId, button);
   if (!alert) return;
+  const hadFocus = document.activeElement === button || document.activeElement === document.body;
   applyAlert(callId, alert);
   render();
+  // The button is gone: the focus goes to the next alert to acknowledge, else stays on this
+  // alert (its "Acknowledged by" line is read out), never to the page's body.
+  if (hadFocus && !nextToAcknowledge()) {
+    focusOn(document.querySelector(`#handler li.alert[data-alert-id="${alertId}"]`));
+  }
+}
+
+// The next alert's Acknowledge button (officer safety first, as the page lists them), focused.
+function nextToAcknowledge() {
+  const button = [...document.querySelectorAll("#officer-safety-alerts button.ack, #alerts button.ack")]
+    .find((b) => !b.hidden && !b.disabled);
+  return button ? focusOn(button) : false;
+}
+
+// Read out as the call rings at this desk: a second call while the handler is on one is said
+// as clearly as the first (the same assertive region), with the key that shows it.
+function announceRing(screen) {
+  const call = screen.call;
+  const on = shown();
+  const busy = onCall(on, call.id);
+  const where = [call.called && `line ${call.called}`, call.queue && `${call.queue} queue`].filter(Boolean);
+  const what = `call ${call.id} from ${callerText(call)}${where.length ? ", " + where.join(", ") : ""}`;
+  ringer.announce(busy
+    ? `Second call ringing while you are on call ${on.call.id}: ${what}. Alt+R shows it.`
+    : `Call ringing: ${what}.`);
+}
+
+// The first call ringing at this desk that is not on screen, shown (Alt+R, or its banner).
+function showRinging() {
+  const other = [...desk.screens.values()].find((s) => isActive(s) && s.call.state === "ringing"
+    && s.call.id !== desk.current);
+  if (other) pick(other.call.id);
+  else focusOn($("call-card"));
 }
 
 function tick(kind, id, on) {
@@ -191,10 +243,9 @@ function resolveConflict(screen, load) {
   render();
 }
 
-$("incident-type").addEventListener("change", (event) => {
+bindIncident($("incident-type"), (value) => {
   const screen = shown();
-  const value = event.target.value;
-  if (!screen || !value) return;
+  if (!screen || !value || value === screen.thrive.incident_type) return;
   screen.thrive.incident_type = value;
   delete screen.refusals.incident;
   writes.writeIncident(screen.call.id, value);
@@ -223,6 +274,7 @@ function formEdited() {
   screen.form = readForm($("assessment"));
   screen.formDirty = true;
   writes.formEdited(screen.call.id);
+  view.renderSuggestion(); // a grade below the suggestion asks for a reason at once
 }
 $("assessment").addEventListener("input", formEdited);
 $("assessment").addEventListener("change", formEdited);
@@ -266,6 +318,22 @@ document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "hidden") writes.flushEdits();
 });
 window.addEventListener("online", () => writes.queue.retryNow());
+
+bindKeys({
+  call: () => focusOn($("call-card")),
+  ringing: showRinging,
+  acknowledge: () => nextToAcknowledge() || focusOn($("alerts-h")),
+  narrative: () => focusOn($("narrative").disabled ? $("narrative-h") : $("narrative")),
+  incident: () => focusOn($("incident-type")),
+  advice: () => focusOn(document.querySelector("#advice input[type=checkbox]") || $("incident-type")),
+  prompts: () => focusOn(document.querySelector("#prompts input[type=checkbox]") || $("prompts-h")),
+  assessment: () => {
+    $("assessment-h").scrollIntoView({ block: "start" });
+    focusOn($("grade"));
+  },
+  link: () => focusOn($("identify-q").disabled ? $("identify-h") : $("identify-q")),
+  mute: () => ringer.toggle(),
+});
 
 runClocks("#call-wait, #call-duration");
 

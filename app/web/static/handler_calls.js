@@ -155,14 +155,20 @@ export function applyScreen(data, pendingFor) {
   return screen;
 }
 
-// The call on screen: the pinned one; a call new at this desk (`arrived`); else the one
+// The handler is talking on `screen` (answered, at this desk): a call arriving then rings
+// beside it (the page shows and announces it) and never takes the screen from under them.
+export const onCall = (screen, arrived) => Boolean(screen) && screen.call.id !== arrived
+  && isActive(screen) && ["answered", "transferred"].includes(screen.call.state);
+
+// The call on screen: the pinned one; a call new at this desk (`arrived`, unless the handler
+// is on a call); else the one
 // chosen or still in progress or in wrap-up; else the newest active call, then the oldest
 // wrap-up. Returns the call that left the screen (its edits are due now), or null.
 export function chooseCurrent(arrived = null) {
   const before = desk.current;
   if (desk.pinned) {
     desk.current = desk.pinned;
-  } else if (arrived !== null) {
+  } else if (arrived !== null && !onCall(desk.screens.get(desk.current), arrived)) {
     desk.current = arrived;
     desk.picked = null;
   } else {

@@ -3,18 +3,20 @@
 // each area with the connection badge. What the handler clicks goes to `actions`.
 
 import { $, callerText, h, humanise, keyed, replaceChildren, setText, time } from "./dom.js";
-import { blankForm, showProblems, writeForm } from "./form.js";
+import { blankForm, sentence, showProblems, writeForm } from "./form.js";
 import { ENDED, desk, isActive, isWrapUp, mine, shown } from "./handler_calls.js";
+import { renderSuggestion } from "./grading.js";
 import { bindStatus } from "./live.js";
 import {
-  renderAdvice, renderAlerts, renderCallCard, renderCues, renderHousehold, renderThrive,
+  renderAdvice, renderAlerts, renderCallCard, renderCues, renderHousehold, renderOtherRinging, renderThrive,
 } from "./panels.js";
 import { renderQualifiers } from "./qualifiers.js";
 
 // writes: handler_writes.js; names: the packs' words for incident types and markers;
+// grading: the suggested-grade tables (grading.js); ringer: the ring tone (ring.js);
 // actions: acknowledge(callId, alertId, button), tick(kind, id, on), pick(callId),
 // resolveConflict(screen, load); identify: the Find and link panel (identify.js).
-export function createView({ writes, names, identify, actions }) {
+export function createView({ writes, names, grading, ringer, identify, actions }) {
   const baseTitle = document.title;
   let feedStatus = "connecting";
   const showBadge = bindStatus($("conn"), $("main"));
@@ -32,8 +34,10 @@ export function createView({ writes, names, identify, actions }) {
     const screen = shown();
     renderCallList();
     // A ringing call shows in the tab's title too (the window may be behind another).
-    const ringing = [...desk.screens.values()].some((s) => s.call.state === "ringing" && mine(s));
-    document.title = ringing ? `\u260E Ringing \u00B7 ${baseTitle}` : baseTitle;
+    const ringingCalls = [...desk.screens.values()].filter((s) => s.call.state === "ringing" && isActive(s));
+    document.title = ringingCalls.length ? `\u260E Ringing \u00B7 ${baseTitle}` : baseTitle;
+    ringer.set(ringingCalls.length > 0);
+    renderOtherRinging(ringingCalls.filter((s) => s !== screen), { pick: actions.pick });
     document.body.dataset.hasCall = screen ? "yes" : "no";
     renderCallCard(screen, { me: desk.me, pinned: desk.pinned, wrapUp: Boolean(screen && isWrapUp(screen)) });
     renderAlerts(screen, { names, acknowledge: actions.acknowledge });
@@ -45,6 +49,7 @@ export function createView({ writes, names, identify, actions }) {
     renderCues(screen);
     renderNarrative(screen);
     renderAssessment(screen);
+    renderSuggestion(screen, grading);
     renderWrites();
   }
 
@@ -95,7 +100,8 @@ export function createView({ writes, names, identify, actions }) {
     setText(defer, screen && screen.deferred ? "Take back the deferral" : "Defer assessment");
     defer.setAttribute("aria-pressed", screen && screen.deferred ? "true" : "false");
     form.dataset.callId = id ?? "";
-    form.dataset.loose = loose.map((p) => p.reason).join(" ");
+    form.dataset.loose = loose.map((p) => sentence(p.reason)).join(" ");
+    form.dataset.looseCount = String(loose.length);
   }
 
   // The "Not saved" lines of each area, the conflict choice of the draft, the badge.
@@ -144,7 +150,10 @@ export function createView({ writes, names, identify, actions }) {
     } else if (screen && screen.refusals.assessment) {
       delete status.dataset.version;
       const loose = $("assessment").dataset.loose;
-      line(status, `${screen.refusals.assessment}${screen.problems.length ? ": see the problems marked beside the fields" : ""}${loose ? `. ${loose}` : ""}`, "error");
+      const placed = screen.problems.length - Number($("assessment").dataset.looseCount || 0);
+      const parts = [placed ? `${placed} problem${placed === 1 ? "" : "s"} to fix, each marked beside its field` : "", loose]
+        .filter(Boolean);
+      line(status, `${screen.refusals.assessment}: ${parts.join(". ")}`.replace(/([^.])$/, "$1."), "error");
     } else if (screen && screen.assessment) {
       const a = screen.assessment;
       status.dataset.version = a.version;
@@ -158,6 +167,7 @@ export function createView({ writes, names, identify, actions }) {
   return {
     render,
     renderWrites,
+    renderSuggestion: () => renderSuggestion(shown(), grading),
     feedStatus(status) {
       feedStatus = status;
       renderBadge();

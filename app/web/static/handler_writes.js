@@ -14,7 +14,8 @@ const callPath = (callId, tail) => `/api/v1/calls/${callId}/${tail}`;
 const same = (kind, callId) => (e) => e.kind === kind && e.callId === callId;
 
 // hooks: settled() after a confirmed write (the call on screen may change, then a redraw),
-// render() and renderWrites() (the "Not saved" lines and the badge only).
+// submitted(callId) after an assessment is filed, render() and renderWrites() (the "Not
+// saved" lines and the badge only).
 export function createWrites(hooks) {
   const queue = new WriteQueue({
     storageKey: `firstcontact.writes.${desk.me}`,
@@ -33,13 +34,16 @@ export function createWrites(hooks) {
         screen.problems = [];
       }
       hooks.settled();
+      if (entry.kind === "assessment" && hooks.submitted) hooks.submitted(entry.callId);
     },
     onRefused(entry, err) {
       const screen = screenFor(entry.callId);
       const why = err.explain ? err.explain() : err.message;
       if (entry.kind === "assessment") {
+        // The reasons go beside their fields (problemsOf); the status line counts them, so
+        // nothing is said twice.
         screen.problems = problemsOf(err);
-        screen.refusals.assessment = `Not submitted: ${err.message}`;
+        screen.refusals.assessment = "Not submitted";
         if (entry.callId === desk.current) {
           hooks.render();
           // Take the handler to the first problem (its reason is read out with it).

@@ -37,7 +37,8 @@ export function renderCallCard(screen, { me, pinned, wrapUp }) {
       h("span", { class: `call-state call-state-${call.state}` },
         h("span", { "aria-hidden": "true" }, call.state === ENDED ? "\u25A0 " : "\u260E "), stateWord,
         wrapUp ? h("span", { class: "wrap-up-note" }, " \u00B7 wrap-up: assessment due") : null),
-      h("span", { class: "call-id" }, `Call ${call.id}`)),
+      h("span", { class: "call-id" }, `Call ${call.id}`,
+        pinned ? null : [" \u00B7 ", h("a", { href: `/handler/calls/${call.id}` }, "own page")])),
     h("dl", { class: "facts" },
       h("dt", {}, "Caller"),
       h("dd", { id: "caller-number", class: withheld ? "withheld" : "" }, callerText(call)),
@@ -49,8 +50,28 @@ export function renderCallCard(screen, { me, pinned, wrapUp }) {
       call.handler_id && call.handler_id !== me ? [h("dt", {}, "Now with"), h("dd", {}, call.handler_id)] : null,
       call.answered_at ? h("dt", {}, "On call") : null,
       call.answered_at ? h("dd", { id: "call-duration", "data-from": call.answered_at, "data-to": call.ended_at || "" },
-        duration(call.answered_at, call.ended_at)) : null),
-    pinned ? null : h("p", { class: "small" }, h("a", { href: `/handler/calls/${call.id}` }, "Open this call on its own page")));
+        duration(call.answered_at, call.ended_at)) : null));
+}
+
+// Calls ringing at this desk that are not on screen (a second call while the handler is on
+// one): as plain to see as the first, with the key that shows them.
+export function renderOtherRinging(screens, { pick }) {
+  const box = $("other-ringing");
+  box.hidden = screens.length === 0;
+  keyed(box, screens, (s) => s.call.id, (s) => {
+    const show = h("button", { type: "button", class: "show-ringing", "aria-keyshortcuts": "Alt+R" }, "Show it (Alt+R)");
+    show.addEventListener("click", () => pick(s.call.id));
+    return h("div", { class: "ringing-row" }, h("p", { class: "ringing-text" }), show);
+  }, (el, s) => {
+    el.dataset.callId = s.call.id;
+    const { call } = s;
+    const alerts = [...s.alerts.values()];
+    const serious = alerts.filter((a) => ["critical", "high"].includes(a.severity)).length;
+    replaceChildren(el.querySelector(".ringing-text"),
+      h("span", { "aria-hidden": "true" }, "\u260E "), h("strong", {}, "Another call is ringing: "),
+      `Call ${call.id} \u00B7 ${callerText(call)} \u00B7 ${[call.called, call.queue].filter(Boolean).join(" ")}`,
+      alerts.length ? ` \u00B7 ${alerts.length} alert${alerts.length === 1 ? "" : "s"}${serious ? `, ${serious} high or critical` : ""}` : "");
+  });
 }
 
 function evidenceIndex(context) {
@@ -89,14 +110,15 @@ function evidenceItem(id, index, names) {
 export function evidenceParts(a, index, names) {
   const lines = a.evidence_lines || [];
   const ids = a.evidence || [];
-  if (!lines.length && !ids.length) return [];
-  return [
-    h("span", { class: "evidence-label" }, "Evidence:"),
+  if (!lines.length && !ids.length) return null;
+  // Folded: the reasons above already say what was found, and a ringing call's alerts must
+  // fit on the screen together (issue 15); one click or Enter opens it.
+  return h("details", { class: "evidence-details" },
+    h("summary", {}, `Evidence (${lines.length || ids.length})`),
     lines.length ? h("ul", { class: "evidence-summary" }, lines.map((line) => h("li", {}, line))) : null,
     ids.length ? h("details", { class: "evidence-records", open: !lines.length },
       h("summary", {}, `Each record (${ids.length})`),
-      h("ul", { class: "evidence" }, ids.map((id) => evidenceItem(id, index, names)))) : null,
-  ];
+      h("ul", { class: "evidence" }, ids.map((id) => evidenceItem(id, index, names)))) : null);
 }
 
 export function renderAlerts(screen, { names, acknowledge }) {
