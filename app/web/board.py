@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import Role, Staff
@@ -29,6 +29,7 @@ BOARD_LIMIT = 500
 # Ended calls stay on the board this long when they still need a look.
 RECENT_WINDOW = timedelta(minutes=60)
 RECENT_LIMIT = 200
+ABANDONED_LIMIT = 2000
 ON_A_CALL = ("answered", "transferred")
 
 
@@ -45,6 +46,11 @@ def _summary(alerts: Sequence[Alert]) -> dict[str, object]:
     }
 
 
+async def _pairs(session: AsyncSession, query: Select[int, Any]) -> dict[int, Any]:
+    """A two-column query as call id -> value."""
+    return {row[0]: row[1] for row in await session.execute(query)}
+
+
 async def _rows(session: AsyncSession, calls: Sequence[Call]) -> list[dict[str, Any]]:
     """The calls as board rows, with their alerts, THRIVE+ state, cue counts and grade."""
     ids = [c.id for c in calls]
@@ -57,23 +63,15 @@ async def _rows(session: AsyncSession, calls: Sequence[Call]) -> list[dict[str, 
         alerts[alert.call_id].append(alert)
     every = [a for found in alerts.values() for a in found]
     acks = await history_alerts.acknowledgements_of(session, (a.id for a in every))
-    types = dict(
-        (
-            await session.execute(
-                select(CallThrive.call_id, CallThrive.incident_type).where(
-                    CallThrive.call_id.in_(ids)
-                )
-            )
-        ).tuples()
+    types = await _pairs(
+        session,
+        select(CallThrive.call_id, CallThrive.incident_type).where(CallThrive.call_id.in_(ids)),
     )
-    cues = dict(
-        (
-            await session.execute(
-                select(CallCue.call_id, func.count())
-                .where(CallCue.call_id.in_(ids))
-                .group_by(CallCue.call_id)
-            )
-        ).tuples()
+    cues = await _pairs(
+        session,
+        select(CallCue.call_id, func.count())
+        .where(CallCue.call_id.in_(ids))
+        .group_by(CallCue.call_id),
     )
     latest = (
         select(Assessment.call_id, func.max(Assessment.version).label("version"))
@@ -81,16 +79,12 @@ async def _rows(session: AsyncSession, calls: Sequence[Call]) -> list[dict[str, 
         .group_by(Assessment.call_id)
         .subquery()
     )
-    grades = dict(
-        (
-            await session.execute(
-                select(Assessment.call_id, Assessment.grade).join(
-                    latest,
-                    (latest.c.call_id == Assessment.call_id)
-                    & (latest.c.version == Assessment.version),
-                )
-            )
-        ).tuples()
+    grades = await _pairs(
+        session,
+        select(Assessment.call_id, Assessment.grade).join(
+            latest,
+            (latest.c.call_id == Assessment.call_id) & (latest.c.version == Assessment.version),
+        ),
     )
     out = []
     for call in calls:
@@ -121,13 +115,20 @@ async def _counters(session: AsyncSession, now: datetime) -> dict[str, object]:
             select(func.count(), func.min(Call.offered_at)).where(Call.state == "offered")
         )
     ).one()
-    abandoned = await session.scalar(
-        select(func.count()).where(
-            Call.state == "ended",
-            Call.answered_at.is_(None),
-            Call.ended_at >= now - RECENT_WINDOW,
+    # Each abandoned call of the last hour (not only a count): the page drops them from its
+    # counter as they pass the hour, and adds those that end while it watches.
+    abandoned = (
+        await session.execute(
+            select(Call.id, Call.ended_at)
+            .where(
+                Call.state == "ended",
+                Call.answered_at.is_(None),
+                Call.ended_at >= now - RECENT_WINDOW,
+            )
+            .order_by(Call.ended_at.desc())
+            .limit(ABANDONED_LIMIT)
         )
-    )
+    ).all()
     oldest: datetime | None = waiting[1]
     return {
         "waiting": int(waiting[0]),
@@ -135,7 +136,8 @@ async def _counters(session: AsyncSession, now: datetime) -> dict[str, object]:
             max(0, int((now - oldest).total_seconds())) if oldest is not None else 0
         ),
         "oldest_waiting_since": oldest,
-        "abandoned_last_hour": int(abandoned or 0),
+        "abandoned_last_hour": len(abandoned),
+        "abandoned": [{"id": row[0], "ended_at": row[1]} for row in abandoned],
     }
 
 
