@@ -46,13 +46,13 @@ export const acknowledgedIn = (data) => data.alert || data;
 
 export const alertTitle = (a) => a.title || humanise(a.kind);
 
-const SIDE_WORD = { handler: "Handler", supervisor: "Supervisor" };
+const SIDE_WORD = { handler: "handler", supervisor: "supervisor" };
 
 // "✔ Handler H1 at 10:00:01" for each acknowledgement of the side, or null.
 function sideText(a, side) {
   const acks = acksOn(a, side);
   if (!acks.length) return null;
-  return acks.map((ack) => `\u2714 ${SIDE_WORD[side]}${ack.staff_id ? " " + ack.staff_id : ""} acknowledged at ${time(ack.acknowledged_at)}`).join("; ");
+  return acks.map((ack) => `\u2714 Acknowledged${ack.staff_id ? " by " + ack.staff_id : ""} (${SIDE_WORD[side]}) at ${time(ack.acknowledged_at)}`).join("; ");
 }
 
 export function acknowledgedText(a) {
@@ -157,6 +157,8 @@ export function drawAlert(el, a, { waiting = null, side = "handler" } = {}) {
   const button = el.querySelector("button.ack");
   const status = el.querySelector(".ack-status");
   el.dataset.acknowledged = ours ? "true" : "false";
+  el.dataset.handlerAck = acksOn(a, "handler").length ? "true" : "false";
+  el.dataset.supervisorAck = acksOn(a, "supervisor").length ? "true" : "false";
   button.hidden = ours;
   const others = acknowledgedText(a);
   if (ours) setText(status, others);

@@ -41,5 +41,5 @@ export function alertCell(item) {
   const alerts = [...item.alerts.values()];
   const open = alerts.filter(unacknowledged).length;
   return [severityBadge(top.severity), " ", h("span", { class: "top-title" }, alertTitle(top)),
-    h("span", { class: "small muted" }, ` (${alerts.length} alert${alerts.length > 1 ? "s" : ""}${open ? `, ${open} not acknowledged` : ""})`)];
+    h("span", { class: "small muted" }, ` (${alerts.length} alert${alerts.length > 1 ? "s" : ""}${open ? `, ${open} not acknowledged` : ", all acknowledged"})`)];
 }

@@ -39,7 +39,7 @@ function renderDetailAlerts(list, alerts, { index, names, acknowledgeAlert }) {
   keyed(list, alerts, (a) => a.alert_id,
     (a) => alertItem((button) => acknowledgeAlert(a.alert_id, button), { evidence: true }),
     (el, a) => {
-      drawAlert(el, a, { waiting: "\u2716 No supervisor acknowledgement yet", side: "supervisor" });
+      drawAlert(el, a, { waiting: "\u2716 Not acknowledged by a supervisor yet", side: "supervisor" });
       const box = el.querySelector(".evidence-box");
       const signature = JSON.stringify([a.evidence, a.evidence_lines, index.size]);
       if (box.dataset.signature !== signature) {
