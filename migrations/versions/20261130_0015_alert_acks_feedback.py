@@ -25,9 +25,7 @@ def upgrade() -> None:
     op.create_table(
         "alert_acknowledgement",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "alert_id", BigId, sa.ForeignKey("alert.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("alert_id", BigId, sa.ForeignKey("alert.id", ondelete="CASCADE"), nullable=False),
         sa.Column("staff_id", sa.String(32), nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("acknowledged_at", UTCDateTime(), nullable=False),
@@ -38,9 +36,7 @@ def upgrade() -> None:
     op.create_table(
         "alert_feedback",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "alert_id", BigId, sa.ForeignKey("alert.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("alert_id", BigId, sa.ForeignKey("alert.id", ondelete="CASCADE"), nullable=False),
         sa.Column("staff_id", sa.String(32), nullable=False),
         sa.Column("verdict", sa.String(16), nullable=False),
         sa.Column("reason", sa.String(500), nullable=True),

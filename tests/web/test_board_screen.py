@@ -94,7 +94,7 @@ async def test_board_rows_escalation_recent_counters_and_feedback(
         # the call's own page (the second call took the desk's main view).
         await handler.goto(f"{service.url}/handler/calls/{call_id}")
         await expect(handler.locator("#conn")).to_have_attribute("data-state", "live")
-        alert = handler.locator(f"li.alert[data-kind=repeat_victim]").first
+        alert = handler.locator("li.alert[data-kind=repeat_victim]").first
         await expect(alert).to_be_visible()
         await alert.locator("input.feedback-reason").fill("found the earlier report")
         await alert.locator("button[data-verdict=helpful]").click()
