@@ -107,19 +107,7 @@ async def rule_precision(
         days=days,
         since=since,
         until=until,
-        rules=[
-            RulePrecisionRead(
-                rule=r.rule,
-                versions=r.versions,
-                raised=r.raised,
-                rated=r.rated,
-                helpful=r.helpful,
-                not_relevant=r.not_relevant,
-                wrong_person=r.wrong_person,
-                precision=r.precision,
-            )
-            for r in rules
-        ],
+        rules=[RulePrecisionRead.model_validate(r, from_attributes=True) for r in rules],
     )
 
 

@@ -59,6 +59,18 @@ def view_of(call: Call) -> dict[str, object]:
     return view
 
 
+async def latest_assessment(
+    session: AsyncSession, call_id: int, principal: Principal
+) -> dict[str, object] | None:
+    """The call's latest assessment as the screens show it (None before one is submitted)."""
+    try:
+        assessment = await get_assessment(session, call_id, principal)
+    except AssessmentNotFound:
+        return None
+    latest: dict[str, object] = assessment.model_dump(mode="json", exclude={"history"})
+    return latest
+
+
 async def screen(
     session: AsyncSession, resources: Resources, call: Call, principal: Principal
 ) -> dict[str, object]:
@@ -74,11 +86,7 @@ async def screen(
         mine = given.get(alert["alert_id"])
         alert["my_feedback"] = feedback.feedback_view(mine) if mine is not None else None
     thrive_state = await thrive.current(session, resources, call.id, principal)
-    try:
-        assessment = await get_assessment(session, call.id, principal)
-        latest: dict[str, object] | None = assessment.model_dump(mode="json", exclude={"history"})
-    except AssessmentNotFound:
-        latest = None
+    latest = await latest_assessment(session, call.id, principal)
     # The narrative typed so far: a reloaded page must show it, or the next keystroke would
     # replace the stored text with a fragment (posts send the whole text).
     kept = await session.get(CallThrive, call.id)
@@ -151,11 +159,7 @@ async def call_detail(
         log_consultation(session, context, actor=principal.actor, call_id=call.id)
     alerts = await history_alerts.for_call(session, call.id)
     thrive_state = await thrive.current(session, resources, call.id, principal)
-    try:
-        assessment = await get_assessment(session, call.id, principal)
-        latest: dict[str, object] | None = assessment.model_dump(mode="json", exclude={"history"})
-    except AssessmentNotFound:
-        latest = None
+    latest = await latest_assessment(session, call.id, principal)
     return {
         "call": view_of(call),
         "alerts": await history_alerts.dicts_with_acks(session, alerts),
