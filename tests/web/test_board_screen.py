@@ -147,6 +147,17 @@ async def test_board_rows_escalation_recent_counters_and_feedback(
         await supervisor.goto(service.url + "/supervisor")
         await expect(supervisor.locator("#conn")).to_have_attribute("data-state", "live")
         await assert_accessible(supervisor, "supervisor board")
+        # The clock is injectable: an hour later the ended call leaves "recently ended" and the
+        # abandoned call leaves the counter (no waiting an hour).
+        recent = supervisor.locator(f"#recent-rows tr[data-call-id='{call_id}']")
+        await expect(recent).to_have_count(1)
+        await expect(supervisor.locator("#c-abandoned")).to_have_text("1")
+        await supervisor.evaluate(
+            "window.firstcontactBoard.clock.now = () => Date.now() + 61 * 60 * 1000"
+        )
+        await expect(recent).to_have_count(0)
+        await expect(supervisor.locator("#c-abandoned")).to_have_text("0")
+        await expect(supervisor.locator("#recent-empty")).to_be_visible()
 
         # Per-rule precision reflects the clicks.
         async with httpx.AsyncClient(base_url=service.url) as http:

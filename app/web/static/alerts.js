@@ -56,6 +56,10 @@ function sideText(a, side) {
 }
 
 export function acknowledgedText(a) {
+  // Read before issue 15: only the first acknowledgement, its side unknown.
+  if (!(a.acknowledgements || []).length) {
+    return a.acknowledged_at ? `\u2714 Acknowledged${a.acknowledged_by ? " by " + a.acknowledged_by : ""} at ${time(a.acknowledged_at)}` : "";
+  }
   return [sideText(a, "handler"), sideText(a, "supervisor")].filter(Boolean).join(" \u00B7 ");
 }
 
