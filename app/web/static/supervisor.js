@@ -124,12 +124,9 @@ async function snapshot() {
     kept.add(row.id);
   }
   takeCounters(body.counters);
-  // Calls we were showing that ended (and were dealt with) while we were away.
-  for (const [id, item] of calls) {
-    if (kept.has(id)) continue;
-    if (id === selected) item.call.state = isEnded(item) ? "ended" : item.call.state;
-    else calls.delete(id);
-  }
+  // Calls we were showing that ended (and were dealt with) while we were away; the open
+  // detail's call stays, its state re-read just below.
+  for (const id of [...calls.keys()]) if (!kept.has(id) && id !== selected) calls.delete(id);
   await refreshDetail();
   render();
   return body.as_of;
