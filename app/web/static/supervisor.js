@@ -256,8 +256,8 @@ function renderBoard() {
   $("board-empty").hidden = items.length > 0;
   setText($("board-count"), `${items.length} shown`);
   keyed($("board-rows"), items, (i) => i.call.id, (i) => h("tr", {},
-    h("th", { scope: "row" }, callLink(i)), h("td", { class: "caller" }), h("td", { class: "flags" }),
-    h("td", { class: "incident" }), h("td", { class: "grade" }), h("td", { class: "cues" }),
+    h("th", { scope: "row" }, callLink(i)), h("td", { class: "caller" }), h("td", { class: "line" }), h("td", { class: "flags" }),
+    h("td", { class: "incident" }), h("td", { class: "grade" }), h("td", { class: "cues" }), h("td", { class: "state" }),
     h("td", { class: "handler" }), h("td", { class: "duration" }), h("td", { class: "timer" })), (tr, i) => {
     const isFlagged = flagged(i);
     tr.dataset.callId = i.call.id;
@@ -270,7 +270,9 @@ function renderBoard() {
     setText(tr.querySelector(".incident"), incidentText(i, names));
     setText(tr.querySelector(".grade"), gradeText(i));
     setText(tr.querySelector(".cues"), String(i.cueCount || 0));
-    setText(tr.querySelector(".handler"), `${i.call.handler_id || "\u2014"} \u00B7 ${humanise(i.call.state)}`);
+    setText(tr.querySelector(".line"), i.call.called || "\u2014");
+    setText(tr.querySelector(".state"), humanise(i.call.state));
+    setText(tr.querySelector(".handler"), i.call.handler_id || "\u2014");
     const d = tr.querySelector(".duration");
     const rang = i.call.ringing_at || i.call.offered_at || "";
     d.dataset.from = rang;
