@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # whole or in appended chunks; beyond it a request gets 413 and nothing is stored.
     narrative_max_chars: int = Field(default=20_000, ge=100, le=1_000_000)
 
+    # The supervisor's board (issue 15): a HIGH or CRITICAL alert nobody has acknowledged for
+    # this long turns red on the board and sounds once.
+    alert_escalation_seconds: float = Field(default=60.0, gt=0, le=3600)
+
     # Rule packs (issues 4 and 6): a force's own packs, loaded after the shipped ones in
     # app/rules/packs/ and replacing any with the same `pack:` id. Unset: shipped packs only.
     rules_dir: Path | None = None

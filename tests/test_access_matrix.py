@@ -263,6 +263,16 @@ def rows(ids: Mapping[str, Any]) -> list[Row]:
             grant(200, {"handler"} | SUPERVISING),
             url=f"/api/v1/alerts/{ids['alert']}/ack",
         ),
+        # ---- alert feedback (issue 15): the call's handlers rate; supervisors read ------
+        Row(
+            "POST",
+            "/api/v1/alerts/{alert_id}/feedback",
+            grant(200, ON_THE_CALL),
+            url=f"/api/v1/alerts/{ids['alert']}/feedback",
+            json={"verdict": "helpful"},
+        ),
+        Row("GET", "/api/v1/alerts/precision", grant(200, SUPERVISING)),
+        Row("GET", "/api/v1/alerts/precision.csv", grant(200, SUPERVISING)),
         # ---- the caller's history for a call: its handlers, supervisors, admins -----------
         Row(
             "GET",

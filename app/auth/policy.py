@@ -34,6 +34,8 @@ class Capability(StrEnum):
     qualify_call = "qualify_call"
     open_call_screen = "open_call_screen"  # the call's page (handler screen / supervisor detail)
     read_draft = "read_draft"  # a handler's saved assessment form for the call
+    # Say whether an alert on the call helped (issue 15): the people it was raised for.
+    give_alert_feedback = "give_alert_feedback"
     # -- not tied to a call --------------------------------------------------------------
     desk = "desk"  # the handler's screen, calls at their desk, their own live channel
     watch_board = "watch_board"  # the supervisor board and the live channel of every call
@@ -52,6 +54,7 @@ class Capability(StrEnum):
     qa_report_by_handler = "qa_report_by_handler"  # the table broken down per handler
     record_training = "record_training"  # the training register: write and list
     training_summary = "training_summary"
+    read_alert_precision = "read_alert_precision"  # per-rule precision from alert feedback
 
 
 class Reach(Enum):
@@ -105,6 +108,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.qualify_call: _C,
         C.open_call_screen: _O,
         C.read_draft: _O,  # their own draft only (app.thrive.drafts)
+        C.give_alert_feedback: _O,
         C.desk: _E,
         C.read_rules: _E,
         C.qa_form: _E,
@@ -129,6 +133,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.qa_report_by_handler: _E,
         C.record_training: _E,
         C.training_summary: _E,
+        C.read_alert_precision: _E,
     },
     Role.qa: {
         C.read_call: _E,
@@ -159,6 +164,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.qa_report: _E,
         C.record_training: _E,
         C.training_summary: _E,
+        C.read_alert_precision: _E,
     },
     Role.integration: {
         C.read_rules: _E,

@@ -247,6 +247,7 @@ def snapshot_after(call: repo.CallRow, state: lifecycle.CallState) -> CallSnapsh
         offered_at=state.offered_at,
         answered_at=state.answered_at,
         ended_at=state.ended_at,
+        ringing_at=state.ringing_at,
     )
 
 

@@ -25,6 +25,7 @@ class CallSnapshot:
     offered_at: datetime | None
     answered_at: datetime | None
     ended_at: datetime | None
+    ringing_at: datetime | None = None  # when it first rang at a desk
 
 
 def snapshot_of(call: Call) -> CallSnapshot:
@@ -42,4 +43,5 @@ def snapshot_of(call: Call) -> CallSnapshot:
         offered_at=call.offered_at,
         answered_at=call.answered_at,
         ended_at=call.ended_at,
+        ringing_at=call.ringing_at,
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.history.models import Alert
+from app.history.models import Alert, AlertAcknowledgement
 from app.resources import Resources
 from app.rules import engine
 from app.rules.facts import CallerFacts, PlannedAlert
@@ -64,8 +65,11 @@ def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]) -> l
     return rows
 
 
-def as_dict(alert: Alert | Row[Any]) -> dict[str, Any]:
-    """The alert as the realtime step and the REST API show it."""
+def as_dict(
+    alert: Alert | Row[Any], acknowledgements: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The alert as the realtime step and the REST API show it; `acknowledgements` are its
+    per-person rows (`acknowledgements_of`), none for an alert just raised."""
     return {
         "alert_id": alert.id,
         "kind": alert.kind,
@@ -81,7 +85,39 @@ def as_dict(alert: Alert | Row[Any]) -> dict[str, Any]:
         "raised_at": alert.raised_at.isoformat(),
         "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
         "acknowledged_by": alert.acknowledged_by,
+        "acknowledgements": acknowledgements or [],
     }
+
+
+def ack_dict(row: AlertAcknowledgement) -> dict[str, Any]:
+    return {
+        "staff_id": row.staff_id,
+        "role": row.role,
+        "acknowledged_at": row.acknowledged_at.isoformat(),
+    }
+
+
+async def acknowledgements_of(
+    session: AsyncSession, alert_ids: Iterable[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Each alert's acknowledgements, one per person, oldest first."""
+    ids = list(alert_ids)
+    found: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    if ids:
+        rows = await session.scalars(
+            select(AlertAcknowledgement)
+            .where(AlertAcknowledgement.alert_id.in_(ids))
+            .order_by(AlertAcknowledgement.acknowledged_at, AlertAcknowledgement.id)
+        )
+        for row in rows:
+            found[row.alert_id].append(ack_dict(row))
+    return found
+
+
+async def dicts_with_acks(session: AsyncSession, alerts: Sequence[Alert]) -> list[dict[str, Any]]:
+    """The alerts as `as_dict` shows them, each with its acknowledgements."""
+    acks = await acknowledgements_of(session, (a.id for a in alerts))
+    return [as_dict(a, acks[a.id]) for a in alerts]
 
 
 async def for_call(session: AsyncSession, call_id: int) -> list[Alert]:

@@ -162,7 +162,11 @@ class Alert(Base):
     """An alert raised for a call; acknowledgement is the handler's repeat-victim check."""
 
     __tablename__ = "alert"
-    __table_args__ = (Index("ix_alert_call_id", "call_id"),)
+    # raised_at: per-rule precision counts the alerts of the last 30 days (issue 15).
+    __table_args__ = (
+        Index("ix_alert_call_id", "call_id"),
+        Index("ix_alert_raised_at", "raised_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     call_id: Mapped[int] = mapped_column(BigId, ForeignKey("call.id", ondelete="CASCADE"))
@@ -182,6 +186,46 @@ class Alert(Base):
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class AlertAcknowledgement(Base):
+    """One person's acknowledgement of an alert (issue 15): the handler's repeat-victim check
+    and a supervisor's "seen" are kept apart, so one never hides the other. `Alert.acknowledged_*`
+    keeps the first of them (what older clients read)."""
+
+    __tablename__ = "alert_acknowledgement"
+    __table_args__ = (UniqueConstraint("alert_id", "staff_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alert.id", ondelete="CASCADE"))
+    staff_id: Mapped[str] = mapped_column(String(32))
+    # The role they held when they acknowledged: handler, supervisor or admin.
+    role: Mapped[str] = mapped_column(String(16))
+    acknowledged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+FEEDBACK_VERDICTS = ("helpful", "not_relevant", "wrong_person")
+
+
+class AlertFeedback(Base):
+    """A handler's verdict on an alert (issue 15): one per person and alert, the latest kept.
+    Per-rule precision is counted from these."""
+
+    __tablename__ = "alert_feedback"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "staff_id"),
+        CheckConstraint(
+            "verdict IN ('helpful', 'not_relevant', 'wrong_person')", name="verdict_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alert.id", ondelete="CASCADE"))
+    staff_id: Mapped[str] = mapped_column(String(32))
+    verdict: Mapped[str] = mapped_column(String(16))
+    # Free text (may name people): shown to supervisors, never logged, never in the CSV.
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 SUBJECT_ROLES = ("victim", "caller", "suspect", "witness", "subject")

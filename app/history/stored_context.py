@@ -28,12 +28,22 @@ async def stored_contexts(
     # One round trip for contexts and alerts (this runs on every ringing, on the ring ->
     # screen path, and once per batch).
     found: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    acked: list[dict[str, Any]] = []
     for row in await session.execute(_STORED_CONTEXT, {"call_ids": call_ids}):
         held = found.get(row.call_id)
         if held is None:
             held = found[row.call_id] = (dict(row.stored_context), [])
         if row.id is not None:
-            held[1].append(alert_store.as_dict(row))
+            alert = alert_store.as_dict(row)
+            held[1].append(alert)
+            if row.acknowledged_at is not None:
+                acked.append(alert)
+    # Per-person acknowledgements only where someone acknowledged: at ringing there are
+    # usually none, and the ring -> screen path keeps its single round trip.
+    if acked:
+        by_alert = await alert_store.acknowledgements_of(session, (a["alert_id"] for a in acked))
+        for alert in acked:
+            alert["acknowledgements"] = by_alert[alert["alert_id"]]
     return found
 
 

@@ -35,6 +35,7 @@ async def call_record(
         )
     ).all()
     alerts = await history_alerts.for_call(session, call.id)
+    acks = await history_alerts.acknowledgements_of(session, (a.id for a in alerts))
     state = await session.get(CallThrive, call.id)
     assessment = await session.scalar(
         select(Assessment)
@@ -103,6 +104,8 @@ async def call_record(
                 "raised_at": a.raised_at,
                 "acknowledged_at": a.acknowledged_at,
                 "acknowledged_by": a.acknowledged_by,
+                # Each person's, the handler's and supervisors' apart (issue 15).
+                "acknowledgements": acks[a.id],
             }
             for a in alerts
         ],

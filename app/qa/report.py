@@ -39,7 +39,7 @@ from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.db import is_postgres
 from app.errors import Forbidden
-from app.history.models import Alert
+from app.history.models import Alert, AlertAcknowledgement
 from app.qa import months, tally, training
 from app.qa.forms import QaForm
 from app.qa.models import QaAnswer, QaReview
@@ -269,8 +269,14 @@ async def _practice(
     if form.practice_standard is None:
         return None
     kinds = list(form.practice_alert_kinds)
-    by_handler = and_(
-        Alert.acknowledged_at.is_not(None), Alert.acknowledged_by == QaReview.handler_id
+    # The handler's own acknowledgement (issue 15: a supervisor's no longer hides it).
+    by_handler = (
+        select(AlertAcknowledgement.id)
+        .where(
+            AlertAcknowledgement.alert_id == Alert.id,
+            AlertAcknowledgement.staff_id == QaReview.handler_id,
+        )
+        .exists()
     )
     alerted = (
         select(

@@ -35,12 +35,16 @@ def call_view(call: CallSnapshot) -> dict[str, object]:
         "id": call.id,
         "state": call.state,
         "source": call.source,
+        # The telephony platform's own id for the call: what the handler's phone shows
+        # (issue 15); `id` stays the service's.
+        "platform_call_id": call.external_id,
         "caller": {"number": call.caller_e164, "presentation": call.presentation},
         "called": call.called,
         "queue": call.queue,
         "handler_id": call.handler_id,
         "handlers": list(call.handlers),
         "offered_at": call.offered_at,
+        "ringing_at": call.ringing_at,
         "answered_at": call.answered_at,
         "ended_at": call.ended_at,
     }

@@ -29,6 +29,7 @@ from app.realtime.envelope import now_iso
 from app.resources import Resources
 from app.thrive.schemas import Element, Grade
 from app.thrive.validation import GRADE_ORDER, SUGGESTED_GRADE_BY_SEVERITY
+from app.web import board as supervisor_board
 from app.web import screens
 
 log = logging.getLogger(__name__)
@@ -280,18 +281,32 @@ async def handler_call_page(
     return _page(request, "handler.html", viewer, call_id=call_id, **_catalogue(resources))
 
 
+def _board_labels(resources: Resources) -> dict[str, object]:
+    """Names the board shows for ids (incident types, markers, qualifiers, elements)."""
+    rules = resources.rules
+    return {
+        **_catalogue(resources)["labels"],
+        "qualifiers": {q.id: q.name for q in rules.qualifiers.values()},
+        "elements": {e.id: e.name for e in rules.elements},
+    }
+
+
 @router.get("/supervisor", response_model=None)
-async def supervisor_page(request: Request, session: SessionDep) -> Response:
+async def supervisor_page(
+    request: Request, session: SessionDep, resources: ResourcesDep
+) -> Response:
     viewer = await _viewer(request, session)
     if viewer is None:
         return _to_login(request)
     if not policy.allows(viewer, Capability.watch_board):
         return _error_page(request, viewer, 403, "Forbidden", "This screen is for supervisors.")
-    return _page(request, "supervisor.html", viewer, call_id=None)
+    return _page(request, "supervisor.html", viewer, call_id=None, labels=_board_labels(resources))
 
 
 @router.get("/supervisor/calls/{call_id}", response_model=None)
-async def supervisor_call_page(call_id: int, request: Request, session: SessionDep) -> Response:
+async def supervisor_call_page(
+    call_id: int, request: Request, session: SessionDep, resources: ResourcesDep
+) -> Response:
     viewer = await _viewer(request, session)
     if viewer is None:
         return _to_login(request)
@@ -301,7 +316,9 @@ async def supervisor_call_page(call_id: int, request: Request, session: SessionD
         await screens.call_for_viewer(session, call_id, viewer)
     except CallNotFound:
         return _error_page(request, viewer, 404, "Not found", "There is no such call.")
-    return _page(request, "supervisor.html", viewer, call_id=call_id)
+    return _page(
+        request, "supervisor.html", viewer, call_id=call_id, labels=_board_labels(resources)
+    )
 
 
 # ---- data for the pages (bearer or cookie) -----------------------------------------------------
@@ -331,19 +348,22 @@ async def call_screen(
     as_of = now_iso()
     call = await screens.call_for_viewer(session, call_id, principal)
     if policy.allows(principal, Capability.watch_board):
-        return _json(
-            {"as_of": as_of, "screen": await screens.call_detail(session, call, principal)}
-        )
+        detail = await screens.call_detail(session, resources, call, principal)
+        return _json({"as_of": as_of, "screen": detail})
     return _json(
         {"as_of": as_of, "screen": await screens.screen(session, resources, call, principal)}
     )
 
 
 @api.get("/board")
-async def board(principal: BoardWatcher, session: SessionDep) -> JSONResponse:
-    """The supervisor's board: calls not ended with their alerts, and the handlers."""
+async def board(
+    principal: BoardWatcher, session: SessionDep, resources: ResourcesDep
+) -> JSONResponse:
+    """The supervisor's board: calls not ended with their alerts, the calls of the last hour
+    that still need a look, the queue's counters, and the handlers."""
     as_of = now_iso()
-    return _json({"as_of": as_of, **await screens.board(session)})
+    escalate = resources.settings.alert_escalation_seconds
+    return _json({"as_of": as_of, **await supervisor_board.board(session, escalate)})
 
 
 # ---- QA pages (issue 12) -------------------------------------------------------------------

@@ -4,12 +4,11 @@ A *screen* is one call as the handler's page draws it: the call, the caller/hous
 and alerts the history lookup stored, the THRIVE+ state, the handler's own assessment draft
 and the latest assessment. The page
 fetches one when it starts and after a `resync`; the WebSocket keeps it current in between.
-The board is the supervisor's list of calls not ended, and each handler's status.
+The supervisor's board is in `app.web.board`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import exists, select
@@ -17,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.auth import policy
-from app.auth.models import Role, Staff
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls import service as calls
@@ -26,8 +24,8 @@ from app.calls.snapshot import snapshot_of
 from app.db import utcnow
 from app.errors import Forbidden
 from app.history import alerts as history_alerts
+from app.history import feedback
 from app.history.consultation import log_consultation
-from app.history.models import Alert
 from app.history.stored_context import stored_context
 from app.realtime.publish import AT_DESK, call_view
 from app.resources import Resources
@@ -36,8 +34,6 @@ from app.thrive import service as thrive
 from app.thrive.assessment import AssessmentNotFound, get_assessment
 from app.thrive.models import Assessment, AssessmentDraft, CallThrive
 
-# The board lists at most this many calls not ended (newest first): a contact centre's floor.
-BOARD_LIMIT = 500
 # A call that ended at a handler's desk stays on their screen ("wrap-up: assessment due")
 # until its assessment is submitted or deferred: for a shift at most, and so many calls.
 WRAP_UP_WINDOW = timedelta(hours=12)
@@ -63,6 +59,18 @@ def view_of(call: Call) -> dict[str, object]:
     return view
 
 
+async def latest_assessment(
+    session: AsyncSession, call_id: int, principal: Principal
+) -> dict[str, object] | None:
+    """The call's latest assessment as the screens show it (None before one is submitted)."""
+    try:
+        assessment = await get_assessment(session, call_id, principal)
+    except AssessmentNotFound:
+        return None
+    latest: dict[str, object] = assessment.model_dump(mode="json", exclude={"history"})
+    return latest
+
+
 async def screen(
     session: AsyncSession, resources: Resources, call: Call, principal: Principal
 ) -> dict[str, object]:
@@ -72,12 +80,13 @@ async def screen(
     if context is not None:
         # The screen shows a person's and household's records: who looked, when, which.
         log_consultation(session, context, actor=principal.actor, call_id=call.id)
+    # The viewer's own verdict on each alert (a reloaded screen shows what they said).
+    given = await feedback.given_by(session, principal.id, [a["alert_id"] for a in alerts])
+    for alert in alerts:
+        mine = given.get(alert["alert_id"])
+        alert["my_feedback"] = feedback.feedback_view(mine) if mine is not None else None
     thrive_state = await thrive.current(session, resources, call.id, principal)
-    try:
-        assessment = await get_assessment(session, call.id, principal)
-        latest: dict[str, object] | None = assessment.model_dump(mode="json", exclude={"history"})
-    except AssessmentNotFound:
-        latest = None
+    latest = await latest_assessment(session, call.id, principal)
     # The narrative typed so far: a reloaded page must show it, or the next keystroke would
     # replace the stored text with a fragment (posts send the whole text).
     kept = await session.get(CallThrive, call.id)
@@ -135,53 +144,26 @@ async def handler_calls(
     return [await screen(session, resources, row, principal) for row in [*rows, *reversed(wrap_up)]]
 
 
-async def call_detail(session: AsyncSession, call: Call, principal: Principal) -> dict[str, object]:
-    """A call for the supervisor's detail view: the call and its alerts with their
-    acknowledgements (not the caller's history: that is the handler's screen)."""
+async def call_detail(
+    session: AsyncSession, resources: Resources, call: Call, principal: Principal
+) -> dict[str, object]:
+    """A call for the supervisor's detail view (issue 15): the call, its alerts with each
+    person's acknowledgement, the records they were raised on (the stored context), the
+    THRIVE+ state with its cues, and the latest assessment."""
     # The call record shows a caller's number: who looked, when, is recorded.
     audit.consulted_call(session, actor=principal.actor, call_id=call.id)
+    stored = await stored_context(session, call.id)
+    context = stored[0] if stored is not None else None
+    if context is not None:
+        # The evidence is a person's and household's records: a consultation of them.
+        log_consultation(session, context, actor=principal.actor, call_id=call.id)
     alerts = await history_alerts.for_call(session, call.id)
-    return {"call": view_of(call), "alerts": [history_alerts.as_dict(a) for a in alerts]}
-
-
-def _summary(alerts: Sequence[Alert]) -> dict[str, object]:
+    thrive_state = await thrive.current(session, resources, call.id, principal)
+    latest = await latest_assessment(session, call.id, principal)
     return {
-        "alerts": len(alerts),
-        "unacknowledged": sum(1 for a in alerts if not a.acknowledged_at),
-        "kinds": sorted({a.kind for a in alerts}),
-        "top_severity": max(
-            (a.severity for a in alerts),
-            key=lambda s: history_alerts.SEVERITY_RANK.get(s, 0),
-            default=None,
-        ),
-    }
-
-
-async def board(session: AsyncSession) -> dict[str, object]:
-    """Every call not ended (with an alert summary) and every handler's current status."""
-    rows = (
-        await session.scalars(
-            select(Call).where(Call.state != "ended").order_by(Call.id.desc()).limit(BOARD_LIMIT)
-        )
-    ).all()
-    by_call: dict[int, list[Alert]] = {row.id: [] for row in rows}
-    if by_call:
-        for alert in await session.scalars(select(Alert).where(Alert.call_id.in_(by_call))):
-            by_call[alert.call_id].append(alert)
-    items = [
-        {
-            **view_of(row),
-            "alerts": [history_alerts.as_dict(a) for a in by_call[row.id]],
-            "summary": _summary(by_call[row.id]),
-        }
-        for row in reversed(rows)
-    ]
-    handlers = (
-        await session.scalars(
-            select(Staff).where(Staff.role == Role.handler.value, Staff.active.is_(True))
-        )
-    ).all()
-    return {
-        "calls": items,
-        "handlers": [{"id": s.id, "name": s.name} for s in sorted(handlers, key=lambda s: s.id)],
+        "call": view_of(call),
+        "alerts": await history_alerts.dicts_with_acks(session, alerts),
+        "context": context,
+        "thrive": thrive_state.model_dump(mode="json"),
+        "assessment": latest,
     }

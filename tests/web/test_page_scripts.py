@@ -118,7 +118,9 @@ async def test_handler_supervisor_and_qa_pages_run_without_errors(
         await expect(first.locator(".ack-status")).to_contain_text("Acknowledged by S1")
         alert_id = await first.get_attribute("data-alert-id")
         on_handler = handler.locator(f"#alerts li.alert[data-alert-id='{alert_id}']")
-        await expect(on_handler).to_have_attribute("data-acknowledged", "true")
+        # Issue 15: the supervisor's acknowledgement is shown, never taken for the handler's.
+        await expect(on_handler).to_have_attribute("data-supervisor-ack", "true")
+        await expect(on_handler).to_have_attribute("data-acknowledged", "false")
         await expect(on_handler.locator(".ack-status")).to_contain_text("Acknowledged by S1")
 
         # The call ends unassessed: the handler's screen keeps it for wrap-up.

@@ -197,8 +197,12 @@ async def test_acknowledgement_reaches_supervisor_without_reload(
         await expect(alert).to_have_attribute("data-acknowledged", "true")
         await expect(alert.locator(".ack-status")).to_contain_text("Acknowledged by H1")
 
-        await expect(detail).to_have_attribute("data-acknowledged", "true")
-        await expect(detail.locator(".ack-status")).to_contain_text("Acknowledged by H1")
+        # Issue 15: the handler's acknowledgement is shown as theirs; the supervisor's own
+        # button stays (theirs is a separate record).
+        await expect(detail).to_have_attribute("data-handler-ack", "true")
+        await expect(detail).to_have_attribute("data-acknowledged", "false")
+        await expect(detail.locator(".ack-status")).to_contain_text("Acknowledged by H1 (handler)")
+        await expect(detail.locator("button.ack")).to_be_visible()
         # The call's other alerts too: then the board says all are acknowledged.
         pending = handler.locator(".alerts-panel li.alert[data-acknowledged=false] button.ack")
         for left in range(await pending.count(), 0, -1):
@@ -383,7 +387,7 @@ async def test_restart_shows_reconnecting_then_catches_up_without_reload(
         gate["open"] = True
         await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
         await expect(page.locator("#call-card")).to_have_attribute("data-state", "answered")
-        await expect(alert).to_have_attribute("data-acknowledged", "true")
+        await expect(alert).to_have_attribute("data-supervisor-ack", "true")
         await expect(alert.locator(".ack-status")).to_contain_text("Acknowledged by S1")
         assert await page.evaluate("window.__notReloaded === true")
         # It resumed from its cursor rather than starting afresh.

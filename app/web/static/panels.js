@@ -74,7 +74,7 @@ export function renderOtherRinging(screens, { pick }) {
   });
 }
 
-function evidenceIndex(context) {
+export function evidenceIndex(context) {
   const index = new Map();
   if (!context) return index;
   const subjects = [...(context.persons || []), ...(context.households || [])];
@@ -138,7 +138,7 @@ export function renderAlerts(screen, { names, acknowledge }) {
 
 function renderAlertList(list, alerts, { callId, index, names, acknowledge }) {
   keyed(list, alerts, (a) => `${callId}:${a.alert_id}`,
-    (a) => alertItem((button) => acknowledge(callId, a.alert_id, button), { evidence: true }),
+    (a) => alertItem((button) => acknowledge(callId, a.alert_id, button), { evidence: true, feedback: true }),
     (el, a) => {
       drawAlert(el, a);
       // Redrawn only when the evidence changed: an open disclosure stays open.
