@@ -28,7 +28,7 @@ class Prompt(BaseModel):
     element_name: str
     text: str
     # Why it is shown: general, for the incident type, a qualifier, or an alert raised.
-    reason: Literal["general", "incident_type", "qualifier", "alert"]
+    reason: Literal["general", "incident_type", "qualifier", "alert", "cue"]
     rule: str  # "<prompt id>@<pack version>"
 
 
@@ -118,6 +118,8 @@ class RuleSet:
     qualifier_advice: dict[str, list[AdviceItem]] = field(default_factory=dict)  # own items
     # Prompt id -> the qualifiers that add it (prompts naming none are absent).
     prompt_qualifiers: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Prompts only a narrative cue adds (thrive.yaml `cue_only`).
+    cue_only_prompts: frozenset[str] = frozenset()
     lexicon: Lexicon = field(default_factory=Lexicon)
     # How far back the alert rules look (days): the history lookup need not fetch older.
     horizon_days: int = 0
