@@ -227,14 +227,12 @@ def compile_lexicon(
     return lexicon
 
 
-def _step(node: _Node, word: str) -> _Node | int | None:
-    child = node.get(word)
-    if child is None:
-        if OLD in node and is_old(word):
-            child = node.get(OLD)
-        elif NUM in node and is_number(word):
-            child = node.get(NUM)
-    return child
+def _number_step(node: _Node, word: str) -> _Node | int | None:
+    if OLD in node and is_old(word):
+        return node.get(OLD)
+    if NUM in node and is_number(word):
+        return node.get(NUM)
+    return None
 
 
 def _longest(trie: _Node, words: list[str], i: int) -> tuple[int, int]:
@@ -244,7 +242,10 @@ def _longest(trie: _Node, words: list[str], i: int) -> tuple[int, int]:
     n = len(words)
     j = i
     while j < n:
-        child = _step(node, words[j])
+        word = words[j]
+        child = node.get(word)
+        if child is None:
+            child = _number_step(node, word)
         if not isinstance(child, dict):
             break
         node = child
@@ -286,7 +287,9 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
     words, starts, ends = tokenize(text)
     speller = lexicon.speller
     if speller is not None:
-        words = [speller.correct(w) for w in words]
+        # Inline fast path: most words are short or known; only the rest go to the speller.
+        shortest, known, correct = speller.min_length - 1, speller.known, speller.correct
+        words = [w if len(w) < shortest or w in known else correct(w) for w in words]
     trie = lexicon.trie
     numbers_start = NUM in trie or OLD in trie
     found: list[Cue] = []
@@ -300,24 +303,31 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
         if end == -1:
             i += 1
             continue
-        if value != _IGNORED and not _negated(lexicon, words, i, end):
-            info = lexicon.cues[value]
-            span_start, span_end = starts[i], ends[end - 1]
-            found.append(
-                Cue(
-                    strand=info.strand,
-                    strand_name=info.strand_name,
-                    cue=info.cue,
-                    words=text[span_start:span_end],
-                    start=span_start,
-                    end=span_end,
-                    rule=info.rule,
-                    severity=info.severity,
-                    qualifiers=info.effects.qualifiers,
-                    prompts=info.effects.prompts,
-                    grade_floor=info.effects.grade_floor,
-                )
+        if value == _IGNORED:
+            i = end
+            continue
+        if _negated(lexicon, words, i, end):
+            # The negation is the phrase's ("never hurt the children"): words inside it that
+            # are cues of their own are read again, each with its own negation check.
+            i += 1
+            continue
+        info = lexicon.cues[value]
+        span_start, span_end = starts[i], ends[end - 1]
+        found.append(
+            Cue.model_construct(  # trusted values from the compiled lexicon: no validation
+                strand=info.strand,
+                strand_name=info.strand_name,
+                cue=info.cue,
+                words=text[span_start:span_end],
+                start=span_start,
+                end=span_end,
+                rule=info.rule,
+                severity=info.severity,
+                qualifiers=info.effects.qualifiers,
+                prompts=info.effects.prompts,
+                grade_floor=info.effects.grade_floor,
             )
+        )
         i = end
     return found
 

@@ -37,6 +37,10 @@ class Speller:
                 self.missing.setdefault(target[:i] + target[i + 1 :], target)
         self._cache: dict[str, str] = {}
 
+    def clear(self) -> None:
+        """Forget the cached answers (bench/cues measures a cold cache with it)."""
+        self._cache.clear()
+
     def correct(self, word: str) -> str:
         """The lexicon word `word` is a slip of, else `word` itself."""
         if len(word) < self.min_length - 1 or word in self.known:
