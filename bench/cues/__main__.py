@@ -24,7 +24,7 @@ import time
 
 from app.rules.cues import detect_cues
 from app.rules.loader import load_paths
-from bench.cues.table import load_table, score
+from bench.cues.table import HELD_OUT, load_table, score
 
 DA_NARRATIVE = (
     "Caller whispering, states her partner came home drunk at about 11pm and started shouting. "
@@ -99,13 +99,14 @@ def main() -> None:
         "same words shuffled": sized(shuffled(DA_NARRATIVE * 3), args.chars),
         "plain prose (no cues)": sized(PLAIN, args.chars),
     }
-    table = load_table()
-    result = score(lexicon, table)
-    print(f"sentence table: {len(table)} sentences, precision {result.precision:.3f}, "
-          f"recall {result.recall:.3f} (tp {result.true_positives}, "
-          f"fp {result.false_positives}, fn {result.false_negatives})")  # fmt: skip
-    for sentence, expected, found in result.wrong:
-        print(f"  wrong: {sentence!r}: expected {expected}, found {found}")
+    for label, path in (("sentence table", None), ("held-out sentences", HELD_OUT)):
+        table = load_table() if path is None else load_table(path)
+        result = score(lexicon, table)
+        print(f"{label}: {len(table)} sentences, precision {result.precision:.3f}, "
+              f"recall {result.recall:.3f} (tp {result.true_positives}, "
+              f"fp {result.false_positives}, fn {result.false_negatives})")  # fmt: skip
+        for sentence, expected, found in result.wrong:
+            print(f"  wrong: {sentence!r}: expected {expected}, found {found}")
     gc.collect()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"{'text':<28}{'chars':>6}{'cues':>5}{'p50 us':>8}{'p99 us':>8}{'max us':>9}"

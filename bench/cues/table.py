@@ -17,6 +17,10 @@ from pathlib import Path
 from app.rules.cues import Lexicon, detect_cues
 
 TABLE = Path(__file__).with_name("sentences.csv")
+# Sentences written after the lexicon was tuned on TABLE and never tuned against (one
+# negation bug they showed was fixed: "not on drugs"). Printed by the bench, not asserted:
+# the honest figure for sentences the lexicon's author did not adjust it to.
+HELD_OUT = Path(__file__).with_name("heldout.csv")
 KINDS = frozenset({"positive", "negated", "idiom", "clause", "misspelling", "plain", "mixed"})
 
 
