@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict
-
 from app.rules.cue_words import (
     BOUNDARY,
     NUM,
@@ -75,10 +73,11 @@ class CueEffects:
         )
 
 
-class Cue(BaseModel):
-    """One cue found in a narrative. `cue` is stable: push each cue id once per call."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """One cue found in a narrative. `cue` is stable: push each cue id once per call.
+    (A plain dataclass: a dense narrative yields dozens per keystroke post, and building
+    validated models cost more than the detection itself.)"""
 
     strand: str
     strand_name: str
@@ -228,6 +227,8 @@ def compile_lexicon(
 
 
 def _number_step(node: _Node, word: str) -> _Node | int | None:
+    if NUM not in node and OLD not in node:
+        return None
     if OLD in node and is_old(word):
         return node.get(OLD)
     if NUM in node and is_number(word):
@@ -314,7 +315,7 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
         info = lexicon.cues[value]
         span_start, span_end = starts[i], ends[end - 1]
         found.append(
-            Cue.model_construct(  # trusted values from the compiled lexicon: no validation
+            Cue(
                 strand=info.strand,
                 strand_name=info.strand_name,
                 cue=info.cue,
