@@ -10,25 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from app.auth.models import Role
 from app.config import Settings
 from tests.conftest import MakeStaff
 from tests.realtime.support import event, message, open_socket, post, ring, until
 from tests.support.servers import ServiceProcess
+from tests.thrive.support import send
 
 Live = Callable[..., ServiceProcess]
 OFFICER_SAFETY = {"cue.officer_safety", "weapons.what_where"}
-
-
-async def _send(service: ServiceProcess, method: str, path: str, token: str, body: Any) -> Any:
-    async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
-        response = await http.request(
-            method, path, json=body, headers={"Authorization": f"Bearer {token}"}
-        )
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def _cue_frames(ws: Any, call_id: int, wanted: set[str]) -> dict[str, dict[str, Any]]:
@@ -52,13 +42,13 @@ async def test_a_threat_and_a_knife_act_on_a_live_da_call(
         await post(service, event("cue-live-1", "answered", handler_id="H1"))
         await until(desk, "call.answered", call_id)
         base = f"/api/v1/calls/{call_id}"
-        await _send(service, "PUT", f"{base}/incident-type", handler,
+        await send(service, "PUT", f"{base}/incident-type", handler,
                     {"incident_type": "domestic_abuse"})  # fmt: skip
-        before = await _send(service, "GET", f"{base}/thrive", handler, None)
+        before = await send(service, "GET", f"{base}/thrive", handler, None)
         assert before["suggested_grade"] != "emergency"
         assert not OFFICER_SAFETY & {p["id"] for p in before["prompts"]}
 
-        result = await _send(service, "POST", f"{base}/narrative", handler,
+        result = await send(service, "POST", f"{base}/narrative", handler,
                              {"text": "he has a knife and says he will kill her"})  # fmt: skip
         new = {c["cue_id"]: c for c in result["new_cues"]}
         assert set(new) == {"weapons.present", "da.threats_to_kill"}
@@ -81,18 +71,18 @@ async def test_a_threat_and_a_knife_act_on_a_live_da_call(
         assert frames["da.threats_to_kill"]["strand"] == "da_high_risk_indicators"
 
         # The call's state says the same; the qualifier is proposed, not set.
-        after = await _send(service, "GET", f"{base}/thrive", handler, None)
+        after = await send(service, "GET", f"{base}/thrive", handler, None)
         assert after["suggested_grade"] == "emergency"
         assert after["proposed_qualifiers"] == ["weapons"]
         assert "weapons" not in after["qualifiers"]
         assert OFFICER_SAFETY <= {p["id"] for p in after["prompts"]}
 
         # The handler confirms the proposal: it is carried and no longer proposed.
-        confirmed = await _send(service, "PUT", f"{base}/qualifiers", handler,
+        confirmed = await send(service, "PUT", f"{base}/qualifiers", handler,
                                 {"qualifiers": ["domestic_abuse", "weapons"]})  # fmt: skip
         assert "weapons" in confirmed["qualifiers"]
         assert confirmed["proposed_qualifiers"] == []
         # A prompt a cue added can be marked answered.
-        marked = await _send(service, "POST", f"{base}/prompts/answered", handler,
+        marked = await send(service, "POST", f"{base}/prompts/answered", handler,
                              {"ids": ["cue.officer_safety"]})  # fmt: skip
         assert {p["id"]: p["answered"] for p in marked["prompts"]}["cue.officer_safety"]
