@@ -57,7 +57,7 @@ def build(
     qualifier_packs(ruleset, advice, problems)
     alert_keys = _alerts(ruleset, alerts, problems, max_window_days)
     _prompts(ruleset, prompts, problems, alert_keys)
-    cues_read = cue_input(cues, problems)
+    cues_read = cue_input(cues, problems, ruleset)
     if problems:
         raise PackLoadError(problems)
     compile_cues(ruleset, cues_read)
@@ -237,6 +237,8 @@ def _prompts(
                     )
             if prompt.qualifiers:
                 ruleset.prompt_qualifiers[prompt.id] = frozenset(prompt.qualifiers)
+            if prompt.cue_only:
+                ruleset.cue_only_prompts |= {prompt.id}
             for ki, key in enumerate(prompt.alerts):
                 if key not in alert_keys:
                     problems.append(

@@ -73,6 +73,11 @@ class CueInfo(BaseModel):
     id: str
     rule: str
     phrases: list[str]
+    # Its effects in force (its strand's merged with its own): qualifiers proposed, prompts
+    # added, the suggested grade's floor.
+    qualifiers_proposed: list[str] = []
+    prompts_added: list[str] = []
+    grade_floor: str | None = None
 
 
 class StrandInfo(BaseModel):
@@ -168,7 +173,14 @@ def describe(rules: RuleSet) -> Catalogue:
                     ),
                 )
                 info.cues.extend(
-                    CueInfo(id=c.id, rule=f"{c.id}@{pack.version}", phrases=list(c.phrases))
+                    CueInfo(
+                        id=c.id,
+                        rule=f"{c.id}@{pack.version}",
+                        phrases=list(c.phrases),
+                        qualifiers_proposed=list(rules.lexicon.effects_of(c.id).qualifiers),
+                        prompts_added=list(rules.lexicon.effects_of(c.id).prompts),
+                        grade_floor=rules.lexicon.effects_of(c.id).grade_floor,
+                    )
                     for c in strand.cues
                 )
         else:

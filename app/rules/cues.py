@@ -4,48 +4,80 @@ The lexicon is compiled once (at load) into a word trie, so detection is one tok
 and a dictionary walk per word, whatever the size of the lexicon (bench/cues: p99 well under
 1 ms for 2,000 characters). Matching is on whole words ("kid" never matches "kidney", "my
 carer" is not "I don't care"), case-insensitive, with contractions expanded the same way in
-phrases and text ("don't" is "do not", "he's" is "he is").
+phrases and text (app.rules.cue_words) and one typing slip tolerated in long words
+(app.rules.spelling).
 
-Phrase syntax, word by word: `a|b` alternatives, `word?` optional, `<num>` any number
-("two", "3"). A cue is not reported when a negation word comes shortly before it in the same
-clause ("no kids in the house", "there are no children here") or a negating phrase follows it
-("the children are not here"). Pure: no I/O, no logging (narratives are personal data).
+Negation is scoped to the cue's own clause and verb: a negation word suppresses a cue only
+when nothing but `through` words (articles, auxiliaries, "have", "any"...) stands between
+them, in the same clause. "there are no children here" and "she doesn't have any kids" are
+negated; "he didn't stop hitting the baby" negates the stopping, not the baby, and in "no
+injuries, but the kids are scared" the comma and "but" end the negation's reach. Phrases in
+`ignore` are idioms that contain a cue word but are not cues ("crack of dawn"). Each cue
+carries its strand, severity and effects (qualifiers proposed, prompts added, a floor for the
+suggested grade). Pure: no I/O, no logging (narratives are personal data).
 """
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict
-
-# Words, with inner apostrophes kept so contractions can be expanded, and clause punctuation.
-_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[.;:!?,()\n]|\s[-–—]\s")
-_BOUNDARY = "\x00"  # a "word" no phrase can contain: ends a clause for negation look-back
-_NUM = "<num>"
-_NUMBER_WORDS = frozenset(
-    "a an one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty few several".split()
+from app.rules.cue_words import (
+    BOUNDARY,
+    NUM,
+    OLD,
+    PhraseError,
+    expand_phrase,
+    is_number,
+    is_old,
+    tokenize,
+    words_of,
 )
-_IRREGULAR = {"won't": ("will", "not"), "can't": ("can", "not"), "shan't": ("shall", "not"),
-              "ain't": ("is", "not"), "cannot": ("can", "not")}  # fmt: skip
-_SUFFIXES = (("n't", "not"), ("'m", "am"), ("'re", "are"), ("'ve", "have"), ("'ll", "will"),
-             ("'d", "would"), ("'s", "is"))  # fmt: skip
-_MAX_EXPANSIONS = 256
+from app.rules.spelling import Speller
+
+__all__ = [
+    "DEFAULT_SEVERITY",
+    "Cue",
+    "CueEffects",
+    "CueInfo",
+    "Lexicon",
+    "PhraseError",
+    "compile_lexicon",
+    "detect_cues",
+    "expand_phrase",
+    "first_of_each",
+    "tokenize",
+]
+
 # A strand's severity when the lexicon is given none (the pack schema's default too).
 DEFAULT_SEVERITY = "medium"
+# Most urgent first (the THRIVE+ grades), to merge a strand's floor with its cue's.
+GRADES = ("emergency", "priority", "scheduled", "resolution_without_deployment")
 
 
-class PhraseError(ValueError):
-    """A lexicon phrase that cannot be compiled."""
+@dataclass(frozen=True)
+class CueEffects:
+    """What a cue does on a call: qualifiers it proposes to the handler (who confirms them),
+    prompts it adds, and the least urgent grade the call's suggested grade may then be."""
+
+    qualifiers: tuple[str, ...] = ()
+    prompts: tuple[str, ...] = ()
+    grade_floor: str | None = None
+
+    def merged(self, other: CueEffects) -> CueEffects:
+        floors = [g for g in (self.grade_floor, other.grade_floor) if g is not None]
+        return CueEffects(
+            tuple(dict.fromkeys((*self.qualifiers, *other.qualifiers))),
+            tuple(dict.fromkeys((*self.prompts, *other.prompts))),
+            min(floors, key=GRADES.index) if floors else None,
+        )
 
 
-class Cue(BaseModel):
-    """One cue found in a narrative. `cue` is stable: push each cue id once per call."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """One cue found in a narrative. `cue` is stable: push each cue id once per call.
+    (A plain dataclass: a dense narrative yields dozens per keystroke post, and building
+    validated models cost more than the detection itself.)"""
 
     strand: str
     strand_name: str
@@ -55,79 +87,9 @@ class Cue(BaseModel):
     end: int
     rule: str  # "<cue id>@<pack version>"
     severity: str = DEFAULT_SEVERITY  # the strand's (critical | high | medium | low | info)
-
-
-def _expand(word: str) -> tuple[str, ...]:
-    word = word.lower().replace("’", "'")
-    if "'" not in word:
-        return ("can", "not") if word == "cannot" else (word,)
-    if word in _IRREGULAR:
-        return _IRREGULAR[word]
-    for suffix, full in _SUFFIXES:
-        if word.endswith(suffix) and len(word) > len(suffix):
-            return (word[: -len(suffix)], full)
-    return (word.replace("'", ""),)
-
-
-def tokenize(text: str) -> tuple[list[str], list[int], list[int]]:
-    """Words (lower case, contractions expanded) with the span of the text each came from;
-    clause punctuation becomes a boundary marker."""
-    words: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        start, end = match.span()
-        if not token[0].isalnum():
-            words.append(_BOUNDARY)
-            starts.append(start)
-            ends.append(end)
-            continue
-        if "'" in token or "’" in token or token in ("cannot", "Cannot", "CANNOT"):
-            for part in _expand(token):
-                words.append(part)
-                starts.append(start)
-                ends.append(end)
-        else:
-            words.append(token.lower())
-            starts.append(start)
-            ends.append(end)
-    return words, starts, ends
-
-
-def expand_phrase(phrase: str) -> list[tuple[str, ...]]:
-    """Every word sequence a phrase stands for (alternatives and optional words expanded)."""
-    slots: list[list[tuple[str, ...]]] = []
-    for raw in phrase.split():
-        optional = raw.endswith("?")
-        if optional:
-            raw = raw[:-1]
-        options: list[tuple[str, ...]] = []
-        for alt in raw.split("|"):
-            if alt == _NUM:
-                options.append((_NUM,))
-                continue
-            words, _, _ = tokenize(alt)
-            if not words or any(w == _BOUNDARY for w in words) or "".join(words) == "":
-                raise PhraseError(f"{alt!r} in phrase {phrase!r} is not a word")
-            options.append(tuple(words))
-        if optional:
-            options.append(())
-        slots.append(options)
-    if not slots:
-        raise PhraseError("empty phrase")
-    total = 1
-    for options in slots:
-        total *= len(options)
-    if total > _MAX_EXPANSIONS:
-        raise PhraseError(f"phrase {phrase!r} expands to {total} variants (at most 256)")
-    sequences = []
-    for combo in itertools.product(*slots):
-        seq = tuple(w for part in combo for w in part)
-        if not seq:
-            raise PhraseError(f"phrase {phrase!r} can match nothing (every word optional)")
-        sequences.append(seq)
-    return sequences
+    qualifiers: tuple[str, ...] = ()  # proposed, for the handler to confirm
+    prompts: tuple[str, ...] = ()  # prompt ids added to the call's
+    grade_floor: str | None = None  # the suggested grade is at least this urgent
 
 
 # A trie node: next word -> node; the key None holds the id of the cue ending here.
@@ -141,6 +103,7 @@ class CueInfo:
     cue: str
     rule: str
     severity: str = DEFAULT_SEVERITY
+    effects: CueEffects = CueEffects()
 
 
 @dataclass
@@ -151,12 +114,15 @@ class Lexicon:
     trie: _Node = field(default_factory=dict)
     negate_before: frozenset[str] = frozenset()
     breakers: frozenset[str] = frozenset()
+    through: frozenset[str] = frozenset()
     window: int = 3
     negate_after: _Node = field(default_factory=dict)
     after_window: int = 1
     # Every strand's id -> its name and severity, also for strands no longer holding cues.
     strand_names: dict[str, str] = field(default_factory=dict)
     strand_severity: dict[str, str] = field(default_factory=dict)
+    by_id: dict[str, CueInfo] = field(default_factory=dict)
+    speller: Speller | None = None
 
     def strands(self) -> list[tuple[str, str]]:
         return list(self.strand_names.items())
@@ -164,6 +130,11 @@ class Lexicon:
     def severity_of(self, strand: str) -> str:
         """A strand's severity (a strand the lexicon does not know has the default)."""
         return self.strand_severity.get(strand, DEFAULT_SEVERITY)
+
+    def effects_of(self, cue_id: str) -> CueEffects:
+        """A cue's effects in the packs in force (a cue no longer defined has none)."""
+        info = self.by_id.get(cue_id)
+        return info.effects if info is not None else CueEffects()
 
 
 def _insert(trie: _Node, sequence: Sequence[str], value: int) -> None:
@@ -177,57 +148,92 @@ def _insert(trie: _Node, sequence: Sequence[str], value: int) -> None:
     node.setdefault(None, value)  # first definition wins; the loader refuses real clashes
 
 
-def _single_words(phrases: Iterable[str]) -> frozenset[str]:
-    words: set[str] = set()
-    for phrase in phrases:
-        for seq in expand_phrase(phrase):
-            words.update(seq)
-    return frozenset(words)
-
-
 _IGNORED = -2  # trie value of an `ignore` phrase: consumed, never reported
 
 
+@dataclass(frozen=True)
+class StrandInput:
+    id: str
+    name: str
+    cues: Sequence[tuple[str, str, Sequence[str], CueEffects]]  # id, version, phrases, effects
+    effects: CueEffects = CueEffects()
+
+
 def compile_lexicon(
-    strands: Iterable[tuple[str, str, Sequence[tuple[str, str, Sequence[str]]]]],
+    strands: Iterable[StrandInput],
     *,
     ignore: Iterable[str] = (),
     negate_before: Iterable[str] = (),
     breakers: Iterable[str] = (),
+    through: Iterable[str] = (),
     window: int = 3,
     negate_after: Iterable[str] = (),
     after_window: int = 1,
     severity: Mapping[str, str] | None = None,
+    typo_min_length: int | None = 7,
+    not_typos: Iterable[str] = (),
 ) -> Lexicon:
-    """Build a lexicon from (strand id, strand name, [(cue id, pack version, phrases)]);
-    `severity` maps strand ids to their severity (DEFAULT_SEVERITY for those it omits)."""
+    """Build a lexicon; `severity` maps strand ids to their severity (DEFAULT_SEVERITY for
+    those it omits). A cue's effects are its strand's merged with its own."""
     lexicon = Lexicon(
-        negate_before=_single_words(negate_before),
-        breakers=_single_words(breakers),
+        negate_before=words_of(tuple(negate_before)),
+        breakers=words_of(tuple(breakers)),
+        through=words_of(tuple(through)),
         window=window,
         after_window=after_window,
     )
     severity = severity or {}
-    for strand_id, strand_name, cues in strands:
-        lexicon.strand_names.setdefault(strand_id, strand_name)
+    phrase_words: set[str] = set()
+    for strand in strands:
+        lexicon.strand_names.setdefault(strand.id, strand.name)
         weight = lexicon.strand_severity.setdefault(
-            strand_id, severity.get(strand_id, DEFAULT_SEVERITY)
+            strand.id, severity.get(strand.id, DEFAULT_SEVERITY)
         )
-        for cue_id, version, phrases in cues:
+        for cue_id, version, phrases, effects in strand.cues:
             index = len(lexicon.cues)
-            lexicon.cues.append(
-                CueInfo(strand_id, strand_name, cue_id, f"{cue_id}@{version}", weight)
+            info = CueInfo(
+                strand.id,
+                strand.name,
+                cue_id,
+                f"{cue_id}@{version}",
+                weight,
+                strand.effects.merged(effects),
             )
+            lexicon.cues.append(info)
+            lexicon.by_id.setdefault(cue_id, info)
             for phrase in phrases:
                 for seq in expand_phrase(phrase):
+                    phrase_words.update(seq)
                     _insert(lexicon.trie, seq, index)
-    for phrase in ignore:
+    ignored = list(ignore)
+    for phrase in ignored:
         for seq in expand_phrase(phrase):
             _insert(lexicon.trie, seq, _IGNORED)
     for phrase in negate_after:
         for seq in expand_phrase(phrase):
             _insert(lexicon.negate_after, seq, 0)
+    if typo_min_length is not None:
+        known = (
+            phrase_words
+            | words_of(tuple(ignored))
+            | lexicon.negate_before
+            | lexicon.breakers
+            | lexicon.through
+        )
+        lexicon.speller = Speller(
+            phrase_words, known, min_length=typo_min_length, not_typos=not_typos
+        )
     return lexicon
+
+
+def _number_step(node: _Node, word: str) -> _Node | int | None:
+    if NUM not in node and OLD not in node:
+        return None
+    if OLD in node and is_old(word):
+        return node.get(OLD)
+    if NUM in node and is_number(word):
+        return node.get(NUM)
+    return None
 
 
 def _longest(trie: _Node, words: list[str], i: int) -> tuple[int, int]:
@@ -239,8 +245,8 @@ def _longest(trie: _Node, words: list[str], i: int) -> tuple[int, int]:
     while j < n:
         word = words[j]
         child = node.get(word)
-        if child is None and (word.isdigit() or word in _NUMBER_WORDS):
-            child = node.get(_NUM)
+        if child is None:
+            child = _number_step(node, word)
         if not isinstance(child, dict):
             break
         node = child
@@ -252,16 +258,21 @@ def _longest(trie: _Node, words: list[str], i: int) -> tuple[int, int]:
 
 
 def _negated(lexicon: Lexicon, words: list[str], start: int, end: int) -> bool:
+    # Back from the cue, within the clause: a negation word negates the cue only if nothing
+    # but `through` words separates them; any other word (another verb: "didn't stop hitting
+    # the baby") takes the negation for itself.
     stop = max(0, start - lexicon.window)
     for k in range(start - 1, stop - 1, -1):
         word = words[k]
-        if word == _BOUNDARY or word in lexicon.breakers:
+        if word == BOUNDARY or word in lexicon.breakers:
             break
         if word in lexicon.negate_before:
             return True
+        if word not in lexicon.through:
+            break
     if lexicon.negate_after:
         for k in range(end, min(len(words), end + lexicon.after_window + 1)):
-            if words[k] == _BOUNDARY:
+            if words[k] == BOUNDARY:
                 break
             if _longest(lexicon.negate_after, words, k)[0] != -1:
                 return True
@@ -275,34 +286,49 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
     that pushes cues once per call keeps the ids it has pushed.
     """
     words, starts, ends = tokenize(text)
+    speller = lexicon.speller
+    if speller is not None:
+        # Inline fast path: most words are short or known; only the rest go to the speller.
+        shortest, known, correct = speller.min_length - 1, speller.known, speller.correct
+        words = [w if len(w) < shortest or w in known else correct(w) for w in words]
     trie = lexicon.trie
-    numbers_start = _NUM in trie
+    numbers_start = NUM in trie or OLD in trie
     found: list[Cue] = []
     i, n = 0, len(words)
     while i < n:
         word = words[i]
-        if word not in trie and not (numbers_start and (word.isdigit() or word in _NUMBER_WORDS)):
+        if word not in trie and not (numbers_start and is_number(word)):
             i += 1
             continue
         end, value = _longest(trie, words, i)
         if end == -1:
             i += 1
             continue
-        if value != _IGNORED and not _negated(lexicon, words, i, end):
-            info = lexicon.cues[value]
-            span_start, span_end = starts[i], ends[end - 1]
-            found.append(
-                Cue(
-                    strand=info.strand,
-                    strand_name=info.strand_name,
-                    cue=info.cue,
-                    words=text[span_start:span_end],
-                    start=span_start,
-                    end=span_end,
-                    rule=info.rule,
-                    severity=info.severity,
-                )
+        if value == _IGNORED:
+            i = end
+            continue
+        if _negated(lexicon, words, i, end):
+            # The negation is the phrase's ("never hurt the children"): words inside it that
+            # are cues of their own are read again, each with its own negation check.
+            i += 1
+            continue
+        info = lexicon.cues[value]
+        span_start, span_end = starts[i], ends[end - 1]
+        found.append(
+            Cue(
+                strand=info.strand,
+                strand_name=info.strand_name,
+                cue=info.cue,
+                words=text[span_start:span_end],
+                start=span_start,
+                end=span_end,
+                rule=info.rule,
+                severity=info.severity,
+                qualifiers=info.effects.qualifiers,
+                prompts=info.effects.prompts,
+                grade_floor=info.effects.grade_floor,
             )
+        )
         i = end
     return found
 

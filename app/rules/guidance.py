@@ -60,9 +60,11 @@ def prompts_for(
     incident_type: str | None,
     alerts: Iterable[str | PlannedAlert] = (),
     qualifiers: Collection[str] = (),
+    added: Collection[str] = (),
 ) -> list[Prompt]:
     """General prompts, plus those for the incident type, the call's qualifiers and the
-    alerts raised (a DA rape: the sexual-offence prompts and the DA ones), ranked.
+    alerts raised (a DA rape: the sexual-offence prompts and the DA ones), and the prompts
+    `added` by the narrative's cues (ids; reason `cue` when nothing else brings them).
 
     `alerts` may be alert kinds ("repeat_victim") or planned alerts, whose kind and tags
     (marker kinds such as "da_high_risk") both count. Each prompt once, ordered by
@@ -73,7 +75,10 @@ def prompts_for(
     chosen: list[Prompt] = []
     for prompt, types, keys in packs.prompts:
         by_qualifier = packs.prompt_qualifiers.get(prompt.id, frozenset())
-        if not types and not keys and not by_qualifier:
+        if prompt.id in packs.cue_only_prompts:
+            if prompt.id in added:
+                chosen.append(prompt.model_copy(update={"reason": "cue"}))
+        elif not types and not keys and not by_qualifier:
             chosen.append(prompt)
         elif incident_type is not None and incident_type in types:
             chosen.append(prompt.model_copy(update={"reason": "incident_type"}))
@@ -81,6 +86,8 @@ def prompts_for(
             chosen.append(prompt.model_copy(update={"reason": "qualifier"}))
         elif keys & triggers:
             chosen.append(prompt.model_copy(update={"reason": "alert"}))
+        elif prompt.id in added:
+            chosen.append(prompt.model_copy(update={"reason": "cue"}))
     return rank(packs, chosen)
 
 

@@ -28,7 +28,7 @@ class Prompt(BaseModel):
     element_name: str
     text: str
     # Why it is shown: general, for the incident type, a qualifier, or an alert raised.
-    reason: Literal["general", "incident_type", "qualifier", "alert"]
+    reason: Literal["general", "incident_type", "qualifier", "alert", "cue"]
     rule: str  # "<prompt id>@<pack version>"
     priority: int = 2  # 1 ask now, 2 must ask, 3 when there is time
     folded: bool = False  # set by the selection: beyond what the handler sees at first
@@ -122,6 +122,8 @@ class RuleSet:
     qualifier_advice: dict[str, list[AdviceItem]] = field(default_factory=dict)  # own items
     # Prompt id -> the qualifiers that add it (prompts naming none are absent).
     prompt_qualifiers: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Prompts only a narrative cue adds (thrive.yaml `cue_only`).
+    cue_only_prompts: frozenset[str] = frozenset()
     lexicon: Lexicon = field(default_factory=Lexicon)
     # How many prompts a handler sees unfolded, at most (prompt packs' `visible_limit`).
     visible_limit: int = 10

@@ -234,6 +234,9 @@ class PromptDef(Strict):
     # Also added when the call carries one of these qualifiers (domestic_abuse, weapons, ...),
     # whatever its incident type.
     qualifiers: list[Id] = Field(default_factory=list)
+    # Only added by a narrative cue that names it (cues.yaml `effects.prompts`), never shown
+    # as a general prompt. Any prompt may be named by a cue; these need one.
+    cue_only: bool = False
 
 
 class PromptPack(PackHeader):
@@ -310,12 +313,36 @@ class Negation(Strict):
     breakers: list[Phrase] = Field(default_factory=list)
     after: list[Phrase] = Field(default_factory=list)
     after_window: int = Field(default=1, ge=0, le=5)
+    # Words a negation reaches the cue across ("doesn't have any kids"); any other word
+    # between them ends its reach ("didn't stop hitting the baby": the stopping is negated).
+    through: list[Phrase] = Field(default_factory=list)
+
+
+class Typos(Strict):
+    """One typing slip tolerated in lexicon words of `min_length` letters or more (a letter
+    missing, one extra, two neighbours swapped; never the first letter, never a substituted
+    one); `not_typos` are real words that are not slips of a lexicon word."""
+
+    min_length: int = Field(default=7, ge=5, le=20)
+    not_typos: list[Phrase] = Field(default_factory=list)
+
+
+class CueEffects(Strict):
+    """What a cue does on a call besides showing: qualifiers proposed to the handler (who
+    confirms them; never set silently), prompts added to the call's, and a floor for the
+    suggested grade (a threat to kill, strangulation, a weapon present now: emergency)."""
+
+    qualifiers: list[Id] = Field(default_factory=list)
+    prompts: list[Id] = Field(default_factory=list)
+    grade_floor: Grade | None = None
 
 
 class CueDef(Strict):
     id: Id
     phrases: list[Phrase] = Field(min_length=1)
     description: str = ""
+    # Added to its strand's effects (the more urgent grade floor wins).
+    effects: CueEffects | None = None
 
 
 class Strand(Strict):
@@ -327,12 +354,16 @@ class Strand(Strict):
     # another pack gave the strand, else medium (`cues.DEFAULT_SEVERITY`). Optional so that
     # a force pack adding cues to a shipped strand does not silently lower it.
     severity: Severity | None = None
+    # Every cue of the strand has these (a force pack adding cues to a shipped strand may
+    # add effects; they are merged).
+    effects: CueEffects | None = None
     cues: list[CueDef] = Field(min_length=1)
 
 
 class CuePack(PackHeader):
     kind: Literal["cues"]
     negation: Negation | None = None
+    typos: Typos | None = None
     strands: list[Strand] = Field(default_factory=list)
     # Phrases that are never cues although they contain one ("shoulder blade", "nail gun"):
     # matched like cues (the longest phrase wins) and then dropped.

@@ -119,7 +119,14 @@ async def submit_assessment(
         if body.prompts_answered is not None
         else list(state.prompts_answered if state is not None else [])
     )
-    offered = [p.id for p in catalogue.prompts(rules, incident_type, alert_keys(alerts), carried)]
+    raised = await call_cues(session, call.id)
+    effects = catalogue.cue_effects(rules, (c.cue_id for c in raised))
+    offered = [
+        p.id
+        for p in catalogue.prompts(
+            rules, incident_type, alert_keys(alerts), carried, effects.prompts
+        )
+    ]
     # The cues the call's narrative raised, weighed by their strand's severity in the packs
     # in force now (a reload that raises a strand applies to the next submission).
     cues = [
@@ -127,8 +134,9 @@ async def submit_assessment(
             strand=c.strand,
             strand_name=rules.lexicon.strand_names.get(c.strand, c.strand.replace("_", " ")),
             severity=rules.lexicon.severity_of(c.strand),
+            grade_floor=rules.lexicon.effects_of(c.cue_id).grade_floor,
         )
-        for c in await call_cues(session, call.id)
+        for c in raised
     ]
     problems = check_assessment(
         body,
@@ -153,7 +161,7 @@ async def submit_assessment(
         select(func.max(Assessment.version)).where(Assessment.call_id == call.id)
     )
     version = int(latest or 0) + 1
-    suggested = suggested_grade(alerts)
+    suggested = suggested_grade(alerts, effects.floors)
     # Either says so: the DA qualifier on the call makes it domestic abuse (DA escalation
     # counts the contact) whatever the incident type or the body's flag.
     domestic_abuse = (

@@ -7,9 +7,10 @@ answers into the records and messages of the call-time API.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
 from app.rules import guidance
-from app.rules.cues import detect_cues
+from app.rules.cues import CueEffects, detect_cues
 from app.rules.ruleset import RuleSet
 from app.thrive.schemas import AdviceOut, CueOut, PromptOut
 
@@ -26,12 +27,34 @@ def is_domestic_abuse(incident_type: str) -> bool:
     return incident_type == DOMESTIC_ABUSE
 
 
+@dataclass(frozen=True)
+class CallCueEffects:
+    """What the cues a call's narrative raised do, together (in the packs in force now)."""
+
+    prompts: tuple[str, ...] = ()
+    qualifiers: tuple[str, ...] = ()
+    floors: tuple[str, ...] = ()
+
+
+def cue_effects(rules: RuleSet, cue_ids: Iterable[str]) -> CallCueEffects:
+    merged = CueEffects()
+    floors: list[str] = []
+    for cue_id in cue_ids:
+        effects = rules.lexicon.effects_of(cue_id)
+        merged = merged.merged(effects)
+        if effects.grade_floor is not None:
+            floors.append(effects.grade_floor)
+    return CallCueEffects(merged.prompts, merged.qualifiers, tuple(floors))
+
+
 def prompts(
     rules: RuleSet,
     incident_type: str | None,
     alert_keys: Iterable[str],
     qualifiers: Collection[str] = (),
+    added: Collection[str] = (),
 ) -> list[PromptOut]:
+    """The call's prompts; `added`: prompt ids its narrative's cues add."""
     return [
         PromptOut(
             id=p.id,
@@ -43,7 +66,7 @@ def prompts(
             priority=p.priority,
             folded=p.folded,
         )
-        for p in guidance.prompts_for(rules, incident_type, list(alert_keys), qualifiers)
+        for p in guidance.prompts_for(rules, incident_type, list(alert_keys), qualifiers, added)
     ]
 
 
@@ -74,6 +97,9 @@ def cues(rules: RuleSet, text: str) -> list[CueOut]:
                 matched=[cue.words],
                 rule=cue.rule,
                 severity=cue.severity,
+                qualifiers_proposed=list(cue.qualifiers),
+                prompts_added=list(cue.prompts),
+                grade_floor=cue.grade_floor,
             )
         elif cue.words not in seen.matched:
             seen.matched.append(cue.words)

@@ -16,9 +16,15 @@ from app.errors import PayloadTooLarge
 from app.resources import Resources
 from app.thrive import catalogue
 from app.thrive.models import CallCue, CallThrive
-from app.thrive.reads import rules_of
+from app.thrive.reads import call_alerts, call_cues, rules_of
 from app.thrive.schemas import CueOut, NarrativeIn, NarrativeResult
-from app.thrive.service import call_for_writer, locked_state, publish_to_call
+from app.thrive.service import (
+    call_for_writer,
+    locked_state,
+    publish_prompts,
+    publish_to_call,
+    view_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +113,17 @@ async def add_narrative(
         fresh = [c for c in found if c.cue_id in new_ids]
     for cue in fresh:
         publish_to_call(session, resources, call, "cue.detected", cue.model_dump())
+    if any(c.prompts_added or c.qualifiers_proposed or c.grade_floor for c in fresh):
+        # The cues change the call's prompts, suggested grade or proposed qualifiers: push
+        # them as they now are (after the cues, on the same ordered channels).
+        view = view_of(
+            resources,
+            call,
+            state,
+            await call_alerts(session, call.id),
+            await call_cues(session, call.id),
+        )
+        publish_prompts(session, resources, call, view)
     total = await session.scalar(
         select(func.count()).select_from(CallCue).where(CallCue.call_id == call.id)
     )

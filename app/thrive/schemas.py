@@ -135,6 +135,12 @@ class CueOut(BaseModel):
     # The strand's severity (critical | high | medium | low | info): a high or critical cue
     # makes threat, harm, risk and vulnerability required in the assessment.
     severity: str = "medium"
+    # What the cue does (cues.yaml `effects`): qualifiers it proposes (the handler confirms
+    # them with PUT .../qualifiers; never set by the service), prompt ids it adds to the
+    # call's prompts, and the least urgent grade the call's suggested grade may now be.
+    qualifiers_proposed: list[str] = []
+    prompts_added: list[str] = []
+    grade_floor: Grade | None = None
 
 
 class QualifiersSet(BaseModel):
@@ -160,6 +166,11 @@ class CallThriveRead(BaseModel):
     prompts: list[PromptOut]
     advice: list[AdviceOut]
     cues: list[CueOut]
+    # The most urgent grade the call's alerts suggest, raised to the floor of any cue its
+    # narrative raised (a threat to kill: emergency). A suggestion: the handler grades.
+    suggested_grade: Grade | None = None
+    # Qualifiers the narrative's cues propose that the call does not carry yet.
+    proposed_qualifiers: list[str] = []
 
 
 class NarrativeResult(BaseModel):

@@ -28,6 +28,7 @@ from app.history import alerts as history_alerts
 from app.history import rerun
 from app.realtime import publish
 from app.resources import Resources
+from app.rules.ruleset import RuleSet
 from app.thrive import catalogue
 from app.thrive.models import CallCue, CallThrive
 from app.thrive.reads import alert_keys, call_alerts, call_cues, rules_of
@@ -37,6 +38,7 @@ from app.thrive.schemas import (
 )
 from app.thrive.validation import (
     Alert,
+    suggested_grade,
 )
 
 log = logging.getLogger(__name__)
@@ -127,8 +129,10 @@ def _view(
     given = set(state.advice_given if state is not None else ())
     carried = qualifiers.ids_of(call.qualifiers)
     keys = alert_keys(alerts)
-    prompts = catalogue.prompts(rules, incident_type, keys, carried)
+    effects = catalogue.cue_effects(rules, (c.cue_id for c in cues))
+    prompts = catalogue.prompts(rules, incident_type, keys, carried, effects.prompts)
     advice = catalogue.advice(rules, incident_type, carried, keys)
+    suggested = suggested_grade(alerts, effects.floors)
     return CallThriveRead(
         call_id=call.id,
         incident_type=incident_type,
@@ -137,16 +141,52 @@ def _view(
         alert_kinds=sorted({a.kind for a in alerts}),
         prompts=[p.model_copy(update={"answered": p.id in answered}) for p in prompts],
         advice=[a.model_copy(update={"given": a.id in given}) for a in advice],
-        cues=[
-            CueOut(
-                cue_id=c.cue_id,
-                strand=c.strand,
-                strand_name=rules.lexicon.strand_names.get(c.strand, ""),
-                matched=list(c.matched),
-                severity=rules.lexicon.severity_of(c.strand),
-            )
-            for c in cues
-        ],
+        cues=[_cue_out(rules, c) for c in cues],
+        suggested_grade=suggested,
+        proposed_qualifiers=[q for q in effects.qualifiers if q not in carried],
+    )
+
+
+def _about(view: CallThriveRead) -> dict[str, object]:
+    return {
+        "incident_type": view.incident_type,
+        "qualifiers": view.qualifiers,
+        "qualifier_strands": view.qualifier_strands,
+    }
+
+
+def publish_prompts(
+    session: AsyncSession, resources: Resources, call: Call, view: CallThriveRead
+) -> None:
+    """Push the call's prompts as they are now (`prompts.updated`), with the suggested grade
+    and the qualifiers the narrative's cues propose (cues change all three)."""
+    publish_to_call(
+        session,
+        resources,
+        call,
+        "prompts.updated",
+        {
+            **_about(view),
+            "alert_kinds": view.alert_kinds,
+            "prompts": [p.model_dump() for p in view.prompts],
+            "suggested_grade": view.suggested_grade,
+            "proposed_qualifiers": view.proposed_qualifiers,
+        },
+    )
+
+
+def _cue_out(rules: RuleSet, cue: CallCue) -> CueOut:
+    """A stored cue as the API shows it, weighed by the packs in force now."""
+    effects = rules.lexicon.effects_of(cue.cue_id)
+    return CueOut(
+        cue_id=cue.cue_id,
+        strand=cue.strand,
+        strand_name=rules.lexicon.strand_names.get(cue.strand, ""),
+        matched=list(cue.matched),
+        severity=rules.lexicon.severity_of(cue.strand),
+        qualifiers_proposed=list(effects.qualifiers),
+        prompts_added=list(effects.prompts),
+        grade_floor=effects.grade_floor,
     )
 
 
@@ -155,22 +195,8 @@ def publish_guidance(
 ) -> None:
     """Push the call's prompts (`prompts.updated`) and advice (`advice.updated`) as they are
     now: the incident type's merged with the qualifiers' (both change them)."""
-    about = {
-        "incident_type": view.incident_type,
-        "qualifiers": view.qualifiers,
-        "qualifier_strands": view.qualifier_strands,
-    }
-    publish_to_call(
-        session,
-        resources,
-        call,
-        "prompts.updated",
-        {
-            **about,
-            "alert_kinds": view.alert_kinds,
-            "prompts": [p.model_dump() for p in view.prompts],
-        },
-    )
+    about = _about(view)
+    publish_prompts(session, resources, call, view)
     publish_to_call(
         session,
         resources,
@@ -279,6 +305,7 @@ async def mark_prompts_answered(
     call = await call_for_writer(session, call_id, principal)
     state = await locked_state(session, call.id)
     alerts = await call_alerts(session, call.id)
+    cues = await call_cues(session, call.id)
     offered = {
         p.id
         for p in catalogue.prompts(
@@ -286,6 +313,7 @@ async def mark_prompts_answered(
             state.incident_type,
             alert_keys(alerts),
             qualifiers.ids_of(call.qualifiers),
+            catalogue.cue_effects(rules_of(resources), (c.cue_id for c in cues)).prompts,
         )
     }
     # Unmarking may name a prompt the call no longer offers (the incident type changed).
@@ -299,7 +327,7 @@ async def mark_prompts_answered(
     state.prompts_answered = _marked(state.prompts_answered, ids, answered)
     state.updated_at = utcnow()
     await session.flush()
-    return _view(resources, call, state, alerts, await call_cues(session, call.id))
+    return _view(resources, call, state, alerts, cues)
 
 
 async def mark_advice_given(

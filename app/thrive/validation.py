@@ -69,11 +69,13 @@ class Alert:
 
 @dataclass(frozen=True)
 class RaisedCue:
-    """A hidden-vulnerability cue the call's narrative raised, with its strand's severity."""
+    """A hidden-vulnerability cue the call's narrative raised, with its strand's severity and
+    the grade floor its effects set (None: none)."""
 
     strand: str
     strand_name: str
     severity: str
+    grade_floor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,10 @@ class Problem:
         return {"field": self.field, "reason": self.reason}
 
 
-def suggested_grade(alerts: Iterable[Alert]) -> Grade | None:
-    """The most urgent grade any of the alerts suggests, or None."""
+def suggested_grade(alerts: Iterable[Alert], floors: Iterable[str | None] = ()) -> Grade | None:
+    """The most urgent grade any of the alerts suggests or any cue's floor sets, or None."""
     suggested = [grade for grade in (a.suggests() for a in alerts) if grade is not None]
+    suggested += [Grade(f) for f in floors if f is not None and f in Grade.__members__]
     return min(suggested, key=GRADE_ORDER.index) if suggested else None
 
 
@@ -148,15 +151,21 @@ def check_assessment(
     if incident_type is None:
         problems.append(Problem("incident_type", "choose the incident type"))
 
+    cues = list(cues)
     if body.grade is None:
         problems.append(Problem("grade", "choose a grade"))
     else:
-        suggested = suggested_grade(alerts)
+        suggested = suggested_grade(alerts, (c.grade_floor for c in cues))
         if suggested is not None and is_below(body.grade, suggested) and not body.grade_reason:
+            by = (
+                "the call's alerts suggest"
+                if suggested_grade(alerts) == suggested
+                else "a cue in the narrative suggests"
+            )
             problems.append(
                 Problem(
                     "grade_reason",
-                    f"the call's alerts suggest {_humanise(suggested.value)}; a grade of "
+                    f"{by} {_humanise(suggested.value)}; a grade of "
                     f"{_humanise(body.grade.value)} needs a reason",
                 )
             )

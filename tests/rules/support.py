@@ -15,7 +15,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SHIPPED = load_paths([])
 VERSION = "2026.12.1"  # the prompts and advice packs: issue 14 (ranked, sourced)
 ALERTS_VERSION = "2026.11.2"  # the alerts pack: issue 13 defaults (repeats counted as forces count)
-CUES_VERSION = "2026.12.1"  # the cues pack: strand severities added
+CUES_VERSION = "2026.12.2"  # the cues pack: clause-scoped negation, effects, issue 14 strands
 
 
 def ago(days: float) -> datetime:

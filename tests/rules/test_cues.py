@@ -27,7 +27,9 @@ SNIPPETS: list[tuple[str, set[str]]] = [
     ("there are no children here", set()),
     ("No children present at the address", set()),
     ("she doesn't have any kids", set()),
-    ("the children are not here, they are at their nan's", set()),
+    # Where a child is not still says there is one (and a child not where they should be is
+    # a cue itself): only words saying there are none negate it.
+    ("the children are not here, they are at their nan's", {"children_present"}),
     ("no injuries but the kids are scared", {"children_present"}),
     ("I'm not sure if the kids are safe", {"children_present"}),
     ("not sure where the children are", {"children_present"}),
@@ -43,7 +45,7 @@ SNIPPETS: list[tuple[str, set[str]]] = [
     ("mum has Alzheimer's", {"dementia_confusion"}),
     # disability
     ("he uses a wheelchair", {"disability"}),
-    ("my brother is autistic and non-verbal", {"disability"}),
+    ("my brother is autistic and non-verbal", {"disability", "communication_needs"}),
     # carer dependence
     ("my carer comes in twice a day", {"carer_dependence"}),
     ("I don't care what he does", set()),
@@ -87,7 +89,7 @@ SNIPPETS: list[tuple[str, set[str]]] = [
     ("no knife was seen", set()),
     # mental health, self-neglect, communication
     ("she is off her medication", {"mental_health"}),
-    ("he hears voices", set()),  # the lexicon says "hearing voices": not every wording
+    ("he hears voices", {"mental_health"}),
     ("he has been hearing voices", {"mental_health"}),
     ("there's no food in the house", {"self_neglect"}),
     ("she doesn't speak English, needs an interpreter", {"communication_needs"}),
@@ -205,6 +207,14 @@ def test_force_lexicon_adds_its_own_strand(tmp_path: Path) -> None:
 
 # Strands where the words alone point at a risk a handler must assess (see cues.yaml).
 HIGH_STRANDS = {
+    "child_abuse",
+    "child_sexual_exploitation",
+    "coercive_control",
+    "fear",
+    "stalking",
+    "forced_marriage_honour",
+    "fgm",
+    "sexual_violence",
     "weapons",
     "da_high_risk_indicators",
     "self_harm_suicide",
@@ -235,7 +245,7 @@ def test_force_cues_keep_or_set_their_strand_severity(tmp_path: Path) -> None:
           - id: weapons
             name: Weapons mentioned
             cues:
-              - {id: local.weapons.crossbow, phrases: ["crossbow"]}
+              - {id: local.weapons.harpoon, phrases: ["harpoon"]}
           - id: fire_risk
             name: Fire risk
             cues:
@@ -247,7 +257,7 @@ def test_force_cues_keep_or_set_their_strand_severity(tmp_path: Path) -> None:
               - {id: local.fire.threat, phrases: ["burn the house down"]}
         """,
     )
-    text = "He has a crossbow, poured petrol through the letterbox, said he'd burn the house down"
+    text = "He has a harpoon, poured petrol through the letterbox, said he'd burn the house down"
     assert [(c.strand, c.severity) for c in detect_cues(rules.lexicon, text)] == [
         ("weapons", "high"),  # left out: the shipped strand's severity stays
         ("fire_risk", "medium"),  # never said: the default
@@ -268,7 +278,7 @@ def test_a_force_pack_may_not_contradict_a_strand_severity(tmp_path: Path) -> No
             name: Weapons mentioned
             severity: low
             cues:
-              - {id: local.weapons.crossbow, phrases: ["crossbow"]}
+              - {id: local.weapons.harpoon, phrases: ["harpoon"]}
         """,
     )
     with pytest.raises(PackLoadError) as caught:

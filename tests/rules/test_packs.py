@@ -579,7 +579,8 @@ incident_types:
     assert found and all(
         "unknown incident type" in r or "unknown qualifier" in r for _, _, r in found
     )
-    assert {f for f, _, _ in found} == {"thrive.yaml"}
+    # (the cue effects name qualifiers and prompts too: issue 14)
+    assert {f for f, _, _ in found} == {"thrive.yaml", "cues.yaml"}
     # ...until the force also supplies its prompts (here: a copy without per-type prompts).
     prompts = shipped_text("thrive.yaml")
     kept = [
@@ -588,6 +589,9 @@ incident_types:
         if "incident_types:" not in block and "qualifiers:" not in block
     ]
     write(tmp_path, "my-prompts.yaml", "\n  - ".join(kept))
+    # ...and its cues (here: the shipped lexicon without its effects, one line each).
+    lexicon = shipped_text("cues.yaml").splitlines()
+    write(tmp_path, "my-cues.yaml", "\n".join(x for x in lexicon if "effects:" not in x))
     rules = load_paths([tmp_path])
     assert [a.id for a in rules.advice["burglary"]] == ["burglary.local_only"]
     assert list(rules.incident_types) == [
@@ -601,7 +605,7 @@ incident_types:
         "advice": "force",
         "thrive-plus": "force",
         "core-alerts": "shipped",
-        "cues": "shipped",
+        "cues": "force",
     }
 
 

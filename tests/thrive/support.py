@@ -15,6 +15,7 @@ from app.history import alerts as alert_store
 from app.realtime.envelope import SUPERVISORS, handler_channel
 from app.rules.facts import PlannedAlert
 from app.thrive.schemas import Element
+from tests.support.servers import ServiceProcess
 from tests.telephony.support import event, post_signed
 
 _numbers = itertools.count(100)
@@ -87,6 +88,17 @@ def handler_messages(app: FastAPI, handler: str, *types: str) -> Any:
 
 def supervisor_messages(app: FastAPI, *types: str) -> Any:
     return messages(app, SUPERVISORS, *types)
+
+
+async def send(service: ServiceProcess, method: str, path: str, token: str, body: Any) -> Any:
+    """A request to a live service as `token`, on a fresh connection (with several workers,
+    requests spread out), expected to succeed: its JSON."""
+    async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
+        response = await http.request(
+            method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def auth(token: str) -> dict[str, str]:

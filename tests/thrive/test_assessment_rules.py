@@ -143,7 +143,9 @@ async def test_the_untouched_form_on_a_da_escalation_call_is_refused_listing_eve
         token,
         {
             **untouched_form("domestic_abuse"),
-            "grade": "priority",
+            # A knife present now puts the suggestion at emergency (issue 14): grading
+            # below it would need a reason.
+            "grade": "emergency",
             "elements": elements,
             "repeat_victim_check": "yes",
             "victim": True,
@@ -152,7 +154,8 @@ async def test_the_untouched_form_on_a_da_escalation_call_is_refused_listing_eve
     )
     assert done.status_code == 201, done.text
     record = done.json()
-    assert record["version"] == 1 and record["grade"] == "priority"
+    assert record["version"] == 1 and record["grade"] == "emergency"
+    assert record["suggested_grade"] == "emergency"
     assert record["domestic_abuse"] is True and record["repeat_victim_check"] == "yes"
     assert record["elements"]["threat"]["risk"] == "high"
 
@@ -247,7 +250,8 @@ async def test_a_high_severity_cue_makes_the_risk_elements_required(
     assert done.status_code == 201, done.text
 
     knife_call = await answered_call(client, "H1")
-    await _narrative(client, knife_call, token, "He was waving a knife at the door.")
+    # A knife mentioned (not in anyone's hand now: no grade floor, issue 14).
+    await _narrative(client, knife_call, token, "There are knives in the kitchen drawer.")
     problems = _problems(await _submit(client, knife_call, token, _risk_na()))
     assert [p["field"] for p in problems] == RISK_FIELDS
     assert problems[0]["reason"].startswith(
