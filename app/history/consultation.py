@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
-from app.audit.models import AuditLog
 from app.db import utcnow
 from app.history import alerts as alert_store
 from app.history.context import build_context, shown_records
@@ -25,8 +24,9 @@ def log_consultation(
     justification: str | None = None,
 ) -> None:
     """One audit record per person and household shown, naming the records shown."""
-    for record in consultations(context, actor=actor, call_id=call_id, justification=justification):
-        session.add(AuditLog(**record))
+    audit.add_rows(
+        session, consultations(context, actor=actor, call_id=call_id, justification=justification)
+    )
 
 
 def consultations(
