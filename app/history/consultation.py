@@ -79,12 +79,14 @@ async def lookup_households_for_handler(
     *,
     call_id: int,
     actor: str,
+    justification: str,
     household_id: str | None,
     uprn: str | None,
     address: str | None,
 ) -> list[dict[str, Any]]:
-    """The households a handler typed mid-call (id, UPRN or address), as screen contexts;
-    every one shown is logged as consulted for that call."""
+    """The households a handler typed during a call or its wrap-up (id, UPRN or address), as
+    screen contexts; every one shown is logged as consulted for that call, with
+    `justification` saying which of the two it was."""
     from app.history.lookup import household_summary
     from app.history.store_links import find_households
 
@@ -110,7 +112,7 @@ async def lookup_households_for_handler(
         )
         context = build_context(facts)
         log_consultation(
-            session, context, actor=actor, call_id=call_id, justification="mid-call lookup"
+            session, context, actor=actor, call_id=call_id, justification=justification
         )
         contexts.append(context)
     return contexts
