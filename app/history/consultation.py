@@ -73,6 +73,44 @@ def consultations(
     return records
 
 
+async def log_calls_shown(
+    session: AsyncSession, call_ids: list[int], *, actor: str, justification: str
+) -> None:
+    """A list, the board or a call's THRIVE+ view showed these calls (the caller's number,
+    alerts naming people): one audit row per person and household each call's stored context
+    identifies, else one row for the call itself."""
+    from app.history.stored_context import stored_contexts
+
+    contexts = await stored_contexts(session, call_ids)
+    rows: list[dict[str, Any]] = []
+    for call_id in call_ids:
+        stored = contexts.get(call_id)
+        rows.extend(subjects_shown(stored[0] if stored else None, actor, call_id, justification))
+    audit.add_rows(session, rows)
+
+
+def subjects_shown(
+    context: dict[str, Any] | None, actor: str, call_id: int, justification: str
+) -> list[dict[str, Any]]:
+    """The audit rows of showing a call whose caller context is `context`: a row per person
+    and household it identifies (no content, only which), else one for the call."""
+    subjects = [("person", p["id"]) for p in (context or {}).get("persons", [])] + [
+        ("household", h["id"]) for h in (context or {}).get("households", [])
+    ]
+    call = str(call_id)
+    return [
+        audit.row(
+            actor=actor,
+            action="consultation",
+            subject_type=subject_type,
+            subject_id=subject_id,
+            call_id=call,
+            justification=justification,
+        )
+        for subject_type, subject_id in subjects or [("call", call)]
+    ]
+
+
 async def lookup_households_for_handler(
     session: AsyncSession,
     resources: Resources,

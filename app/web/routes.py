@@ -336,7 +336,7 @@ async def call_screen(
 async def board(principal: BoardWatcher, session: SessionDep) -> JSONResponse:
     """The supervisor's board: calls not ended with their alerts, and the handlers."""
     as_of = now_iso()
-    return _json({"as_of": as_of, **await screens.board(session)})
+    return _json({"as_of": as_of, **await screens.board(session, principal)})
 
 
 # ---- QA pages (issue 12) -------------------------------------------------------------------

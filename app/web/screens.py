@@ -26,7 +26,7 @@ from app.calls.snapshot import snapshot_of
 from app.db import utcnow
 from app.errors import Forbidden
 from app.history import alerts as history_alerts
-from app.history.consultation import log_consultation
+from app.history.consultation import log_calls_shown, log_consultation
 from app.history.models import Alert
 from app.history.stored_context import stored_context
 from app.realtime.publish import AT_DESK, call_view
@@ -157,8 +157,9 @@ def _summary(alerts: Sequence[Alert]) -> dict[str, object]:
     }
 
 
-async def board(session: AsyncSession) -> dict[str, object]:
-    """Every call not ended (with an alert summary) and every handler's current status."""
+async def board(session: AsyncSession, principal: Principal) -> dict[str, object]:
+    """Every call not ended (with an alert summary) and every handler's current status; the
+    people the calls identify are recorded as seen by `principal`."""
     rows = (
         await session.scalars(
             select(Call).where(Call.state != "ended").order_by(Call.id.desc()).limit(BOARD_LIMIT)
@@ -168,6 +169,7 @@ async def board(session: AsyncSession) -> dict[str, object]:
     if by_call:
         for alert in await session.scalars(select(Alert).where(Alert.call_id.in_(by_call))):
             by_call[alert.call_id].append(alert)
+    await log_calls_shown(session, list(by_call), actor=principal.actor, justification="board")
     items = [
         {
             **view_of(row),
