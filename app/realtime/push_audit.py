@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import service as audit
 from app.db import unit_of_work
-from app.history.consultation import consultations, subjects_shown
+from app.history.consultation import consultations, log_calls_shown
 
 log = logging.getLogger(__name__)
 
@@ -31,30 +31,40 @@ MAX_PENDING = 200_000
 RETRY_SECONDS = 1.0
 
 
-def rows_for(actor: str, text: str) -> list[dict[str, Any]]:
-    """The audit rows of delivering this frame to `actor`: a row per person and household of
-    the context it carries (naming the contacts and markers shown), a row for a call whose
-    alerts it carries; none for frames without either (a cheap test before parsing)."""
+class Shown:
+    """What one delivery showed: caller contexts (audit rows ready to write) and calls whose
+    alerts alone it carried (their people are read from the call's stored context when the
+    rows are written)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, int]] = []
+
+
+def shown_by(actor: str, text: str) -> Shown:
+    """What delivering this frame showed `actor`: a row per person and household of the
+    context it carries (naming the contacts and markers shown), the calls whose alerts it
+    carries; nothing for frames without either (a cheap test before parsing)."""
+    shown = Shown()
     if '"context"' not in text and '"alerts"' not in text:
-        return []
+        return shown
     message = json.loads(text)
     data = message.get("data") or {}
     if message.get("type") == "resync":
         items = [(item, (item.get("call") or {}).get("id")) for item in data.get("calls") or []]
     else:
         items = [(data, message.get("call_id"))]
-    rows: list[dict[str, Any]] = []
     for item, call_id in items:
         if not isinstance(call_id, int):
             continue
         context = item.get("context")
         if context:
-            rows.extend(
+            shown.rows.extend(
                 consultations(context, actor=actor, call_id=call_id, justification=JUSTIFICATION)
             )
         elif item.get("alerts"):
-            rows.extend(subjects_shown(None, actor, call_id, JUSTIFICATION))
-    return rows
+            shown.calls.append((actor, call_id))
+    return shown
 
 
 class PushAudit:
@@ -63,19 +73,22 @@ class PushAudit:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
         self.pending: list[dict[str, Any]] = []
+        self.pending_calls: list[tuple[str, int]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def delivered(self, actor: str, text: str) -> None:
         """`text` reached `actor`'s socket: queue its audit rows."""
-        rows = rows_for(actor, text)
-        if not rows:
+        shown = shown_by(actor, text)
+        if not shown.rows and not shown.calls:
             return
-        self.pending.extend(rows)
-        if len(self.pending) > MAX_PENDING:
-            dropped = len(self.pending) - MAX_PENDING
-            del self.pending[:dropped]
-            log.error("delivery audit rows dropped: store unavailable", extra={"rows": dropped})
+        self.pending.extend(shown.rows)
+        self.pending_calls.extend(shown.calls)
+        for queue in (self.pending, self.pending_calls):
+            if len(queue) > MAX_PENDING:
+                dropped = len(queue) - MAX_PENDING
+                del queue[:dropped]
+                log.error("delivery audit dropped: store unavailable", extra={"rows": dropped})
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()
@@ -90,15 +103,23 @@ class PushAudit:
 
     async def flush(self) -> bool:
         """Write what is queued; False (rows kept) when the store refused."""
-        while self.pending:
-            batch = self.pending[:BATCH]
+        while self.pending or self.pending_calls:
+            batch, calls = self.pending[:BATCH], self.pending_calls[:BATCH]
+            by_actor: dict[str, list[int]] = {}
+            for actor, call_id in calls:
+                by_actor.setdefault(actor, []).append(call_id)
             try:
                 async with unit_of_work(self.sessions) as session:
                     audit.add_rows(session, batch)
+                    for actor, call_ids in by_actor.items():
+                        await log_calls_shown(
+                            session, call_ids, actor=actor, justification=JUSTIFICATION
+                        )
             except Exception as exc:
                 log.warning("delivery audit not written yet", extra={"error": type(exc).__name__})
                 return False
             del self.pending[: len(batch)]
+            del self.pending_calls[: len(calls)]
         return True
 
     async def close(self) -> None:
