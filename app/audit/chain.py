@@ -28,18 +28,10 @@ AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
 HEAD: Table = AuditChainHead.__table__  # type: ignore[assignment]
 HEAD_ID = 1
 _PENDING = "audit_pending"
+# What a row says (besides the records it names), as its columns.
+FIELDS = ("at", "actor", "action", "subject_type", "subject_id", "call_id", "justification")
 # The columns a row's hash covers, in this order.
-CONTENT = (
-    "seq",
-    "at",
-    "actor",
-    "action",
-    "subject_type",
-    "subject_id",
-    "call_id",
-    "justification",
-    "records",
-)
+CONTENT = ("seq", *FIELDS, "records")
 
 
 def digest(prev_hash: str, row: dict[str, Any]) -> str:
@@ -101,15 +93,12 @@ def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev))
 
 
-_COLUMNS = ("at", "actor", "action", "subject_type", "subject_id", "call_id", "justification")
-
-
 def _adopt_added(session: Session) -> None:
     """Audit rows added as objects (`session.add(AuditLog(...))`) join the queue instead of
     being flushed unchained."""
     for obj in [o for o in session.new if isinstance(o, AuditLog)]:
         session.expunge(obj)
-        row = {name: getattr(obj, name) for name in _COLUMNS}
+        row = {name: getattr(obj, name) for name in FIELDS}
         if row["at"] is None:
             row["at"] = datetime.now(UTC)
         row["records"] = obj.records or {}

@@ -9,18 +9,10 @@ from collections.abc import Sequence
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.chain import FIELDS
 from app.audit.models import AuditLog
 
-COLUMNS = (
-    "at",
-    "actor",
-    "action",
-    "subject_type",
-    "subject_id",
-    "call_id",
-    "justification",
-    "audit_seq",
-)
+COLUMNS = (*FIELDS, "audit_seq")
 # A spreadsheet reads a cell starting with one of these as a formula (or strips the
 # character and reads on): such a cell is written as text behind a leading apostrophe.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -62,17 +54,7 @@ def as_csv(rows: Sequence[AuditLog]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow(
-            neutralise(v)
-            for v in (
-                row.at.isoformat(timespec="seconds"),
-                row.actor,
-                row.action,
-                row.subject_type,
-                row.subject_id,
-                row.call_id,
-                row.justification,
-                row.seq,
-            )
-        )
+        cells = [row.at.isoformat(timespec="seconds")]
+        cells += [getattr(row, name) for name in FIELDS[1:]]
+        writer.writerow(neutralise(v) for v in (*cells, row.seq))
     return out.getvalue()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.audit.chain import AUDIT, digest
+from app.audit.chain import AUDIT, FIELDS, digest
 from app.audit.models import GENESIS
 
 revision: str = "0015_audit_chain"
@@ -43,7 +43,7 @@ def upgrade() -> None:
     for start in range(0, len(ids), 5000):
         chunk = ids[start : start + 5000]
         rows = bind.execute(
-            sa.select(AUDIT.c.id, *(AUDIT.c[n] for n in _CONTENT))
+            sa.select(AUDIT.c.id, *(AUDIT.c[n] for n in (*FIELDS, "records")))
             .where(AUDIT.c.id.in_(chunk))
             .order_by(AUDIT.c.id)
         )
@@ -69,10 +69,6 @@ def upgrade() -> None:
         batch.alter_column("prev_hash", existing_type=sa.String(length=64), nullable=False)
         batch.alter_column("hash", existing_type=sa.String(length=64), nullable=False)
     op.create_index("uq_audit_log_seq", "audit_log", ["seq"], unique=True)
-
-
-_CONTENT = ("at", "actor", "action", "subject_type", "subject_id", "call_id", "justification",
-            "records")  # fmt: skip
 
 
 def downgrade() -> None:

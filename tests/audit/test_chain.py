@@ -8,7 +8,6 @@ import asyncio
 import csv
 import io
 import subprocess
-import sys
 
 import httpx
 from fastapi import FastAPI
@@ -19,19 +18,14 @@ from app.audit.models import AuditLog
 from app.auth.models import Role
 from app.config import Settings
 from app.db import unit_of_work
-from tests.conftest import MakeStaff, service_env
+from tests import test_auth as auth_tests
+from tests.conftest import MakeStaff
 from tests.history.identify_support import call_at, seed
 from tests.thrive.support import auth
 
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", "audit", *args],
-        env=service_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return auth_tests.run_cli(settings, "audit", *args)
 
 
 async def _write_some(app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff) -> None:

@@ -19,7 +19,7 @@ from app.db import create_engine, create_sessionmaker
 from app.history.stored_context import stored_context
 from app.realtime.push_audit import JUSTIFICATION
 from tests.conftest import MakeStaff
-from tests.history.identify_support import call_at, seed, seed_with
+from tests.history.identify_support import call_at, seed, seed_store
 from tests.realtime.support import event, open_socket, post, until
 from tests.support.servers import ServiceProcess, eventually
 from tests.thrive.support import auth
@@ -104,11 +104,7 @@ async def _ring_jo(service: ServiceProcess, handler: str) -> int:
 async def test_each_push_of_caller_context_is_audited_for_the_staff_member_who_got_it(
     settings: Settings, make_staff: MakeStaff, live_service: type[ServiceProcess]
 ) -> None:
-    engine = create_engine(settings)
-    try:
-        await seed_with(create_sessionmaker(engine))
-    finally:
-        await engine.dispose()
+    await seed_store(settings)
     h1 = await make_staff("H1", Role.handler)
     s1 = await make_staff("S1", Role.supervisor)
     s2 = await make_staff("S2", Role.supervisor)
