@@ -44,6 +44,8 @@ qa_app = typer.Typer(help="Quality assurance: samples, the monthly table.", no_a
 app.add_typer(qa_app, name="qa")
 training_app = typer.Typer(help="The training register.", no_args_is_help=True)
 app.add_typer(training_app, name="training")
+audit_app = typer.Typer(help="The audit log: its hash chain, subject access.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 CLI_ACTOR = "cli"
 T = TypeVar("T")
@@ -316,6 +318,24 @@ def training_import(
 ) -> None:
     """Load training records (all or nothing); bad rows as file:line: column: reason."""
     raise typer.Exit(qa_cli.import_training(_settings(), path))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain; exit 1 naming each row edited, inserted or deleted."""
+    from app.audit import cli as audit_cli
+
+    raise typer.Exit(audit_cli.verify(_settings()))
+
+
+@audit_app.command("subject")
+def audit_subject(
+    person: Annotated[str, typer.Option("--person", help="The person's id, e.g. P1.")],
+) -> None:
+    """CSV to stdout: who saw or changed the person's data, and when (subject access)."""
+    from app.audit import cli as audit_cli
+
+    raise typer.Exit(audit_cli.export_subject(_settings(), person))
 
 
 @app.command()

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # window), and how long a summary may sit in the cache (its key is versioned anyway).
     history_horizon_days: int = Field(default=400, ge=1, le=3650)
     history_cache_ttl_seconds: float = Field(default=3600.0, gt=0)
+    # Purpose limits (issue 16 point 3): person and household search serve a call that is
+    # live or ended at most this many minutes ago (wrap-up); each staff member may search at
+    # most this many times a minute (counted in the cache, so across workers).
+    search_wrapup_minutes: float = Field(default=15.0, ge=0, le=24 * 60)
+    search_rate_per_minute: int = Field(default=30, ge=1, le=10_000)
 
     # Real-time delivery (issue 5). How long a channel keeps messages for resume; the
     # WebSocket limits (frame size, per-socket queue, send timeout) and heartbeats. An empty

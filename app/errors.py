@@ -43,5 +43,15 @@ class Unprocessable(AppError):
     status, code = 422, "validation_error"
 
 
+class TooManyRequests(AppError):
+    """Over a rate limit: answered with `Retry-After` (whole seconds until it lifts)."""
+
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.retry_after = max(1, retry_after)
+
+
 class Unavailable(AppError):
     status, code = 503, "unavailable"

@@ -4,6 +4,11 @@ Phone numbers are masked to their last three digits wherever they appear in a re
 whatever logged them (our code, uvicorn's access log, a library's exception text). Names and
 narratives are never passed to the logger in the first place: log ids, not content.
 
+Credentials and query strings never reach a line either: request lines (uvicorn's access
+log and its WebSocket lines) keep the path and drop the query (a household lookup carries
+part of an address, a refused `/ws?token=` a credential), and every rendered line is scrubbed
+again as it is written: any `?query` after a path is cut and our tokens (`fct_...`) masked.
+
 Exceptions are rendered without their messages: a type and the frames it passed through
 (file, line, function), nothing else. Messages quote data (a driver's "Key (id)=(...)", a
 parser's offending input), and no masking can know every shape of it. Access lines keep the
@@ -33,6 +38,18 @@ def mask_phone_numbers(text: str) -> str:
         return "*" * (len(digits) - 3) + digits[-3:]
 
     return _PHONE.sub(_mask, text)
+
+
+# A path followed by its query string, wherever it appears in a line.
+_QUERY = re.compile(r"(/[^\s\"'?]*)\?[^\s\"']*")
+# Our API tokens (app.auth.service.TOKEN_PREFIX + token_urlsafe).
+_TOKEN = re.compile(r"fct_[A-Za-z0-9_\-]+")
+
+
+def scrub(text: str) -> str:
+    """What every rendered line goes through: tokens masked, query strings cut, phone
+    numbers masked to their last three digits."""
+    return mask_phone_numbers(_QUERY.sub(r"\1", _TOKEN.sub("fct_[redacted]", text)))
 
 
 _STANDARD_ATTRS = frozenset(
@@ -122,12 +139,15 @@ def _describe(exc_info: object) -> str:
 
 
 class NoQueryInAccessLog(logging.Filter):
-    """uvicorn's access line is `client - "METHOD path?query HTTP/x" status`: keep the path."""
+    """uvicorn's access line is `client - "METHOD path?query HTTP/x" status` and its WebSocket
+    line `client - "WebSocket path?query" [accepted]` (on `uvicorn.error`): keep the path."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        if isinstance(args, tuple):
+            record.args = tuple(
+                a.split("?", 1)[0] if isinstance(a, str) and a.startswith("/") else a for a in args
+            )
         return True
 
 
@@ -148,15 +168,15 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": mask_phone_numbers(record.getMessage()),
+            "msg": scrub(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and key not in _DROPPED and not key.startswith("_"):
-                payload[key] = mask_phone_numbers(value) if isinstance(value, str) else value
+                payload[key] = scrub(value) if isinstance(value, str) else value
         if record.exc_info:
-            payload["exc"] = mask_phone_numbers(_describe(record.exc_info))
+            payload["exc"] = scrub(_describe(record.exc_info))
         if record.stack_info:
-            payload["stack"] = mask_phone_numbers(record.stack_info)
+            payload["stack"] = scrub(record.stack_info)
         return json.dumps(payload, default=str)
 
 
@@ -166,7 +186,7 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tupl
 
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return mask_phone_numbers(super().format(record))
+        return scrub(super().format(record))
 
     def formatException(self, ei: ExcInfo) -> str:  # noqa: N802 (logging's name)
         return _describe(ei)
@@ -187,7 +207,11 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    for name, kind in (("uvicorn.access", NoQueryInAccessLog), ("uvicorn.error", NoWireDumps)):
+    for name, kind in (
+        ("uvicorn.access", NoQueryInAccessLog),
+        ("uvicorn.error", NoQueryInAccessLog),
+        ("uvicorn.error", NoWireDumps),
+    ):
         logger = logging.getLogger(name)
         if not any(isinstance(f, kind) for f in logger.filters):
             logger.addFilter(kind())
@@ -203,6 +227,8 @@ QUIET_LOGGERS = (
     "sqlalchemy.engine",
     "sqlalchemy.pool",
     "websockets",  # frames and headers at DEBUG, when used with its own loggers
+    "httpx",  # every request's URL, query string included, at INFO
+    "httpcore",
 )
 
 
@@ -231,7 +257,7 @@ def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, object]:
                 "handlers": [],
                 "propagate": True,
                 "level": level,
-                "filters": ["no_wire_dumps"],
+                "filters": ["no_wire_dumps", "no_query"],
             },
             "uvicorn.access": {
                 "handlers": [],

@@ -277,8 +277,10 @@ def rows(ids: Mapping[str, Any]) -> list[Row]:
         Row(
             "GET",
             "/api/v1/history/households",
-            grant(200, ON_THE_CALL | SUPERVISING),
-            url=f"/api/v1/history/households?call_id={c}&uprn=100000000001",
+            # a search of the register, like /history/search: the live call's current
+            # handler or a supervisor (issue 16 point 3)
+            grant(200, {"handler", "supervisor"}),
+            url=f"/api/v1/history/households?call_id={ids['live']}&uprn=100000000001",
         ),
         Row(
             "GET",

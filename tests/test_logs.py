@@ -4,12 +4,15 @@ import logging
 import pytest
 
 from app.logs import (
+    QUIET_LOGGERS,
     JsonFormatter,
     NoQueryInAccessLog,
     PlainFormatter,
     describe_exception,
     exception_origin,
     mask_phone_numbers,
+    scrub,
+    uvicorn_log_config,
 )
 
 
@@ -91,3 +94,48 @@ def test_access_lines_keep_the_path_not_the_query() -> None:
     line = JsonFormatter().format(record)
     assert "Acacia" not in line
     assert "GET /api/v1/history/households HTTP/1.1" in line
+
+
+def test_websocket_lines_keep_the_path_not_the_token() -> None:
+    """uvicorn writes socket handshakes on `uvicorn.error` with the query string: a token
+    sent in the URL (refused) would be logged in clear."""
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/ws?token=fct_abcdefghijklmnop&after=17-0"), None,
+    )  # fmt: skip
+    assert NoQueryInAccessLog().filter(record)
+    line = JsonFormatter().format(record)
+    assert "fct_" not in line and "after" not in line
+    assert '"WebSocket /ws\\" [accepted]' in line
+    config = uvicorn_log_config("INFO", True)
+    loggers = config["loggers"]
+    assert isinstance(loggers, dict)
+    assert "no_query" in loggers["uvicorn.error"]["filters"]
+    assert "no_query" in loggers["uvicorn.access"]["filters"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("GET /cti?token=fct_Zz9-_x1 refused", "GET /cti refused"),
+        ("token fct_Zz9-_x1abc in a message", "token fct_[redacted] in a message"),
+        ('"/api/v1/history/households?call_id=1&address=12%20Acacia"',
+         '"/api/v1/history/households"'),
+        ("http://h:8000/api/v1/history/search?q=Jo+Demo done",
+         "http://h:8000/api/v1/history/search done"),
+        ("no query? none here", "no query? none here"),
+    ],
+)  # fmt: skip
+def test_every_line_is_scrubbed_of_tokens_and_query_strings(raw: str, clean: str) -> None:
+    assert scrub(raw) == clean
+    # Whichever logger wrote it, in a message or an extra field.
+    record = logging.LogRecord("somelib", logging.INFO, __file__, 1, "%s", (raw,), None)
+    record.url = raw
+    payload = json.loads(JsonFormatter().format(record))
+    assert payload["msg"] == clean and payload["url"] == clean
+    assert PlainFormatter("%(message)s").format(record) == clean
+
+
+def test_http_client_request_lines_are_held_back() -> None:
+    """httpx logs each request's full URL (query string included) at INFO."""
+    assert {"httpx", "httpcore"} <= set(QUIET_LOGGERS)

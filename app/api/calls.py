@@ -21,6 +21,7 @@ from app.calls import service as calls
 from app.calls.models import Call, CallEventRow
 from app.calls.queries import CallFilter
 from app.errors import Forbidden
+from app.history import consultation
 from app.thrive import qualifiers
 from app.thrive.schemas import CallThriveRead, QualifiersSet
 
@@ -144,6 +145,10 @@ async def list_calls(
         limit=limit,
     )
     rows = await calls.search(session, where)
+    # The list shows callers' numbers: who saw which, and so whose, is recorded.
+    await consultation.log_calls_shown(
+        session, [c.id for c in rows], actor=principal.actor, justification="calls list"
+    )
     return CallPage(
         items=[CallRead.of(c) for c in rows],
         next_before=rows[-1].id if len(rows) == limit else None,

@@ -16,7 +16,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import AppError
+from app.errors import AppError, TooManyRequests
 from app.logs import exception_origin
 from app.rules.errors import RulesError
 
@@ -62,7 +62,10 @@ def _clean_validation_errors(errors: Sequence[ErrorDetails]) -> list[dict[str, o
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError | RulesError)
-    return envelope(exc.status, exc.code, exc.message, exc.details)
+    response = envelope(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

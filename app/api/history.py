@@ -59,12 +59,14 @@ async def lookup_households(
     given = [v for v in (household_id, uprn, address) if v is not None]
     if len(given) != 1:
         raise Unprocessable("give exactly one of household_id, uprn or address")
-    await _call_for(session, call_id, staff)
+    await identify.count_search(resources, staff)
+    call = await identify.open_call_for(session, resources, call_id, staff)
     households = await consultation.lookup_households_for_handler(
         session,
         resources,
         call_id=call_id,
         actor=staff.actor,
+        justification=f"{identify.purpose(call)} lookup",
         household_id=household_id,
         uprn=uprn,
         address=address,

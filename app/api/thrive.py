@@ -17,6 +17,7 @@ from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, holding
 from app.api.idempotency import IdempotencyDep
 from app.auth.policy import Capability
 from app.auth.service import STAFF_ID, Principal
+from app.history import consultation
 from app.thrive import assessment, drafts, export, narrative
 from app.thrive import service as thrive
 from app.thrive.drafts import DraftIn, DraftRead
@@ -43,7 +44,12 @@ async def get_call_thrive(
     call_id: int, principal: CurrentStaff, session: SessionDep, resources: ResourcesDep
 ) -> CallThriveRead:
     """The call's incident type, prompts, advice (with answered/given marks) and cues."""
-    return await thrive.current(session, resources, call_id, principal)
+    view = await thrive.current(session, resources, call_id, principal)
+    # Its alerts name people from the caller's history: who saw them, when, is recorded.
+    await consultation.log_calls_shown(
+        session, [call_id], actor=principal.actor, justification="THRIVE+ view"
+    )
+    return view
 
 
 @router.put("/calls/{call_id}/incident-type", response_model=CallThriveRead)

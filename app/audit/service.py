@@ -1,14 +1,16 @@
-"""Writing and reading the consultation log. Records go in the caller's transaction."""
+"""Writing and reading the consultation log. Records go in the caller's transaction: they are
+queued on its session and appended to the hash chain when it commits (`app.audit.chain`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Required, TypedDict, Unpack
+from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import chain
 from app.audit.models import AuditLog
 from app.db import utcnow
 
@@ -48,11 +50,14 @@ class AuditFields(TypedDict, total=False):
     records: dict[str, object] | None
 
 
-def record(session: AsyncSession, **fields: Unpack[AuditFields]) -> AuditLog:
+def record(session: AsyncSession, **fields: Unpack[AuditFields]) -> None:
     """Add one audit record (the fields of `row`) to the session's unit of work."""
-    entry = AuditLog(**row(**fields))
-    session.add(entry)
-    return entry
+    add_rows(session, [row(**fields)])
+
+
+def add_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Add audit records (`row`), appended to the chain when the session commits."""
+    chain.queue(session.sync_session, rows)
 
 
 def consulted_call(
@@ -62,10 +67,10 @@ def consulted_call(
     call_id: int,
     justification: str | None = None,
     records: dict[str, object] | None = None,
-) -> AuditLog:
+) -> None:
     """A call's record (it shows the caller's number) was read by `actor`: who looked, when,
     and why when the reason is not the call itself (a QA review)."""
-    return record(
+    record(
         session,
         actor=actor,
         action="consultation",
@@ -75,9 +80,6 @@ def consulted_call(
         justification=justification,
         records=records,
     )
-
-
-AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
 
 
 async def search(

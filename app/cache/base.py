@@ -24,7 +24,9 @@ class Cache(Protocol):
 
     async def delete(self, *keys: str) -> None: ...
 
-    async def incr(self, key: str) -> int: ...
+    async def incr(self, key: str, ttl_seconds: float | None = None) -> int:
+        """Add one to the key's count (from 0); `ttl_seconds` sets its expiry when it is new."""
+        ...
 
     async def ping(self) -> None:
         """Raise CacheUnavailable when the backend does not answer."""

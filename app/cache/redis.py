@@ -78,9 +78,17 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(str(exc)) from exc
 
-    async def incr(self, key: str) -> int:
+    async def incr(self, key: str, ttl_seconds: float | None = None) -> int:
         try:
-            return int(await self.client.incr(self._k(key)))
+            if ttl_seconds is None:
+                return int(await self.client.incr(self._k(key)))
+            # One atomic round trip: the key is made with its expiry when missing (an
+            # increment keeps the expiry), so no key is ever left counting forever.
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.set(self._k(key), 0, px=max(1, int(ttl_seconds * 1000)), nx=True)
+                pipe.incr(self._k(key))
+                _, count = await pipe.execute()
+            return int(count)
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(str(exc)) from exc
 

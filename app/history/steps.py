@@ -208,8 +208,7 @@ async def prepare_call(
     rows: list[Any] = alert_store.store(session, call_id, planned)
     if alert_store.flags_call(planned):
         tx.flag.add(call_id)
-    for record in consultations(context, actor=f"call:{call_id}", call_id=call_id):
-        tx.add_row(audit.AUDIT, record)
+    audit.add_rows(session, consultations(context, actor=f"call:{call_id}", call_id=call_id))
     log.info(
         "caller context built",
         extra={

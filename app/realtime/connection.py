@@ -137,6 +137,11 @@ class Connection:
             self.finished.set()
             raise Closed from None
 
+    async def deliver(self, text: str) -> None:
+        """Send a channel message (or a resync); what it showed of whom goes to the audit."""
+        await self.send(text)
+        self.hub.push_audit.delivered(self.principal.actor, text)
+
     async def close(self, code: int, reason: str = "") -> None:
         if self.close_code is not None:
             return
@@ -180,7 +185,7 @@ class Connection:
                 raise Closed from None
             self.last = cursor
             for item in missed:
-                await self.send(item.text)
+                await self.deliver(item.text)
                 self.last = item.cursor
 
     async def _resync(self, reason: str) -> None:
@@ -194,7 +199,9 @@ class Connection:
             if not await self.still_valid(session):
                 raise Closed
             calls = await open_calls(session, self.principal)
-        await self.send(control("resync", {"reason": reason, "calls": calls}, format_cursor(tail)))
+        await self.deliver(
+            control("resync", {"reason": reason, "calls": calls}, format_cursor(tail))
+        )
         self.last = tail
 
     async def pump(self) -> None:
@@ -204,7 +211,7 @@ class Connection:
             async with self.lock:
                 if item.cursor <= self.last:
                     continue
-                await self.send(item.text)
+                await self.deliver(item.text)
                 self.last = item.cursor
 
     async def heartbeat(self) -> None:

@@ -46,6 +46,7 @@ from app.realtime.connection import (
     Connection,
     channel_for,
 )
+from app.realtime.push_audit import PushAudit
 from app.resources import Resources
 
 # The server's own signal handler, called once the sockets are closed.
@@ -66,6 +67,8 @@ class Hub:
         self.recent_ends: deque[tuple[float, Ended]] = deque()
         self._shutdown: asyncio.Task[None] | None = None
         self._forward: asyncio.Task[None] | None = None  # tells uvicorn once sockets are closed
+        # Who received which caller's context, for the audit log.
+        self.push_audit = PushAudit(resources.sessions)
 
     async def serve(self, ws: WebSocket, after: str | None) -> None:
         """Admit `ws` (Origin, principal, role) and run it until either side closes."""
@@ -165,6 +168,7 @@ class Hub:
             *(c.close(GOING_AWAY, "server going away") for c in list(self.connections)),
             return_exceptions=True,
         )
+        await self.push_audit.close()
 
     def begin_shutdown(self) -> None:
         if self._shutdown is None:

@@ -7,7 +7,7 @@ the alerts a link raises are pushed (`alert.raised`) after the commit.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -17,6 +17,7 @@ from app.audit import service as audit
 from app.auth import policy
 from app.auth.policy import Capability
 from app.auth.service import Principal
+from app.cache import limits
 from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.snapshot import snapshot_of
@@ -42,9 +43,16 @@ class CallClosed(Conflict):
     code = "call_closed"
 
 
-async def open_call_for(session: AsyncSession, call_id: int, principal: Principal) -> Call:
+class WrapUpOver(Forbidden):
+    status, code = 403, "wrap_up_over"
+
+
+async def open_call_for(
+    session: AsyncSession, resources: Resources, call_id: int, principal: Principal
+) -> Call:
     """The call, if `principal` is its current handler or a supervisor (403 otherwise, 404
-    unknown) and it is live or in wrap-up (409 once the assessment is in)."""
+    unknown) and it is live or in wrap-up: 409 once the assessment is in, 403 once the call
+    ended more than SEARCH_WRAPUP_MINUTES ago (the purpose, this call, is over)."""
     call = await calls.get_call(session, call_id)
     if not policy.allows_on(principal, Capability.identify_subjects, call):
         raise NotCallHandler("only the call's current handler or a supervisor may do this")
@@ -56,7 +64,25 @@ async def open_call_for(session: AsyncSession, call_id: int, principal: Principa
             raise CallClosed(
                 "the call has ended and its assessment is submitted", details={"call_id": call_id}
             )
+        minutes = resources.settings.search_wrapup_minutes
+        if call.ended_at is None or utcnow() - call.ended_at > timedelta(minutes=minutes):
+            raise WrapUpOver(
+                f"the call ended more than {minutes:g} minutes ago: records are searched only "
+                "for a live call or its wrap-up",
+                details={"call_id": call_id, "wrapup_minutes": minutes},
+            )
     return call
+
+
+def purpose(call: Call) -> str:
+    """How a search or lookup served the call, for the audit: during it or in its wrap-up."""
+    return "wrap-up" if call.state == ENDED else "mid-call"
+
+
+async def count_search(resources: Resources, principal: Principal) -> None:
+    """One search by `principal`: 429 past SEARCH_RATE_PER_MINUTE in the minute."""
+    per_minute = resources.settings.search_rate_per_minute
+    await limits.take(resources.cache, "search", principal.id, per_minute)
 
 
 async def search(
@@ -71,7 +97,8 @@ async def search(
 ) -> dict[str, Any]:
     """Persons and households matching what the handler typed, ranked; the search (what was
     asked and which records it showed) is in the audit log, never in the application log."""
-    call = await open_call_for(session, call_id, principal)
+    await count_search(resources, principal)
+    call = await open_call_for(session, resources, call_id, principal)
     query = history_search.parse_query(q, dob, resources.settings.default_region)
     found = await history_search.search(
         session, query, today=utcnow().astimezone(UTC).date(), limit=limit
@@ -82,7 +109,7 @@ async def search(
         action="consultation",
         subject_type="history_search",
         call_id=str(call.id),
-        justification="mid-call search",
+        justification=f"{purpose(call)} search",
         records={
             "query": q,
             "dob": dob.isoformat() if dob else None,
@@ -120,7 +147,7 @@ async def link(
 ) -> tuple[subjects.Linked, Call]:
     """Link a subject to the call (idempotent), audit it, and push the alerts it raised to
     the handler and supervisors once committed."""
-    call = await open_call_for(session, call_id, principal)
+    call = await open_call_for(session, resources, call_id, principal)
     linked = await subjects.link_subject(
         session,
         resources,

@@ -18,6 +18,7 @@ from app.calls import qualifiers
 from app.calls.models import Call
 from app.db import utcnow
 from app.history import alerts as history_alerts
+from app.history.consultation import log_calls_shown
 from app.history.models import Alert
 from app.thrive.models import Assessment, CallCue, CallThrive
 from app.thrive.validation import Alert as GradedAlert
@@ -141,8 +142,11 @@ async def _counters(session: AsyncSession, now: datetime) -> dict[str, object]:
     }
 
 
-async def board(session: AsyncSession, escalate_after_seconds: float) -> dict[str, object]:
-    """What the supervisor's board reads on start and after a `resync`."""
+async def board(
+    session: AsyncSession, escalate_after_seconds: float, actor: str
+) -> dict[str, object]:
+    """What the supervisor's board reads on start and after a `resync`; the people the calls
+    identify are recorded as seen by `actor` (the board shows callers and alerts)."""
     now = utcnow()
     live = (
         await session.scalars(
@@ -166,6 +170,9 @@ async def board(session: AsyncSession, escalate_after_seconds: float) -> dict[st
         )
     ).all()
     rows = await _rows(session, [*reversed(live), *ended])
+    await log_calls_shown(
+        session, [call.id for call in [*live, *ended]], actor=actor, justification="board"
+    )
     handlers = (
         await session.scalars(
             select(Staff).where(Staff.role == Role.handler.value, Staff.active.is_(True))

@@ -363,7 +363,9 @@ async def board(
     that still need a look, the queue's counters, and the handlers."""
     as_of = now_iso()
     escalate = resources.settings.alert_escalation_seconds
-    return _json({"as_of": as_of, **await supervisor_board.board(session, escalate)})
+    return _json(
+        {"as_of": as_of, **await supervisor_board.board(session, escalate, principal.actor)}
+    )
 
 
 # ---- QA pages (issue 12) -------------------------------------------------------------------

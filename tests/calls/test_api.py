@@ -83,7 +83,11 @@ async def test_supervisor_sees_all_with_filters_and_pages(
     assert detail["wait_seconds"] == 5.0 and detail["caller_e164"] == "+447700900123"
     async with app.state.resources.sessions() as session:
         audit = (await session.scalars(select(AuditLog).where(AuditLog.actor == "staff:S1"))).all()
-    assert [(a.subject_type, a.subject_id) for a in audit] == [("call", str(ids["a"]))]
+    # The detail read once; every list read recorded what it showed (issue 16 point 4).
+    read = [(a.subject_type, a.subject_id) for a in audit if a.justification != "calls list"]
+    assert read == [("call", str(ids["a"]))]
+    listed_calls = {a.call_id for a in audit if a.justification == "calls list"}
+    assert listed_calls == {str(ids[k]) for k in "abc"}
 
 
 async def test_roles_and_bad_queries(

@@ -11,6 +11,8 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
 from app.history import writes
 from app.history.models import Household, Person, PersonHousehold, Phone
 from tests.history.support import days_ago
@@ -22,6 +24,15 @@ JO_DOB = date(1985, 3, 2)
 async def seed(app: FastAPI) -> None:
     """`seed_with` the app's sessions."""
     await seed_with(app.state.resources.sessions)
+
+
+async def seed_store(settings: Settings) -> None:
+    """`seed_with` on an engine of its own (for a test whose service runs in a process)."""
+    engine = create_engine(settings)
+    try:
+        await seed_with(create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
 
 
 async def seed_with(sessions: async_sessionmaker[AsyncSession]) -> None:

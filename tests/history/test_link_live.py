@@ -19,7 +19,7 @@ from app.auth.models import Role
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from tests.conftest import MakeStaff
-from tests.history.identify_support import seed_with
+from tests.history.identify_support import seed_store
 from tests.realtime.support import event, open_socket, post, ring, until
 from tests.support.servers import ServiceProcess
 
@@ -48,11 +48,7 @@ async def _audit_of(settings: Settings, call_id: int) -> list[AuditLog]:
 async def test_a_withheld_victim_is_found_linked_and_alerted_on_the_handlers_socket(
     settings: Settings, live_service: Live, make_staff: MakeStaff
 ) -> None:
-    engine = create_engine(settings)
-    try:
-        await seed_with(create_sessionmaker(engine))
-    finally:
-        await engine.dispose()
+    await seed_store(settings)
     service = live_service(workers=2 if settings.redis_url else 1)
     token = await make_staff("H1", Role.handler)
     http = httpx.AsyncClient(base_url=service.url, timeout=10)

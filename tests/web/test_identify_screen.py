@@ -12,9 +12,8 @@ from playwright.async_api import BrowserContext, expect
 
 from app.auth.models import Role
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
 from tests.conftest import MakeStaff
-from tests.history.identify_support import seed_with
+from tests.history.identify_support import seed_store
 from tests.support.servers import ServiceProcess
 from tests.web.axe import assert_accessible
 from tests.web.support import Telephony, login
@@ -29,11 +28,7 @@ async def test_the_handler_finds_and_links_the_victim_of_a_withheld_call(
     make_staff: MakeStaff,
     browser_context: BrowserContext,
 ) -> None:
-    engine = create_engine(settings)
-    try:
-        await seed_with(create_sessionmaker(engine))
-    finally:
-        await engine.dispose()
+    await seed_store(settings)
     token = await make_staff("H1", Role.handler)
     service = live_service()
     phone = Telephony(service.url)

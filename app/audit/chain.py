@@ -1,0 +1,203 @@
+"""The audit log's hash chain: rows are appended at commit, one transaction at a time.
+
+Writers queue their rows on the session (`queue`); just before the session commits, the rows
+are numbered after the chain's head, each hashed over its content and the hash of the row
+before, inserted, and the head moved on. Updating the head row first is the lock: on
+PostgreSQL a row lock that a concurrent appender waits on until this transaction ends (then
+reads the head it left), on SQLite the database's single write lock. The lock is held only
+for the last statements of a transaction, so appenders barely wait on each other.
+
+`verify` walks the chain and names each row that was edited, inserted or deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, event, insert, select, update
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.audit.models import GENESIS, AuditChainHead, AuditLog
+
+AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
+HEAD: Table = AuditChainHead.__table__  # type: ignore[assignment]
+HEAD_ID = 1
+_PENDING = "audit_pending"
+# What a row says (besides the records it names), as its columns.
+FIELDS = ("at", "actor", "action", "subject_type", "subject_id", "call_id", "justification")
+# The columns a row's hash covers, in this order.
+CONTENT = ("seq", *FIELDS, "records")
+
+
+def digest(prev_hash: str, row: dict[str, Any]) -> str:
+    """SHA-256 of the previous hash and the row's content, in one canonical JSON form."""
+    at = row["at"]
+    content = [
+        prev_hash,
+        *(
+            at.astimezone(UTC).isoformat(timespec="microseconds") if name == "at" else row[name]
+            for name in CONTENT
+        ),
+    ]
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def queue(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Append these audit rows (the columns of `service.row`) when the session commits."""
+    session.info.setdefault(_PENDING, []).extend(rows)
+
+
+def _canonical(row: dict[str, Any]) -> dict[str, Any]:
+    # What the database gives back: JSON values as JSON reads them (a tuple comes back a
+    # list), and times at microseconds, so the hash verifies against the stored row.
+    records = json.loads(json.dumps(row.get("records") or {}, default=str))
+    at: datetime = row["at"]
+    return {**row, "records": records, "at": at.astimezone(UTC)}
+
+
+def _head(conn: Connection) -> tuple[int, str]:
+    # Updating the head takes the lock; then it is read as the last appender left it.
+    locked = conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=HEAD.c.seq))
+    if locked.rowcount == 0:
+        # A database created without the migration's head row (or emptied by tests).
+        from app.db import upsert
+
+        conn.execute(
+            upsert(HEAD, conn.dialect.name)
+            .values(id=HEAD_ID, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS)
+            .on_conflict_do_nothing()
+        )
+        conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=HEAD.c.seq))
+    seq, last = conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == HEAD_ID)).one()
+    return int(seq), str(last)
+
+
+def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Number, hash and insert `rows` after the chain's head, and move the head on."""
+    if not rows:
+        return
+    seq, prev = _head(conn)
+    chained = []
+    for row in rows:
+        seq += 1
+        linked = {**_canonical(row), "seq": seq, "prev_hash": prev}
+        linked["hash"] = prev = digest(linked["prev_hash"], linked)
+        chained.append(linked)
+    conn.execute(insert(AUDIT), chained)
+    conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev))
+
+
+def _adopt_added(session: Session) -> None:
+    """Audit rows added as objects (`session.add(AuditLog(...))`) join the queue instead of
+    being flushed unchained."""
+    for obj in [o for o in session.new if isinstance(o, AuditLog)]:
+        session.expunge(obj)
+        row = {name: getattr(obj, name) for name in FIELDS}
+        if row["at"] is None:
+            row["at"] = datetime.now(UTC)
+        row["records"] = obj.records or {}
+        queue(session, [row])
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _context: object, _instances: object) -> None:
+    _adopt_added(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    _adopt_added(session)
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        append(session.connection(), pending)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+@dataclass(frozen=True)
+class Problem:
+    seq: int | None
+    row_id: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"row id {self.row_id} (seq {self.seq})" if self.row_id is not None else ""
+        return f"{where}: {self.reason}" if where else self.reason
+
+
+def _rows(conn: Connection, batch: int) -> Iterator[dict[str, Any]]:
+    after: int | None = None
+    while True:
+        query = select(AUDIT).order_by(AUDIT.c.seq).limit(batch)
+        if after is not None:
+            query = query.where(AUDIT.c.seq > after)
+        page = [dict(r._mapping) for r in conn.execute(query)]
+        if not page:
+            return
+        yield from page
+        after = page[-1]["seq"]
+
+
+def verify(conn: Connection, *, batch: int = 5000) -> tuple[int, list[Problem]]:
+    """Walk the chain from its base to its head: (rows checked, problems). An edited row
+    fails its own hash; an inserted one breaks the links around it or sits past the head; a
+    deleted one leaves a gap in `seq` (or, the newest, a head pointing past the last row)."""
+    head = conn.execute(select(HEAD).where(HEAD.c.id == HEAD_ID)).first()
+    if head is None:
+        head_seq, head_hash, expected_seq, prev = 0, GENESIS, 1, GENESIS
+    else:
+        head_seq, head_hash = int(head.seq), str(head.hash)
+        expected_seq, prev = int(head.base_seq) + 1, str(head.base_hash)
+    problems: list[Problem] = []
+    checked = 0
+    last_seq, last_hash = expected_seq - 1, prev
+    for row in _rows(conn, batch):
+        checked += 1
+        seq, rid = int(row["seq"]), int(row["id"])
+        if seq < expected_seq:
+            problems.append(Problem(seq, rid, "before the chain's start (inserted)"))
+            continue
+        if seq > expected_seq:
+            problems.append(
+                Problem(seq, rid, f"rows seq {expected_seq}..{seq - 1} are missing (deleted)")
+            )
+        if row["prev_hash"] != prev:
+            problems.append(Problem(seq, rid, "does not follow the row before it (inserted)"))
+        if digest(row["prev_hash"], row) != row["hash"]:
+            problems.append(Problem(seq, rid, "content does not match its hash (edited)"))
+        if seq > head_seq:
+            problems.append(Problem(seq, rid, "after the chain's head (inserted)"))
+        prev = row["hash"]
+        expected_seq = seq + 1
+        last_seq, last_hash = seq, row["hash"]
+    if last_seq < head_seq:
+        problems.append(
+            Problem(None, None, f"rows seq {last_seq + 1}..{head_seq} are missing (deleted)")
+        )
+    elif last_seq == head_seq and last_hash != head_hash:
+        problems.append(Problem(last_seq, None, "the last row is not the one the head records"))
+    return checked, problems
+
+
+def forget_through(conn: Connection, seq: int) -> int:
+    """Delete the rows up to `seq` (retention) and record the last one's hash as the chain's
+    new base, so what remains still verifies. Returns the rows deleted."""
+    from sqlalchemy import delete
+
+    last = conn.execute(select(AUDIT.c.hash).where(AUDIT.c.seq == seq)).scalar_one_or_none()
+    if last is None:
+        return 0
+    _head(conn)
+    deleted = conn.execute(delete(AUDIT).where(AUDIT.c.seq <= seq)).rowcount
+    conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(base_seq=seq, base_hash=last))
+    return int(deleted or 0)
