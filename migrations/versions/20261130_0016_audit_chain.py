@@ -2,8 +2,8 @@
 chain (`seq`), the hash of the row before it and its own hash; `audit_chain_head` holds the
 last link. Rows already stored are chained here in the order they were written (by id).
 
-Revision ID: 0015_audit_chain
-Revises: 0014_records_near_repeat
+Revision ID: 0016_audit_chain
+Revises: 0015_alert_acks_feedback
 Create Date: 2026-11-30
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 from app.audit.chain import AUDIT, FIELDS, digest
 from app.audit.models import GENESIS
 
-revision: str = "0015_audit_chain"
-down_revision: str | None = "0014_records_near_repeat"
+revision: str = "0016_audit_chain"
+down_revision: str | None = "0015_alert_acks_feedback"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
