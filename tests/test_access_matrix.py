@@ -129,7 +129,8 @@ def rows(ids: Mapping[str, Any]) -> list[Row]:
         Row("GET", "/redoc", grant(200, EVERYONE), auth="none"),
         Row("GET", "/static", grant(200, EVERYONE), url="/static/api.js", auth="none"),
         # ---- staff, audit, rules ------------------------------------------------------------
-        Row("GET", "/api/v1/me", grant(200, STAFF_ALL | {"integration"})),
+        # Integration tokens are refused on every route for people (issue 16).
+        Row("GET", "/api/v1/me", grant(200, STAFF_ALL)),
         Row("GET", "/api/v1/staff", grant(200, {"admin"})),
         Row(
             "POST",
@@ -144,7 +145,7 @@ def rows(ids: Mapping[str, Any]) -> list[Row]:
             url="/api/v1/staff/AX1/revoke",
         ),
         Row("GET", "/api/v1/audit", grant(200, {"admin"})),
-        Row("GET", "/api/v1/rules", grant(200, STAFF_ALL | {"integration"})),
+        Row("GET", "/api/v1/rules", grant(200, STAFF_ALL)),
         Row("POST", "/api/v1/rules/reload", grant(200, {"admin"})),
         # ---- telephony: webhooks are signed, a bearer token (any role) does not get in -----
         Row("POST", "/api/v1/telephony/events", grant(401, EVERYONE), json={"event_id": "x"}),

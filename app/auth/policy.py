@@ -35,6 +35,9 @@ class Capability(StrEnum):
     open_call_screen = "open_call_screen"  # the call's page (handler screen / supervisor detail)
     read_draft = "read_draft"  # a handler's saved assessment form for the call
     # -- not tied to a call --------------------------------------------------------------
+    # Any route for people (/api/v1/me, the pages' data, the API documents): every role but
+    # the machines'. Integration tokens are refused there (issue 16), whatever else they hold.
+    staff_routes = "staff_routes"
     desk = "desk"  # the handler's screen, calls at their desk, their own live channel
     watch_board = "watch_board"  # the supervisor board and the live channel of every call
     read_rules = "read_rules"  # the rule-pack catalogue
@@ -97,6 +100,7 @@ C = Capability
 # not tied to a call are `every_call` (they only say "granted").
 POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
     Role.handler: {
+        C.staff_routes: _E,
         C.read_call: _O,
         C.act_on_call: _C,
         C.acknowledge_alert: _C,
@@ -111,6 +115,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.qa_read_reviews: _O,  # reviews of their own calls only (app.qa.reviews)
     },
     Role.supervisor: {
+        C.staff_routes: _E,
         C.read_call: _E,
         C.acknowledge_alert: _E,
         C.search_history: _E,
@@ -131,6 +136,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.training_summary: _E,
     },
     Role.qa: {
+        C.staff_routes: _E,
         C.read_call: _E,
         C.read_rules: _E,
         C.export_assessments: _E,
@@ -143,6 +149,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.training_summary: _E,
     },
     Role.admin: {
+        C.staff_routes: _E,
         C.read_call: _E,
         C.acknowledge_alert: _E,
         C.search_history: _E,
@@ -161,7 +168,6 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.training_summary: _E,
     },
     Role.integration: {
-        C.read_rules: _E,
         C.post_call_events: _E,
         C.update_records: _E,
     },

@@ -24,7 +24,9 @@ class Cache(Protocol):
 
     async def delete(self, *keys: str) -> None: ...
 
-    async def incr(self, key: str) -> int: ...
+    async def incr(self, key: str, ttl_seconds: float | None = None) -> int:
+        """Add one to a counter; a counter started by this call expires after `ttl_seconds`
+        (a later call keeps that expiry: a fixed window)."""
 
     async def ping(self) -> None:
         """Raise CacheUnavailable when the backend does not answer."""

@@ -47,10 +47,14 @@ class MemoryCache:
         for key in keys:
             self._data.pop(key, None)
 
-    async def incr(self, key: str) -> int:
+    async def incr(self, key: str, ttl_seconds: float | None = None) -> int:
         current = self._live(key)
         value = int(current or b"0") + 1
-        self._data[key] = (str(value).encode(), None)
+        # The expiry is set when the counter starts and kept after (a window of counts).
+        expires = self._data[key][1] if current is not None else None
+        if current is None and ttl_seconds is not None:
+            expires = time.monotonic() + ttl_seconds
+        self._data[key] = (str(value).encode(), expires)
         return value
 
     async def ping(self) -> None:

@@ -78,9 +78,17 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(str(exc)) from exc
 
-    async def incr(self, key: str) -> int:
+    async def incr(self, key: str, ttl_seconds: float | None = None) -> int:
         try:
-            return int(await self.client.incr(self._k(key)))
+            if ttl_seconds is None:
+                return int(await self.client.incr(self._k(key)))
+            # One transaction: the counter starts at 0 with its expiry (SET NX keeps an
+            # existing one), then counts; INCR keeps the expiry.
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.set(self._k(key), 0, px=max(1, int(ttl_seconds * 1000)), nx=True)
+                pipe.incr(self._k(key))
+                _, value = await pipe.execute()
+            return int(value)
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(str(exc)) from exc
 
