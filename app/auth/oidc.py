@@ -2,9 +2,10 @@
 
 The provider is found by discovery (`OIDC_ISSUER/.well-known/openid-configuration`); its
 metadata and signing keys are kept per process for an hour (keys fetched again when a token
-names one we do not have). authlib builds the authorization request (S256 code challenge)
-and exchanges the code; the ID token's signature, issuer, audience, expiry and nonce are
-checked with joserfc (authlib's own JOSE layer). The claims are the ID token's, completed by
+names one we do not have). authlib's OAuth 2 pieces build the authorization request (its
+S256 code challenge) and httpx exchanges the code (client_secret_basic, with the verifier);
+the ID token's signature, issuer, audience, expiry and nonce are checked with joserfc
+(authlib's own JOSE layer). The claims are the ID token's, completed by
 the userinfo endpoint when the provider has one (many put groups and roles only there).
 
 Nothing here logs a token, a code or a claim's value.
@@ -16,10 +17,11 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -88,16 +90,6 @@ class OidcClient:
     def _http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=HTTP_TIMEOUT)
 
-    def _oauth(self, redirect_uri: str) -> AsyncOAuth2Client:
-        return AsyncOAuth2Client(
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            scope=self.scopes,
-            redirect_uri=redirect_uri,
-            code_challenge_method="S256",
-            timeout=HTTP_TIMEOUT,
-        )
-
     async def metadata(self) -> Metadata:
         cached = _metadata.get(self.issuer)
         if cached is not None and cached[0] > time.monotonic():
@@ -130,13 +122,19 @@ class OidcClient:
             code_verifier=secrets.token_urlsafe(48),
             next=next_path,
         )
-        async with self._oauth(redirect_uri) as oauth:
-            url, _ = oauth.create_authorization_url(
-                meta.authorization_endpoint,
-                state=transaction.state,
-                code_verifier=transaction.code_verifier,
-                nonce=transaction.nonce,
-            )
+        url = add_params_to_uri(
+            meta.authorization_endpoint,
+            [
+                ("response_type", "code"),
+                ("client_id", self.client_id),
+                ("redirect_uri", redirect_uri),
+                ("scope", self.scopes),
+                ("state", transaction.state),
+                ("nonce", transaction.nonce),
+                ("code_challenge", create_s256_code_challenge(transaction.code_verifier)),
+                ("code_challenge_method", "S256"),
+            ],
+        )
         return str(url), transaction
 
     async def finish(
@@ -145,27 +143,39 @@ class OidcClient:
         """Exchange the code (with the PKCE verifier), check the ID token, and return the
         claims (the ID token's, completed by userinfo)."""
         meta = await self.metadata()
-        async with self._oauth(redirect_uri) as oauth:
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": transaction.code_verifier,
+        }
+        async with self._http() as http:
             try:
-                token = await oauth.fetch_token(
+                response = await http.post(
                     meta.token_endpoint,
-                    grant_type="authorization_code",
-                    code=code,
-                    code_verifier=transaction.code_verifier,
+                    data=form,
+                    auth=(quote(self.client_id, safe=""), quote(self.client_secret, safe="")),
+                    headers={"Accept": "application/json"},
                 )
-            except Exception as exc:  # authlib raises OAuthError and httpx errors alike
+            except httpx.HTTPError as exc:
                 raise SignInFailed(f"the code exchange failed ({type(exc).__name__})") from exc
-            id_token = token.get("id_token")
+            if response.status_code != 200:
+                raise SignInFailed(f"the code exchange was refused ({response.status_code})")
+            try:
+                token = response.json()
+            except ValueError as exc:
+                raise SignInFailed("the token answer is not JSON") from exc
+            id_token = token.get("id_token") if isinstance(token, dict) else None
             if not isinstance(id_token, str):
                 raise SignInFailed("the identity provider sent no ID token")
             claims = await self._verified(meta, id_token, transaction.nonce)
-            if meta.userinfo_endpoint and token.get("access_token"):
-                async with self._http() as http:
-                    info = await _get_json(
-                        http,
-                        meta.userinfo_endpoint,
-                        headers={"Authorization": f"Bearer {token['access_token']}"},
-                    )
+            access_token = token.get("access_token")
+            if meta.userinfo_endpoint and isinstance(access_token, str):
+                info = await _get_json(
+                    http,
+                    meta.userinfo_endpoint,
+                    headers={"Authorization": f"Bearer {access_token}"},
+                )
                 if info.get("sub") != claims.get("sub"):
                     raise SignInFailed("userinfo names another subject than the ID token")
                 claims = {**info, **claims}
