@@ -1,12 +1,14 @@
-"""Browser sessions: a staff token exchanged once for a server-side session and its cookie.
+"""Browser sessions: a staff token (or a single sign-on login, app.web.login) exchanged once
+for a server-side session and its cookie.
 
 Each login opens a `staff_session` row (app.auth.sessions); the cookie carries the session's
 random secret, signed with SESSION_SECRET and timestamped. A cookie is valid only while its
 row is live: logout, expiry (SESSION_MAX_AGE_SECONDS), revoking the staff member's tokens or
 deactivating them ends it, so a copied cookie stops working too, and the sockets opened with
-it close (app.realtime.revocation). The cookie is HttpOnly (no script can read it) and
-SameSite=Strict (no other site's page can make the browser send it); state-changing requests
-made with it must also come from our own origin.
+it close (app.realtime.revocation). The cookie is HttpOnly (no script can read it),
+SameSite=Strict (no other site's page can make the browser send it) and Secure per
+COOKIE_SECURE (on in production); state-changing requests made with it must also come from
+our own origin.
 """
 
 from __future__ import annotations
