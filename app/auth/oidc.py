@@ -62,9 +62,10 @@ _metadata: dict[str, tuple[float, Metadata]] = {}
 _keys: dict[str, tuple[float, KeySet]] = {}
 
 
-async def _get_json(http: httpx.AsyncClient, url: str, **kwargs: Any) -> dict[str, Any]:
+async def _json_of(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    """The JSON object the provider answers with 200, else SignInFailed saying why."""
     try:
-        response = await http.get(url, **kwargs)
+        response = await http.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise SignInFailed(f"the identity provider did not answer ({type(exc).__name__})") from exc
     if response.status_code != 200:
@@ -76,6 +77,10 @@ async def _get_json(http: httpx.AsyncClient, url: str, **kwargs: Any) -> dict[st
     if not isinstance(body, dict):
         raise SignInFailed("the identity provider's answer is not a JSON object")
     return cast(dict[str, Any], body)
+
+
+async def _get_json(http: httpx.AsyncClient, url: str, **kwargs: Any) -> dict[str, Any]:
+    return await _json_of(http, "GET", url, **kwargs)
 
 
 class OidcClient:
@@ -150,22 +155,15 @@ class OidcClient:
             "code_verifier": transaction.code_verifier,
         }
         async with self._http() as http:
-            try:
-                response = await http.post(
-                    meta.token_endpoint,
-                    data=form,
-                    auth=(quote(self.client_id, safe=""), quote(self.client_secret, safe="")),
-                    headers={"Accept": "application/json"},
-                )
-            except httpx.HTTPError as exc:
-                raise SignInFailed(f"the code exchange failed ({type(exc).__name__})") from exc
-            if response.status_code != 200:
-                raise SignInFailed(f"the code exchange was refused ({response.status_code})")
-            try:
-                token = response.json()
-            except ValueError as exc:
-                raise SignInFailed("the token answer is not JSON") from exc
-            id_token = token.get("id_token") if isinstance(token, dict) else None
+            token = await _json_of(
+                http,
+                "POST",
+                meta.token_endpoint,
+                data=form,
+                auth=(quote(self.client_id, safe=""), quote(self.client_secret, safe="")),
+                headers={"Accept": "application/json"},
+            )
+            id_token = token.get("id_token")
             if not isinstance(id_token, str):
                 raise SignInFailed("the identity provider sent no ID token")
             claims = await self._verified(meta, id_token, transaction.nonce)
