@@ -29,6 +29,8 @@ from joserfc.jwk import KeySet
 from app.config import Settings
 
 METADATA_TTL = 3600.0
+# Seconds of clock difference allowed between the provider's host and ours (exp, iat, nbf).
+CLOCK_LEEWAY = 60
 HTTP_TIMEOUT = 10.0
 # Algorithms an ID token may be signed with (never `none`, never a shared-secret HMAC).
 ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
@@ -201,6 +203,7 @@ class OidcClient:
                 keys = await self._key_set(meta, refresh=True)
                 decoded = jwt.decode(id_token, keys, algorithms=ID_TOKEN_ALGORITHMS)
             jwt.JWTClaimsRegistry(
+                leeway=CLOCK_LEEWAY,
                 iss={"essential": True, "value": meta.issuer},
                 aud={"essential": True, "value": self.client_id},
                 sub={"essential": True},
