@@ -9,14 +9,14 @@ script) holds on this page too. ReDoc is not offered (it would need another outs
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from app.api.deps import CurrentStaff, SessionDep
 from app.auth import policy
 from app.auth.policy import Capability
-from app.web.routes import PAGE_HEADERS, _error_page, _to_login, _viewer, templates
+from app.web.routes import PAGE_HEADERS, _error_page, _page, _to_login, _viewer
 
 ASSETS = "/docs/assets"
 
@@ -36,11 +36,8 @@ async def docs_page(request: Request, session: SessionDep) -> Response:
         return _to_login(request)
     if not policy.allows(viewer, Capability.staff_routes):
         return _error_page(request, viewer, 403, "Forbidden", "The API reference is for staff.")
-    response: HTMLResponse = templates.TemplateResponse(
-        request, "apidocs.html", {"viewer": viewer, "assets": ASSETS}
-    )
+    response = _page(request, "apidocs.html", viewer, assets=ASSETS)
     # Swagger UI sets styles from its script: allow inline styles, still no inline script.
-    response.headers.update(PAGE_HEADERS)
     response.headers["Content-Security-Policy"] = PAGE_HEADERS["Content-Security-Policy"].replace(
         "default-src 'self';", "default-src 'self'; style-src 'self' 'unsafe-inline';"
     )
