@@ -97,6 +97,9 @@ def serve(
     options: serving.ServerOptions = {
         "log_config": uvicorn_log_config(settings.log_level, settings.log_json),
         "proxy_headers": True,
+        # Whose X-Forwarded-For/-Proto uvicorn believes (the client address behind the
+        # proxy: login lockout, audit; the scheme: Secure cookies).
+        "forwarded_allow_ips": serving.forwarded_allow_ips(settings.forwarded_allow_ips),
         "timeout_graceful_shutdown": 10,
         "ws_max_size": settings.ws_max_message,  # larger client frames: closed with 1009
         "ws_per_message_deflate": settings.ws_deflate,
@@ -134,7 +137,9 @@ def staff_create(
 
     async def work(session: AsyncSession) -> str:
         await auth.create_staff(session, staff_id=staff_id, name=name, role=role, actor=CLI_ACTOR)
-        return await auth.issue_token(session, staff_id, actor=CLI_ACTOR)
+        return await auth.issue_token(
+            session, staff_id, actor=CLI_ACTOR, max_age_days=_settings().token_max_age_days
+        )
 
     token = _in_session(_settings(), work)
     typer.echo(f"created {role.value} {staff_id}; the token below is shown once only:")
@@ -146,7 +151,9 @@ def staff_token(staff_id: Annotated[str, typer.Option("--id")]) -> None:
     """Issue another token for an existing staff member (printed on the last line)."""
 
     async def work(session: AsyncSession) -> str:
-        return await auth.issue_token(session, staff_id, actor=CLI_ACTOR)
+        return await auth.issue_token(
+            session, staff_id, actor=CLI_ACTOR, max_age_days=_settings().token_max_age_days
+        )
 
     token = _in_session(_settings(), work)
     typer.echo(f"new token for {staff_id}; shown once only:")
@@ -223,7 +230,10 @@ def demo(
                 await auth.create_staff(
                     session, staff_id=staff_id, name=name, role=role, actor=CLI_ACTOR
                 )
-            issued.append((staff_id, role, await auth.issue_token(session, staff_id, actor="demo")))
+            token = await auth.issue_token(
+                session, staff_id, actor="demo", max_age_days=settings.token_max_age_days
+            )
+            issued.append((staff_id, role, token))
         return issued
 
     seeded = history_cli.seed_demo_if_empty(settings)

@@ -116,8 +116,50 @@ class Settings(BaseSettings):
     # How often each worker checks whether another one reloaded the packs (seconds).
     rules_poll_seconds: float = Field(default=2.0, gt=0)
 
+    # Staff tokens (issue 16): a token older than this is refused (issue a new one); browser
+    # sessions opened with it end with it.
+    token_max_age_days: int = Field(default=90, ge=1, le=3650)
+    # Rows of ended browser sessions are deleted this long after they ended (housekeeping).
+    session_retention_days: float = Field(default=30.0, ge=0)
+    # Login attempts (issue 16): after LOGIN_MAX_FAILURES failed logins within
+    # LOGIN_WINDOW_SECONDS from one address (or naming one account), further attempts get 429
+    # with Retry-After until the window ends. Counted in the cache: shared across workers with
+    # Redis, per process when embedded.
+    login_max_failures: int = Field(default=10, ge=1, le=10_000)
+    login_window_seconds: int = Field(default=900, ge=1, le=24 * 3600)
+
+    # Single sign-on (issue 16): OpenID Connect, authorization code with PKCE. Unset issuer:
+    # token login only. Roles come from one claim of the ID token or userinfo (Entra ID:
+    # `roles` for app roles, `groups` for group ids), mapped by OIDC_ROLE_MAP
+    # ("FC-Handlers=handler,FC-Supervisors=supervisor"); the first entry that matches wins.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_role_claim: str = "roles"
+    oidc_role_map: str = ""
+    oidc_provider_name: str = "single sign-on"
+    oidc_scopes: str = "openid profile email"
+
+    # Transport hardening (issue 16). COOKIE_SECURE unset: on in production, else it follows
+    # the request's scheme. HSTS is sent in production only. FORWARDED_ALLOW_IPS: the proxies
+    # whose X-Forwarded-* headers uvicorn believes (`firstcontact serve`).
+    cookie_secure: bool | None = None
+    hsts_max_age_seconds: int = Field(default=31_536_000, ge=0)
+    forwarded_allow_ips: str = "127.0.0.1"
+    # /docs, /redoc and /openapi.json (behind a staff login). Unset: on except in production.
+    api_docs: bool | None = None
+
     @field_validator(
-        "redis_url", "public_base_url", "twilio_auth_token", "rules_dir", mode="before"
+        "redis_url",
+        "public_base_url",
+        "twilio_auth_token",
+        "rules_dir",
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_client_secret",
+        "cookie_secure",
+        "api_docs",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -149,6 +191,37 @@ class Settings(BaseSettings):
             raise ValueError("production needs DATABASE_URL pointing at PostgreSQL")
         return self
 
+    @model_validator(mode="after")
+    def _single_sign_on_complete(self) -> Settings:
+        if self.oidc_issuer is None:
+            return self
+        if not self.oidc_client_id or self.oidc_client_secret is None:
+            raise ValueError("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+        parse_role_map(self.oidc_role_map)  # raises with the entry at fault
+        return self
+
+    @property
+    def sso_enabled(self) -> bool:
+        return self.oidc_issuer is not None
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else not self.production
+
+    def secure_cookies(self, scheme: str) -> bool:
+        """Whether cookies carry `Secure`: COOKIE_SECURE when set, on in production, else
+        when the request came over TLS."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.production or scheme in ("https", "wss")
+
+    def role_map(self) -> list[tuple[str, str]]:
+        return parse_role_map(self.oidc_role_map)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -167,6 +240,28 @@ class Settings(BaseSettings):
             return None
         _, _, path = self.database_url.partition(":///")
         return Path(path) if path and path != ":memory:" else None
+
+
+# The roles single sign-on may grant: people's roles only (machines use tokens).
+SSO_ROLES = ("handler", "supervisor", "qa", "admin")
+
+
+def parse_role_map(value: str) -> list[tuple[str, str]]:
+    """OIDC_ROLE_MAP ("GroupA=handler,GroupB=supervisor") as (claim value, role) pairs, in
+    order. A role that is not a person's, or an entry without `=`, is refused."""
+    pairs: list[tuple[str, str]] = []
+    for entry in value.split(","):
+        if not entry.strip():
+            continue
+        claim_value, sep, role = entry.rpartition("=")
+        claim_value, role = claim_value.strip(), role.strip()
+        if not sep or not claim_value or role not in SSO_ROLES:
+            raise ValueError(
+                f"OIDC_ROLE_MAP entry {entry.strip()!r}: expected VALUE=ROLE with ROLE one of "
+                + ", ".join(SSO_ROLES)
+            )
+        pairs.append((claim_value, role))
+    return pairs
 
 
 def _is_placeholder(secret: SecretStr) -> bool:

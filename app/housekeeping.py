@@ -1,4 +1,5 @@
-"""Periodic clean-up of stores that only exist to make retries safe.
+"""Periodic clean-up of stores that only exist to make retries safe, and of ended browser
+sessions (issue 16: kept SESSION_RETENTION_DAYS to say when and why they ended, then deleted).
 
 `idempotent_request` keeps the answer of every keyed write, and those answers are personal
 data (cue matches, assessment text): they are kept only as long as a client could still be
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth import sessions as staff_sessions
 from app.config import Settings
 from app.db import utcnow
 from app.idempotency import service as idempotency
@@ -27,13 +29,19 @@ class Housekeeping:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self.sessions = sessions
         self.retention = timedelta(seconds=settings.idempotency_retention_seconds)
+        self.session_retention = timedelta(days=settings.session_retention_days)
         self.period = settings.housekeeping_seconds
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """Delete what is past its retention; the number of rows deleted."""
+        now = utcnow()
         async with self.sessions() as session, session.begin():
-            return await idempotency.prune(session, utcnow() - self.retention)
+            pruned = await idempotency.prune(session, now - self.retention)
+            # Ended first (expired ones are marked by the credential watch, too), then gone.
+            await staff_sessions.end_expired(session)
+            ended = await staff_sessions.purge_ended(session, now - self.session_retention)
+            return pruned + ended
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._forever(), name="housekeeping")
@@ -54,4 +62,4 @@ class Housekeeping:
                 log.warning("housekeeping failed", extra={"error": type(exc).__name__})
                 continue
             if deleted:
-                log.info("idempotency answers pruned", extra={"rows": deleted})
+                log.info("housekeeping pruned rows", extra={"rows": deleted})

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app import __version__, live_rules
 from app.api import api_router, errors, guard, health
 from app.api import ws as ws_api
+from app.api.headers import StrictTransportSecurity
 from app.api.limits import BodySizeLimit
 from app.cache import create_cache
 from app.calls.grouping import GroupCommit
@@ -29,6 +30,7 @@ from app.realtime.hub import Hub
 from app.realtime.revocation import CredentialWatch
 from app.realtime.steps import realtime_step
 from app.resources import Resources
+from app.web import apidocs
 from app.web import install as install_web
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Call-taker assist: caller and household context pushed before hello.",
         lifespan=lifespan,
+        # Issue 16: the documents are served by app.web.apidocs (behind a login, no outside
+        # CDN), or not at all in production.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     errors.install(app)
     # NUL, lone surrogates, integers past int64 and deep JSON refused on every route (422).
@@ -143,4 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws_api.router)
     app.include_router(api_router)
     install_web(app)  # the browser pages, /web/api and /static (issue 7)
+    if settings.docs_enabled:
+        apidocs.install(app)
+    if settings.production:
+        app.add_middleware(StrictTransportSecurity, max_age_seconds=settings.hsts_max_age_seconds)
     return app

@@ -55,9 +55,19 @@ class ServerOptions(TypedDict, total=False):
 
     log_config: dict[str, object]
     proxy_headers: bool
+    forwarded_allow_ips: list[str] | str
     timeout_graceful_shutdown: int
     ws_max_size: int
     ws_per_message_deflate: bool
+
+
+def forwarded_allow_ips(value: str) -> list[str] | str:
+    """FORWARDED_ALLOW_IPS as uvicorn takes it: `*` (every peer: only behind a proxy that
+    is the sole way in), else the listed addresses or networks."""
+    value = value.strip()
+    if value == "*":
+        return value
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _worker(host: str, port: int, options: ServerOptions) -> None:

@@ -317,8 +317,13 @@ async def test_nul_in_any_query_or_path_is_422(
     _assert_refused(response, 422, "string_nul")
 
 
-async def test_openapi_states_the_int64_bound(client: httpx.AsyncClient) -> None:
-    schema = (await client.get("/openapi.json")).json()
+async def test_openapi_states_the_int64_bound(
+    client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    token = await make_staff("B1", Role.handler)
+    schema = (
+        await client.get("/openapi.json", headers={"Authorization": f"Bearer {token}"})
+    ).json()
     ack = schema["paths"]["/api/v1/alerts/{alert_id}/ack"]["post"]["parameters"][0]["schema"]
     assert (ack["minimum"], ack["maximum"]) == (INT64_MIN, INT64_MAX)
     limit = next(

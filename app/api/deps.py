@@ -78,7 +78,8 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+async def authenticated(request: Request, session: SessionDep) -> Principal:
+    """Whoever the request authenticates as (a person or a machine), else 401."""
     token = bearer_token(request)
     if token is None:
         principal = await cookie_principal(request, session)
@@ -112,6 +113,19 @@ async def cookie_principal(request: Request, session: AsyncSession) -> Principal
     return principal
 
 
+# Machines' tokens (telephony and records connectors) are refused on routes for people.
+MACHINE_REFUSED = "integration tokens are refused on staff routes: log in as a member of staff"
+
+
+async def get_principal(
+    principal: Annotated[Principal, Depends(authenticated)],
+) -> Principal:
+    """The staff member making the request: any principal except a machine's (403)."""
+    if not policy.allows(principal, Capability.staff_routes):
+        raise Forbidden(MACHINE_REFUSED)
+    return principal
+
+
 CurrentStaff = Annotated[Principal, Depends(get_principal)]
 
 
@@ -119,8 +133,10 @@ def require(capability: Capability) -> Callable[[Principal], Awaitable[Principal
     """A dependency that lets through the principals whose role holds `capability`
     (app.auth.policy); call-bound checks happen where the call is loaded."""
 
-    async def check(principal: CurrentStaff) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         if not policy.allows(principal, capability):
+            if not policy.allows(principal, Capability.staff_routes):
+                raise Forbidden(MACHINE_REFUSED)
             roles = policy.roles_with(capability)
             raise Forbidden("this needs the role " + " or ".join(sorted(r.value for r in roles)))
         return principal

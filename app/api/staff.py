@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, StaffManager
+from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, SettingsDep, StaffManager
 from app.auth import service as auth
 from app.auth.models import Role, Staff
 from app.realtime import revocation
@@ -52,11 +52,15 @@ class StaffCreated(BaseModel):
 
 
 @router.post("/staff", response_model=StaffCreated, status_code=201)
-async def create_staff(body: StaffCreate, admin: StaffManager, session: SessionDep) -> StaffCreated:
+async def create_staff(
+    body: StaffCreate, admin: StaffManager, session: SessionDep, settings: SettingsDep
+) -> StaffCreated:
     staff = await auth.create_staff(
         session, staff_id=body.id, name=body.name, role=body.role, actor=admin.actor
     )
-    token = await auth.issue_token(session, staff.id, actor=admin.actor)
+    token = await auth.issue_token(
+        session, staff.id, actor=admin.actor, max_age_days=settings.token_max_age_days
+    )
     return StaffCreated(staff=StaffRead.model_validate(staff), token=token)
 
 

@@ -1,12 +1,14 @@
-"""Browser sessions: a staff token exchanged once for a server-side session and its cookie.
+"""Browser sessions: a staff token (or a single sign-on login, app.web.login) exchanged once
+for a server-side session and its cookie.
 
 Each login opens a `staff_session` row (app.auth.sessions); the cookie carries the session's
 random secret, signed with SESSION_SECRET and timestamped. A cookie is valid only while its
 row is live: logout, expiry (SESSION_MAX_AGE_SECONDS), revoking the staff member's tokens or
 deactivating them ends it, so a copied cookie stops working too, and the sockets opened with
-it close (app.realtime.revocation). The cookie is HttpOnly (no script can read it) and
-SameSite=Strict (no other site's page can make the browser send it); state-changing requests
-made with it must also come from our own origin.
+it close (app.realtime.revocation). The cookie is HttpOnly (no script can read it),
+SameSite=Strict (no other site's page can make the browser send it) and Secure per
+COOKIE_SECURE (on in production); state-changing requests made with it must also come from
+our own origin.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from starlette.responses import Response
 
 from app.auth import service as auth
 from app.auth import sessions
-from app.auth.models import EndReason
+from app.auth.models import EndReason, SessionMethod
 from app.auth.service import Ended, Principal
 from app.config import Settings
 
@@ -61,11 +63,16 @@ async def authenticate_token(session: AsyncSession, token: str) -> Principal | N
     return await auth.authenticate(session, token)
 
 
-async def open_session(session: AsyncSession, settings: Settings, principal: Principal) -> str:
-    """Start a server-side session for `principal` (just authenticated by a token): the
-    cookie value that names it."""
+async def open_session(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    method: SessionMethod = SessionMethod.token,
+) -> str:
+    """Start a server-side session for `principal` (just authenticated by a token, or by
+    the identity provider): the cookie value that names it."""
     secret, _ = await sessions.open_session(
-        session, principal, max_age_seconds=settings.session_max_age_seconds
+        session, principal, max_age_seconds=settings.session_max_age_seconds, method=method
     )
     return encode(settings, secret)
 
@@ -85,8 +92,9 @@ async def principal_from_cookie(
 
 async def end_session(
     session: AsyncSession, settings: Settings, cookies: Mapping[str, str]
-) -> Ended | None:
-    """Logout: end the session of this cookie (whoever holds a copy of it is out too)."""
+) -> tuple[Ended, SessionMethod] | None:
+    """Logout: end the session of this cookie (whoever holds a copy of it is out too); what
+    ended and how it had been opened."""
     value = cookies.get(COOKIE_NAME)
     secret = decode(settings, value) if value else None
     if secret is None:
@@ -102,17 +110,17 @@ def set_cookie(response: Response, conn: HTTPConnection, settings: Settings, val
         path="/",
         httponly=True,
         samesite="strict",
-        secure=conn.url.scheme in ("https", "wss"),
+        secure=settings.secure_cookies(conn.url.scheme),
     )
 
 
-def clear_cookie(response: Response, conn: HTTPConnection) -> None:
+def clear_cookie(response: Response, conn: HTTPConnection, settings: Settings) -> None:
     response.delete_cookie(
         COOKIE_NAME,
         path="/",
         httponly=True,
         samesite="strict",
-        secure=conn.url.scheme in ("https", "wss"),
+        secure=settings.secure_cookies(conn.url.scheme),
     )
 
 

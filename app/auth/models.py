@@ -31,6 +31,9 @@ class Staff(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The identity provider's subject, for staff made by their first single sign-on login
+    # (app.auth.sso): later logins find them by it, never by a name or an address.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
 
 
 class ApiToken(Base):
@@ -46,6 +49,13 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Refused from then on (TOKEN_MAX_AGE_DAYS after issue); issue a new one.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SessionMethod(StrEnum):
+    token = "token"
+    oidc = "oidc"
 
 
 class EndReason(StrEnum):
@@ -72,6 +82,7 @@ class StaffSession(Base):
             "end_reason IS NULL OR end_reason IN ('logout', 'expired', 'revoked', 'deactivated')",
             name="end_reason",
         ),
+        CheckConstraint("method IN ('token', 'oidc')", name="method"),
         Index("ix_staff_session_staff_id", "staff_id"),
         # Each worker's periodic sweep marks the sessions past their lifetime as expired.
         Index("ix_staff_session_expires_at", "expires_at"),
@@ -79,7 +90,13 @@ class StaffSession(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
-    token_id: Mapped[int] = mapped_column(BigId, ForeignKey("api_token.id", ondelete="CASCADE"))
+    # The token the session was opened with; none for a single sign-on login.
+    token_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("api_token.id", ondelete="CASCADE"), nullable=True
+    )
+    # How it was opened: `token` (the login form) or `oidc` (single sign-on, whose logout
+    # also sends the browser to the provider's end of session).
+    method: Mapped[str] = mapped_column(String(8), default="token", server_default="token")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -37,6 +37,9 @@ class Capability(StrEnum):
     # Say whether an alert on the call helped (issue 15): the people it was raised for.
     give_alert_feedback = "give_alert_feedback"
     # -- not tied to a call --------------------------------------------------------------
+    # Any route for people (/api/v1/me, the pages' data, the API documents): every role but
+    # the machines'. Integration tokens are refused there (issue 16), whatever else they hold.
+    staff_routes = "staff_routes"
     desk = "desk"  # the handler's screen, calls at their desk, their own live channel
     watch_board = "watch_board"  # the supervisor board and the live channel of every call
     read_rules = "read_rules"  # the rule-pack catalogue
@@ -100,6 +103,7 @@ C = Capability
 # not tied to a call are `every_call` (they only say "granted").
 POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
     Role.handler: {
+        C.staff_routes: _E,
         C.read_call: _O,
         C.act_on_call: _C,
         C.acknowledge_alert: _C,
@@ -115,6 +119,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.qa_read_reviews: _O,  # reviews of their own calls only (app.qa.reviews)
     },
     Role.supervisor: {
+        C.staff_routes: _E,
         C.read_call: _E,
         C.acknowledge_alert: _E,
         C.search_history: _E,
@@ -136,6 +141,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.read_alert_precision: _E,
     },
     Role.qa: {
+        C.staff_routes: _E,
         C.read_call: _E,
         C.read_rules: _E,
         C.export_assessments: _E,
@@ -148,6 +154,7 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.training_summary: _E,
     },
     Role.admin: {
+        C.staff_routes: _E,
         C.read_call: _E,
         C.acknowledge_alert: _E,
         C.search_history: _E,
@@ -167,7 +174,6 @@ POLICY: Mapping[Role, Mapping[Capability, Reach]] = {
         C.read_alert_precision: _E,
     },
     Role.integration: {
-        C.read_rules: _E,
         C.post_call_events: _E,
         C.update_records: _E,
     },

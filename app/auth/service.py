@@ -7,9 +7,9 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
@@ -18,6 +18,8 @@ from app.db import utcnow
 from app.errors import AppError
 
 TOKEN_PREFIX = "fct_"
+# TOKEN_MAX_AGE_DAYS's default (app.config), for callers without settings at hand.
+DEFAULT_TOKEN_MAX_AGE_DAYS = 90
 STAFF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
@@ -38,11 +40,12 @@ class Credential:
     """What a request or socket was authenticated with, so that it can be ended later.
 
     `token_id` is the bearer token's row (for a browser session: the token it was opened
-    with); a browser session also has its id (the SHA-256 of the cookie's secret, never the
-    secret) and its end of life. Tokens do not expire on their own.
+    with, None for a single sign-on session); a browser session also has its id (the SHA-256
+    of the cookie's secret, never the secret). `expires_at`: when it stops being valid (a
+    session's end of life, a token's expiry); sockets opened with it close then.
     """
 
-    token_id: int
+    token_id: int | None
     session_id: str | None = None
     expires_at: datetime | None = None
 
@@ -60,6 +63,12 @@ class Principal:
     @property
     def actor(self) -> str:
         return f"staff:{self.id}"
+
+
+def token_unexpired() -> ColumnElement[bool]:
+    """The filter that keeps tokens not past their expiry (none: issued before tokens
+    expired and not yet given a date by the migration, which gives every one a date)."""
+    return or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow())
 
 
 def hash_token(token: str) -> str:
@@ -90,13 +99,27 @@ async def create_staff(
     return staff
 
 
-async def issue_token(session: AsyncSession, staff_id: str, *, actor: str) -> str:
-    """Create a token for `staff_id` and return it in clear: the only time it exists so."""
+async def issue_token(
+    session: AsyncSession,
+    staff_id: str,
+    *,
+    actor: str,
+    max_age_days: int = DEFAULT_TOKEN_MAX_AGE_DAYS,
+) -> str:
+    """Create a token for `staff_id`, valid for `max_age_days` (TOKEN_MAX_AGE_DAYS), and
+    return it in clear: the only time it exists so."""
     staff = await session.get(Staff, staff_id)
     if staff is None:
         raise StaffNotFound(f"no staff {staff_id}")
     token = new_token()
-    session.add(ApiToken(staff_id=staff_id, token_hash=hash_token(token), prefix=token[:10]))
+    session.add(
+        ApiToken(
+            staff_id=staff_id,
+            token_hash=hash_token(token),
+            prefix=token[:10],
+            expires_at=utcnow() + timedelta(days=max_age_days),
+        )
+    )
     audit.record(
         session,
         actor=actor,
@@ -199,11 +222,18 @@ async def authenticate_token(session: AsyncSession, token: str) -> tuple[Princip
         return None
     row = (
         await session.execute(
-            select(ApiToken.id, Staff.id.label("staff_id"), Staff.name, Staff.role)
+            select(
+                ApiToken.id,
+                ApiToken.expires_at,
+                Staff.id.label("staff_id"),
+                Staff.name,
+                Staff.role,
+            )
             .join(Staff, Staff.id == ApiToken.staff_id)
             .where(
                 ApiToken.token_hash == hash_token(token),
                 ApiToken.revoked_at.is_(None),
+                token_unexpired(),
                 Staff.active.is_(True),
             )
         )
@@ -212,6 +242,21 @@ async def authenticate_token(session: AsyncSession, token: str) -> tuple[Princip
         return None
     token_id = int(row.id)
     principal = Principal(
-        id=row.staff_id, name=row.name, role=Role(row.role), credential=Credential(token_id)
+        id=row.staff_id,
+        name=row.name,
+        role=Role(row.role),
+        credential=Credential(token_id, expires_at=row.expires_at),
     )
     return principal, token_id
+
+
+async def token_owner(session: AsyncSession, token: str) -> str | None:
+    """The staff id a token was issued to, live or not (a failed login that names an
+    account counts against that account too: app.auth.login_limits)."""
+    token = token.strip()
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+        return None
+    owner = await session.scalar(
+        select(ApiToken.staff_id).where(ApiToken.token_hash == hash_token(token))
+    )
+    return None if owner is None else str(owner)

@@ -38,8 +38,9 @@ class NoStore:
 
 
 def install(app: FastAPI) -> None:
-    from app.web import routes
+    from app.web import login, routes
 
+    app.include_router(login.router)
     app.include_router(routes.router)
     app.include_router(routes.api)
     app.mount("/static", StaticFiles(directory=str(routes.STATIC_DIR)), name="static")

@@ -24,7 +24,6 @@ from app.auth import policy
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls.service import CallNotFound
-from app.realtime import revocation
 from app.realtime.envelope import now_iso
 from app.resources import Resources
 from app.thrive.schemas import Element, Grade
@@ -126,66 +125,6 @@ async def _viewer(request: Request, session: SessionDep) -> Principal | None:
 async def root(request: Request, session: SessionDep) -> Response:
     viewer = await _viewer(request, session)
     return RedirectResponse(home_for(viewer) if viewer else "/login", status_code=303)
-
-
-@router.get("/login", response_model=None)
-async def login_form(request: Request, session: SessionDep, next: str | None = None) -> Response:
-    viewer = await _viewer(request, session)
-    if viewer is not None and policy.home_of(viewer) is not None:
-        return RedirectResponse(_safe_next(next) or home_for(viewer), status_code=303)
-    return _page(request, "login.html", None, next=_safe_next(next) or "")
-
-
-@router.post("/login", response_model=None)
-async def login(request: Request, session: SessionDep) -> Response:
-    if not browser_session.same_origin(request):
-        return _error_page(request, None, 403, "Forbidden", "Log in from this site's own page.")
-    form = await request.form()
-    token = form.get("token")
-    target = _safe_next(str(form.get("next") or ""))
-    settings = request.state.settings
-    principal = await browser_session.authenticate_token(
-        session, token if isinstance(token, str) else ""
-    )
-    if principal is None:
-        # Never echo the token back, not even into the form.
-        return _page(
-            request,
-            "login.html",
-            None,
-            status=401,
-            next=target or "",
-            error="That token is not valid (unknown, revoked, or the account is inactive).",
-        )
-    if policy.home_of(principal) is None:
-        return _page(
-            request,
-            "login.html",
-            None,
-            status=403,
-            next="",
-            error="These screens are for handlers, supervisors and QA reviewers.",
-        )
-    value = await browser_session.open_session(session, settings, principal)
-    response = RedirectResponse(target or home_for(principal), status_code=303)
-    browser_session.set_cookie(response, request, settings, value)
-    log.info("browser session opened", extra={"staff_id": principal.id})
-    return response
-
-
-@router.post("/logout", response_model=None)
-async def logout(request: Request, session: SessionDep, resources: ResourcesDep) -> Response:
-    """End the session on the server (a copy of the cookie is worthless from now on) and close
-    its sockets on every worker (after the commit, before this answers); clear the cookie."""
-    if not browser_session.same_origin(request):
-        return _error_page(request, None, 403, "Forbidden", "Log out from this site's own page.")
-    ended = await browser_session.end_session(session, request.state.settings, request.cookies)
-    if ended is not None:
-        revocation.announce(session, resources, ended)
-        log.info("browser session ended", extra={"staff_id": ended.staff_id, "reason": "logout"})
-    response = RedirectResponse("/login", status_code=303)
-    browser_session.clear_cookie(response, request)
-    return response
 
 
 # ---- pages ---------------------------------------------------------------------------------
