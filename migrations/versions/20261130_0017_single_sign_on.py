@@ -5,8 +5,8 @@ saying how it was opened: its logout also ends the provider's session); tokens e
 (`api_token.expires_at`; tokens issued before get TOKEN_MAX_AGE_DAYS's default from their
 creation)
 
-Revision ID: 0015_single_sign_on
-Revises: 0014_records_near_repeat
+Revision ID: 0017_single_sign_on
+Revises: 0016_audit_chain
 Create Date: 2026-11-30
 """
 
@@ -21,8 +21,8 @@ from app.db import BigId, UTCDateTime
 # The default of TOKEN_MAX_AGE_DAYS, given to the tokens that exist when this runs.
 EXISTING_TOKEN_DAYS = 90
 
-revision: str = "0015_single_sign_on"
-down_revision: str | None = "0014_records_near_repeat"
+revision: str = "0017_single_sign_on"
+down_revision: str | None = "0016_audit_chain"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
