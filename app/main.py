@@ -29,6 +29,7 @@ from app.realtime.hub import Hub
 from app.realtime.revocation import CredentialWatch
 from app.realtime.steps import realtime_step
 from app.resources import Resources
+from app.retention.schedule import RetentionSchedule
 from app.web import install as install_web
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pipeline.start()
         housekeeping = Housekeeping(resources.sessions, settings)
         await housekeeping.start()
+        # The retention purge: every worker tries, one (the advisory lock's holder) purges.
+        retention = RetentionSchedule(resources.sessions, settings)
+        await retention.start()
         if settings.gc_freeze:  # served processes (see app.heap)
             freeze_startup_heap(settings.default_region)
         try:
@@ -111,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "cache": cache,
             }
         finally:
+            await retention.stop()
             await housekeeping.stop()
             await rules_sync.stop()
             await credential_watch.stop()

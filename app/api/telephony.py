@@ -175,7 +175,7 @@ async def twilio_status(request: Request, resources: ResourcesDep) -> JSONRespon
     params = twilio.parse_form(raw)
     twilio.verify(
         settings,
-        url=twilio.public_url(settings, str(request.url), request.url.path, request.url.query),
+        url=twilio.public_url(settings, request.url.path, request.url.query),
         params=params,
         signature_header=request.headers.get("x-twilio-signature"),
     )
