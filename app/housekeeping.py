@@ -9,8 +9,6 @@ idempotent, so several workers doing it at once is harmless.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -19,39 +17,25 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import utcnow
 from app.idempotency import service as idempotency
+from app.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
 
-class Housekeeping:
+class Housekeeping(Periodic):
+    name = "housekeeping"
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        super().__init__(settings.housekeeping_seconds)
         self.sessions = sessions
         self.retention = timedelta(seconds=settings.idempotency_retention_seconds)
-        self.period = settings.housekeeping_seconds
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """Delete what is past its retention; the number of rows deleted."""
         async with self.sessions() as session, session.begin():
             return await idempotency.prune(session, utcnow() - self.retention)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._forever(), name="housekeeping")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.period)
-            try:
-                deleted = await self.run_once()
-            except Exception as exc:  # the database away: the next round tries again
-                log.warning("housekeeping failed", extra={"error": type(exc).__name__})
-                continue
-            if deleted:
-                log.info("idempotency answers pruned", extra={"rows": deleted})
+    async def tick(self) -> None:
+        deleted = await self.run_once()
+        if deleted:
+            log.info("idempotency answers pruned", extra={"rows": deleted})
