@@ -12,6 +12,8 @@ from app import __version__, live_rules
 from app.api import api_router, errors, guard, health
 from app.api import ws as ws_api
 from app.api.limits import BodySizeLimit
+from app.api.methods import AllowedMethods
+from app.api.statuses import document_statuses
 from app.cache import create_cache
 from app.calls.grouping import GroupCommit
 from app.calls.pipeline import Pipeline
@@ -136,6 +138,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # NUL, lone surrogates, integers past int64 and deep JSON refused on every route (422).
     guard.install(app)
+    # Every status each route can answer, in the OpenAPI document (shared layers included).
+    document_statuses(app)
+    # OPTIONS and 405 list the methods of every route of the path, not the first one's.
+    app.add_middleware(AllowedMethods)
     app.add_middleware(
         BodySizeLimit,
         default=settings.max_body,
