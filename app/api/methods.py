@@ -38,10 +38,8 @@ class AllowedMethods:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] == "OPTIONS":
+        http = scope["type"] == "http"
+        if http and scope["method"] == "OPTIONS":
             allowed = allowed_methods(scope.get("app"), scope["path"])
             response: Response = (
                 Response(status_code=204, headers={"Allow": ", ".join(sorted(allowed))})
@@ -49,13 +47,18 @@ class AllowedMethods:
                 else envelope(404, "not_found", "Not Found")
             )
             await response(scope, receive, send)
-            return
+        else:
+            await self.app(scope, receive, _fixing_allow(scope, send) if http else send)
 
-        async def fix_allow(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 405:
-                allowed = ", ".join(sorted(allowed_methods(scope.get("app"), scope["path"])))
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                message = {**message, "headers": [*headers, (b"allow", allowed.encode())]}
-            await send(message)
 
-        await self.app(scope, receive, fix_allow)
+def _fixing_allow(scope: Scope, send: Send) -> Send:
+    """`send`, with a 405's `Allow` header replaced by every method of the path."""
+
+    async def fixed(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            allowed = ", ".join(sorted(allowed_methods(scope.get("app"), scope["path"])))
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+            message = {**message, "headers": [*headers, (b"allow", allowed.encode())]}
+        await send(message)
+
+    return fixed
