@@ -5,16 +5,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint services sip-tools browser clean
+.PHONY: run test setup lint lock audit services sip-tools browser clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Reinstall when the dependencies change.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Reinstall when the dependencies change: exactly the lock's versions, each checked against
+# its hash, then the project itself without resolving anything again.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed
@@ -39,7 +41,19 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup services sip-tools browser lint
+# The lock files, after a dependency changes in pyproject.toml: pins already there are kept
+# (uv prefers them), new ones resolved. requirements.lock: the image; -dev: setup and CI.
+LOCK_FLAGS := --universal --generate-hashes --python-version 3.11 --no-header --no-annotate --quiet
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
+
+# Known vulnerabilities in what the lock pins (a printed reason when the database is
+# unreachable; see scripts/audit_lock.py).
+audit: setup
+	$(BIN)/python scripts/audit_lock.py requirements-dev.lock
+
+test: setup services sip-tools browser lint audit
 	$(BIN)/pytest --backend=embedded
 	$(BIN)/pytest --backend=production -m storage
 

@@ -28,6 +28,7 @@ from app.history import cli as history_cli
 from app.logs import configure_logging, uvicorn_log_config
 from app.qa import cli as qa_cli
 from app.realtime import revocation
+from app.retention import cli as retention_cli
 from app.rules import cli as rules_cli
 from app.rules.errors import RulesError
 
@@ -46,6 +47,8 @@ training_app = typer.Typer(help="The training register.", no_args_is_help=True)
 app.add_typer(training_app, name="training")
 audit_app = typer.Typer(help="The audit log: its hash chain, subject access.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+retention_app = typer.Typer(help="Retention periods: the purge.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
 
 CLI_ACTOR = "cli"
 T = TypeVar("T")
@@ -346,6 +349,28 @@ def audit_subject(
     from app.audit import cli as audit_cli
 
     raise typer.Exit(audit_cli.export_subject(_settings(), person))
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be removed; change nothing.")
+    ] = False,
+) -> None:
+    """Remove every class of data past its retention period (RETENTION_* settings)."""
+    settings = _settings()
+    rows = _in_session(
+        settings, retention_cli.purge_work(settings, actor=CLI_ACTOR, dry_run=dry_run)
+    )
+    raise typer.Exit(retention_cli.report_purge(rows, dry_run=dry_run))
+
+
+@app.command()
+def erase(
+    person: Annotated[str, typer.Option("--person", help="The person's id (as imported).")],
+) -> None:
+    """Erase a person everywhere (removed or pseudonymised); one audit row records it."""
+    settings = _settings()
+    rows = _in_session(settings, retention_cli.erase_work(settings, person, actor=CLI_ACTOR))
+    retention_cli.print_rows(f"erased person {person}:", rows)
 
 
 @app.command()

@@ -109,6 +109,22 @@ class Settings(BaseSettings):
     # The supervisor's board (issue 15): a HIGH or CRITICAL alert nobody has acknowledged for
     # this long turns red on the board and sounds once.
     alert_escalation_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Retention (issue 16): how many days each class of personal data is kept before the
+    # purge removes it (`firstcontact retention run`, and every RETENTION_SECONDS on exactly
+    # one worker). Defaults follow what a force keeps: raw telephony bodies (caller numbers as
+    # received) only while a dispute about an event is plausible; the screens' snapshots of
+    # history briefly; the incident record (calls, narratives, assessments, contacts) for the
+    # six years of the records-management code's minimum; the audit a year beyond the records
+    # it covers. Expired markers go once their grace period has passed.
+    retention_raw_event_days: int = Field(default=30, ge=1, le=36_500)
+    retention_call_context_days: int = Field(default=90, ge=1, le=36_500)
+    retention_narrative_days: int = Field(default=2190, ge=1, le=36_500)
+    retention_assessment_days: int = Field(default=2190, ge=1, le=36_500)
+    retention_call_days: int = Field(default=2190, ge=1, le=36_500)
+    retention_contact_days: int = Field(default=2190, ge=1, le=36_500)
+    retention_audit_days: int = Field(default=2555, ge=1, le=36_500)
+    retention_marker_grace_days: int = Field(default=30, ge=0, le=36_500)
+    retention_seconds: float = Field(default=3600.0, gt=0)
 
     # Rule packs (issues 4 and 6): a force's own packs, loaded after the shipped ones in
     # app/rules/packs/ and replacing any with the same `pack:` id. Unset: shipped packs only.
@@ -182,6 +198,11 @@ class Settings(BaseSettings):
             for name in ("telephony_secret", "session_secret")
             if _is_placeholder(getattr(self, name))
         ]
+        # The previous key is accepted exactly like the current one during a rotation, so a
+        # weak one is as bad; empty means no rotation in progress.
+        previous = self.telephony_secret_previous
+        if previous is not None and previous.get_secret_value() and _is_placeholder(previous):
+            weak.append("telephony_secret_previous")
         if weak:
             raise ValueError(
                 "refusing to start in production with placeholder secrets: "
@@ -189,6 +210,10 @@ class Settings(BaseSettings):
             )
         if self.database_url.startswith("sqlite"):
             raise ValueError("production needs DATABASE_URL pointing at PostgreSQL")
+        # Twilio signs the URL it called; without the public base URL we would have to
+        # rebuild it from the request's Host header, which the sender chooses.
+        if self.twilio_auth_token is not None and self.public_base_url is None:
+            raise ValueError("production needs PUBLIC_BASE_URL when TWILIO_AUTH_TOKEN is set")
         return self
 
     @model_validator(mode="after")

@@ -10,8 +10,6 @@ idempotent, so several workers doing it at once is harmless.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -21,17 +19,19 @@ from app.auth import sessions as staff_sessions
 from app.config import Settings
 from app.db import utcnow
 from app.idempotency import service as idempotency
+from app.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
 
-class Housekeeping:
+class Housekeeping(Periodic):
+    name = "housekeeping"
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        super().__init__(settings.housekeeping_seconds)
         self.sessions = sessions
         self.retention = timedelta(seconds=settings.idempotency_retention_seconds)
         self.session_retention = timedelta(days=settings.session_retention_days)
-        self.period = settings.housekeeping_seconds
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """Delete what is past its retention; the number of rows deleted."""
@@ -43,23 +43,7 @@ class Housekeeping:
             ended = await staff_sessions.purge_ended(session, now - self.session_retention)
             return pruned + ended
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._forever(), name="housekeeping")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.period)
-            try:
-                deleted = await self.run_once()
-            except Exception as exc:  # the database away: the next round tries again
-                log.warning("housekeeping failed", extra={"error": type(exc).__name__})
-                continue
-            if deleted:
-                log.info("housekeeping pruned rows", extra={"rows": deleted})
+    async def tick(self) -> None:
+        deleted = await self.run_once()
+        if deleted:
+            log.info("housekeeping pruned rows", extra={"rows": deleted})

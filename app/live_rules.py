@@ -10,12 +10,12 @@ in one decision.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
 from app.cache import Cache
 from app.cache.base import CacheUnavailable
+from app.periodic import Periodic
 from app.resources import Resources
 from app.rules import loader
 from app.rules.loader import PackLoadError
@@ -49,7 +49,7 @@ async def reload(
 GENERATION_KEY = "rules:generation"
 
 
-class RulesSync:
+class RulesSync(Periodic):
     """Keeps every worker (and host) on the packs of the latest reload.
 
     A reload is received by one worker. It bumps a generation counter in the shared cache
@@ -57,6 +57,8 @@ class RulesSync:
     Losing the counter (Redis flushed or down) only means an extra re-read or a later one: the
     files stay the only copy of the packs.
     """
+
+    name = "rules-sync"
 
     def __init__(
         self,
@@ -66,13 +68,13 @@ class RulesSync:
         poll_seconds: float,
         max_window_days: int | None = None,
     ) -> None:
+        super().__init__(poll_seconds)
         self.resources = resources
         self.max_window_days = max_window_days
         self.cache = cache
         self.rules_dir = rules_dir
         self.poll_seconds = poll_seconds
         self.seen: int | None = None
-        self._task: asyncio.Task[None] | None = None
 
     async def _generation(self) -> int | None:
         try:
@@ -83,14 +85,7 @@ class RulesSync:
 
     async def start(self) -> None:
         self.seen = await self._generation()
-        self._task = asyncio.create_task(self._watch(), name="rules-sync")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().start()
 
     async def reload(self) -> RuleSet:
         """Reload here (PackLoadError: nothing changes), then tell the other workers."""
@@ -101,19 +96,15 @@ class RulesSync:
             log.warning("rule packs reloaded here only: the shared cache is unavailable")
         return rules
 
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_seconds)
-            try:
-                generation = await self._generation()
-                if generation is None or generation == self.seen:
-                    continue
-                self.seen = generation
-                await reload(self.resources, self.rules_dir, self.max_window_days)
-            except PackLoadError as exc:
-                log.error(
-                    "rule packs reload refused, keeping the loaded ones:\n%s",
-                    "\n".join(str(p) for p in exc.problems),
-                )
-            except Exception:  # keep watching whatever happens; the next poll retries
-                log.exception("rule packs sync failed")
+    async def tick(self) -> None:
+        generation = await self._generation()
+        if generation is None or generation == self.seen:
+            return
+        self.seen = generation
+        try:
+            await reload(self.resources, self.rules_dir, self.max_window_days)
+        except PackLoadError as exc:
+            log.error(
+                "rule packs reload refused, keeping the loaded ones:\n%s",
+                "\n".join(str(p) for p in exc.problems),
+            )

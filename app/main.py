@@ -13,6 +13,8 @@ from app.api import api_router, errors, guard, health
 from app.api import ws as ws_api
 from app.api.headers import StrictTransportSecurity
 from app.api.limits import BodySizeLimit
+from app.api.methods import AllowedMethods
+from app.api.statuses import document_statuses
 from app.cache import create_cache
 from app.calls.grouping import GroupCommit
 from app.calls.pipeline import Pipeline
@@ -31,6 +33,7 @@ from app.realtime.revocation import CredentialWatch
 from app.realtime.steps import realtime_step
 from app.resources import Resources
 from app.web import apidocs
+from app.retention.schedule import RetentionSchedule
 from app.web import install as install_web
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pipeline.start()
         housekeeping = Housekeeping(resources.sessions, settings)
         await housekeeping.start()
+        # The retention purge: every worker tries, one (the advisory lock's holder) purges.
+        retention = RetentionSchedule(resources.sessions, settings)
+        await retention.start()
         if settings.gc_freeze:  # served processes (see app.heap)
             freeze_startup_heap(settings.default_region)
         try:
@@ -113,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "cache": cache,
             }
         finally:
+            await retention.stop()
             await housekeeping.stop()
             await rules_sync.stop()
             await credential_watch.stop()
@@ -138,6 +145,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # NUL, lone surrogates, integers past int64 and deep JSON refused on every route (422).
     guard.install(app)
+    # Every status each route can answer, in the OpenAPI document (shared layers included).
+    document_statuses(app)
+    # OPTIONS and 405 list the methods of every route of the path, not the first one's.
+    app.add_middleware(AllowedMethods)
     app.add_middleware(
         BodySizeLimit,
         default=settings.max_body,

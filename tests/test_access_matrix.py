@@ -569,7 +569,12 @@ async def _try(
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     """The app with every adapter configured (Twilio too), so each route answers for real."""
-    configured = settings.model_copy(update={"twilio_auth_token": SecretStr("matrix-twilio")})
+    configured = settings.model_copy(
+        update={
+            "twilio_auth_token": SecretStr("matrix-twilio"),
+            "public_base_url": "https://cc.example.police.uk",
+        }
+    )
     application = create_app(configured)
     async with LifespanManager(application) as manager:
         application.state.asgi = manager.app

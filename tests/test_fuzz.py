@@ -27,6 +27,12 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.checks import (
+    Failure,
+    FailureGroup,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from app.auth.models import Role
 from app.config import Settings
@@ -53,6 +59,10 @@ class FuzzReport:
     # (operation, mode) pairs for which the schema leaves nothing to generate, e.g. no
     # negative case for an operation without parameters.
     nothing_to_generate: int = 0
+    # Issue 16: responses whose status the document does not list for the operation, and
+    # responses whose body does not match the schema documented for their status.
+    undocumented: dict[str, set[int]] = field(default_factory=dict)
+    mismatches: dict[str, set[int]] = field(default_factory=dict)
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -62,6 +72,8 @@ class FuzzReport:
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "server_errors": self.server_errors,
             "nothing_to_generate": self.nothing_to_generate,
+            "undocumented": {k: sorted(v) for k, v in sorted(self.undocumented.items())},
+            "mismatches": {k: sorted(v) for k, v in sorted(self.mismatches.items())},
             "seconds": round(self.seconds, 1),
             "examples": EXAMPLES,
         }
@@ -132,6 +144,14 @@ def _one_pass(
                     "curl": case.as_curl_command(headers=headers),
                 }
             )
+        for check, found in (
+            (status_code_conformance, report.undocumented),
+            (response_schema_conformance, report.mismatches),
+        ):
+            try:
+                case.validate_response(response, checks=[check], headers=headers)
+            except (AssertionError, FailureGroup, Failure):
+                found.setdefault(operation.label, set()).add(response.status_code)
 
     return run  # type: ignore[no-any-return]
 
@@ -168,3 +188,7 @@ async def test_fuzzer_gets_no_server_error(
     assert report.requests >= report.operations * len(roles), summary
     assert sum(n for status, n in report.by_status.items() if status < 300) > 0, summary
     assert report.server_errors == [], json.dumps(summary["server_errors"][:10], indent=2)
+    # Issue 16 point 6: the document lists every status each operation answers, and every
+    # body matches the schema it documents for that status.
+    assert summary["undocumented"] == {}, json.dumps(summary["undocumented"], indent=2)
+    assert summary["mismatches"] == {}, json.dumps(summary["mismatches"], indent=2)

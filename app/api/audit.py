@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
 from app.api.deps import Auditor, SessionDep
+from app.api.times import Rfc3339
 from app.audit import service as audit
 from app.audit.models import AuditLog
 
@@ -42,8 +43,8 @@ async def list_audit(
     subject_type: str | None = None,
     subject_id: str | None = None,
     call_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Rfc3339 | None = None,
+    until: Rfc3339 | None = None,
     before_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:

@@ -8,10 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from app.api.deps import CurrentStaff, ResourcesDep, SessionDep, holding
 from app.api.idempotency import IdempotencyDep
+from app.api.times import Rfc3339
 from app.audit import service as audit
 from app.auth import policy
 from app.auth.policy import Capability
@@ -125,8 +126,8 @@ async def list_calls(
     active: bool | None = None,
     handler: Annotated[str | None, Query(max_length=32)] = None,
     flagged: bool | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Rfc3339 | None = None,
+    until: Rfc3339 | None = None,
     before: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CallPage:

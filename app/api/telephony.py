@@ -167,7 +167,14 @@ async def canonical_batch(
     )
 
 
-@router.post("/twilio", status_code=202, responses=_RESPONSES)
+@router.post(
+    "/twilio",
+    status_code=202,
+    responses={
+        **_RESPONSES,
+        404: {"description": "not configured (TWILIO_AUTH_TOKEN or PUBLIC_BASE_URL unset)"},
+    },
+)
 async def twilio_status(request: Request, resources: ResourcesDep) -> JSONResponse:
     """A Twilio Voice status callback (form-encoded, `X-Twilio-Signature`)."""
     raw = await request.body()
@@ -175,7 +182,7 @@ async def twilio_status(request: Request, resources: ResourcesDep) -> JSONRespon
     params = twilio.parse_form(raw)
     twilio.verify(
         settings,
-        url=twilio.public_url(settings, str(request.url), request.url.path, request.url.query),
+        url=twilio.public_url(settings, request.url.path, request.url.query),
         params=params,
         signature_header=request.headers.get("x-twilio-signature"),
     )

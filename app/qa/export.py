@@ -6,13 +6,14 @@ the terminal, so the three can never disagree. Only counts and percentages: no p
 
 from __future__ import annotations
 
-import csv
 import io
 from decimal import Decimal
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from app.cells import cell as safe_cell
+from app.cells import csv_writer
 from app.qa import months
 from app.qa.report import table_rows
 from app.qa.schemas import Report
@@ -26,7 +27,7 @@ def headings(report: Report) -> list[str]:
 
 def to_csv(report: Report) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv_writer(out)
     writer.writerow(headings(report))
     for label, cells in table_rows(report):
         writer.writerow([label, *cells])
@@ -40,11 +41,11 @@ def to_xlsx(report: Report) -> bytes:
     sheet = book.active
     assert sheet is not None
     sheet.title = f"QA {report.from_month} to {report.to_month}"
-    sheet.append(headings(report))
+    sheet.append([safe_cell(h) for h in headings(report)])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for index, (label, cells) in enumerate(table_rows(report)):
-        values: list[object] = [label]
+        values: list[object] = [safe_cell(label)]
         for text in cells:
             if not text:
                 values.append(None)

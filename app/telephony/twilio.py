@@ -60,9 +60,15 @@ def parse_form(raw: bytes) -> dict[str, str]:
     return dict(pairs)
 
 
-def public_url(settings: Settings, seen_url: str, path: str, query: str) -> str:
+def public_url(settings: Settings, path: str, query: str) -> str:
+    """The URL Twilio signed, rebuilt from PUBLIC_BASE_URL only: the request's own URL comes
+    from its Host header, which whoever sends it chooses (a callback signed for another host
+    would then pass)."""
     if not settings.public_base_url:
-        return seen_url
+        raise TwilioNotConfigured(
+            "the Twilio adapter is not configured (PUBLIC_BASE_URL)",
+            {"reason": "public_base_url_unset"},
+        )
     url = settings.public_base_url.rstrip("/") + path
     return url + ("?" + query if query else "")
 

@@ -6,11 +6,11 @@ data); QA opens the record itself (audit-logged) when a row needs reading.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 
+from app.cells import csv_writer
 from app.errors import Unprocessable
 from app.thrive.assessment import ExportRow
 from app.thrive.schemas import Element, Grade
@@ -74,7 +74,7 @@ def _yes_no(value: bool) -> str:
 
 def to_csv(rows: Iterable[ExportRow]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv_writer(out)
     writer.writerow(COLUMNS)
     for row in rows:
         a, call = row.assessment, row.call

@@ -138,3 +138,20 @@ async def test_unconfigured_twilio_adapter_is_404(client: httpx.AsyncClient) -> 
     response = await client.post(PATH, data=callback("ringing", 1))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "twilio_not_configured"
+
+
+async def test_without_public_base_url_the_host_header_is_never_trusted(
+    settings: Settings,
+) -> None:
+    """A callback signed for the URL the request claims (its Host header) is refused when
+    PUBLIC_BASE_URL is unset: the adapter answers as not configured, whatever the signature."""
+    application = create_app(Settings(**{**settings.model_dump(), "twilio_auth_token": AUTH_TOKEN}))
+    params = callback("ringing", 1)
+    signature = RequestValidator(AUTH_TOKEN).compute_signature("http://evil.example" + PATH, params)
+    async with LifespanManager(application) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://evil.example") as http:
+            response = await http.post(PATH, data=params, headers={"X-Twilio-Signature": signature})
+        assert await count_rows(application, CallEventRow) == 0
+    assert response.status_code == 404
+    assert response.json()["error"]["details"]["reason"] == "public_base_url_unset"
