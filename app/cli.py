@@ -349,6 +349,8 @@ def audit_subject(
     from app.audit import cli as audit_cli
 
     raise typer.Exit(audit_cli.export_subject(_settings(), person))
+
+
 @retention_app.command("run")
 def retention_run(
     dry_run: Annotated[

@@ -32,8 +32,8 @@ from app.realtime.hub import Hub
 from app.realtime.revocation import CredentialWatch
 from app.realtime.steps import realtime_step
 from app.resources import Resources
-from app.web import apidocs
 from app.retention.schedule import RetentionSchedule
+from app.web import apidocs
 from app.web import install as install_web
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from app.api.deps import get_principal
+from app.api.deps import authenticated
 
 # Statuses particular to a route that the rules below cannot see: (method, path).
 EXTRA: dict[tuple[str, str], dict[int, str]] = {
@@ -37,7 +37,15 @@ EXTRA: dict[tuple[str, str], dict[int, str]] = {
         404: "the call (`call_id` in the body) does not exist",
         409: "`already_reviewed` by this reviewer, or a concurrent review",
     },
-    ("GET", "/api/v1/history/search"): {409: "the call is closed (`call_closed`)"},
+    ("GET", "/api/v1/history/search"): {
+        409: "the call is closed (`call_closed`)",
+        429: "over `SEARCH_RATE_PER_MINUTE` searches this minute (`too_many_requests`, with "
+        "`Retry-After`)",
+    },
+    ("GET", "/api/v1/history/households"): {
+        429: "over `SEARCH_RATE_PER_MINUTE` searches this minute (`too_many_requests`, with "
+        "`Retry-After`)",
+    },
 }
 CALL_WRITE = re.compile(r"^/api/v1/calls/\{call_id\}/")
 CALL_WRITE_CONFLICT = (
@@ -66,7 +74,8 @@ GENERIC = {
 WITH_BODY = {413: "the body is over its ceiling (`MAX_BODY`)"}
 WITH_STAFF = {
     401: "no credential, or one unknown, revoked or expired",
-    403: "the role lacks the capability, or a cookie request from another origin",
+    403: "the role lacks the capability, an integration token on a staff route, a cookie "
+    "request from another origin, or a search outside the call's live or wrap-up time",
 }
 WITH_ID = {404: "no such record"}
 
@@ -76,7 +85,7 @@ def statuses_of(route: Any, method: str) -> dict[int, str]:
     found = dict(GENERIC)
     if route.body_field is not None or method in ("POST", "PUT", "PATCH"):
         found.update(WITH_BODY)
-    if get_principal in set(_calls(route.dependant)):
+    if authenticated in set(_calls(route.dependant)):
         found.update(WITH_STAFF)
     query = {p.name for p in route.dependant.query_params}
     if route.dependant.path_params or "call_id" in query:

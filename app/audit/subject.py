@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 
@@ -11,16 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.chain import FIELDS
 from app.audit.models import AuditLog
+from app.cells import csv_writer
 
 COLUMNS = (*FIELDS, "audit_seq")
-# A spreadsheet reads a cell starting with one of these as a formula (or strips the
-# character and reads on): such a cell is written as text behind a leading apostrophe.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _about(row: AuditLog, person_id: str) -> bool:
@@ -51,10 +43,10 @@ async def rows_about_person(session: AsyncSession, person_id: str) -> list[Audit
 
 def as_csv(rows: Sequence[AuditLog]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out)  # formula-like cells neutralised (app.cells)
     writer.writerow(COLUMNS)
     for row in rows:
         cells = [row.at.isoformat(timespec="seconds")]
         cells += [getattr(row, name) for name in FIELDS[1:]]
-        writer.writerow(neutralise(v) for v in (*cells, row.seq))
+        writer.writerow((*cells, row.seq))
     return out.getvalue()

@@ -5,7 +5,6 @@ precision over the last days, on screen or as CSV. A rule that is often "not rel
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from app.auth import policy
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls.models import Call
+from app.cells import csv_writer
 from app.db import upsert_for, utcnow
 from app.errors import Forbidden
 from app.history.models import FEEDBACK_VERDICTS, Alert, AlertFeedback
@@ -150,20 +150,11 @@ CSV_COLUMNS = (
     "wrong_person",
     "precision",
 )
-# A cell a spreadsheet would read as a formula (or a control character that starts one).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a `'` first
-    (rule ids come from a force's packs, so they are not ours to trust)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def to_csv(rules: list[RulePrecision]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv_writer(out)  # rule ids come from a force's packs: cells neutralised
     writer.writerow(CSV_COLUMNS)
     for r in rules:
         row = (
@@ -176,5 +167,5 @@ def to_csv(rules: list[RulePrecision]) -> str:
             r.wrong_person,
             "" if r.precision is None else f"{r.precision:.4f}",
         )
-        writer.writerow([cell(v) for v in row])
+        writer.writerow(row)
     return out.getvalue()

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import chain
 from app.audit.models import AuditLog
 from app.calls.models import Call, CallEventRow
 from app.config import Settings
@@ -186,7 +187,33 @@ _MARKERS = _simple(
     Marker, lambda c: Marker.expires_at.is_not(None) & (Marker.expires_at < c), history=True
 )
 _CALLS = _simple(Call, lambda c: Call.created_at < c)
-_AUDIT = _simple(AuditLog, lambda c: AuditLog.at < c)
+
+
+async def _audit_through(session: AsyncSession, cutoff: datetime) -> int | None:
+    """The last row of the chain's longest prefix written before `cutoff`. The chain is
+    removed from its start only: a gap in the middle would read as a deleted row."""
+    first_kept = await session.scalar(select(func.min(AuditLog.seq)).where(AuditLog.at >= cutoff))
+    if first_kept is None:
+        through = await session.scalar(select(func.max(AuditLog.seq)))
+    else:
+        through = int(first_kept) - 1
+    return None if through is None else int(through)
+
+
+async def _count_audit(session: AsyncSession, cutoff: datetime) -> int:
+    through = await _audit_through(session, cutoff)
+    return 0 if through is None else await _count(session, AuditLog, AuditLog.seq <= through)
+
+
+async def _forget_audit(session: AsyncSession, cutoff: datetime) -> None:
+    through = await _audit_through(session, cutoff)
+    if through is not None:
+        # Through the chain's own helper: it keeps the last deleted row's hash as the base,
+        # so `firstcontact audit verify` still passes on what remains.
+        await session.run_sync(lambda sync: chain.forget_through(sync.connection(), through))
+
+
+_AUDIT = (_count_audit, _forget_audit)
 
 # The classes in the order they run: name (the report's key), counter, remover, cutoff field.
 CLASSES: tuple[tuple[str, Counter, Remover], ...] = (

@@ -52,10 +52,11 @@ async def _scenario(app: FastAPI, client: httpx.AsyncClient) -> tuple[int, int, 
     async with app.state.resources.sessions() as session, session.begin():
         await _age_call(session, ancient, ANCIENT)
         await _age_call(session, older, MONTH_AND_A_BIT)
-        session.add(
-            AuditLog(
-                at=days_ago(ANCIENT), actor="staff:H1", action="consultation", subject_type="call"
-            )
+        # The chain's first row written long ago (rows are written in time order, and only
+        # the chain's oldest rows can go: a gap would read as a deletion).
+        first = await session.scalar(select(func.min(AuditLog.seq)))
+        await session.execute(
+            update(AuditLog).where(AuditLog.seq == first).values(at=days_ago(ANCIENT))
         )
     return ancient, older, fresh
 
@@ -104,6 +105,10 @@ async def test_dry_run_changes_nothing_then_the_purge_removes_what_is_past(
     assert min(a.at for a in audit) > days_ago(ANCIENT - 1)
     [purge] = [a for a in audit if a.action == "erasure" and a.subject_type == "retention"]
     assert purge.actor == "cli" and purge.records["rows"]["calls"] == 1
+
+    # What remains of the audit chain still verifies (its oldest rows went through the chain).
+    code, _, err = await firstcontact(settings, "audit", "verify")
+    assert code == 0, err
 
     # Nothing is left past its period: a second run removes nothing.
     code, again, err = await firstcontact(settings, "retention", "run")
