@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 
 log = logging.getLogger(__name__)
 
 
-class Periodic:
+class Periodic(ABC):
     """Subclasses set `name` and implement `tick` (one round)."""
 
     name = "periodic"
@@ -19,8 +20,9 @@ class Periodic:
         self.period = period
         self._task: asyncio.Task[None] | None = None
 
+    @abstractmethod
     async def tick(self) -> None:
-        raise NotImplementedError
+        """One round of the task."""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._forever(), name=self.name)
