@@ -4,9 +4,10 @@ by the lifespan). A failed round is logged by its type and the next round tries 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from abc import ABC, abstractmethod
+
+from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,8 @@ class Periodic(ABC):
         self._task = asyncio.create_task(self._forever(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _forever(self) -> None:
         while True:

@@ -8,7 +8,6 @@ call, retry a failure from the stored event, pick up the unprocessed after a res
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import select
@@ -22,6 +21,7 @@ from app.calls.snapshot import snapshot_of
 from app.calls.step import Step, StepContext
 from app.db import pop_after_commit
 from app.resources import Resources
+from app.tasks import cancel_and_wait
 from app.telephony.events import CallEvent
 
 log = logging.getLogger(__name__)
@@ -390,11 +390,8 @@ class Pipeline:
     async def stop(self) -> None:
         """Stop the sweeper. Events still unprocessed are stored: a restart (or another
         worker) claims them when their lease runs out."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await cancel_and_wait(self._sweeper)
+        self._sweeper = None
 
 
 __all__ = ["GroupFailed", "Pipeline"]

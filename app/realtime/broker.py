@@ -25,25 +25,6 @@ from app.realtime.envelope import Cursor, frame, parse_cursor
 log = logging.getLogger(__name__)
 
 
-def raise_if_cancelling() -> None:
-    """redis-py can turn a cancellation that lands while it connects into a connection error,
-    or swallow it: a task that retries on such errors (or goes on waiting) calls this so that
-    it still stops when it is cancelled."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
-    """Cancel `task` until it is done (see raise_if_cancelling: one cancellation can be lost
-    inside the Redis client) and wait for it."""
-    if task is None:
-        return
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.5)
-
-
 class BrokerUnavailable(Exception):
     """The backend cannot be reached right now (Redis down); the caller may retry."""
 

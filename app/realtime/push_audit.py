@@ -10,7 +10,6 @@ Rows that cannot be written (the store down) are kept, up to a bound, and tried 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit import service as audit
 from app.db import unit_of_work
 from app.history.consultation import consultations, log_calls_shown
+from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,5 @@ class PushAudit:
 
     async def close(self) -> None:
         """Stop the task and write what is left (the lifespan ends: the store is still up)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self.flush()

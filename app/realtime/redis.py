@@ -31,10 +31,9 @@ from app.realtime.broker import (
     Delivered,
     Fanout,
     Subscription,
-    cancel_and_wait,
-    raise_if_cancelling,
 )
 from app.realtime.envelope import Cursor, format_cursor, frame, parse_cursor
+from app.tasks import cancel_and_wait, raise_if_cancelling
 
 log = logging.getLogger(__name__)
 

@@ -34,12 +34,11 @@ from app.realtime import create_broker
 from app.realtime.broker import (
     BrokerUnavailable,
     Subscription,
-    cancel_and_wait,
-    raise_if_cancelling,
 )
 from app.realtime.envelope import encode_body
 from app.realtime.hub import Hub
 from app.resources import Resources
+from app.tasks import cancel_and_wait, raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
