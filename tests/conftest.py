@@ -179,11 +179,30 @@ async def truncate_all(engine: AsyncEngine) -> None:
     tables = [t.name for t in Base.metadata.sorted_tables]
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            await conn.execute(
+            # TRUNCATE of every table costs a third of a second per test (each one rewrites
+            # its files); most tests touch a few. Empty tables whose sequences were never
+            # used since the last restart are already as a fresh test needs them.
+            used = await conn.execute(
                 text(
-                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                    " UNION ALL ".join(
+                        f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables
+                    )
+                    + " UNION ALL SELECT c.relname FROM pg_sequences s"
+                    " JOIN pg_depend d ON d.objid = (quote_ident(s.schemaname) || '.'"
+                    " || quote_ident(s.sequencename))::regclass"
+                    " JOIN pg_class c ON c.oid = d.refobjid"
+                    " WHERE s.last_value IS NOT NULL AND d.deptype IN ('a', 'i')"
                 )
             )
+            dirty = sorted({row[0] for row in used} & set(tables))
+            if dirty:
+                await conn.execute(
+                    text(
+                        "TRUNCATE "
+                        + ", ".join(f'"{t}"' for t in dirty)
+                        + " RESTART IDENTITY CASCADE"
+                    )
+                )
         else:
             for table in reversed(tables):
                 await conn.execute(text(f'DELETE FROM "{table}"'))
