@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from app import __version__, live_rules
 from app.api import api_router, errors, guard, health
+from app.api import metrics as metrics_api
 from app.api import ws as ws_api
 from app.api.headers import StrictTransportSecurity
 from app.api.limits import BodySizeLimit
 from app.api.methods import AllowedMethods
+from app.api.request_context import RequestContext
 from app.api.statuses import document_statuses
 from app.cache import create_cache
 from app.calls.grouping import GroupCommit
@@ -26,6 +29,8 @@ from app.history.steps import history_step
 from app.housekeeping import Housekeeping
 from app.live_rules import RulesSync
 from app.logs import mask_phone_numbers
+from app.metrics import catalogue
+from app.metrics.tally import Flusher
 from app.qa import forms as qa_forms
 from app.realtime import create_broker
 from app.realtime.hub import Hub
@@ -44,6 +49,13 @@ def default_steps() -> list[Step]:
     alerts, then the frames to the screens (published after the commit). Composed here, at
     the top, so that `calls` knows nothing of the layers above it."""
     return [history_step, realtime_step]
+
+
+class FirstContact(FastAPI):
+    """FastAPI with `RequestContext` outside everything, Starlette's error layer included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestContext(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -102,6 +114,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         grouped = GroupCommit(pipeline, max_events=settings.telephony_group_max)
         resources.ingest = grouped
         _app.state.resources = resources  # for tests and tools holding the app
+        # Counters: the pipeline counts what it processes anyway; the flush reads those.
+        flusher = Flusher()
+        flusher.follow(catalogue.PIPELINE_PROCESSED, lambda: pipeline.processed)
+        flusher.follow(catalogue.PIPELINE_FAILURES, lambda: pipeline.failed)
+        resources.metrics = flusher
+        await flusher.start()
         await pipeline.start()
         housekeeping = Housekeeping(resources.sessions, settings)
         await housekeeping.start()
@@ -129,9 +147,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await broker.disconnect()
             await cache.close()
             await engine.dispose()
+            await flusher.stop()  # the last counts, into this worker's file
             log.info("stopped")
 
-    app = FastAPI(
+    app = FirstContact(
         title="firstcontact",
         version=__version__,
         summary="Call-taker assist: caller and household context pushed before hello.",
@@ -158,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(ws_api.router)
     app.include_router(api_router)
     install_web(app)  # the browser pages, /web/api and /static (issue 7)

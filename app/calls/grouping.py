@@ -29,6 +29,7 @@ from app.calls import service as calls
 from app.calls.pipeline import GroupFailed, Pipeline
 from app.db import unit_of_work
 from app.errors import Unavailable
+from app.metrics.catalogue import GROUP_SIZE
 from app.telephony.events import CallEvent
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class GroupCommit:
         self.groups += 1
         self.events += len(group)
         self.largest = max(self.largest, len(group))
+        GROUP_SIZE.observe(len(group))
         if len(group) == 1:
             _answer(group[0], await self._alone(group[0]))
             return
