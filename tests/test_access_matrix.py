@@ -126,7 +126,7 @@ def rows(ids: Mapping[str, Any]) -> list[Row]:
         Row("GET", "/healthz", grant(200, EVERYONE), auth="none"),
         Row("GET", "/readyz", grant(200, EVERYONE), auth="none"),
         # Prometheus: its own bearer token (METRICS_TOKEN), never a staff credential.
-        Row("GET", "/metrics", grant(401, ()), denied=401),
+        Row("GET", "/metrics", grant(401, (), denied=401)),
         Row("GET", "/metrics", grant(200, EVERYONE), auth="none", headers=SCRAPE),
         # The API's documents: staff only, integration tokens refused (issue 16); Swagger
         # UI's files from our own host (no outside CDN); no ReDoc.
