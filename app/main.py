@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
-from app import __version__, live_rules
+from app import __version__, live_rules, tracing
 from app.api import api_router, errors, guard, health
 from app.api import metrics as metrics_api
 from app.api import ws as ws_api
@@ -41,6 +42,9 @@ from app.retention.schedule import RetentionSchedule
 from app.web import apidocs
 from app.web import install as install_web
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 log = logging.getLogger(__name__)
 
 
@@ -52,14 +56,26 @@ def default_steps() -> list[Step]:
 
 
 class FirstContact(FastAPI):
-    """FastAPI with `RequestContext` outside everything, Starlette's error layer included."""
+    """FastAPI with `RequestContext` outside everything, Starlette's error layer included
+    (around the whole app rather than in `build_middleware_stack`, which the OpenTelemetry
+    instrumentation replaces)."""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return RequestContext(super().build_middleware_stack())
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._outermost = RequestContext(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._outermost(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """The app; traced through `tracer_provider` if given, else as OTEL_* says (app.tracing:
+    off by default)."""
     settings = settings or get_settings()
+    own_provider = tracer_provider is None and tracing.wanted()
+    provider = tracing.provider_from_env() if own_provider else tracer_provider
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, object]]:
@@ -67,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rules = live_rules.load_at_start(settings.rules_dir, settings.history_horizon_days)
         qa_form = qa_forms.load_at_start(settings.rules_dir)  # RULES_DIR/qa/, else shipped
         engine = create_engine(settings)
+        if provider is not None:
+            tracing.instrument_stores(engine, provider, redis=settings.redis_url is not None)
         cache = create_cache(settings)
         log.info(
             "starting",
@@ -148,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await cache.close()
             await engine.dispose()
             await flusher.stop()  # the last counts, into this worker's file
+            if own_provider and provider is not None:
+                provider.shutdown()  # the spans still batched, exported
             log.info("stopped")
 
     app = FirstContact(
@@ -161,6 +181,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    if provider is not None:
+        tracing.instrument_app(app, provider)
     errors.install(app)
     # NUL, lone surrogates, integers past int64 and deep JSON refused on every route (422).
     guard.install(app)
