@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint lock audit services sip-tools browser clean
+.PHONY: run test setup lint lock audit services sip-tools browser promtool clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -35,6 +35,10 @@ sip-tools:
 browser:
 	scripts/ensure-browser.sh
 
+# promtool (Debian's prometheus package) for the alert rules' test (tests/metrics).
+promtool:
+	scripts/ensure-promtool.sh
+
 lint: setup
 	$(BIN)/ruff check app tests migrations bench
 	$(BIN)/ruff format --check app tests migrations bench
@@ -56,7 +60,7 @@ audit: setup
 # The schemathesis pass runs in full (FC_FUZZ_EXAMPLES=15) on the embedded backend, where the
 # contract checks live; on PostgreSQL + Redis a shorter pass keeps CI under 30 minutes. The
 # slowest tests are listed after each run, to see where the time goes.
-test: setup services sip-tools browser lint audit
+test: setup services sip-tools browser promtool lint audit
 	$(BIN)/pytest --backend=embedded --durations=25
 	FC_FUZZ_EXAMPLES=5 $(BIN)/pytest --backend=production -m storage --durations=25
 

@@ -7,6 +7,7 @@ Commands that print a token print it alone on the last line, so scripts can read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from app.db import in_transaction
 from app.errors import AppError
 from app.history import cli as history_cli
 from app.logs import configure_logging, uvicorn_log_config
+from app.metrics import multiproc
 from app.qa import cli as qa_cli
 from app.realtime import revocation
 from app.retention import cli as retention_cli
@@ -111,9 +113,10 @@ def serve(
         # One SO_REUSEPORT socket per worker: the kernel spreads connections evenly
         # (uvicorn's shared socket lets one worker accept a whole burst).
         raise typer.Exit(serving.run(host, port, workers, options))
-    uvicorn.run(
-        "app.main:create_app", factory=True, host=host, port=port, workers=workers, **options
-    )
+    with multiproc.shared_directory() if workers > 1 else contextlib.nullcontext():
+        uvicorn.run(
+            "app.main:create_app", factory=True, host=host, port=port, workers=workers, **options
+        )
 
 
 @db_app.command("upgrade")

@@ -6,6 +6,7 @@ so a newcomer's first command works. Production sets DATABASE_URL and REDIS_URL.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -164,6 +165,12 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     # /docs, /redoc and /openapi.json (behind a staff login). Unset: on except in production.
     api_docs: bool | None = None
+    # GET /metrics (Prometheus): a scraper presents METRICS_TOKEN as a bearer token, or
+    # connects from an address in METRICS_ALLOW_IPS (comma-separated addresses or networks, as
+    # uvicorn reports the client: behind a trusted proxy, the forwarded address). Neither
+    # set: /metrics answers 404.
+    metrics_token: SecretStr | None = None
+    metrics_allow_ips: str = ""
 
     @field_validator(
         "redis_url",
@@ -175,11 +182,24 @@ class Settings(BaseSettings):
         "oidc_client_secret",
         "cookie_secure",
         "api_docs",
+        "metrics_token",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
+
+    @field_validator("metrics_allow_ips")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"METRICS_ALLOW_IPS: {item!r} is not an address or network"
+                ) from exc
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -203,6 +223,8 @@ class Settings(BaseSettings):
         previous = self.telephony_secret_previous
         if previous is not None and previous.get_secret_value() and _is_placeholder(previous):
             weak.append("telephony_secret_previous")
+        if self.metrics_token is not None and _is_placeholder(self.metrics_token):
+            weak.append("metrics_token")
         if weak:
             raise ValueError(
                 "refusing to start in production with placeholder secrets: "

@@ -22,9 +22,15 @@ import logging
 import re
 import sys
 import traceback
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+
+# The request and call the work in hand is for (app.correlation sets them): every line
+# written while they are set carries them as `request_id` and `call_id`.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+CALL_ID: ContextVar[int | None] = ContextVar("call_id", default=None)
 
 # A run of 7+ digits, optionally with a leading + and the separators people type.
 _PHONE = re.compile(r"(?<![\w])\+?\d(?:[\s\-().]*\d){6,}")
@@ -173,6 +179,14 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and key not in _DROPPED and not key.startswith("_"):
                 payload[key] = scrub(value) if isinstance(value, str) else value
+        # Not scrubbed: only a sane id is ever set (app.correlation), and masking digits in
+        # a hex id would break the join with the answer's X-Request-ID.
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            payload["request_id"] = request_id
+        call_id = CALL_ID.get()
+        if call_id is not None:
+            payload.setdefault("call_id", call_id)
         if record.exc_info:
             payload["exc"] = scrub(_describe(record.exc_info))
         if record.stack_info:
@@ -186,7 +200,13 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tupl
 
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+        line = scrub(super().format(record))
+        request_id, call_id = REQUEST_ID.get(), CALL_ID.get()
+        if request_id is not None:
+            line += f" request_id={request_id}"
+        if call_id is not None:
+            line += f" call_id={call_id}"
+        return line
 
     def formatException(self, ei: ExcInfo) -> str:  # noqa: N802 (logging's name)
         return _describe(ei)

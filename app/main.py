@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
-from app import __version__, live_rules
+from app import __version__, live_rules, tracing
 from app.api import api_router, errors, guard, health
+from app.api import metrics as metrics_api
 from app.api import ws as ws_api
 from app.api.headers import StrictTransportSecurity
 from app.api.limits import BodySizeLimit
 from app.api.methods import AllowedMethods
+from app.api.request_context import RequestContext
 from app.api.statuses import document_statuses
 from app.cache import create_cache
 from app.calls.grouping import GroupCommit
@@ -26,6 +30,8 @@ from app.history.steps import history_step
 from app.housekeeping import Housekeeping
 from app.live_rules import RulesSync
 from app.logs import mask_phone_numbers
+from app.metrics import catalogue
+from app.metrics.tally import Flusher
 from app.qa import forms as qa_forms
 from app.realtime import create_broker
 from app.realtime.hub import Hub
@@ -35,6 +41,9 @@ from app.resources import Resources
 from app.retention.schedule import RetentionSchedule
 from app.web import apidocs
 from app.web import install as install_web
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +55,27 @@ def default_steps() -> list[Step]:
     return [history_step, realtime_step]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class FirstContact(FastAPI):
+    """FastAPI with `RequestContext` outside everything, Starlette's error layer included
+    (around the whole app rather than in `build_middleware_stack`, which the OpenTelemetry
+    instrumentation replaces)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._outermost = RequestContext(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._outermost(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """The app; traced through `tracer_provider` if given, else as OTEL_* says (app.tracing:
+    off by default)."""
     settings = settings or get_settings()
+    own_provider = tracer_provider is None and tracing.wanted()
+    provider = tracing.provider_from_env() if own_provider else tracer_provider
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, object]]:
@@ -55,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rules = live_rules.load_at_start(settings.rules_dir, settings.history_horizon_days)
         qa_form = qa_forms.load_at_start(settings.rules_dir)  # RULES_DIR/qa/, else shipped
         engine = create_engine(settings)
+        if provider is not None:
+            tracing.instrument_stores(engine, provider, redis=settings.redis_url is not None)
         cache = create_cache(settings)
         log.info(
             "starting",
@@ -102,6 +132,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         grouped = GroupCommit(pipeline, max_events=settings.telephony_group_max)
         resources.ingest = grouped
         _app.state.resources = resources  # for tests and tools holding the app
+        # Counters: the pipeline counts what it processes anyway; the flush reads those.
+        flusher = Flusher()
+        flusher.follow(catalogue.PIPELINE_PROCESSED, lambda: pipeline.processed)
+        flusher.follow(catalogue.PIPELINE_FAILURES, lambda: pipeline.failed)
+        resources.metrics = flusher
+        await flusher.start()
         await pipeline.start()
         housekeeping = Housekeeping(resources.sessions, settings)
         await housekeeping.start()
@@ -129,9 +165,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await broker.disconnect()
             await cache.close()
             await engine.dispose()
+            await flusher.stop()  # the last counts, into this worker's file
+            if own_provider and provider is not None:
+                provider.shutdown()  # the spans still batched, exported
             log.info("stopped")
 
-    app = FastAPI(
+    app = FirstContact(
         title="firstcontact",
         version=__version__,
         summary="Call-taker assist: caller and household context pushed before hello.",
@@ -142,6 +181,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    if provider is not None:
+        tracing.instrument_app(app, provider)
     errors.install(app)
     # NUL, lone surrogates, integers past int64 and deep JSON refused on every route (422).
     guard.install(app)
@@ -158,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(ws_api.router)
     app.include_router(api_router)
     install_web(app)  # the browser pages, /web/api and /static (issue 7)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # types only: these modules import this one
     from app.calls.grouping import GroupCommit
     from app.calls.pipeline import Pipeline
     from app.live_rules import RulesSync
+    from app.metrics.tally import Flusher
     from app.qa.forms import QaForm
     from app.realtime.broker import Broker
     from app.realtime.hub import Hub
@@ -44,3 +45,5 @@ class Resources:
     # None in a process that only stores events (the sweeper of another process runs them).
     pipeline: Pipeline | None = None
     ingest: GroupCommit | None = None
+    # This worker's metrics flush (a scrape flushes the worker it reaches first).
+    metrics: Flusher | None = None

@@ -27,6 +27,7 @@ import uvicorn
 
 from app.config import get_settings
 from app.logs import configure_logging
+from app.metrics import multiproc
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class Supervisor:
             process = slot.process
             if process is not None and not process.is_alive():
                 process.join()
+                multiproc.worker_gone(process.pid)
                 lived = now - slot.started
                 slot.pause = (
                     0.0 if lived >= HEALTHY_AFTER else min(MAX_RESTART_PAUSE, slot.pause * 2 or 0.5)
@@ -169,4 +171,5 @@ def run(host: str, port: int, workers: int, options: ServerOptions) -> int:
     """Serve `app.main:create_app` with `workers` processes, each with its own
     SO_REUSEPORT socket; returns the exit status once stopped by SIGTERM/SIGINT."""
     grace = float(options.get("timeout_graceful_shutdown") or 10) + 5.0
-    return Supervisor(host, port, workers, options, grace_seconds=grace).run()
+    with multiproc.shared_directory():  # the workers' metrics, one scrape for all
+        return Supervisor(host, port, workers, options, grace_seconds=grace).run()

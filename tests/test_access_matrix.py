@@ -41,6 +41,8 @@ from tests.telephony.support import event, post_signed
 from tests.thrive.support import answered_call, full_assessment, raise_alerts, transfer
 
 ORIGIN = "http://testserver"
+METRICS_TOKEN = "matrix-metrics-token-0123456789"
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 # The calls are offered now: the QA month they count in (UK local time).
 MONTH = datetime.now(ZoneInfo("Europe/London")).strftime("%Y-%m")
 
@@ -123,6 +125,9 @@ def rows(ids: Mapping[str, Any]) -> list[Row]:
         # ---- health and the API's own documents: public ---------------------------------
         Row("GET", "/healthz", grant(200, EVERYONE), auth="none"),
         Row("GET", "/readyz", grant(200, EVERYONE), auth="none"),
+        # Prometheus: its own bearer token (METRICS_TOKEN), never a staff credential.
+        Row("GET", "/metrics", grant(401, (), denied=401)),
+        Row("GET", "/metrics", grant(200, EVERYONE), auth="none", headers=SCRAPE),
         # The API's documents: staff only, integration tokens refused (issue 16); Swagger
         # UI's files from our own host (no outside CDN); no ReDoc.
         Row("GET", "/openapi.json", grant(200, STAFF_ALL)),
@@ -573,6 +578,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         update={
             "twilio_auth_token": SecretStr("matrix-twilio"),
             "public_base_url": "https://cc.example.police.uk",
+            "metrics_token": SecretStr(METRICS_TOKEN),
         }
     )
     application = create_app(configured)

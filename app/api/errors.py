@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import AppError, TooManyRequests
 from app.logs import exception_origin
+from app.metrics.catalogue import DATABASE_ERRORS
 from app.rules.errors import RulesError
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
         request.url.path,
         extra={"error": type(exc).__name__},
     )
+    DATABASE_ERRORS.inc(type(exc).__name__)
     response = envelope(503, "unavailable", "the store is unavailable; retry shortly")
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

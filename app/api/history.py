@@ -18,6 +18,7 @@ from app.calls.models import Call
 from app.errors import Forbidden, NotFound, Unprocessable
 from app.history import consultation, records
 from app.history.stored_context import stored_context
+from app.metrics.catalogue import SEARCHES
 from app.thrive import identify
 
 router = APIRouter(prefix="/history", tags=["history"])
@@ -71,6 +72,7 @@ async def lookup_households(
         uprn=uprn,
         address=address,
     )
+    SEARCHES.inc("household")
     return HouseholdLookup(call_id=call_id, households=households)
 
 

@@ -11,14 +11,21 @@ commit.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import IntegrationClient, ResourcesDep, SessionDep
 from app.calls import service as calls
+from app.correlation import CALL_ID
 from app.db import unit_of_work
+from app.errors import AppError
+from app.metrics.catalogue import EVENTS, RING_TO_PUBLISH
 from app.resources import Resources
 from app.telephony import canonical, cti, signature, twilio
 from app.telephony.events import CallEvent
@@ -33,7 +40,22 @@ class Accepted(BaseModel):
     state: str  # the call's state right after this event
 
 
-async def _accept(resources: Resources, source: str, event: CallEvent, raw: bytes) -> JSONResponse:
+@contextmanager
+def _counted(source: str) -> Iterator[None]:
+    """Count a webhook refused (4xx: bad signature, not an event) or not stored (503)."""
+    try:
+        yield
+    except AppError as exc:
+        EVENTS.inc(source, "unavailable" if exc.status == 503 else "rejected")
+        raise
+    except Exception:  # the store down (answered 503 by app.api.errors) or a bug (500)
+        EVENTS.inc(source, "unavailable")
+        raise
+
+
+async def _accept(
+    resources: Resources, source: str, event: CallEvent, raw: bytes, arrived: float
+) -> JSONResponse:
     grouped = resources.ingest
     if grouped is not None:
         # Stored and processed in one transaction (shared with the events that arrived
@@ -50,11 +72,17 @@ async def _accept(resources: Resources, source: str, event: CallEvent, raw: byte
                 region=settings.default_region,
                 lease_seconds=settings.pipeline_lease_seconds,
             )
+    CALL_ID.set(outcome.call_id)  # this request's later log lines name the call
     if outcome.duplicate:
         # The original outcome again; the event is stored (and processed) once.
+        EVENTS.inc(source, "replay")
         return JSONResponse(
             outcome.body(), status_code=200, headers={"Idempotent-Replayed": "true"}
         )
+    EVENTS.inc(source, "accepted")
+    if grouped is not None and event.type == "ringing":
+        # Processed and published before `accept` returned (the webhook's own path).
+        RING_TO_PUBLISH.observe(time.perf_counter() - arrived)
     log.info(
         "event accepted",
         extra={"source": source, "call": outcome.call_id, "type": event.type.value},
@@ -76,10 +104,12 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 @router.post("/events", status_code=202, responses=_RESPONSES)
 async def canonical_event(request: Request, resources: ResourcesDep) -> JSONResponse:
     """A signed canonical event (`X-Signature-Timestamp`, `X-Signature`)."""
-    raw = await request.body()
-    signature.verify(request.headers, raw, resources.settings.telephony_secrets())
-    event = canonical.parse(raw)
-    return await _accept(resources, canonical.SOURCE, event, raw)
+    arrived = time.perf_counter()
+    with _counted(canonical.SOURCE):
+        raw = await request.body()
+        signature.verify(request.headers, raw, resources.settings.telephony_secrets())
+        event = canonical.parse(raw)
+        return await _accept(resources, canonical.SOURCE, event, raw, arrived)
 
 
 class BatchResult(BaseModel):
@@ -119,10 +149,18 @@ async def canonical_batch(
     the accepted ones are committed, in one transaction, before the answer, and processed in
     order per call as single events are.
     """
-    raw = await request.body()
+    with _counted(canonical.SOURCE):
+        raw = await request.body()
+        settings = resources.settings
+        signature.verify(request.headers, raw, settings.telephony_secrets())
+        items = canonical.parse_batch(raw, settings.telephony_max_batch)
+        return await _batch(session, resources, items)
+
+
+async def _batch(
+    session: AsyncSession, resources: Resources, items: list[canonical.BatchItem]
+) -> BatchOutcome:
     settings = resources.settings
-    signature.verify(request.headers, raw, settings.telephony_secrets())
-    items = canonical.parse_batch(raw, settings.telephony_max_batch)
     valid = [(item.event, item.raw) for item in items if item.event is not None]
     pipeline = resources.pipeline
     if pipeline is not None:
@@ -158,6 +196,9 @@ async def canonical_batch(
         )
     statuses = [r.status for r in results]
     counts = {s: statuses.count(s) for s in ("accepted", "replay", "invalid")}
+    for status, count in counts.items():
+        if count:
+            EVENTS.inc(canonical.SOURCE, status, by=count)
     log.info("batch accepted", extra={"source": canonical.SOURCE, **counts})
     return BatchOutcome(
         accepted=counts["accepted"],
@@ -177,17 +218,19 @@ async def canonical_batch(
 )
 async def twilio_status(request: Request, resources: ResourcesDep) -> JSONResponse:
     """A Twilio Voice status callback (form-encoded, `X-Twilio-Signature`)."""
-    raw = await request.body()
-    settings = resources.settings
-    params = twilio.parse_form(raw)
-    twilio.verify(
-        settings,
-        url=twilio.public_url(settings, request.url.path, request.url.query),
-        params=params,
-        signature_header=request.headers.get("x-twilio-signature"),
-    )
-    event = twilio.to_event(params)
-    return await _accept(resources, twilio.SOURCE, event, raw)
+    arrived = time.perf_counter()
+    with _counted(twilio.SOURCE):
+        raw = await request.body()
+        settings = resources.settings
+        params = twilio.parse_form(raw)
+        twilio.verify(
+            settings,
+            url=twilio.public_url(settings, request.url.path, request.url.query),
+            params=params,
+            signature_header=request.headers.get("x-twilio-signature"),
+        )
+        event = twilio.to_event(params)
+        return await _accept(resources, twilio.SOURCE, event, raw, arrived)
 
 
 @router.post("/cti", status_code=202, responses=_RESPONSES)
@@ -198,6 +241,8 @@ async def cti_event(
     # The token's lookup is done: give its connection back before waiting for a share of a
     # group transaction, which needs one from the same pool (held, a burst would starve it).
     await session.commit()
-    raw = await request.body()
-    event = cti.to_event(cti.parse(raw))
-    return await _accept(resources, cti.SOURCE, event, raw)
+    arrived = time.perf_counter()
+    with _counted(cti.SOURCE):
+        raw = await request.body()
+        event = cti.to_event(cti.parse(raw))
+        return await _accept(resources, cti.SOURCE, event, raw, arrived)

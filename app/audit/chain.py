@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Table, event, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.models import GENESIS, AuditChainHead, AuditLog
+from app.metrics.catalogue import AUDIT_WRITES
 
 AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
 HEAD: Table = AuditChainHead.__table__  # type: ignore[assignment]
@@ -90,6 +91,8 @@ def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
         linked["hash"] = prev = digest(linked["prev_hash"], linked)
         chained.append(linked)
     conn.execute(insert(AUDIT), chained)
+    for row in rows:
+        AUDIT_WRITES.inc(str(row["action"]))
     conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev))
 
 

@@ -9,6 +9,10 @@ tied to one, and then the table says how far it reaches:
   earlier handler on `Call.handlers`);
 - `Reach.current_call`: only while the call is at the principal's desk (`Call.handler_id`).
 
+Outside the table: `/healthz` and `/readyz` (anyone: load balancers) and `/metrics` (a
+scraper's own token or address, METRICS_TOKEN / METRICS_ALLOW_IPS: app.api.metrics), which
+no staff role or integration token opens.
+
 Denials stay where they are raised (each domain keeps its own error code and message); this
 module only answers yes or no. The whole matrix is exercised by tests/test_access_matrix.py.
 """

@@ -6,6 +6,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.cache.base import CacheUnavailable
+from app.metrics.catalogue import REDIS_ERRORS
+
+
+def _unavailable(exc: Exception) -> CacheUnavailable:
+    """The error callers handle (counted for `GET /metrics`)."""
+    REDIS_ERRORS.inc("cache")
+    return CacheUnavailable(str(exc) or type(exc).__name__)
 
 
 def connect(url: str, **kwargs: Any) -> aioredis.Redis:
@@ -34,7 +41,7 @@ class RedisCache:
         try:
             value = cast("bytes | None", await self.client.get(self._k(key)))
         except (RedisError, OSError) as exc:
-            raise CacheUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
         return value
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
@@ -43,7 +50,7 @@ class RedisCache:
         try:
             values = cast("list[bytes | None]", await self.client.mget([self._k(k) for k in keys]))
         except (RedisError, OSError) as exc:
-            raise CacheUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
         return values
 
     async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
@@ -53,7 +60,7 @@ class RedisCache:
             else:
                 await self.client.set(self._k(key), value, px=max(1, int(ttl_seconds * 1000)))
         except (RedisError, OSError) as exc:
-            raise CacheUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
 
     async def set_many(
         self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None
@@ -68,7 +75,7 @@ class RedisCache:
                     pipe.set(self._k(key), value, px=px)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise CacheUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
 
     async def delete(self, *keys: str) -> None:
         if not keys:
@@ -76,7 +83,7 @@ class RedisCache:
         try:
             await self.client.delete(*[self._k(k) for k in keys])
         except (RedisError, OSError) as exc:
-            raise CacheUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
 
     async def incr(self, key: str, ttl_seconds: float | None = None) -> int:
         try:
@@ -90,13 +97,13 @@ class RedisCache:
                 _, count = await pipe.execute()
             return int(count)
         except (RedisError, OSError) as exc:
-            raise CacheUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
 
     async def ping(self) -> None:
         try:
             await self.client.ping()
         except (RedisError, OSError) as exc:
-            raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
+            raise _unavailable(exc) from exc
 
     async def close(self) -> None:
         await self.client.aclose()

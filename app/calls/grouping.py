@@ -24,12 +24,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from app import tracing
 from app.calls import service as calls
 from app.calls.pipeline import GroupFailed, Pipeline
 from app.db import unit_of_work
 from app.errors import Unavailable
+from app.metrics.catalogue import GROUP_SIZE
 from app.telephony.events import CallEvent
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,8 @@ class _Waiting:
     outcome: asyncio.Future[calls.IngestOutcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    # The request's trace (None when tracing is off): its group's store span continues it.
+    trace: Context | None = field(default_factory=tracing.capture)
 
 
 def _collect(outcome: asyncio.Future[calls.IngestOutcome]) -> None:
@@ -98,7 +106,8 @@ class GroupCommit:
         while self._waiting:
             group = self._take()
             try:
-                await self._commit(group)
+                with tracing.span("call_event.store", group[0].trace, events=len(group)):
+                    await self._commit(group)
             except BaseException as exc:
                 # The store failed (it is down) or the process is stopping: whoever is not
                 # answered yet gets the error; their events were not committed.
@@ -129,6 +138,7 @@ class GroupCommit:
         self.groups += 1
         self.events += len(group)
         self.largest = max(self.largest, len(group))
+        GROUP_SIZE.observe(len(group))
         if len(group) == 1:
             _answer(group[0], await self._alone(group[0]))
             return

@@ -19,6 +19,7 @@ from app.calls.keyed_locks import KeyedLocks
 from app.calls.models import Call, CallEventRow
 from app.calls.snapshot import snapshot_of
 from app.calls.step import Step, StepContext
+from app.correlation import CALL_ID
 from app.db import pop_after_commit
 from app.resources import Resources
 from app.tasks import cancel_and_wait
@@ -285,13 +286,17 @@ class Pipeline:
     async def process(self, event_row_id: int, call_id: int) -> bool:
         """Run the steps for one stored event. True when done here, False when it was
         already processed or failed (then it is scheduled for a retry)."""
-        async with self._locks.hold(call_id), self._slots:
-            try:
-                return await self._run_steps(event_row_id, call_id)
-            except Exception as exc:
-                self.failed += 1
-                await self._record_failure(event_row_id, exc)
-                return False
+        named = CALL_ID.set(call_id)  # this event's log lines name its call
+        try:
+            async with self._locks.hold(call_id), self._slots:
+                try:
+                    return await self._run_steps(event_row_id, call_id)
+                except Exception as exc:
+                    self.failed += 1
+                    await self._record_failure(event_row_id, exc)
+                    return False
+        finally:
+            CALL_ID.reset(named)
 
     async def _run_steps(self, event_row_id: int, call_id: int) -> bool:
         async with self.resources.sessions() as session:

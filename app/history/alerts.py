@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from app.history.models import Alert, AlertAcknowledgement
+from app.metrics.catalogue import ALERTS
 from app.resources import Resources
 from app.rules import engine
 from app.rules.facts import CallerFacts, PlannedAlert
@@ -62,6 +63,8 @@ def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]) -> l
         for a in planned
     ]
     session.add_all(rows)
+    for alert in planned:
+        ALERTS.inc(alert.rule)
     return rows
 
 

@@ -30,6 +30,7 @@ from types import FrameType
 from fastapi import WebSocket
 
 from app.auth.service import Ended
+from app.metrics.catalogue import QUEUE_OVERFLOWS, SOCKET_CLOSES, SOCKETS_OPEN
 from app.realtime.auth import connection_principal, origin_allowed
 from app.realtime.broker import Broker, BrokerUnavailable
 from app.realtime.connection import (
@@ -95,6 +96,7 @@ class Hub:
             return
         conn = Connection(self, ws, principal, channel, sub)
         self.connections.add(conn)
+        SOCKETS_OPEN.add(1)
         # Ended while this socket was being admitted (after its credential was read)?
         if any(at >= looked_up_at and e.covers(principal) for at, e in self.recent_ends):
             conn.end("credential ended")
@@ -121,6 +123,7 @@ class Hub:
             if conn.ended is not None:
                 await conn.close(UNAUTHENTICATED, conn.ended)
             if sub.overflowed.is_set():
+                QUEUE_OVERFLOWS.inc()
                 await conn.close(TOO_SLOW, "too slow: queue full")
             for task in tasks:
                 if not task.done():
@@ -139,6 +142,9 @@ class Hub:
             await asyncio.gather(*tasks, return_exceptions=True)
             sub.close()
             self.connections.discard(conn)
+            SOCKETS_OPEN.add(-1)
+            # The code we closed with; "client": the client closed it or went away.
+            SOCKET_CLOSES.inc("client" if conn.close_code is None else str(conn.close_code))
 
     def end_covered(self, ended: Ended) -> int:
         """Close (4001) every socket of this process opened with a credential in `ended`;
@@ -156,6 +162,7 @@ class Hub:
         return count
 
     async def _refuse(self, ws: WebSocket, code: int, reason: str) -> None:
+        SOCKET_CLOSES.inc(str(code))
         # Accept first: a close code is only visible to the client on an open socket.
         with contextlib.suppress(*GONE):
             await ws.accept()

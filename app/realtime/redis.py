@@ -25,6 +25,7 @@ from typing import cast
 from redis.exceptions import RedisError, ResponseError
 
 from app.cache.redis import connect
+from app.metrics.catalogue import REDIS_ERRORS
 from app.realtime.broker import (
     BrokerUnavailable,
     CursorGone,
@@ -128,6 +129,7 @@ class RedisBroker:
                 await self._xadd(channel, body)
                 return
             except _ERRORS as exc:
+                REDIS_ERRORS.inc("publish")
                 log.warning("realtime publish deferred: redis unavailable (%s)", type(exc).__name__)
         self._defer(channel, body)
 
@@ -154,6 +156,7 @@ class RedisBroker:
                     del rest[:MANY_CHUNK]
                 return
             except _ERRORS as exc:
+                REDIS_ERRORS.inc("publish")
                 # As for one message: what was not confirmed waits in the outbox, in order.
                 log.warning("realtime publish deferred: redis unavailable (%s)", type(exc).__name__)
         for channel, body in rest:
@@ -282,6 +285,7 @@ class RedisBroker:
             except _ERRORS as exc:
                 self.upstream_ok.clear()
                 raise_if_cancelling()  # stopping, not Redis lost
+                REDIS_ERRORS.inc("upstream")
                 log.warning("realtime upstream lost (%s); reconnecting", type(exc).__name__)
             finally:
                 with contextlib.suppress(*_ERRORS):

@@ -14,6 +14,7 @@ queued, in one round trip to the broker.
 
 from __future__ import annotations
 
+from app import tracing
 from app.calls.step import StepContext
 from app.history.stored_context import stored_context
 from app.realtime.envelope import SUPERVISORS, handler_channel
@@ -35,7 +36,8 @@ class _Outgoing:
         self.messages: list[tuple[str, str]] = []
 
     async def send(self) -> None:
-        await broker_of(self.resources).publish_many(self.messages)
+        with tracing.span("realtime.publish", frames=len(self.messages)):
+            await broker_of(self.resources).publish_many(self.messages)
 
 
 def _outgoing(ctx: StepContext) -> _Outgoing:

@@ -26,6 +26,7 @@ from app.errors import Conflict, Forbidden
 from app.history import alerts as alert_store
 from app.history import search as history_search
 from app.history import subjects
+from app.metrics.catalogue import SEARCHES
 from app.realtime import publish
 from app.resources import Resources
 from app.thrive.models import Assessment
@@ -103,6 +104,7 @@ async def search(
     found = await history_search.search(
         session, query, today=utcnow().astimezone(UTC).date(), limit=limit
     )
+    SEARCHES.inc("person")
     audit.record(
         session,
         actor=principal.actor,

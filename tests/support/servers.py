@@ -71,22 +71,25 @@ class ServiceProcess:
     cwd: Path = ROOT
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # Another host: its address, and the command that runs it there (`ip netns exec NS`).
+    host: str = "127.0.0.1"
+    prefix: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         fd, log = tempfile.mkstemp(prefix="fc-service-", suffix=".log")
         os.close(fd)
         self.log_path = Path(log)
         cmd = [
-            sys.executable, "-m", "app.cli", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+            *self.prefix, sys.executable, "-m", "app.cli", "serve",
+            "--host", self.host, "--port", str(self.port), "--workers", str(self.workers),
         ]  # fmt: skip
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
@@ -128,6 +131,7 @@ class ThrowawayRedis:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fc-redis-"))
+    also_on: tuple[str, ...] = ()  # addresses to listen on besides loopback (other hosts)
 
     @property
     def url(self) -> str:
@@ -138,7 +142,8 @@ class ThrowawayRedis:
         if binary is None:
             raise RuntimeError("redis-server is not installed; run scripts/ensure-services.sh")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *self.also_on,
+             "--protected-mode", "no", "--save", "",
              "--appendonly", "no", "--dir", self.workdir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -167,6 +172,7 @@ class ThrowawayPostgres:
 
     port: int = field(default_factory=free_port)
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fc-pg-"))
+    also_on: tuple[str, ...] = ()  # addresses to listen on besides loopback
 
     @property
     def url(self) -> str:
@@ -195,10 +201,14 @@ class ThrowawayPostgres:
                                   "-A", "trust", "--no-sync"),
                 check=True, capture_output=True,
             )  # fmt: skip
+            if self.also_on:  # clients on the links of those addresses (test hosts)
+                with (data / "pg_hba.conf").open("a") as hba:
+                    hba.write("host all all samenet trust\n")
+        listen = ",".join(("127.0.0.1", *self.also_on))
         subprocess.run(
             self._as_postgres(
                 self._bin("pg_ctl"), "-D", str(data), "-l", str(Path(self.workdir) / "log"),
-                "-o", f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -F",
+                "-o", f"-p {self.port} -k {self.workdir} -c listen_addresses={listen} -F",
                 "-w", "start",
             ),
             check=True, capture_output=True,
@@ -230,9 +240,11 @@ def _throwaway(server: _Server) -> Iterator[_Server]:
         server.cleanup()
 
 
-def throwaway_redis() -> AbstractContextManager[ThrowawayRedis]:
-    return _throwaway(ThrowawayRedis())
+def throwaway_redis(also_on: tuple[str, ...] = ()) -> AbstractContextManager[ThrowawayRedis]:
+    return _throwaway(ThrowawayRedis(also_on=also_on))
 
 
-def throwaway_postgres() -> AbstractContextManager[ThrowawayPostgres]:
-    return _throwaway(ThrowawayPostgres())
+def throwaway_postgres(
+    also_on: tuple[str, ...] = (),
+) -> AbstractContextManager[ThrowawayPostgres]:
+    return _throwaway(ThrowawayPostgres(also_on=also_on))

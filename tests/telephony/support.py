@@ -46,10 +46,11 @@ async def post_signed(
     secret: bytes = SECRET,
     timestamp: int | None = None,
     url: str = EVENTS_URL,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = signed_headers(secret, raw, int(time.time()) if timestamp is None else timestamp)
-    return await client.post(url, content=raw, headers=headers)
+    signed = signed_headers(secret, raw, int(time.time()) if timestamp is None else timestamp)
+    return await client.post(url, content=raw, headers={**signed, **(headers or {})})
 
 
 async def count_rows(app: Any, model: Any, *where: Any) -> int:
