@@ -57,12 +57,10 @@ lock: setup
 audit: setup
 	$(BIN)/python scripts/audit_lock.py requirements-dev.lock
 
-# The schemathesis pass runs in full (FC_FUZZ_EXAMPLES=15) on the embedded backend, where the
-# contract checks live; on PostgreSQL + Redis a shorter pass keeps CI under 30 minutes. The
-# slowest tests are listed after each run, to see where the time goes.
+# Both backends, side by side (scripts/test_passes.py says why and how; `--sequential` there
+# runs them one after the other). The slowest tests are listed after each pass.
 test: setup services sip-tools browser promtool lint audit
-	$(BIN)/pytest --backend=embedded --durations=25
-	FC_FUZZ_EXAMPLES=5 $(BIN)/pytest --backend=production -m storage --durations=25
+	$(BIN)/python scripts/test_passes.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,68 @@
+"""The test command's two passes, side by side: the embedded backend (every test) and
+PostgreSQL + Redis (the tests that touch storage).
+
+They share nothing (a SQLite file per run; a PostgreSQL database and a Redis key prefix of
+their own; throwaway servers on free ports) and much of each pass is waiting on servers,
+sockets and the browser, so running them together takes the wall time of the longer one
+instead of the sum (CI's budget is 30 minutes). Each pass writes to its own log; the logs are
+printed whole, one after the other, then one line per pass. Exit status: non-zero when either
+pass failed.
+
+    python scripts/test_passes.py [--sequential] [extra pytest arguments...]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--durations=25"]
+
+# The schemathesis pass runs in full (FC_FUZZ_EXAMPLES=15) on the embedded backend, where the
+# contract checks live; on PostgreSQL + Redis a shorter pass covers the store's side.
+PASSES = {
+    "embedded": (["--backend=embedded"], {}),
+    "production": (["--backend=production", "-m", "storage"], {"FC_FUZZ_EXAMPLES": "5"}),
+}
+
+
+def main(argv: list[str]) -> int:
+    sequential = "--sequential" in argv
+    extra = [a for a in argv if a != "--sequential"]
+    logs = Path(tempfile.mkdtemp(prefix="fc-test-passes-"))
+    started: dict[str, tuple[subprocess.Popen[bytes], Path, float]] = {}
+    results: dict[str, tuple[int, float]] = {}
+    for name, (args, env) in PASSES.items():
+        log = logs / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [*PYTEST, *args, *extra],
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        started[name] = (process, log, time.monotonic())
+        print(f"[test] {name} pass started (log: {log})", flush=True)
+        if sequential:
+            results[name] = (process.wait(), time.monotonic() - started[name][2])
+    for name, (process, _log, at) in started.items():
+        if name not in results:
+            results[name] = (process.wait(), time.monotonic() - at)
+    for name, (_process, log, _at) in started.items():
+        print(f"\n===== {name} pass =====", flush=True)
+        sys.stdout.write(log.read_text(errors="replace"))
+    print()
+    for name, (code, seconds) in results.items():
+        verdict = "passed" if code == 0 else f"FAILED (exit {code})"
+        print(f"[test] {name} pass {verdict} in {seconds / 60:.1f} min")
+    return 0 if all(code == 0 for code, _ in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
