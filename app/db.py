@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.sql._typing import _DMLTableArgument  # what insert() takes; no public alias
 from sqlalchemy.types import TypeDecorator
 
@@ -139,8 +139,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-def after_commit(session: AsyncSession, action: AfterCommit) -> None:
-    """Queue `action` to run once the request's transaction has committed."""
+def after_commit(session: AsyncSession | Session, action: AfterCommit) -> None:
+    """Queue `action` to run once the request's transaction has committed (a sync `Session`:
+    from a session event hook; it shares `info` with its AsyncSession)."""
     session.info.setdefault("after_commit", []).append(action)
 
 

@@ -29,6 +29,7 @@ from app.logs import mask_phone_numbers
 from app.qa import forms as qa_forms
 from app.realtime import create_broker
 from app.realtime.hub import Hub
+from app.realtime.outbox import Relay
 from app.realtime.revocation import CredentialWatch
 from app.realtime.steps import realtime_step
 from app.resources import Resources
@@ -77,6 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             qa_form=qa_form,
             broker=broker,
         )
+        # The outbox's publisher: each commit's messages at once, and what anybody left unsent.
+        relay = Relay(resources)
+        resources.outbox = relay
+        await relay.start()
         # A reload received by any worker reaches every worker (generation in the cache).
         rules_sync = RulesSync(
             resources,
@@ -126,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.shutdown()  # sockets closed with 1001 (going away)
             await grouped.drain()
             await pipeline.stop()
+            await relay.stop()  # unsent rows stay in the outbox for the next relay
             await broker.disconnect()
             await cache.close()
             await engine.dispose()

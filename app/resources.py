@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # types only: these modules import this one
     from app.qa.forms import QaForm
     from app.realtime.broker import Broker
     from app.realtime.hub import Hub
+    from app.realtime.outbox import Relay
     from app.realtime.revocation import CredentialWatch
     from app.rules.ruleset import RuleSet
 
@@ -44,3 +45,5 @@ class Resources:
     # None in a process that only stores events (the sweeper of another process runs them).
     pipeline: Pipeline | None = None
     ingest: GroupCommit | None = None
+    # Publishes the outbox's rows (app.realtime.outbox); None: commits only store them.
+    outbox: Relay | None = None
