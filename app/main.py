@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Rule packs first: an invalid pack refuses the start (file:line: reason logged).
         rules = live_rules.load_at_start(settings.rules_dir, settings.history_horizon_days)
         qa_form = qa_forms.load_at_start(settings.rules_dir)  # RULES_DIR/qa/, else shipped
-        engine = create_engine(settings)
+        engine = create_engine(settings, service=True)
         cache = create_cache(settings)
         log.info(
             "starting",
