@@ -128,6 +128,9 @@ class ThrowawayRedis:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fc-redis-"))
+    # Saved at shutdown and loaded at start, as a production Redis keeps its data over a
+    # restart (off: a restart starts empty).
+    persist: bool = False
 
     @property
     def url(self) -> str:
@@ -138,8 +141,9 @@ class ThrowawayRedis:
         if binary is None:
             raise RuntimeError("redis-server is not installed; run scripts/ensure-services.sh")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.workdir],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "3600 1" if self.persist else "", "--appendonly", "no",
+             "--dir", self.workdir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_until(self._answers, 10, what=f"redis on {self.port}")
@@ -230,8 +234,8 @@ def _throwaway(server: _Server) -> Iterator[_Server]:
         server.cleanup()
 
 
-def throwaway_redis() -> AbstractContextManager[ThrowawayRedis]:
-    return _throwaway(ThrowawayRedis())
+def throwaway_redis(persist: bool = False) -> AbstractContextManager[ThrowawayRedis]:
+    return _throwaway(ThrowawayRedis(persist=persist))
 
 
 def throwaway_postgres() -> AbstractContextManager[ThrowawayPostgres]:
