@@ -210,6 +210,29 @@ async def test_kill_between_commit_and_publish_loses_nothing(
         _no_500(driver)
 
 
+async def _redis_drill(
+    token: str,
+    services: list[ServiceProcess],
+    redis_server: Any,
+    prefix: str,
+    kill: ServiceProcess | None = None,
+) -> None:
+    """Calls through `services` while Redis goes away (and `kill` dies meanwhile) and back;
+    the handler's socket is on the last service."""
+    async with handler_feed(token, services[-1:]) as feed:
+        driver = Driver(services)
+        drive = asyncio.create_task(driver.run(prefix))
+        await asyncio.sleep(0.4)  # a few calls in flight
+        redis_server.stop()
+        await asyncio.sleep(1.5)  # Redis away: events keep being accepted, frames committed
+        if kill is not None:
+            kill.kill()
+        redis_server.start()
+        call_ids = await drive
+        await feed.complete(call_ids)
+    _no_500(driver)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_redis_down_and_back_loses_and_reorders_nothing(
     settings: Settings, live_service: Live, make_staff: MakeStaff, workers: int
@@ -217,16 +240,7 @@ async def test_redis_down_and_back_loses_and_reorders_nothing(
     token = await make_staff(HANDLER, Role.handler)
     with throwaway_redis(persist=True) as redis_server:
         services = [live_service(**_env(redis_server.url)) for _ in range(workers)]
-        async with handler_feed(token, services[-1:]) as feed:
-            driver = Driver(services)
-            drive = asyncio.create_task(driver.run("rd"))
-            await asyncio.sleep(0.4)  # a few calls in flight
-            redis_server.stop()
-            await asyncio.sleep(2.0)  # Redis away: events keep being accepted
-            redis_server.start()
-            call_ids = await drive
-            await feed.complete(call_ids)
-        _no_500(driver)
+        await _redis_drill(token, services, redis_server, "rd")
 
 
 async def test_redis_down_and_a_worker_killed_loses_nothing(
@@ -235,18 +249,8 @@ async def test_redis_down_and_a_worker_killed_loses_nothing(
     token = await make_staff(HANDLER, Role.handler)
     with throwaway_redis(persist=True) as redis_server:
         doomed, survivor = (live_service(**_env(redis_server.url)) for _ in range(2))
-        async with handler_feed(token, [survivor]) as feed:
-            driver = Driver([doomed, survivor])
-            drive = asyncio.create_task(driver.run("rk"))
-            await asyncio.sleep(0.4)
-            redis_server.stop()
-            await asyncio.sleep(1.0)  # the doomed worker commits frames it cannot publish
-            doomed.kill()
-            await asyncio.sleep(0.5)
-            redis_server.start()
-            call_ids = await drive
-            await feed.complete(call_ids)
-        _no_500(driver)
+        # The survivor's relay sends what the doomed worker committed and could not publish.
+        await _redis_drill(token, [doomed, survivor], redis_server, "rk", kill=doomed)
 
 
 async def test_sigterm_under_load_loses_nothing(

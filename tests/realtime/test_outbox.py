@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import select, update
 
 from app.calls.models import Call
@@ -23,10 +26,16 @@ from tests.calls.test_pipeline import fast, running
 from tests.support.servers import eventually
 from tests.telephony.support import lifecycle, post_signed
 
+_START = datetime.now(UTC) - timedelta(minutes=1)
 
-def _quiet_relay(settings: Settings) -> Settings:
+
+@asynccontextmanager
+async def _service(settings: Settings) -> AsyncIterator[tuple[Resources, httpx.AsyncClient]]:
     # The relay's own loop out of the way (an hour between passes): the tests call it.
-    return fast(settings, outbox_poll_seconds=3600.0, outbox_grace_seconds=0.0)
+    async with running(fast(settings, outbox_poll_seconds=3600.0, outbox_grace_seconds=0.0)) as (
+        app, http,
+    ):  # fmt: skip
+        yield app.state.resources, http
 
 
 async def _drain(sub: Subscription, n: int) -> list[dict[str, Any]]:
@@ -41,12 +50,10 @@ async def _rows(resources: Resources) -> list[OutboxMessage]:
 async def test_each_event_is_a_numbered_row_published_at_once_and_marked_sent(
     settings: Settings,
 ) -> None:
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    async with running(_quiet_relay(settings)) as (app, http):
-        resources: Resources = app.state.resources
+    async with _service(settings) as (resources, http):
         supervisors = await resources.broker.subscribe("supervisors", maxsize=100)
         handler = await resources.broker.subscribe("handler:H1001", maxsize=100)
-        for body in lifecycle("ob-1", start):
+        for body in lifecycle("ob-1", _START):
             assert (await post_signed(http, body)).status_code == 202
         # Published by the committing worker, not the relay (its loop sleeps for an hour).
         seen = await _drain(supervisors, 4)
@@ -77,9 +84,7 @@ async def test_each_event_is_a_numbered_row_published_at_once_and_marked_sent(
 async def test_what_the_broker_did_not_take_waits_in_the_table_and_the_relay_sends_it_once(
     settings: Settings,
 ) -> None:
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    async with running(_quiet_relay(settings)) as (app, http):
-        resources: Resources = app.state.resources
+    async with _service(settings) as (resources, http):
         broker = resources.broker
         supervisors = await broker.subscribe("supervisors", maxsize=100)
         original = broker.publish_messages
@@ -88,7 +93,7 @@ async def test_what_the_broker_did_not_take_waits_in_the_table_and_the_relay_sen
             raise BrokerUnavailable("ConnectionError")
 
         broker.publish_messages = away  # type: ignore[method-assign]
-        events = lifecycle("ob-2", start)
+        events = lifecycle("ob-2", _START)
         for body in events[:2]:  # accepted (stored) while the broker is away
             assert (await post_signed(http, body)).status_code == 202
         async with resources.sessions() as session:
@@ -116,14 +121,12 @@ async def test_what_the_broker_did_not_take_waits_in_the_table_and_the_relay_sen
 async def test_a_commit_without_its_publish_is_sent_by_the_relay(settings: Settings) -> None:
     # The committer dies between its commit and its publish: here, a process without a relay
     # only stores (resources.outbox None), as a killed worker leaves its rows.
-    start = datetime.now(UTC) - timedelta(minutes=1)
-    async with running(_quiet_relay(settings)) as (app, http):
-        resources: Resources = app.state.resources
+    async with _service(settings) as (resources, http):
         relay = resources.outbox
         assert relay is not None
         handler = await resources.broker.subscribe("handler:H1001", maxsize=100)
         resources.outbox = None
-        for body in lifecycle("ob-3", start)[:3]:
+        for body in lifecycle("ob-3", _START)[:3]:
             assert (await post_signed(http, body)).status_code == 202
         await asyncio.sleep(0)
         assert handler.queue.empty()
@@ -139,8 +142,7 @@ async def test_a_commit_without_its_publish_is_sent_by_the_relay(settings: Setti
 async def test_a_rolled_back_message_is_never_written_and_sent_rows_are_purged(
     settings: Settings,
 ) -> None:
-    async with running(_quiet_relay(settings)) as (app, _http):
-        resources: Resources = app.state.resources
+    async with _service(settings) as (resources, _http):
         async with resources.sessions() as session:
             await session.scalar(select(Call.id).limit(1))  # in a transaction, as publishers are
             stage(session, resources, "alert.raised", None, [("supervisors", {"n": 1})])
