@@ -185,13 +185,14 @@ event.listen(Session, "after_soft_rollback", _drop_staged)
 # --- the queries the relay, the housekeeping and metrics use ----------------------------
 
 
-def _message_of(row: Row[Any, Any, Any, Any, Any]) -> Message:
+def _message_of(row: Row[Any, Any, Any, Any, Any], lenient: bool = False) -> Message:
     seq = row.seq
     return Message(
         tuple(row.channels),
         tuple(row.bodies.split("\n")),
         row.call_id if seq is not None else None,
         seq,
+        lenient and seq is not None,
     )
 
 
@@ -385,41 +386,15 @@ class Relay:
     async def _send(
         self, session: AsyncSession, rows: Sequence[Row[Any, Any, Any, Any, Any]]
     ) -> list[int]:
-        """Publish `rows` in order; the ids of those the broker took (or had taken before)."""
-        messages = [_message_of(row) for row in rows]
+        """Publish `rows` in order, in one broker call; the ids of those the broker took (or
+        had taken before). A row that is its call's lowest unsent in the store goes leniently:
+        every earlier message of the call is sent, so if the gate does not know the previous
+        one it lost it (Redis restarted empty, or the call was quiet past the retention)."""
+        calls = {row.call_id for row in rows if row.seq is not None}
+        lowest = await _lowest_unsent(session, calls) if calls else {}
+        messages = [_message_of(row, lowest.get(row.call_id) == row.seq) for row in rows]
         outcomes = await self.resources.broker.publish_messages(messages)
-        blocked = {i for i, outcome in enumerate(outcomes) if outcome == BLOCKED}
-        if blocked:
-            outcomes = await self._unblock(session, messages, outcomes, blocked)
         return [row.id for row, o in zip(rows, outcomes, strict=True) if o != BLOCKED]
-
-    async def _unblock(
-        self,
-        session: AsyncSession,
-        messages: list[Message],
-        outcomes: list[int],
-        blocked: set[int],
-    ) -> list[int]:
-        """Blocked rows whose call has nothing earlier unsent in the store: the broker lost the
-        call's gate (Redis restarted empty, or the call was quiet past the retention). Those
-        go again, leniently, each followed by the call's later rows of this pass."""
-        calls = {messages[i].call_id for i in blocked if messages[i].call_id is not None}
-        lowest = await _lowest_unsent(session, {c for c in calls if c is not None})
-        again: list[int] = []
-        retry: list[Message] = []
-        for i in sorted(blocked):
-            message = messages[i]
-            lenient = message.call_id is not None and lowest.get(message.call_id) == message.seq
-            again.append(i)
-            retry.append(Message(message.channels, message.bodies, message.call_id,
-                                 message.seq, lenient=lenient))  # fmt: skip
-        if not any(m.lenient for m in retry):
-            return outcomes
-        outcomes = list(outcomes)
-        for i, outcome in zip(again, await self.resources.broker.publish_messages(retry),
-                              strict=True):  # fmt: skip
-            outcomes[i] = outcome
-        return outcomes
 
     async def _relay_forever(self) -> None:
         delay = self.poll_seconds
