@@ -193,7 +193,8 @@ def staff_revoke(
     # After the commit, as the API does: the service's workers close the sockets.
     if not asyncio.run(revocation.announce_from_tool(settings, ended)):
         typer.echo(
-            "note: no REDIS_URL, so the running service is not told directly: open sockets "
+            "note: the running service is not told directly (no REDIS_URL, or Redis is "
+            "unreachable): open sockets "
             "close at its next credential recheck (WS_AUTH_RECHECK_SECONDS); "
             "POST /api/v1/staff/{id}/revoke closes them at once",
             err=True,

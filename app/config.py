@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # a connection found dead on use is invalidated with the whole pool (the request fails
     # once, nothing 2xx is lost, the platform retries) and the next checkout reconnects.
     db_pre_ping: bool = False
+    # PostgreSQL's statement_timeout for the service's connections (issue 18): a statement
+    # that waits longer (a locked table) is cancelled and its request answered 503 with
+    # Retry-After, never held for the platform's whole timeout. 0: no limit.
+    database_statement_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     # Freeze the start-up heap out of the garbage collector's sight (app.heap). `serve` turns it
     # on; in-process apps (tests) leave it off, as each would leave its heap frozen.
     gc_freeze: bool = False
@@ -97,6 +101,13 @@ class Settings(BaseSettings):
     # Safety net behind the broker's control messages that close sockets whose credential
     # ended (issue 11): each worker re-checks all its sockets' credentials this often.
     ws_auth_recheck_seconds: float = Field(default=60.0, gt=0)
+    # The transactional outbox (issue 18): the worker that commits publishes its messages at
+    # once; each worker's relay looks this often for messages left unsent (a crash, Redis
+    # away) that are at least OUTBOX_GRACE_SECONDS old (younger ones are their committer's);
+    # sent rows are deleted by the housekeeping after OUTBOX_RETENTION_SECONDS.
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    outbox_grace_seconds: float = Field(default=2.0, ge=0)
+    outbox_retention_seconds: float = Field(default=3600.0, ge=0)
 
     # Idempotency-Key answers (personal data) are kept this long, then deleted by every
     # worker's housekeeping loop, which runs this often.

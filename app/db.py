@@ -19,13 +19,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.sql._typing import _DMLTableArgument  # what insert() takes; no public alias
 from sqlalchemy.types import TypeDecorator
 
@@ -78,7 +79,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, service: bool = False) -> AsyncEngine:
+    """The engine on DATABASE_URL. `service`: the served process's (PostgreSQL statements
+    limited to DATABASE_STATEMENT_TIMEOUT_MS; the command-line tools' bulk work is not)."""
     url = settings.database_url
     # hide_parameters: a statement's error message would otherwise quote its parameters
     # (narratives, names, numbers), and error messages end up in logs and tracebacks.
@@ -92,7 +95,55 @@ def create_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     pool = settings.db_pool_size
-    return create_async_engine(url, **common, pool_size=pool, max_overflow=pool)
+    connect_args: dict[str, object] = {}
+    timeout_ms = settings.database_statement_timeout_ms
+    if service and timeout_ms:
+        # A statement stuck behind a lock (a table locked by hand, a long migration) is
+        # cancelled by the server and answered 503 with Retry-After (app.api.errors).
+        connect_args["server_settings"] = {"statement_timeout": str(timeout_ms)}
+    return create_async_engine(
+        url, **common, pool_size=pool, max_overflow=pool, connect_args=connect_args
+    )
+
+
+# SQLSTATE classes and codes that mean "the store cannot serve this now; retry": connection
+# exceptions (08), insufficient resources (53), operator intervention (57: shutting down,
+# starting up, a statement cancelled by statement_timeout), rollbacks a retry resolves
+# (40: deadlock, serialisation), a lock not available (55P03).
+_UNAVAILABLE_CLASSES = ("08", "40", "53", "57")
+_UNAVAILABLE_CODES = ("55P03",)
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (a driver error, wrapped by SQLAlchemy or not) says the store is down,
+    starting, stopping, overloaded or blocked, rather than that the statement is wrong."""
+    seen: BaseException | None = exc
+    for _ in range(6):  # SQLAlchemy -> adapter -> driver: a short chain
+        if seen is None:
+            return False
+        if getattr(seen, "connection_invalidated", False):
+            return True
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(state, str) and (
+            state.startswith(_UNAVAILABLE_CLASSES) or state in _UNAVAILABLE_CODES
+        ):
+            return True
+        if isinstance(seen, (ConnectionError, TimeoutError)):
+            return True
+        # asyncpg's own errors outside a statement: the connection dropped under it.
+        if type(seen).__name__ in ("ConnectionDoesNotExistError", "InterfaceError") and (
+            type(seen).__module__.startswith("asyncpg")
+        ):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+async def without_statement_timeout(session: AsyncSession) -> None:
+    """Lift DATABASE_STATEMENT_TIMEOUT_MS for this transaction (the scheduled purge's long
+    deletes); nothing on SQLite."""
+    if is_postgres(session):
+        await session.execute(text("SET LOCAL statement_timeout = 0"))
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: object) -> None:
@@ -139,8 +190,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-def after_commit(session: AsyncSession, action: AfterCommit) -> None:
-    """Queue `action` to run once the request's transaction has committed."""
+def after_commit(session: AsyncSession | Session, action: AfterCommit) -> None:
+    """Queue `action` to run once the request's transaction has committed (a sync `Session`:
+    from a session event hook; it shares `info` with its AsyncSession)."""
     session.info.setdefault("after_commit", []).append(action)
 
 
@@ -186,9 +238,33 @@ async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awai
         await engine.dispose()
 
 
-async def ping(engine: AsyncEngine) -> None:
+# The tables every webhook writes: a lock on one of them holds the whole ring -> screen path.
+WEBHOOK_TABLES = ("call", "call_event", "outbox_message")
+
+
+class StoreLocked(Exception):
+    """A table the webhooks write is locked against writers (readiness says so)."""
+
+
+async def ping(engine: AsyncEngine, lock_wait_ms: int = 200) -> None:
+    """The store answers; on PostgreSQL, also that the webhooks' tables take writers (a
+    ROW EXCLUSIVE lock, what INSERT and UPDATE take, granted within `lock_wait_ms`, then
+    released): a table locked by hand or by a migration raises StoreLocked."""
     async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+        if conn.dialect.name != "postgresql":
+            await conn.execute(text("SELECT 1"))
+            return
+        await conn.execute(text(f"SET LOCAL lock_timeout = {int(lock_wait_ms)}"))
+        try:
+            await conn.execute(
+                text(f"LOCK TABLE {', '.join(WEBHOOK_TABLES)} IN ROW EXCLUSIVE MODE")
+            )
+        except DBAPIError as exc:
+            if store_unavailable(exc) and "55P03" in str(getattr(exc.orig, "sqlstate", "")):
+                raise StoreLocked("a table the webhooks write is locked") from None
+            raise
+        finally:
+            await conn.rollback()
 
 
 def migrations_dir() -> Path:

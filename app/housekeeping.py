@@ -1,5 +1,6 @@
 """Periodic clean-up of stores that only exist to make retries safe, and of ended browser
-sessions (issue 16: kept SESSION_RETENTION_DAYS to say when and why they ended, then deleted).
+sessions (issue 16: kept SESSION_RETENTION_DAYS to say when and why they ended, then deleted)
+and of outbox messages sent more than OUTBOX_RETENTION_SECONDS ago (issue 18).
 
 `idempotent_request` keeps the answer of every keyed write, and those answers are personal
 data (cue matches, assessment text): they are kept only as long as a client could still be
@@ -20,6 +21,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.idempotency import service as idempotency
 from app.periodic import Periodic
+from app.realtime import outbox
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class Housekeeping(Periodic):
         self.sessions = sessions
         self.retention = timedelta(seconds=settings.idempotency_retention_seconds)
         self.session_retention = timedelta(days=settings.session_retention_days)
+        self.outbox_retention = settings.outbox_retention_seconds
 
     async def run_once(self) -> int:
         """Delete what is past its retention; the number of rows deleted."""
@@ -41,7 +44,9 @@ class Housekeeping(Periodic):
             # Ended first (expired ones are marked by the credential watch, too), then gone.
             await staff_sessions.end_expired(session)
             ended = await staff_sessions.purge_ended(session, now - self.session_retention)
-            return pruned + ended
+            # Outbox rows are only needed until sent; kept a while to say what went out when.
+            sent = await outbox.purge_sent(session, self.outbox_retention)
+            return pruned + ended + sent
 
     async def tick(self) -> None:
         deleted = await self.run_once()

@@ -35,6 +35,7 @@ from app.metrics.tally import Flusher
 from app.qa import forms as qa_forms
 from app.realtime import create_broker
 from app.realtime.hub import Hub
+from app.realtime.outbox import Relay
 from app.realtime.revocation import CredentialWatch
 from app.realtime.steps import realtime_step
 from app.resources import Resources
@@ -82,7 +83,7 @@ def create_app(
         # Rule packs first: an invalid pack refuses the start (file:line: reason logged).
         rules = live_rules.load_at_start(settings.rules_dir, settings.history_horizon_days)
         qa_form = qa_forms.load_at_start(settings.rules_dir)  # RULES_DIR/qa/, else shipped
-        engine = create_engine(settings)
+        engine = create_engine(settings, service=True)
         if provider is not None:
             tracing.instrument_stores(engine, provider, redis=settings.redis_url is not None)
         cache = create_cache(settings)
@@ -107,6 +108,10 @@ def create_app(
             qa_form=qa_form,
             broker=broker,
         )
+        # The outbox's publisher: each commit's messages at once, and what anybody left unsent.
+        relay = Relay(resources)
+        resources.outbox = relay
+        await relay.start()
         # A reload received by any worker reaches every worker (generation in the cache).
         rules_sync = RulesSync(
             resources,
@@ -162,6 +167,7 @@ def create_app(
             await hub.shutdown()  # sockets closed with 1001 (going away)
             await grouped.drain()
             await pipeline.stop()
+            await relay.stop()  # unsent rows stay in the outbox for the next relay
             await broker.disconnect()
             await cache.close()
             await engine.dispose()

@@ -10,6 +10,7 @@ from app.db import Base
 from app.history import models as history_models
 from app.idempotency import models as idempotency_models
 from app.qa import models as qa_models
+from app.realtime import models as realtime_models
 from app.thrive import models as thrive_models
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "history_models",
     "idempotency_models",
     "qa_models",
+    "realtime_models",
     "thrive_models",
 ]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # types only: these modules import this one
     from app.qa.forms import QaForm
     from app.realtime.broker import Broker
     from app.realtime.hub import Hub
+    from app.realtime.outbox import Relay
     from app.realtime.revocation import CredentialWatch
     from app.rules.ruleset import RuleSet
 
@@ -47,3 +48,5 @@ class Resources:
     ingest: GroupCommit | None = None
     # This worker's metrics flush (a scrape flushes the worker it reaches first).
     metrics: Flusher | None = None
+    # Publishes the outbox's rows (app.realtime.outbox); None: commits only store them.
+    outbox: Relay | None = None

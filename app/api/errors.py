@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db import store_unavailable
 from app.errors import AppError, TooManyRequests
 from app.logs import exception_origin
 from app.metrics.catalogue import DATABASE_ERRORS
@@ -89,12 +90,16 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 # The store (or the pool in front of it) cannot serve right now: down, restarting, out of
 # connections, or a transient failure such as a deadlock. Nothing was committed; the caller
-# should retry, and a telephony platform does on 503.
+# should retry, and a telephony platform does on 503. Other driver errors (DBAPIError) are
+# sorted by `store_unavailable`: asyncpg's "the database system is shutting down / starting
+# up" (CannotConnectNowError) or a statement cancelled by the statement timeout arrive as
+# plain DBAPIErrors.
 _STORE_UNAVAILABLE = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
     ConnectionError,
+    TimeoutError,
 )
 RETRY_AFTER_SECONDS = 2
 
@@ -111,6 +116,12 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     response = envelope(503, "unavailable", "the store is unavailable; retry shortly")
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+async def _driver_error(request: Request, exc: Exception) -> JSONResponse:
+    if store_unavailable(exc):
+        return await _store_unavailable(request, exc)
+    return await _unexpected(request, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -133,4 +144,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for kind in _STORE_UNAVAILABLE:
         app.add_exception_handler(kind, _store_unavailable)
+    app.add_exception_handler(sa_exc.DBAPIError, _driver_error)
     app.add_exception_handler(Exception, _unexpected)

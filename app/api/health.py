@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.cache import Cache, CacheUnavailable
-from app.db import ping
+from app.db import StoreLocked, ping
 
 router = APIRouter(tags=["health"])
 
@@ -29,6 +29,10 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         await asyncio.wait_for(ping(request.state.engine), CHECK_TIMEOUT)
         checks["database"] = {"status": "ok", "backend": request.state.engine.dialect.name}
+    except StoreLocked:
+        # Writes would wait (then fail with 503 after DATABASE_STATEMENT_TIMEOUT_MS).
+        ready = False
+        checks["database"] = {"status": "unavailable", "reason": "locked"}
     except Exception as exc:  # any failure to answer is "not ready", whatever its type
         ready = False
         checks["database"] = {"status": "unavailable", "reason": type(exc).__name__}

@@ -28,6 +28,7 @@ from app.db import utcnow
 from app.errors import AppError, Forbidden, NotAuthenticated
 from app.metrics import tally
 from app.metrics.exposition import CONTENT_TYPE, Backlog, Levels, render
+from app.realtime.outbox import outbox_backlog
 from app.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,13 @@ async def pipeline_probe(session: AsyncSession) -> Backlog | None:
     return Backlog(count, age)
 
 
-# The transactional outbox (issue 18, item 1) is built in parallel: point OUTBOX_PROBE at its
-# query (frames committed and not yet published, and the oldest's age) and the gauges
-# `firstcontact_outbox_backlog` / `firstcontact_outbox_oldest_age_seconds` get their values.
-# None: the two series are described but carry no sample.
-OUTBOX_PROBE: Probe | None = None
+async def outbox_probe(session: AsyncSession) -> Backlog | None:
+    """Frames committed and not yet published (app.realtime.outbox), and the oldest's age."""
+    count, age = await outbox_backlog(session)
+    return Backlog(count, age or 0.0)
+
+
+OUTBOX_PROBE: Probe | None = outbox_probe
 
 
 class MetricsNotConfigured(AppError):

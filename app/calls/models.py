@@ -54,6 +54,10 @@ class Call(Base):
     # strands, e.g. [{"id": "hate_crime", "strands": ["race"]}] (app.calls.qualifiers); NULL
     # until first set.
     qualifiers: Mapped[list[dict[str, object]] | None] = mapped_column(JsonDoc, nullable=True)
+    # The number of the call's last message on the live channels (issue 18): each message
+    # takes the next one in the transaction that writes it (app.realtime.outbox), so frames
+    # carry an order of their own that screens check.
+    frame_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -17,12 +17,12 @@ from app.auth import policy
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.calls.models import Call
-from app.db import after_commit, utcnow
+from app.db import utcnow
 from app.errors import AppError, Forbidden
 from app.history import alerts as history_alerts
 from app.history.models import Alert, AlertAcknowledgement
 from app.realtime.envelope import SUPERVISORS, handler_channel
-from app.realtime.publish import publish_to
+from app.realtime.publish import stage_to
 from app.resources import Resources
 
 
@@ -84,10 +84,5 @@ async def acknowledge(
         return data
 
     channels = [SUPERVISORS] + ([handler_channel(handler)] if handler else [])
-    call_id = alert.call_id
-
-    async def announce() -> None:
-        await publish_to(resources, channels, "alert.acknowledged", call_id, data)
-
-    after_commit(session, announce)
+    stage_to(session, resources, channels, "alert.acknowledged", alert.call_id, data)
     return data

@@ -9,7 +9,12 @@ plus what resuming needs (read after a cursor, the current tail), hardened:
 - every local subscriber has a bounded queue; a subscriber that cannot keep up is marked
   overflowed (its socket is closed with 4008 and the client resumes), it never blocks the
   others or the publisher;
-- messages are retained for `realtime_retention_seconds` so that a client can resume.
+- messages are retained for `realtime_retention_seconds` so that a client can resume;
+- a call's messages pass a gate (issue 18): each carries the call's own number (`seq`), and the
+  broker takes message n of a call only after message n-1, and never twice. Whoever publishes
+  (the worker that committed, or the outbox relay of any worker, after a crash or an outage),
+  the channels get a call's messages once each, in order. Nothing waits in a process's memory
+  for the broker: the rows of `outbox_message` are what is not sent yet (app.realtime.outbox).
 """
 
 from __future__ import annotations
@@ -31,6 +36,50 @@ class BrokerUnavailable(Exception):
 
 class CursorGone(Exception):
     """The cursor is unknown on this channel or older than what is retained: resync."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One logical message for `Broker.publish_messages`: a body per channel (a handler's view
+    and the supervisors' of one event differ), published together or not at all."""
+
+    channels: tuple[str, ...]
+    bodies: tuple[str, ...]
+    call_id: int | None = None  # with `seq`: the gate applies
+    seq: int | None = None
+    # Take it even if the gate has not seen message seq-1 of the call: only when the store says
+    # every earlier message of the call is sent (the gate was lost: Redis restarted empty, or
+    # the call was quiet for longer than the retention).
+    lenient: bool = False
+
+
+# What the gate did with each message.
+PUBLISHED, DUPLICATE, BLOCKED = 1, 0, -1
+
+
+class Gates:
+    """The gate of the in-process broker: the last message number taken, per call. Bounded
+    (oldest calls forgotten first): a forgotten call's next message is blocked until the
+    relay, which knows from the store that nothing earlier is unsent, sends it leniently."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._last: dict[int, int] = {}
+
+    def admit(self, message: Message) -> int:
+        if message.call_id is None or message.seq is None:
+            return PUBLISHED
+        last = self._last.get(message.call_id, 0)
+        if message.seq <= last:
+            return DUPLICATE
+        if message.seq != last + 1 and not message.lenient:
+            return BLOCKED
+        self._last.pop(message.call_id, None)  # re-inserted last: the most recent call
+        self._last[message.call_id] = message.seq
+        if len(self._last) > self.LIMIT:
+            del self._last[next(iter(self._last))]
+        return PUBLISHED
 
 
 @dataclass(frozen=True)
@@ -125,12 +174,14 @@ class Broker(Protocol):
     async def disconnect(self) -> None: ...
 
     async def publish(self, channel: str, body: str) -> None:
-        """Append `body` (an envelope without id) to `channel`. Returns once the message is
-        stored or, while the backend is unreachable, queued in order for a retry."""
+        """Append `body` (an envelope without id) to `channel`, outside any gate (control
+        messages). Raises BrokerUnavailable when the backend cannot be reached."""
 
-    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
-        """`publish` for each `(channel, body)` in order, in one round trip where the backend
-        allows (a batch's messages after its commit)."""
+    async def publish_messages(self, messages: Sequence[Message]) -> list[int]:
+        """Publish `messages` in order, in one round trip where the backend allows, each through
+        its call's gate: PUBLISHED, DUPLICATE (taken before: nothing sent) or BLOCKED (the
+        call's previous message is not taken yet: nothing sent, try again later), per message.
+        Raises BrokerUnavailable when the backend cannot be reached (nothing was taken)."""
 
     async def subscribe(self, channel: str, maxsize: int) -> Subscription:
         """Register a local listener. Live messages after `baseline` are queued from now."""

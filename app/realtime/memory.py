@@ -12,7 +12,15 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from app.realtime.broker import CursorGone, Delivered, Fanout, Subscription
+from app.realtime.broker import (
+    PUBLISHED,
+    CursorGone,
+    Delivered,
+    Fanout,
+    Gates,
+    Message,
+    Subscription,
+)
 from app.realtime.envelope import Cursor, format_cursor, frame
 
 MAX_PER_CHANNEL = 100_000
@@ -36,6 +44,7 @@ class MemoryBroker:
         self.fanout = Fanout()
         self._logs: dict[str, _Log] = {}
         self._last: Cursor = (0, 0)
+        self.gates = Gates()
 
     async def connect(self) -> None:
         return None
@@ -61,9 +70,15 @@ class MemoryBroker:
         self._trim(log, cursor[0])
         self.fanout.dispatch(channel, format_cursor(cursor), body)
 
-    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
-        for channel, body in messages:
-            await self.publish(channel, body)
+    async def publish_messages(self, messages: Sequence[Message]) -> list[int]:
+        outcomes = []
+        for message in messages:
+            outcome = self.gates.admit(message)
+            if outcome == PUBLISHED:
+                for channel, body in zip(message.channels, message.bodies, strict=True):
+                    await self.publish(channel, body)
+            outcomes.append(outcome)
+        return outcomes
 
     def _trim(self, log: _Log, now_ms: int) -> None:
         excess = len(log.cursors) - MAX_PER_CHANNEL

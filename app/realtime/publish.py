@@ -4,8 +4,8 @@
 - `handler:<id>` receives a call once it rings at that handler's desk (`ringing` on), until it
   ends or is transferred away.
 
-Publish only after the transaction that produced the message has committed: callers queue
-these with `after_commit` (the pipeline step does, through `ctx.after_commit`).
+Messages are staged in the transaction that produces them and written to the outbox when it
+commits (app.realtime.outbox): published once stored, never lost to a crash or an outage.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.calls.snapshot import CallSnapshot
+from app.realtime import outbox
 from app.realtime.broker import Broker
 from app.realtime.envelope import MESSAGE_TYPES, SUPERVISORS, encode_body, handler_channel
 from app.resources import Resources
@@ -50,34 +53,41 @@ def call_view(call: CallSnapshot) -> dict[str, object]:
     }
 
 
-def encode_message(type_: str, call_id: int | None, data: Mapping[str, object]) -> str:
-    """The body of one message (an envelope without its id)."""
+def check_type(type_: str) -> None:
     if type_ not in MESSAGE_TYPES:
         raise ValueError(f"unknown message type {type_!r}")
+
+
+def encode_message(type_: str, call_id: int | None, data: Mapping[str, object]) -> str:
+    """The body of one message (an envelope without its id)."""
+    check_type(type_)
     return encode_body(type_, call_id, data)
 
 
-async def publish_to(
+def stage_to(
+    session: AsyncSession,
     resources: Resources,
     channels: list[str],
     type_: str,
     call_id: int | None,
     data: Mapping[str, object],
 ) -> None:
-    """Publish one message on each of `channels` (each channel has its own cursors)."""
-    body = encode_message(type_, call_id, data)
-    broker = broker_of(resources)
-    for channel in dict.fromkeys(channels):  # once per channel, in order
-        await broker.publish(channel, body)
+    """One message on each of `channels` once `session` commits (the same data on each)."""
+    check_type(type_)  # fails here, in the transaction, not when it commits
+    outbox.stage(session, resources, type_, call_id, [(c, data) for c in dict.fromkeys(channels)])
 
 
-async def publish_call_message(
-    resources: Resources, call: CallSnapshot, type_: str, data: Mapping[str, object]
+def stage_call_message(
+    session: AsyncSession,
+    resources: Resources,
+    call: CallSnapshot,
+    type_: str,
+    data: Mapping[str, object],
 ) -> None:
-    """Publish a call's message to supervisors and, if the call is at a handler's desk, to that
-    handler: late alerts (`alert.raised`), `prompts.updated`, `advice.updated`, `cue.detected`.
-    Call it after the commit that stored what it announces."""
+    """A call's message to supervisors and, if the call is at a handler's desk, to that
+    handler, once `session` commits: late alerts (`alert.raised`), `prompts.updated`,
+    `advice.updated`, `cue.detected`."""
     channels = [SUPERVISORS]
     if call.handler_id and call.state in AT_DESK:
         channels.append(handler_channel(call.handler_id))
-    await publish_to(resources, channels, type_, call.id, data)
+    stage_to(session, resources, channels, type_, call.id, data)

@@ -8,8 +8,10 @@ when Redis drops it reconnects with backoff and, for every channel someone in th
 listens to, reads the stream after the last cursor it delivered, so the outage loses nothing
 and the overlap with live traffic is dropped by cursor.
 
-While Redis is unreachable, publishes are kept in order in a bounded outbox and written as soon
-as it answers again: an event accepted (stored) during the outage is still delivered.
+A call's messages go through a gate in the same script: `rt:seq:<call id>` holds the number of
+the last message taken, and message n is taken only after n-1, never twice (app.realtime.broker).
+While Redis is unreachable publishing raises BrokerUnavailable: what was not taken stays in the
+outbox table, and the relay sends it once Redis answers (app.realtime.outbox).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import cast
 
@@ -31,6 +32,7 @@ from app.realtime.broker import (
     CursorGone,
     Delivered,
     Fanout,
+    Message,
     Subscription,
 )
 from app.realtime.envelope import Cursor, format_cursor, frame, parse_cursor
@@ -38,7 +40,6 @@ from app.tasks import cancel_and_wait, raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
-OUTBOX_LIMIT = 100_000
 PAGE = 1000
 
 _PUBLISH = """
@@ -48,19 +49,44 @@ redis.call('PUBLISH', KEYS[2], ARGV[4] .. '\\n' .. id .. '\\n' .. ARGV[2])
 return id
 """
 
-# Many messages in one round trip (a batch's publishes after its commit), in order: KEYS =
-# [bus, key of message 1, key of message 2, ...], ARGV = [min id, retention, then channel and
-# body of each message].
-_PUBLISH_MANY = """
-local ids = {}
-for i = 2, #KEYS do
-  local body = ARGV[2 * i]
-  local id = redis.call('XADD', KEYS[i], 'MINID', '~', ARGV[1], '*', 'b', body)
-  redis.call('PEXPIRE', KEYS[i], ARGV[2])
-  redis.call('PUBLISH', KEYS[1], ARGV[2 * i - 1] .. '\\n' .. id .. '\\n' .. body)
-  ids[#ids + 1] = id
+# Many messages in one round trip, in order, each through its call's gate. KEYS = [bus, then
+# per message: its gate key (calls only) and the stream key of each of its channels]; ARGV =
+# [min id, retention, then per message: seq ('' outside any call), lenient ('1'/'0'), the number
+# of channels, then channel and body of each]. Returns per message 1 published, 0 duplicate
+# (taken before), -1 blocked (the call's previous message not taken yet).
+_PUBLISH_MESSAGES = """
+local out = {}
+local k, a = 2, 3
+while a <= #ARGV do
+  local seq, lenient, n = ARGV[a], ARGV[a + 1] == '1', tonumber(ARGV[a + 2])
+  a = a + 3
+  local status = 1
+  if seq ~= '' then
+    local gate = KEYS[k]
+    k = k + 1
+    local s = tonumber(seq)
+    local last = tonumber(redis.call('GET', gate) or '0')
+    if s <= last then
+      status = 0
+    elseif s ~= last + 1 and not lenient then
+      status = -1
+    else
+      redis.call('SET', gate, seq, 'PX', ARGV[2])
+    end
+  end
+  for i = 1, n do
+    if status == 1 then
+      local body = ARGV[a + 1]
+      local id = redis.call('XADD', KEYS[k], 'MINID', '~', ARGV[1], '*', 'b', body)
+      redis.call('PEXPIRE', KEYS[k], ARGV[2])
+      redis.call('PUBLISH', KEYS[1], ARGV[a] .. '\\n' .. id .. '\\n' .. body)
+    end
+    k = k + 1
+    a = a + 2
+  end
+  out[#out + 1] = status
 end
-return ids
+return out
 """
 
 # Messages per script call: bounds how long one call holds Redis.
@@ -85,9 +111,7 @@ class RedisBroker:
         self.retention_ms = int(retention_seconds * 1000)
         self.fanout = Fanout()
         self._publish = self.client.register_script(_PUBLISH)
-        self._publish_many = self.client.register_script(_PUBLISH_MANY)
-        self._outbox: deque[tuple[str, str]] = deque()
-        self._flusher: asyncio.Task[None] | None = None
+        self._publish_messages = self.client.register_script(_PUBLISH_MESSAGES)
         self._reader: asyncio.Task[None] | None = None
         self.upstream_ok = asyncio.Event()
 
@@ -99,18 +123,10 @@ class RedisBroker:
         self._reader = asyncio.create_task(self._run_upstream(), name="realtime-upstream")
 
     async def disconnect(self) -> None:
-        for task in (self._reader, self._flusher):
-            if task is not None:
-                await cancel_and_wait(task)
-                with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
-                    await task
-        if self._outbox:
-            # One last chance for what is queued; stored events are re-published by nobody
-            # else, so say how many were left behind.
-            with contextlib.suppress(*_ERRORS):
-                await asyncio.wait_for(self._drain_outbox(), 2.0)
-            if self._outbox:
-                log.error("realtime outbox not flushed at shutdown", extra={"n": len(self._outbox)})
+        if self._reader is not None:
+            await cancel_and_wait(self._reader)
+            with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
+                await self._reader
         await self._bus_client.aclose()
         await self.client.aclose()
 
@@ -124,67 +140,43 @@ class RedisBroker:
         return _text(result)
 
     async def publish(self, channel: str, body: str) -> None:
-        if not self._outbox:
-            try:
-                await self._xadd(channel, body)
-                return
-            except _ERRORS as exc:
-                REDIS_ERRORS.inc("publish")
-                log.warning("realtime publish deferred: redis unavailable (%s)", type(exc).__name__)
-        self._defer(channel, body)
-
-    async def _xadd_many(self, messages: list[tuple[str, str]]) -> None:
-        min_id = f"{int(time.time() * 1000) - self.retention_ms}-0"
-        args: list[str | int] = [min_id, self.retention_ms]
-        for channel, body in messages:
-            args += (channel, body)
-        await self._publish_many(
-            keys=[self.bus, *(self._key(channel) for channel, _ in messages)], args=args
-        )
-
-    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
-        if not messages:
-            return
-        if len(messages) == 1:
-            await self.publish(*messages[0])
-            return
-        rest = list(messages)
-        if not self._outbox:
-            try:
-                while rest:
-                    await self._xadd_many(rest[:MANY_CHUNK])
-                    del rest[:MANY_CHUNK]
-                return
-            except _ERRORS as exc:
-                REDIS_ERRORS.inc("publish")
-                # As for one message: what was not confirmed waits in the outbox, in order.
-                log.warning("realtime publish deferred: redis unavailable (%s)", type(exc).__name__)
-        for channel, body in rest:
-            self._defer(channel, body)
-
-    def _defer(self, channel: str, body: str) -> None:
-        if len(self._outbox) >= OUTBOX_LIMIT:
-            self._outbox.popleft()
-            log.error("realtime outbox full: oldest message dropped")
-        self._outbox.append((channel, body))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_forever(), name="realtime-outbox")
-
-    async def _drain_outbox(self) -> None:
-        while self._outbox:
-            channel, body = self._outbox[0]
+        try:
             await self._xadd(channel, body)
-            self._outbox.popleft()
+        except _ERRORS as exc:
+            REDIS_ERRORS.inc("publish")
+            raise BrokerUnavailable(type(exc).__name__) from exc
 
-    async def _flush_forever(self) -> None:
-        delay = 0.05
-        while self._outbox:
-            try:
-                await self._drain_outbox()
-            except _ERRORS:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-        log.info("realtime outbox flushed")
+    def _gate(self, call_id: int) -> str:
+        return self.prefix + "rt:seq:" + str(call_id)
+
+    async def _publish_chunk(self, messages: Sequence[Message]) -> list[int]:
+        min_id = f"{int(time.time() * 1000) - self.retention_ms}-0"
+        keys: list[str] = [self.bus]
+        args: list[str | int] = [min_id, self.retention_ms]
+        for message in messages:
+            seq = ""
+            if message.call_id is not None and message.seq is not None:
+                keys.append(self._gate(message.call_id))
+                seq = str(message.seq)
+            args += (seq, "1" if message.lenient else "0", len(message.channels))
+            for channel, body in zip(message.channels, message.bodies, strict=True):
+                keys.append(self._key(channel))
+                args += (channel, body)
+        result = await self._publish_messages(keys=keys, args=args)
+        return [int(x) for x in result]
+
+    async def publish_messages(self, messages: Sequence[Message]) -> list[int]:
+        outcomes: list[int] = []
+        try:
+            for start in range(0, len(messages), MANY_CHUNK):
+                outcomes += await self._publish_chunk(messages[start : start + MANY_CHUNK])
+        except _ERRORS as exc:
+            REDIS_ERRORS.inc("publish")
+            if outcomes:
+                # An earlier chunk was taken: report it, the rest counts as blocked (retried).
+                return outcomes + [-1] * (len(messages) - len(outcomes))
+            raise BrokerUnavailable(type(exc).__name__) from exc
+        return outcomes
 
     # reading ---------------------------------------------------------------------------
     async def subscribe(self, channel: str, maxsize: int) -> Subscription:

@@ -29,8 +29,8 @@ from app.auth import sessions
 from app.auth.models import EndReason
 from app.auth.service import Ended
 from app.config import Settings
-from app.db import after_commit, unit_of_work
-from app.realtime import create_broker
+from app.db import unit_of_work
+from app.realtime import create_broker, outbox
 from app.realtime.broker import (
     BrokerUnavailable,
     Subscription,
@@ -93,26 +93,22 @@ def announce(session: AsyncSession, resources: Resources, ended: Ended | None) -
     """Queue the control message for `ended` to go out once `session` has committed."""
     if ended is None or not _worth_announcing(ended):
         return
-    broker = resources.broker
-    body = encode(ended)
-
-    async def publish() -> None:
-        await broker.publish(CHANNEL, body)
-
-    after_commit(session, publish)
+    outbox.stage_body(session, resources, CHANNEL, encode(ended))
 
 
 async def announce_from_tool(settings: Settings, ended: Ended) -> bool:
     """For the command line (another process than the service): publish the control message
     through Redis. Without REDIS_URL the service's broker is out of reach (False): its
-    periodic recheck closes the sockets instead."""
+    periodic recheck closes the sockets instead, as it does when Redis is away (False)."""
     if not settings.redis_url or not _worth_announcing(ended):
         return False
     broker = create_broker(settings)
     try:
         await broker.publish(CHANNEL, encode(ended))
+    except BrokerUnavailable:
+        return False
     finally:
-        await broker.disconnect()  # flushes a publish deferred while Redis was away
+        await broker.disconnect()
     return True
 
 

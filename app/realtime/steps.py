@@ -7,48 +7,22 @@
   `transferred` for the handler it is transferred to. The handler it leaves gets
   `call.transferred` without them.
 
-Everything is published after the processing transaction commits (`ctx.after_commit`): the
-messages of every event processed in that transaction (a batch) go out together, in the order
-queued, in one round trip to the broker.
+Each event's message is staged in the processing transaction and written to the outbox when it
+commits (app.realtime.outbox): the messages of every event processed in that transaction (a
+batch) go out together after the commit, in the order staged, in one round trip to the broker.
+The handler's frame and the supervisors' of one event are one message with one `seq`.
 """
 
 from __future__ import annotations
 
-from app import tracing
 from app.calls.step import StepContext
 from app.history.stored_context import stored_context
+from app.realtime import outbox
 from app.realtime.envelope import SUPERVISORS, handler_channel
-from app.realtime.publish import broker_of, call_view, encode_message
-from app.resources import Resources
+from app.realtime.publish import call_view, check_type
 
 # Events on which a handler's screen needs the whole picture.
 _ARRIVAL_AT_DESK = frozenset({"ringing", "transferred"})
-
-
-_OUTGOING = "realtime_outgoing"
-
-
-class _Outgoing:
-    """The messages a transaction publishes once it has committed, in order."""
-
-    def __init__(self, resources: Resources) -> None:
-        self.resources = resources
-        self.messages: list[tuple[str, str]] = []
-
-    async def send(self) -> None:
-        with tracing.span("realtime.publish", frames=len(self.messages)):
-            await broker_of(self.resources).publish_many(self.messages)
-
-
-def _outgoing(ctx: StepContext) -> _Outgoing:
-    """This transaction's outgoing messages, queued after its commit on first use. A new
-    transaction (or one rolled back, which dropped its queue) starts a new list."""
-    queued = ctx.session.info.get("after_commit", [])  # app.db.after_commit's queue
-    out: _Outgoing | None = ctx.session.info.get(_OUTGOING)
-    if out is None or not any(action == out.send for action in queued):
-        out = ctx.session.info[_OUTGOING] = _Outgoing(ctx.resources)
-        ctx.after_commit(out.send)
-    return out
 
 
 async def _context_and_alerts(ctx: StepContext) -> tuple[object, list[object]]:
@@ -96,6 +70,5 @@ async def realtime_step(ctx: StepContext) -> None:
         plan.append((handler_channel(call.handlers[-2]), dict(base)))
     plan.append((SUPERVISORS, supervisor_data))
 
-    out = _outgoing(ctx)
-    for channel, data in plan:
-        out.messages.append((channel, encode_message(type_, call.id, data)))
+    check_type(type_)
+    outbox.stage(ctx.session, ctx.resources, type_, call.id, plan)

@@ -8,6 +8,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import without_statement_timeout
 from app.periodic import Periodic
 from app.retention import service
 
@@ -26,6 +27,7 @@ class RetentionSchedule(Periodic):
 
     async def run_once(self) -> dict[str, int] | None:
         async with self.sessions() as session, session.begin():
+            await without_statement_timeout(session)  # batched deletes may take a while
             return await service.run(session, self.settings, actor=SCHEDULE_ACTOR)
 
     async def tick(self) -> None:

@@ -21,7 +21,7 @@ from app.cache import limits
 from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.snapshot import snapshot_of
-from app.db import after_commit, utcnow
+from app.db import utcnow
 from app.errors import Conflict, Forbidden
 from app.history import alerts as alert_store
 from app.history import search as history_search
@@ -176,11 +176,8 @@ async def link(
             },
         )
         snapshot = snapshot_of(call)
-        payloads = [alert_store.as_dict(a) for a in linked.alerts]
-
-        async def send() -> None:
-            for data in payloads:
-                await publish.publish_call_message(resources, snapshot, "alert.raised", data)
-
-        after_commit(session, send)
+        for alert in linked.alerts:
+            publish.stage_call_message(
+                session, resources, snapshot, "alert.raised", alert_store.as_dict(alert)
+            )
     return linked, call

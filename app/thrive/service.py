@@ -2,8 +2,9 @@
 
 Routers call these with the request's session (never committed here) and the process's
 resources. Who may write is checked first: only the call's current handler; supervisors, QA
-and admins read; a handler reads only calls they have handled. Publishing goes through
-`after_commit`, so nothing is pushed that was not stored, and a 4xx stores nothing (the
+and admins read; a handler reads only calls they have handled. Messages are staged in
+the transaction and written to the outbox with it (app.realtime.outbox), so nothing is pushed
+that was not stored, and a 4xx stores nothing (the
 request's transaction is rolled back).
 """
 
@@ -22,7 +23,7 @@ from app.calls import qualifiers
 from app.calls import service as calls
 from app.calls.models import Call
 from app.calls.snapshot import snapshot_of
-from app.db import Base, Upsert, after_commit, upsert_for, utcnow
+from app.db import Base, Upsert, upsert_for, utcnow
 from app.errors import Forbidden, Unprocessable
 from app.history import alerts as history_alerts
 from app.history import rerun
@@ -108,12 +109,7 @@ def publish_to_call(
 ) -> None:
     """Push to the call's handler and supervisors once the transaction has committed."""
     # The call as it is now (its handler and state decide who receives the message).
-    snapshot = snapshot_of(call)
-
-    async def send() -> None:
-        await publish.publish_call_message(resources, snapshot, type_, data)
-
-    after_commit(session, send)
+    publish.stage_call_message(session, resources, snapshot_of(call), type_, data)
 
 
 def _view(

@@ -341,3 +341,21 @@ describe("bindStatus", () => {
     assert.equal(env.document.body.dataset.conn, "reconnecting");
   });
 });
+
+describe("a call's own order (data.seq)", () => {
+  const numbered = (id, callId, seq) => ({
+    id, type: "call.answered", ts: TS(10), call_id: callId, data: { seq },
+  });
+
+  it("ignores a call's message older than, or the same as, the one it shows", async () => {
+    await liveAt();
+    lastSocket().frame(numbered("11-0", 7, 2));
+    lastSocket().frame(numbered("12-0", 7, 1)); // published later, older for its call
+    lastSocket().frame(numbered("13-0", 7, 2)); // shown already
+    lastSocket().frame(numbered("14-0", 8, 1)); // another call has its own numbers
+    lastSocket().frame(numbered("15-0", 7, 4)); // newer (3 went to other screens): applied
+    lastSocket().frame(event("16-0", 11)); // no call or no number: as before
+    assert.deepEqual(received, ["11-0", "14-0", "15-0", "16-0"]);
+    assert.equal(feed.cursor, "16-0", "the cursor still moves past what was ignored");
+  });
+});

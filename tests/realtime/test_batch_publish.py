@@ -38,13 +38,13 @@ async def test_batch_publishes_every_message_in_order_with_context_and_write_bac
         handler = await broker.subscribe("handler:H77", maxsize=100)
         supervisors = await broker.subscribe("supervisors", maxsize=100)
         published: list[int] = []
-        original = broker.publish_many
+        original = broker.publish_messages
 
-        async def counting(messages: Any) -> None:
-            published.append(len(messages))
-            await original(messages)
+        async def counting(messages: Any) -> list[int]:
+            published.append(sum(len(m.channels) for m in messages))
+            return await original(messages)
 
-        broker.publish_many = counting  # type: ignore[method-assign]
+        broker.publish_messages = counting  # type: ignore[method-assign]
         response = await post_signed(http, json.dumps(batch).encode(), url=BATCH_URL)
         assert response.status_code == 200, response.text
         to_handler = await _drain(handler, 6)

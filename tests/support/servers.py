@@ -132,6 +132,9 @@ class ThrowawayRedis:
     proc: subprocess.Popen[bytes] | None = None
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fc-redis-"))
     also_on: tuple[str, ...] = ()  # addresses to listen on besides loopback (other hosts)
+    # Saved at shutdown and loaded at start, as a production Redis keeps its data over a
+    # restart (off: a restart starts empty).
+    persist: bool = False
 
     @property
     def url(self) -> str:
@@ -143,7 +146,7 @@ class ThrowawayRedis:
             raise RuntimeError("redis-server is not installed; run scripts/ensure-services.sh")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", *self.also_on,
-             "--protected-mode", "no", "--save", "",
+             "--protected-mode", "no", "--save", "3600 1" if self.persist else "",
              "--appendonly", "no", "--dir", self.workdir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -240,8 +243,10 @@ def _throwaway(server: _Server) -> Iterator[_Server]:
         server.cleanup()
 
 
-def throwaway_redis(also_on: tuple[str, ...] = ()) -> AbstractContextManager[ThrowawayRedis]:
-    return _throwaway(ThrowawayRedis(also_on=also_on))
+def throwaway_redis(
+    also_on: tuple[str, ...] = (), persist: bool = False
+) -> AbstractContextManager[ThrowawayRedis]:
+    return _throwaway(ThrowawayRedis(also_on=also_on, persist=persist))
 
 
 def throwaway_postgres(

@@ -11,8 +11,14 @@
 // The first cursor is hello's `id` (the channel's position when the socket subscribed: the
 // snapshot read after it covers everything before, the socket delivers everything after), so
 // a drop before any message resumes from there instead of reading everything again.
+//
+// A call's messages carry the call's own number (`data.seq`, issue 18): a message of a call
+// whose number is not above the last one applied for that call is older than what the screen
+// shows (or shown already) and is ignored, whatever its cursor.
 
 const CONTROL = new Set(["hello", "resync", "ping", "pong", "error"]);
+// Calls whose last number is remembered (a supervisor's day is far fewer).
+const MAX_CALLS_TRACKED = 5000;
 
 function cursorKey(cursor) {
   const match = /^(\d+)-(\d+)$/.exec(cursor || "");
@@ -40,6 +46,7 @@ export class LiveFeed {
     this.status = null;
     this.closedByUs = false;
     this.loggingOut = false;
+    this.callSeq = new Map(); // call id -> the last `data.seq` applied
   }
 
   start() {
@@ -161,8 +168,23 @@ export class LiveFeed {
       if (last && !after(key, last)) return; // already seen (a replay overlapping live)
       this.cursor = message.id;
     }
+    if (this.older(message)) return;
     if (this.held) this.held.push(message);
     else this.onMessage(message);
+  }
+
+  // Whether `message` is not newer than what is shown of its call (and remember it if it is).
+  older(message) {
+    const seq = message.data?.seq;
+    if (message.call_id == null || typeof seq !== "number") return false;
+    const last = this.callSeq.get(message.call_id);
+    if (last !== undefined && seq <= last) return true;
+    this.callSeq.delete(message.call_id); // re-inserted: the most recent call last
+    this.callSeq.set(message.call_id, seq);
+    if (this.callSeq.size > MAX_CALLS_TRACKED) {
+      this.callSeq.delete(this.callSeq.keys().next().value);
+    }
+    return false;
   }
 
   control(message) {

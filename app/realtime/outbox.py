@@ -1,0 +1,429 @@
+"""The transactional outbox (issue 18): no frame lives only in a process's memory.
+
+Publishers `stage` a message in the transaction that produces it. When that transaction
+commits (a `before_commit` hook, so every commit path does it), its staged messages are
+numbered per call (`call.frame_seq`, one UPDATE: the call's row lock orders two transactions'
+messages of one call) and written to `outbox_message` (one INSERT), atomically with what they
+announce. Then:
+
+- the fast path: the worker that committed publishes its own rows at once, in order, in one
+  broker call (no poll delay), and marks them sent in a batched UPDATE off the request's path
+  (one per burst of commits);
+- the relay (one per process, `Relay`): every OUTBOX_POLL_SECONDS it takes the unsent rows
+  older than OUTBOX_GRACE_SECONDS, oldest first (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two
+  workers never take the same rows; SQLite has one process), publishes and marks them. It
+  covers what a worker left behind: killed between commit and publish, Redis away, a publish
+  blocked behind an earlier message of the same call.
+
+The broker's gate (app.realtime.broker) takes a call's message n only after n-1 and never twice,
+so a row published by its committer and again by a relay (the committer died before marking
+it) reaches the channels once, and a call's messages never overtake each other whoever sends
+them. Sent rows are deleted after OUTBOX_RETENTION_SECONDS (`purge_sent`, housekeeping).
+
+Fault injection for the drills: FC_FAULT_KILL_AFTER_COMMIT=N makes the process exit at once
+(`os._exit`) after its N-th commit that wrote messages, before publishing them. Read once at
+start; unset (always, outside the drills) it costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Row, Table, case, delete, event, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app import tracing
+from app.calls.models import Call
+from app.db import after_commit, is_postgres, utcnow
+from app.realtime.broker import BLOCKED, BrokerUnavailable, Message
+from app.realtime.envelope import encode_body
+from app.realtime.models import OutboxMessage
+from app.resources import Resources
+from app.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+_STAGED = "outbox_staged"
+FAULT_KILL_AFTER_COMMIT = "FC_FAULT_KILL_AFTER_COMMIT"
+# Rows per relay pass, and per UPDATE marking rows sent.
+BATCH = 500
+# How often a publish blocked behind the same call's earlier message is tried again at once
+# (that message is usually being published by another worker right now), before the relay.
+BLOCKED_RETRIES = 3
+
+_table: Table = OutboxMessage.__table__  # type: ignore[assignment]
+_call: Table = Call.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class _Staged:
+    call_id: int | None
+    type: str
+    channels: tuple[str, ...]
+    # A call message's data per channel (its `seq` is added when numbered), or ready bodies.
+    datas: tuple[Mapping[str, object], ...] = ()
+    bodies: tuple[str, ...] = ()
+
+
+def stage(
+    session: AsyncSession,
+    resources: Resources,
+    type_: str,
+    call_id: int | None,
+    deliveries: Sequence[tuple[str, Mapping[str, object]]],
+) -> None:
+    """Publish one message when `session` commits: `deliveries` are (channel, data) pairs,
+    one frame each (the same message as each channel sees it). A call's message carries the
+    call's next number as `data.seq`."""
+    if not deliveries:
+        return
+    channels = tuple(channel for channel, _ in deliveries)
+    datas = tuple(data for _, data in deliveries)
+    _queue(session, resources, _Staged(call_id, type_, channels, datas=datas))
+
+
+def stage_body(session: AsyncSession, resources: Resources, channel: str, body: str) -> None:
+    """Publish a ready body (a control message, outside any call) when `session` commits."""
+    _queue(session, resources, _Staged(None, "control", (channel,), bodies=(body,)))
+
+
+def _queue(session: AsyncSession, resources: Resources, staged: _Staged) -> None:
+    held: tuple[Resources, list[_Staged]] | None = session.info.get(_STAGED)
+    if held is None:
+        held = session.info[_STAGED] = (resources, [])
+    held[1].append(staged)
+
+
+# --- writing, in the committing transaction ---------------------------------------------
+
+
+def _numbered(sync: Session, staged: list[_Staged]) -> dict[int, int]:
+    """Take the next numbers of each call for its staged messages (one UPDATE, which also
+    locks the call rows: a later transaction's messages of the call get larger numbers and
+    larger row ids); the number before the first, per call."""
+    counts: dict[int, int] = {}
+    for item in staged:
+        if item.call_id is not None and item.datas:
+            counts[item.call_id] = counts.get(item.call_id, 0) + 1
+    if not counts:
+        return {}
+    bump = case(counts, value=_call.c.id, else_=0)
+    rows = sync.execute(
+        update(_call)
+        .where(_call.c.id.in_(list(counts)))
+        .values(frame_seq=_call.c.frame_seq + bump)
+        .returning(_call.c.id, _call.c.frame_seq)
+    ).all()
+    return {call_id: last - counts[call_id] for call_id, last in rows}
+
+
+def _write_staged(sync: Session) -> None:
+    held = sync.info.pop(_STAGED, None)
+    if not held:
+        return
+    resources, staged = held
+    if not staged:
+        return
+    before = _numbered(sync, staged)
+    now = utcnow()
+    rows: list[dict[str, object]] = []
+    messages: list[Message] = []
+    for item in staged:
+        seq: int | None = None
+        if item.datas:
+            if item.call_id in before:
+                seq = before[item.call_id] = before[item.call_id] + 1
+            bodies = tuple(
+                encode_body(item.type, item.call_id, {**data, "seq": seq}) for data in item.datas
+            )
+        else:
+            bodies = item.bodies
+        call_id = item.call_id if seq is not None else None
+        messages.append(Message(item.channels, bodies, call_id, seq))
+        rows.append(
+            {
+                "call_id": item.call_id,
+                "seq": seq,
+                "type": item.type,
+                "channels": list(item.channels),
+                "bodies": "\n".join(bodies),
+                "created_at": now,
+            }
+        )
+    ids = (
+        sync.execute(insert(_table).returning(_table.c.id, sort_by_parameter_order=True), rows)
+        .scalars()
+        .all()
+    )
+    relay: Relay | None = resources.outbox
+    if relay is None:
+        return  # a process without a relay only stores: another worker's relay sends them
+    pending = list(zip(ids, messages, strict=True))
+
+    async def publish() -> None:
+        await relay.publish_committed(pending)
+
+    after_commit(sync, publish)
+
+
+def _drop_staged(sync: Session, previous: SessionTransaction) -> None:
+    # Rolled back: what the transaction staged announces nothing that was stored.
+    if not previous.nested:
+        sync.info.pop(_STAGED, None)
+
+
+event.listen(Session, "before_commit", _write_staged)
+event.listen(Session, "after_soft_rollback", _drop_staged)
+
+
+# --- the queries the relay, the housekeeping and metrics use ----------------------------
+
+
+def _message_of(row: Row[Any, Any, Any, Any, Any], lenient: bool = False) -> Message:
+    seq = row.seq
+    return Message(
+        tuple(row.channels),
+        tuple(row.bodies.split("\n")),
+        row.call_id if seq is not None else None,
+        seq,
+        lenient and seq is not None,
+    )
+
+
+async def mark_sent(session: AsyncSession, ids: Sequence[int]) -> None:
+    now = utcnow()
+    for start in range(0, len(ids), BATCH):
+        chunk = list(ids[start : start + BATCH])
+        await session.execute(update(_table).where(_table.c.id.in_(chunk)).values(sent_at=now))
+
+
+async def outbox_backlog(session: AsyncSession) -> tuple[int, float | None]:
+    """How many messages are not sent yet, and the age in seconds of the oldest (None when
+    there is none): for metrics and alerting."""
+    count, oldest = (
+        await session.execute(
+            select(func.count(), func.min(_table.c.created_at)).where(_table.c.sent_at.is_(None))
+        )
+    ).one()
+    if not count or oldest is None:
+        return 0, None
+    if oldest.tzinfo is None:  # SQLite through an aggregate: no type decorator applied
+        oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
+
+
+async def purge_sent(session: AsyncSession, older_than_seconds: float) -> int:
+    """Delete rows sent more than `older_than_seconds` ago; how many."""
+    cut = utcnow() - timedelta(seconds=older_than_seconds)
+    result = await session.execute(
+        delete(_table).where(_table.c.sent_at.is_not(None), _table.c.sent_at < cut)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _lowest_unsent(session: AsyncSession, call_ids: set[int]) -> dict[int, int]:
+    rows = await session.execute(
+        select(_table.c.call_id, func.min(_table.c.seq))
+        .where(_table.c.sent_at.is_(None), _table.c.call_id.in_(call_ids))
+        .group_by(_table.c.call_id)
+    )
+    return {call_id: seq for call_id, seq in rows}
+
+
+# --- the relay ---------------------------------------------------------------------------
+
+
+class Relay:
+    """This process's publisher of outbox rows: its own after each commit (fast path), and
+    anybody's left unsent (the loop). Start and stop it in the lifespan."""
+
+    def __init__(self, resources: Resources) -> None:
+        settings = resources.settings
+        self.resources = resources
+        self.poll_seconds = settings.outbox_poll_seconds
+        self.grace_seconds = settings.outbox_grace_seconds
+        self._to_mark: list[int] = []
+        self._marks_waiting = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._urgent = False  # the next pass takes rows of any age (something was blocked)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._retries: set[asyncio.Task[None]] = set()
+        self._broker_down = False
+        kill_after = os.environ.get(FAULT_KILL_AFTER_COMMIT)
+        self._kill_after = int(kill_after) if kill_after else 0
+        self._commits = 0
+        # Figures for tests and metrics.
+        self.published = 0
+        self.relayed = 0
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._relay_forever(), name="outbox-relay"),
+            asyncio.create_task(self._mark_forever(), name="outbox-marks"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the loops; the marks still waiting are written (best effort: a mark lost only
+        means a relay publishes the row again, which the broker's gate drops)."""
+        for task in [*self._retries, *self._tasks]:
+            await cancel_and_wait(task)
+        self._tasks = []
+        if self._to_mark:
+            try:
+                await asyncio.wait_for(self._write_marks(), 2.0)
+            except Exception as exc:
+                log.warning(
+                    "outbox marks not written at shutdown", extra={"error": type(exc).__name__}
+                )
+
+    # the fast path ---------------------------------------------------------------------
+    async def publish_committed(self, pending: list[tuple[int, Message]]) -> None:
+        """After the commit that wrote `pending` (row id, message): publish them now."""
+        if self._kill_after:
+            self._commits += 1
+            if self._commits >= self._kill_after:
+                log.warning("fault injection: exiting after a commit, before its publish")
+                os._exit(137)
+        with tracing.span("realtime.publish", frames=len(pending)):
+            await self._publish(pending, retries=BLOCKED_RETRIES)
+
+    async def _publish(self, pending: list[tuple[int, Message]], retries: int) -> None:
+        try:
+            outcomes = await self.resources.broker.publish_messages([m for _, m in pending])
+        except BrokerUnavailable as exc:
+            if not self._broker_down:
+                log.warning("realtime publish deferred to the outbox relay: broker unavailable",
+                            extra={"error": str(exc)})  # fmt: skip
+            self._broker_down = True
+            return
+        self._broker_down = False
+        done = [row_id for (row_id, _), outcome in zip(pending, outcomes, strict=True)
+                if outcome != BLOCKED]  # fmt: skip
+        self.published += len(done)
+        self._mark(done)
+        blocked = [p for p, outcome in zip(pending, outcomes, strict=True) if outcome == BLOCKED]
+        if not blocked:
+            return
+        if retries > 0:
+            # Behind an earlier message of the same call that another worker (or an earlier
+            # commit here) is publishing at this moment: try again shortly, in the background.
+            task = asyncio.get_running_loop().create_task(self._retry(blocked, retries - 1))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+        else:
+            self._urgent = True
+            self._wake.set()
+
+    async def _retry(self, pending: list[tuple[int, Message]], retries: int) -> None:
+        await asyncio.sleep(0.01 * 4 ** (BLOCKED_RETRIES - retries - 1))
+        await self._publish(pending, retries)
+
+    # marking sent, batched -------------------------------------------------------------
+    def _mark(self, ids: list[int]) -> None:
+        if ids:
+            self._to_mark.extend(ids)
+            self._marks_waiting.set()
+
+    async def _write_marks(self) -> None:
+        ids, self._to_mark = self._to_mark, []
+        try:
+            async with self.resources.sessions() as session, session.begin():
+                await mark_sent(session, ids)
+        except BaseException:
+            self._to_mark[:0] = ids  # the next round tries again
+            raise
+
+    async def _mark_forever(self) -> None:
+        delay = 0.1
+        while True:
+            await self._marks_waiting.wait()
+            self._marks_waiting.clear()
+            try:
+                await self._write_marks()
+                delay = 0.1
+            except Exception as exc:  # the database away: the rows stay marked unsent
+                log.warning("outbox marks not written", extra={"error": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                self._marks_waiting.set()
+
+    # the relay loop --------------------------------------------------------------------
+    async def relay_once(self, min_age: float | None = None) -> int:
+        """Publish unsent rows at least `min_age` seconds old (the grace by default), oldest
+        first; how many were sent (or found already sent)."""
+        age = self.grace_seconds if min_age is None else min_age
+        query = (
+            select(_table.c.id, _table.c.call_id, _table.c.seq, _table.c.channels,
+                   _table.c.bodies)
+            .where(_table.c.sent_at.is_(None),
+                   _table.c.created_at <= utcnow() - timedelta(seconds=age))
+            .order_by(_table.c.id)
+            .limit(BATCH)
+        )  # fmt: skip
+        async with self.resources.sessions() as session, session.begin():
+            if not is_postgres(session):
+                # SQLite (one process): read, then publish and mark in a write transaction of
+                # its own (a read upgraded to a write fails if another commit came between).
+                rows = (await session.execute(query)).all()
+                done = await self._send(session, rows) if rows else []
+            else:
+                # Rows another worker's relay holds are skipped, never waited for; they stay
+                # locked here until marked, so no two relays publish the same rows.
+                rows = (await session.execute(query.with_for_update(skip_locked=True))).all()
+                done = await self._send(session, rows) if rows else []
+                await mark_sent(session, done)
+        if rows and not is_postgres(session):
+            async with self.resources.sessions() as writer, writer.begin():
+                await mark_sent(writer, done)
+        self.relayed += len(done)
+        return len(done)
+
+    async def _send(
+        self, session: AsyncSession, rows: Sequence[Row[Any, Any, Any, Any, Any]]
+    ) -> list[int]:
+        """Publish `rows` in order, in one broker call; the ids of those the broker took (or
+        had taken before). A row that is its call's lowest unsent in the store goes leniently:
+        every earlier message of the call is sent, so if the gate does not know the previous
+        one it lost it (Redis restarted empty, or the call was quiet past the retention)."""
+        calls = {row.call_id for row in rows if row.seq is not None}
+        lowest = await _lowest_unsent(session, calls) if calls else {}
+        messages = [_message_of(row, lowest.get(row.call_id) == row.seq) for row in rows]
+        outcomes = await self.resources.broker.publish_messages(messages)
+        return [row.id for row, o in zip(rows, outcomes, strict=True) if o != BLOCKED]
+
+    async def _relay_forever(self) -> None:
+        delay = self.poll_seconds
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            urgent, self._urgent = self._urgent, False
+            try:
+                while await self.relay_once(0.0 if urgent else None) >= BATCH:
+                    pass  # more are waiting
+                delay = self.poll_seconds
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis or the database away: the rows wait for the next pass
+                log.warning("outbox relay pass failed", extra={"error": type(exc).__name__})
+                delay = min(delay * 2, max(self.poll_seconds, 5.0))
+
+
+__all__ = [
+    "FAULT_KILL_AFTER_COMMIT",
+    "Relay",
+    "mark_sent",
+    "outbox_backlog",
+    "purge_sent",
+    "stage",
+    "stage_body",
+]
