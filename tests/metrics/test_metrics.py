@@ -62,7 +62,7 @@ async def test_a_scrape_needs_the_token_and_is_not_in_the_api_document(
     assert wrong.status_code == 401
     assert wrong.json()["error"]["code"] == "not_authenticated"
     text = await scrape(client)
-    # Described even with nothing to say yet (the outbox's: no probe until it exists).
+    # Described, and zero with nothing waiting.
     for name in (
         "firstcontact_pipeline_backlog",
         "firstcontact_pipeline_oldest_unprocessed_age_seconds",
@@ -72,6 +72,7 @@ async def test_a_scrape_needs_the_token_and_is_not_in_the_api_document(
     ):
         assert f"# TYPE {name} " in text, name
     assert sample(text, "firstcontact_pipeline_backlog") == 0.0
+    assert sample(text, "firstcontact_outbox_backlog") == 0.0
 
 
 async def test_metrics_are_off_unless_configured(

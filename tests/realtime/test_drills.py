@@ -37,6 +37,7 @@ from app.auth.models import Role
 from app.config import Settings
 from app.telephony.signature import signed_headers
 from tests.conftest import TELEPHONY_SECRET, MakeStaff, process_env
+from tests.metrics.test_metrics import SCRAPE, TOKEN, sample
 from tests.realtime.support import EVENTS_URL, event, frame, open_socket
 from tests.support.servers import (
     ROOT,
@@ -174,7 +175,7 @@ async def handler_feed(token: str, services: list[ServiceProcess]) -> Any:
 def _env(redis_url: str, **extra: str) -> dict[str, str]:
     # Short relay periods: the drill's leftovers go within a second, not the defaults' 2.5 s.
     return {"REDIS_URL": redis_url, "OUTBOX_POLL_SECONDS": "0.2", "OUTBOX_GRACE_SECONDS": "0.5",
-            "PIPELINE_RETRY_MAX_SECONDS": "1", **extra}  # fmt: skip
+            "PIPELINE_RETRY_MAX_SECONDS": "1", "METRICS_TOKEN": TOKEN, **extra}  # fmt: skip
 
 
 def _no_500(driver: Driver, calls: int = CALLS) -> None:
@@ -210,6 +211,14 @@ async def test_kill_between_commit_and_publish_loses_nothing(
         _no_500(driver)
 
 
+async def _outbox_backlog(service: ServiceProcess) -> float:
+    """The outbox backlog as the operations team sees it: a scrape of `/metrics`."""
+    async with httpx.AsyncClient() as http:
+        response = await http.get(service.url + "/metrics", headers=SCRAPE, timeout=10)
+    assert response.status_code == 200, response.text
+    return sample(response.text, "firstcontact_outbox_backlog")
+
+
 async def _redis_drill(
     token: str,
     services: list[ServiceProcess],
@@ -218,18 +227,36 @@ async def _redis_drill(
     kill: ServiceProcess | None = None,
 ) -> None:
     """Calls through `services` while Redis goes away (and `kill` dies meanwhile) and back;
-    the handler's socket is on the last service."""
+    the handler's socket is on the last service. `/metrics` shows the outbox's backlog rise
+    while Redis is away and drain once it is back."""
     async with handler_feed(token, services[-1:]) as feed:
         driver = Driver(services)
         drive = asyncio.create_task(driver.run(prefix))
-        await asyncio.sleep(0.4)  # a few calls in flight
+
+        async def calls_in_flight() -> bool:
+            return driver.accepted >= 8
+
+        await eventually(calls_in_flight, what="a few calls in flight")
         redis_server.stop()
-        await asyncio.sleep(1.5)  # Redis away: events keep being accepted, frames committed
+        # Redis away: events keep being accepted, their frames wait in the outbox.
+        backlog = 0.0
+
+        async def backlog_risen() -> bool:
+            nonlocal backlog
+            backlog = await _outbox_backlog(services[-1])
+            return backlog >= 4
+
+        await eventually(backlog_risen, what="frames waiting in the outbox while Redis is away")
         if kill is not None:
             kill.kill()
         redis_server.start()
         call_ids = await drive
         await feed.complete(call_ids)
+
+        async def drained() -> bool:
+            return await _outbox_backlog(services[-1]) == 0
+
+        await eventually(drained, what="the outbox drained once Redis is back")
     _no_500(driver)
 
 
