@@ -30,7 +30,8 @@ from types import FrameType
 from fastapi import WebSocket
 
 from app.auth.service import Ended
-from app.metrics.catalogue import QUEUE_OVERFLOWS, SOCKET_CLOSES, SOCKETS_OPEN
+from app.db import store_unavailable
+from app.metrics.catalogue import DATABASE_ERRORS, QUEUE_OVERFLOWS, SOCKET_CLOSES, SOCKETS_OPEN
 from app.realtime.auth import connection_principal, origin_allowed
 from app.realtime.broker import Broker, BrokerUnavailable
 from app.realtime.connection import (
@@ -78,7 +79,17 @@ class Hub:
             await self._refuse(ws, FORBIDDEN, "origin not allowed")
             return
         looked_up_at = asyncio.get_running_loop().time()
-        principal = await connection_principal(ws, self.resources)
+        try:
+            principal = await connection_principal(ws, self.resources)
+        except Exception as error:
+            if not store_unavailable(error):
+                raise
+            # The credential cannot be read right now: the client retries (1013), as a
+            # webhook would on 503, instead of a failed handshake.
+            DATABASE_ERRORS.inc(type(error).__name__)
+            log.warning("socket refused: store unavailable", extra={"error": type(error).__name__})
+            await self._refuse(ws, TRY_AGAIN_LATER, "store unavailable")
+            return
         if principal is None:
             await self._refuse(ws, UNAUTHENTICATED, "not authenticated")
             return

@@ -289,7 +289,11 @@ async def test_sigterm_under_load_loses_nothing(
         async with handler_feed(token, [staying]) as feed:
             driver = Driver([stopping, staying])
             drive = asyncio.create_task(driver.run("st"))
-            await asyncio.sleep(0.5)
+
+            async def calls_in_flight() -> bool:
+                return driver.accepted >= 8
+
+            await eventually(calls_in_flight, what="a few calls in flight")
             await asyncio.to_thread(stopping.stop)  # SIGTERM: graceful, requests in flight end
             call_ids = await drive
             await feed.complete(call_ids)
@@ -331,9 +335,23 @@ async def test_postgres_restarted_gives_503s_never_500_and_loses_nothing() -> No
         async with handler_feed(token, [service]) as feed:
             driver = Driver([service])
             drive = asyncio.create_task(driver.run("pg"))
-            await asyncio.sleep(0.4)
+
+            async def calls_in_flight() -> bool:
+                return driver.accepted >= 8
+
+            await eventually(calls_in_flight, what="a few calls in flight")
             await asyncio.to_thread(pg.stop, "fast")  # "the database system is shutting down"
-            await asyncio.sleep(1.0)
+
+            async def outage_seen() -> bool:
+                return driver.statuses.get(503, 0) >= 1
+
+            await eventually(outage_seen, what="a webhook answered 503 while the store is down")
+            # A socket opened now cannot have its credential read: told to retry (1013),
+            # never a failed (500) handshake.
+            async with open_socket(service, token) as ws:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await frame(ws)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
             await asyncio.to_thread(pg.start)
             call_ids = await drive
             await feed.complete(call_ids)
