@@ -23,6 +23,9 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from app.cache.redis import connect
@@ -104,6 +107,13 @@ class RedisBroker:
 
     def __init__(self, url: str, prefix: str, retention_seconds: float) -> None:
         self.client = connect(url)
+        # Reads are idempotent: after a Redis restart the pool's first command meets a
+        # connection the server closed, and one immediate retry on a fresh connection
+        # answers it (a socket opened just then is served, not refused with 1013). Writes
+        # stay on `client`, never retried blindly.
+        self._reads = connect(
+            url, retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError]
+        )
         # The bus connection blocks on reads; its health is checked by periodic PINGs.
         self._bus_client = connect(url, socket_timeout=None, health_check_interval=5)
         self.prefix = prefix
@@ -128,6 +138,7 @@ class RedisBroker:
             with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
                 await self._reader
         await self._bus_client.aclose()
+        await self._reads.aclose()
         await self.client.aclose()
 
     # publishing ------------------------------------------------------------------------
@@ -195,7 +206,7 @@ class RedisBroker:
 
     async def tail(self, channel: str) -> Cursor:
         try:
-            entries = await self.client.xrevrange(self._key(channel), "+", "-", count=1)
+            entries = await self._reads.xrevrange(self._key(channel), "+", "-", count=1)
         except _ERRORS as exc:
             raise BrokerUnavailable(type(exc).__name__) from exc
         if not entries:
@@ -208,7 +219,7 @@ class RedisBroker:
         while True:
             entries = cast(
                 "list[tuple[bytes, dict[bytes, bytes]]]",
-                await self.client.xrange(key, start, "+", count=PAGE),
+                await self._reads.xrange(key, start, "+", count=PAGE),
             )
             for entry_id, fields in entries:
                 out.append((_text(entry_id), _text(fields[b"b"])))
@@ -221,14 +232,14 @@ class RedisBroker:
         try:
             if cursor == (0, 0):
                 try:
-                    info: dict[str, object] = await self.client.xinfo_stream(key)
+                    info: dict[str, object] = await self._reads.xinfo_stream(key)
                 except ResponseError:  # no such key: nothing was ever published, or expired
                     return []
                 deleted = _text(info.get("max-deleted-entry-id", "0-0"))
                 if deleted != "0-0":
                     raise CursorGone("the beginning of this channel is no longer retained")
             else:
-                found = await self.client.xrange(
+                found = await self._reads.xrange(
                     key, format_cursor(cursor), format_cursor(cursor), count=1
                 )
                 if not found:
@@ -240,7 +251,7 @@ class RedisBroker:
 
     async def ping(self) -> None:
         try:
-            await self.client.ping()
+            await self._reads.ping()
         except _ERRORS as exc:
             raise BrokerUnavailable(type(exc).__name__) from exc
 

@@ -13,6 +13,8 @@ from app.config import Settings
 from app.realtime import create_broker
 from app.realtime.broker import BLOCKED, DUPLICATE, PUBLISHED, CursorGone, Message
 from app.realtime.envelope import encode_body
+from app.realtime.redis import RedisBroker
+from tests.support.servers import throwaway_redis, wait_until
 
 
 async def test_slow_subscriber_overflows_alone_and_others_get_everything_in_order(
@@ -119,3 +121,24 @@ async def test_the_gate_takes_a_calls_messages_once_each_and_in_order(settings: 
         sub.close()
     finally:
         await broker.disconnect()
+
+
+async def test_a_subscription_right_after_a_redis_restart_is_served() -> None:
+    """After a restart the pool's connections are closed by the server: the first read on
+    one must be retried on a fresh connection, not refused (a socket would get 1013 while
+    Redis answers)."""
+    with throwaway_redis() as server:
+        broker = RedisBroker(server.url, "fc:restart:", 60)
+        await broker.connect()
+        try:
+            subs = [await broker.subscribe(f"c{n}", 10) for n in range(3)]
+            await broker.ping()
+            server.stop()
+            server.start()
+            wait_until(server._answers, 10, what="redis back")
+            again = await broker.subscribe("c0", 10)  # raised BrokerUnavailable before
+            assert again.baseline == (0, 0)
+            for sub in (*subs, again):
+                sub.close()
+        finally:
+            await broker.disconnect()
