@@ -46,18 +46,22 @@ async def test_a_webhook_is_traced_from_request_to_publish(settings: Settings) -
                 assert ringing.status_code == 202
     finally:
         tracing.uninstrument()
-    spans = {s.context.span_id: s for s in exporter.get_finished_spans()}
-    names = sorted(s.name for s in spans.values())
+    finished = exporter.get_finished_spans()
     (webhook,) = [
         s
-        for s in spans.values()
+        for s in finished
         if s.kind is SpanKind.SERVER and s.name == "POST /api/v1/telephony/events"
     ]
+    # The webhook's trace; the outbox relay's and the sent-marks' rounds run in the
+    # background, each a trace of its own.
+    spans = {
+        s.context.span_id: s for s in finished if s.context.trace_id == webhook.context.trace_id
+    }
+    names = sorted(s.name for s in spans.values())
     (store,) = [s for s in spans.values() if s.name == "call_event.store"]
     (publish,) = [s for s in spans.values() if s.name == "realtime.publish"]
     assert _parent(store, spans) is webhook, names
     assert _parent(publish, spans) is store, names
-    assert {s.context.trace_id for s in spans.values()} == {webhook.context.trace_id}
     statements = [s for s in spans.values() if s.attributes and "db.statement" in s.attributes]
     assert statements and all(_under(s, store, spans) for s in statements), names
     # Statement text only: the parameters of an insert never reach a span.
