@@ -23,13 +23,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from app.rules.cue_words import (
-    BOUNDARY,
     NUM,
+    NUMBER_WORDS,
     OLD,
     PhraseError,
     expand_phrase,
+    is_boundary,
     is_number,
     is_old,
+    read_words,
     tokenize,
     words_of,
 )
@@ -106,6 +108,32 @@ class CueInfo:
     effects: CueEffects = CueEffects()
 
 
+@dataclass(frozen=True)
+class Starts:
+    """A first pass over a narrative's words, before any phrase is walked: half its words
+    begin some phrase ("her", "she", "is"), but few are followed by a word that continues
+    one. A word in `always` is walked wherever it is (it is a phrase by itself, or a number
+    may follow it); any other word only where the next word is one of `then[word]`."""
+
+    always: frozenset[str]
+    then: dict[str, frozenset[str]]
+    numbers: bool  # a phrase may begin with a number: digits are walked too
+
+    @classmethod
+    def of(cls, trie: _Node) -> Starts:
+        numbers = NUM in trie or OLD in trie
+        always: set[str] = set(NUMBER_WORDS) if numbers else set()
+        then: dict[str, frozenset[str]] = {}
+        for word, node in trie.items():
+            if word is None or not isinstance(node, dict):
+                continue
+            if None in node or NUM in node or OLD in node:
+                always.add(word)
+            else:
+                then[word] = frozenset(w for w in node if w is not None)
+        return cls(frozenset(always), then, numbers)
+
+
 @dataclass
 class Lexicon:
     """A compiled cue lexicon (build with `compile_lexicon`)."""
@@ -123,6 +151,13 @@ class Lexicon:
     strand_severity: dict[str, str] = field(default_factory=dict)
     by_id: dict[str, CueInfo] = field(default_factory=dict)
     speller: Speller | None = None
+    _starts: Starts | None = field(default=None, repr=False, compare=False)
+
+    def starts(self) -> Starts:
+        """Where a phrase may begin (computed once: a compiled lexicon is not changed)."""
+        if self._starts is None:
+            self._starts = Starts.of(self.trie)
+        return self._starts
 
     def strands(self) -> list[tuple[str, str]]:
         return list(self.strand_names.items())
@@ -264,7 +299,7 @@ def _negated(lexicon: Lexicon, words: list[str], start: int, end: int) -> bool:
     stop = max(0, start - lexicon.window)
     for k in range(start - 1, stop - 1, -1):
         word = words[k]
-        if word == BOUNDARY or word in lexicon.breakers:
+        if word in lexicon.breakers or is_boundary(word):
             break
         if word in lexicon.negate_before:
             return True
@@ -272,7 +307,7 @@ def _negated(lexicon: Lexicon, words: list[str], start: int, end: int) -> bool:
             break
     if lexicon.negate_after:
         for k in range(end, min(len(words), end + lexicon.after_window + 1)):
-            if words[k] == BOUNDARY:
+            if is_boundary(words[k]):
                 break
             if _longest(lexicon.negate_after, words, k)[0] != -1:
                 return True
@@ -285,51 +320,75 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
     The same cue id may appear more than once (each occurrence with its span); a caller
     that pushes cues once per call keeps the ids it has pushed.
     """
-    words, starts, ends = tokenize(text)
+    read = read_words(text)
+    words = read.words
     speller = lexicon.speller
     if speller is not None:
         # Inline fast path: most words are short or known; only the rest go to the speller.
         shortest, known, correct = speller.min_length - 1, speller.known, speller.correct
         words = [w if len(w) < shortest or w in known else correct(w) for w in words]
     trie = lexicon.trie
-    numbers_start = NUM in trie or OLD in trie
+    # Only words that may begin a phrase here are walked, chosen in one comprehension.
+    starts = lexicon.starts()
+    always, then = starts.always, starts.then
+    nexts = words[1:]
+    nexts.append("")
+    candidates = [
+        i
+        for i, (w, x) in enumerate(zip(words, nexts, strict=False))  # (one more if no words)
+        if w in always or (w in then and x in then[w]) or (starts.numbers and w.isdigit())
+    ]
     found: list[Cue] = []
-    i, n = 0, len(words)
-    while i < n:
-        word = words[i]
-        if word not in trie and not (numbers_start and is_number(word)):
-            i += 1
+    n = len(words)
+    resume = 0  # a phrase found (or ignored) is not read again from inside
+    for i in candidates:
+        if i < resume:
             continue
-        end, value = _longest(trie, words, i)
+        # The longest phrase from word i (`_longest`, inlined: it runs for every candidate).
+        node = trie
+        end = value = -1
+        j = i
+        while j < n:
+            word = words[j]
+            child = node.get(word)
+            if child is None and (NUM in node or OLD in node):
+                child = _number_step(node, word)
+            if not isinstance(child, dict):
+                break
+            node = child
+            j += 1
+            here = node.get(None)
+            if here is not None and not isinstance(here, dict):
+                end, value = j, here
         if end == -1:
-            i += 1
             continue
         if value == _IGNORED:
-            i = end
+            resume = end
             continue
         if _negated(lexicon, words, i, end):
             # The negation is the phrase's ("never hurt the children"): words inside it that
             # are cues of their own are read again, each with its own negation check.
-            i += 1
             continue
         info = lexicon.cues[value]
-        span_start, span_end = starts[i], ends[end - 1]
+        span_start = read.span(i)[0]
+        span_end = read.span(end - 1)[1]
+        effects = info.effects
         found.append(
-            Cue(
-                strand=info.strand,
-                strand_name=info.strand_name,
-                cue=info.cue,
-                words=text[span_start:span_end],
-                start=span_start,
-                end=span_end,
-                rule=info.rule,
-                severity=info.severity,
-                qualifiers=info.effects.qualifiers,
-                prompts=info.effects.prompts,
-                grade_floor=info.effects.grade_floor,
+            Cue(  # positional: a third cheaper than by keyword, and a narrative has dozens
+                info.strand,
+                info.strand_name,
+                info.cue,
+                text[span_start:span_end],
+                span_start,
+                span_end,
+                info.rule,
+                info.severity,
+                effects.qualifiers,
+                effects.prompts,
+                effects.grade_floor,
             )
         )
-        i = end
+        resume = end
     return found
 
 
