@@ -110,10 +110,10 @@ class CueInfo:
 
 @dataclass(frozen=True)
 class Starts:
-    """A first pass over a narrative's words, before any phrase is walked: half its words
-    begin some phrase ("her", "she", "is"), but few are followed by a word that continues
-    one. A word in `always` is walked wherever it is (it is a phrase by itself, or a number
-    may follow it); any other word only where the next word is one of `then[word]`."""
+    """Which words to walk the trie from. Half a narrative's words begin some phrase ("her",
+    "she", "is"), but few are followed by a word that continues one: a word in `always` is
+    walked wherever it is (it is a phrase by itself, or a number may follow it), any other
+    only where the next word is one of `then[word]`."""
 
     always: frozenset[str]
     then: dict[str, frozenset[str]]
@@ -132,6 +132,23 @@ class Starts:
             else:
                 then[word] = frozenset(w for w in node if w is not None)
         return cls(frozenset(always), then, numbers)
+
+    def candidates(self, words: list[str]) -> list[int]:
+        """The indices of the words to walk from, in order."""
+        always, then = self.always, self.then
+        if self.numbers:
+            found = [i for i, w in enumerate(words) if w in always or w in then or w.isdigit()]
+        else:
+            found = [i for i, w in enumerate(words) if w in always or w in then]
+        last = len(words) - 1
+        return [
+            i
+            for i in found
+            if i < last
+            and words[i] in then
+            and words[i + 1] in then[words[i]]
+            or words[i] not in then
+        ]
 
 
 @dataclass
@@ -328,20 +345,11 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
         shortest, known, correct = speller.min_length - 1, speller.known, speller.correct
         words = [w if len(w) < shortest or w in known else correct(w) for w in words]
     trie = lexicon.trie
-    # Only words that may begin a phrase here are walked, chosen in one comprehension.
-    starts = lexicon.starts()
-    always, then = starts.always, starts.then
-    nexts = words[1:]
-    nexts.append("")
-    candidates = [
-        i
-        for i, (w, x) in enumerate(zip(words, nexts, strict=False))  # (one more if no words)
-        if w in always or (w in then and x in then[w]) or (starts.numbers and w.isdigit())
-    ]
     found: list[Cue] = []
     n = len(words)
     resume = 0  # a phrase found (or ignored) is not read again from inside
-    for i in candidates:
+    # Only words that may begin a phrase here are walked.
+    for i in lexicon.starts().candidates(words):
         if i < resume:
             continue
         # The longest phrase from word i (`_longest`, inlined: it runs for every candidate).
