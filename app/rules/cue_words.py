@@ -12,7 +12,6 @@ import bisect
 import itertools
 import operator
 import re
-from collections.abc import Iterable
 
 # Words, with inner apostrophes kept so contractions can be expanded, and clause punctuation.
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[.;:!?,()\n]|\s[-–—]\s")
@@ -33,7 +32,6 @@ _SUFFIXES = (("n't", "not"), ("'m", "am"), ("'re", "are"), ("'ve", "have"), ("'l
 _MAX_EXPANSIONS = 256
 _CANNOT = ("cannot", "Cannot", "CANNOT")
 _NOT = operator.not_
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")  # a word of _TOKEN
 _TAIL = frozenset(".,;:!?)")  # clause punctuation that may end a word
 
 
@@ -161,27 +159,29 @@ def read_words(text: str) -> Words:
         if not chunk:
             continue
         end = ends[k] + k
+        last = chunk[-1]
+        if last in _TAIL:  # most of them: a word and a full stop or comma ("house;")
+            body = chunk[:-1]
+            if body.isalnum() and body != "cannot":
+                spans[len(words)] = (end - len(chunk), end - 1)
+                words.append(body)
+                spans[len(words)] = (end - 1, end)
+                words.append(last)
+                continue
         start = end - len(chunk)
-        # Most of the rest is a word and a full stop or comma ("house;", "won't", "nan's.").
-        body, tail = (chunk[:-1], end - 1) if chunk[-1] in _TAIL else (chunk, -1)
-        tokens: Iterable[tuple[str, int, int]]
-        if body.isalnum() or _WORD.fullmatch(body):
-            if tail == -1:
-                tokens = [(body, start, end)]
-            else:
-                tokens = [(body, start, tail), (chunk[-1], tail, end)]
-        else:
-            tokens = (
-                (m[0], m.start(), m.end())
-                for m in _TOKEN.finditer(lowered, max(0, start - 1), min(size, end + 1))
-            )
-        for token, first, last in tokens:
-            if "'" in token or "’" in token or (token == "cannot" and text[first:last] in _CANNOT):
+        for match in _TOKEN.finditer(lowered, max(0, start - 1), min(size, end + 1)):
+            token = match[0]
+            span = match.span()
+            if (
+                "'" in token
+                or "’" in token
+                or (token == "cannot" and text[slice(*span)] in _CANNOT)
+            ):
                 for part in _expand(token):
-                    spans[len(words)] = (first, last)
+                    spans[len(words)] = span
                     words.append(part)
             else:
-                spans[len(words)] = (first, last)
+                spans[len(words)] = span
                 words.append(token)
     if done < len(chunks):
         firsts.append(len(words))

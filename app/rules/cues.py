@@ -359,7 +359,7 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
         while j < n:
             word = words[j]
             child = node.get(word)
-            if child is None and (NUM in node or OLD in node):
+            if child is None and (word in NUMBER_WORDS or word.isdigit()):
                 child = _number_step(node, word)
             if not isinstance(child, dict):
                 break
