@@ -124,9 +124,10 @@ def read_words(text: str) -> Words:
     runs on every narrative post; a regex match per word was half its cost).
 
     The text is lowered whole and split at spaces: a chunk of letters and digits only is a
-    word as it stands, and most are. The others (punctuation, an apostrophe, a tab, "cannot",
-    an empty chunk between two spaces) are read by the tokenizer's pattern, each with the
-    spaces either side so that a dash between spaces is still a clause boundary. Clause
+    word as it stands, and most are; a word and a full stop or comma ("house;") is split in
+    two. The others (an apostrophe, a tab, "cannot", an empty chunk between two spaces...)
+    are read by the tokenizer's pattern, each with the spaces either side so that a dash
+    between spaces is still a clause boundary. Clause
     punctuation is kept as typed (`is_boundary` tells it apart), and a dash after another
     boundary may count twice (" - - "): boundaries only end a clause, so neither changes what
     is detected. A text whose lowering is not one character for one ("İ", a final "Σ") is

@@ -1,11 +1,14 @@
 """Hidden-vulnerability cues: find a lexicon's phrases in a narrative as it is typed.
 
-The lexicon is compiled once (at load) into a word trie, so detection is one tokenising pass
-and a dictionary walk per word, whatever the size of the lexicon (bench/cues: p99 well under
-1 ms for 2,000 characters). Matching is on whole words ("kid" never matches "kidney", "my
-carer" is not "I don't care"), case-insensitive, with contractions expanded the same way in
-phrases and text (app.rules.cue_words) and one typing slip tolerated in long words
-(app.rules.spelling).
+The lexicon is compiled once (at load) into a word trie, so detection is one reading pass
+and a dictionary walk from the words that may begin a phrase, whatever the size of the
+lexicon (bench/cues, 2,000 characters: p99 under 1 ms, BENCHMARKS.md). Detection runs on every
+narrative post, so the per-word work is kept in C loops: the words are read by splitting the
+lowered text at spaces (`read_words`), and a walk starts only at a word that is a phrase by
+itself or is followed by a word that continues one (`Starts`). Matching is on whole words
+("kid" never matches "kidney", "my carer" is not "I don't care"), case-insensitive, with
+contractions expanded the same way in phrases and text (app.rules.cue_words) and one typing
+slip tolerated in long words (app.rules.spelling).
 
 Negation is scoped to the cue's own clause and verb: a negation word suppresses a cue only
 when nothing but `through` words (articles, auxiliaries, "have", "any"...) stands between
