@@ -105,11 +105,19 @@ class Words:
         self._spans = spans  # word index -> span, for words of the other chunks
         self._offsets: list[int] | None = None
 
-    def span(self, index: int) -> tuple[int, int]:
-        """The characters of the text the word at `index` came from."""
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """The characters of the text that words `first` to `last` (included) came from."""
+        return self._start(first), self._end(last)
+
+    def _start(self, index: int) -> int:
         span = self._spans.get(index)
-        if span is not None:
-            return span
+        return span[0] if span is not None else self._plain(index)[0]
+
+    def _end(self, index: int) -> int:
+        span = self._spans.get(index)
+        return span[1] if span is not None else self._plain(index)[1]
+
+    def _plain(self, index: int) -> tuple[int, int]:
         firsts, chunk_of_first = self._runs
         run = bisect.bisect_right(firsts, index) - 1
         chunk = chunk_of_first[run] + index - firsts[run]

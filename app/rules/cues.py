@@ -121,6 +121,7 @@ class Starts:
     always: frozenset[str]
     then: dict[str, frozenset[str]]
     numbers: bool  # a phrase may begin with a number: digits are walked too
+    roots: frozenset[str] = frozenset()  # every word a phrase may begin with
 
     @classmethod
     def of(cls, trie: _Node) -> Starts:
@@ -134,23 +135,22 @@ class Starts:
                 always.add(word)
             else:
                 then[word] = frozenset(w for w in node if w is not None)
-        return cls(frozenset(always), then, numbers)
+        return cls(frozenset(always), then, numbers, frozenset(always | then.keys()))
 
     def candidates(self, words: list[str]) -> list[int]:
         """The indices of the words to walk from, in order."""
-        always, then = self.always, self.then
+        then, roots = self.then, self.roots
         if self.numbers:
-            found = [i for i, w in enumerate(words) if w in always or w in then or w.isdigit()]
+            found = [i for i, w in enumerate(words) if w in roots or w.isdigit()]
         else:
-            found = [i for i, w in enumerate(words) if w in always or w in then]
+            found = [i for i, w in enumerate(words) if w in roots]
         last = len(words) - 1
         return [
             i
             for i in found
-            if i < last
-            and words[i] in then
-            and words[i + 1] in then[words[i]]
-            or words[i] not in then
+            # (A word of `then` is walked by its literal branch only, even if it is also a
+            # number: the walk tries a word itself before a number.)
+            if words[i] not in then or i < last and words[i + 1] in then[words[i]]
         ]
 
 
@@ -381,8 +381,7 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
             # are cues of their own are read again, each with its own negation check.
             continue
         info = lexicon.cues[value]
-        span_start = read.span(i)[0]
-        span_end = read.span(end - 1)[1]
+        span_start, span_end = read.span(i, end - 1)
         effects = info.effects
         found.append(
             Cue(  # positional: a third cheaper than by keyword, and a narrative has dozens
