@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.rules.cue_words import (
     NUM,
@@ -281,7 +282,8 @@ def compile_lexicon(
     return lexicon
 
 
-def _number_step(node: _Node, word: str) -> _Node | int | None:
+def _number_step(node: _Node, word: str) -> Any:
+    """The child of `node` a number word goes to (the trie's `<old>` or `<num>`), or None."""
     if NUM not in node and OLD not in node:
         return None
     if OLD in node and is_old(word):
@@ -356,21 +358,24 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
         if i < resume:
             continue
         # The longest phrase from word i (`_longest`, inlined: it runs for every candidate).
-        node = trie
+        # (Operators, not dict methods, and no isinstance: a word key always holds a node,
+        # the None key the cue's index; `node` is untyped to say so.)
+        node: dict[Any, Any] = trie
         end = value = -1
         j = i
         while j < n:
             word = words[j]
-            child = node.get(word)
-            if child is None and (word in NUMBER_WORDS or word.isdigit()):
-                child = _number_step(node, word)
-            if not isinstance(child, dict):
+            if word in node:
+                node = node[word]
+            elif (word in NUMBER_WORDS or word.isdigit()) and (
+                child := _number_step(node, word)
+            ) is not None:
+                node = child
+            else:
                 break
-            node = child
             j += 1
-            here = node.get(None)
-            if here is not None and not isinstance(here, dict):
-                end, value = j, here
+            if None in node:
+                end, value = j, node[None]
         if end == -1:
             continue
         if value == _IGNORED:
