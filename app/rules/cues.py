@@ -279,6 +279,7 @@ def compile_lexicon(
         lexicon.speller = Speller(
             phrase_words, known, min_length=typo_min_length, not_typos=not_typos
         )
+    lexicon.starts()  # now, not on the first narrative after a (re)load
     return lexicon
 
 
