@@ -115,28 +115,27 @@ class CueInfo:
 @dataclass(frozen=True)
 class Starts:
     """Which words to walk the trie from. Half a narrative's words begin some phrase ("her",
-    "she", "is"), but few are followed by a word that continues one: a word in `always` is
-    walked wherever it is (it is a phrase by itself, or a number may follow it), any other
-    only where the next word is one of `then[word]`."""
+    "she", "is"), but few are followed by a word that continues one. A word of `roots` is
+    walked wherever it is if it is a phrase by itself or a number may follow it (or it is a
+    number and a phrase may begin with one); one of `then` only where the next word is one
+    of `then[word]`."""
 
-    always: frozenset[str]
-    then: dict[str, frozenset[str]]
+    roots: frozenset[str]  # every word a phrase may begin with (digits aside)
+    then: dict[str, frozenset[str]]  # the words that may follow, where that is all
     numbers: bool  # a phrase may begin with a number: digits are walked too
-    roots: frozenset[str] = frozenset()  # every word a phrase may begin with
 
     @classmethod
     def of(cls, trie: _Node) -> Starts:
         numbers = NUM in trie or OLD in trie
-        always: set[str] = set(NUMBER_WORDS) if numbers else set()
+        roots: set[str] = set(NUMBER_WORDS) if numbers else set()
         then: dict[str, frozenset[str]] = {}
         for word, node in trie.items():
             if word is None or not isinstance(node, dict):
                 continue
-            if None in node or NUM in node or OLD in node:
-                always.add(word)
-            else:
+            roots.add(word)
+            if None not in node and NUM not in node and OLD not in node:
                 then[word] = frozenset(w for w in node if w is not None)
-        return cls(frozenset(always), then, numbers, frozenset(always | then.keys()))
+        return cls(frozenset(roots), then, numbers)
 
     def candidates(self, words: list[str]) -> list[int]:
         """The indices of the words to walk from, in order."""
