@@ -1,11 +1,14 @@
 """Hidden-vulnerability cues: find a lexicon's phrases in a narrative as it is typed.
 
-The lexicon is compiled once (at load) into a word trie, so detection is one tokenising pass
-and a dictionary walk per word, whatever the size of the lexicon (bench/cues: p99 well under
-1 ms for 2,000 characters). Matching is on whole words ("kid" never matches "kidney", "my
-carer" is not "I don't care"), case-insensitive, with contractions expanded the same way in
-phrases and text (app.rules.cue_words) and one typing slip tolerated in long words
-(app.rules.spelling).
+The lexicon is compiled once (at load) into a word trie, so detection is one reading pass
+and a dictionary walk from the words that may begin a phrase, whatever the size of the
+lexicon (bench/cues, 2,000 characters: p99 under 1 ms, BENCHMARKS.md). Detection runs on every
+narrative post, so the per-word work is kept in C loops: the words are read by splitting the
+lowered text at spaces (`read_words`), and a walk starts only at a word that is a phrase by
+itself or is followed by a word that continues one (`Starts`). Matching is on whole words
+("kid" never matches "kidney", "my carer" is not "I don't care"), case-insensitive, with
+contractions expanded the same way in phrases and text (app.rules.cue_words) and one typing
+slip tolerated in long words (app.rules.spelling).
 
 Negation is scoped to the cue's own clause and verb: a negation word suppresses a cue only
 when nothing but `through` words (articles, auxiliaries, "have", "any"...) stands between
@@ -21,15 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.rules.cue_words import (
-    BOUNDARY,
     NUM,
+    NUMBER_WORDS,
     OLD,
     PhraseError,
     expand_phrase,
+    is_boundary,
     is_number,
     is_old,
+    read_words,
     tokenize,
     words_of,
 )
@@ -106,6 +112,48 @@ class CueInfo:
     effects: CueEffects = CueEffects()
 
 
+@dataclass(frozen=True)
+class Starts:
+    """Which words to walk the trie from. Half a narrative's words begin some phrase ("her",
+    "she", "is"), but few are followed by a word that continues one. A word of `roots` is
+    walked wherever it is if it is a phrase by itself or a number may follow it (or it is a
+    number and a phrase may begin with one); one of `then` only where the next word is one
+    of `then[word]`."""
+
+    roots: frozenset[str]  # every word a phrase may begin with (digits aside)
+    then: dict[str, frozenset[str]]  # the words that may follow, where that is all
+    numbers: bool  # a phrase may begin with a number: digits are walked too
+
+    @classmethod
+    def of(cls, trie: _Node) -> Starts:
+        numbers = NUM in trie or OLD in trie
+        roots: set[str] = set(NUMBER_WORDS) if numbers else set()
+        then: dict[str, frozenset[str]] = {}
+        for word, node in trie.items():
+            if word is None or not isinstance(node, dict):
+                continue
+            roots.add(word)
+            if None not in node and NUM not in node and OLD not in node:
+                then[word] = frozenset(w for w in node if w is not None)
+        return cls(frozenset(roots), then, numbers)
+
+    def candidates(self, words: list[str]) -> list[int]:
+        """The indices of the words to walk from, in order."""
+        then, roots = self.then, self.roots
+        if self.numbers:
+            found = [i for i, w in enumerate(words) if w in roots or w.isdigit()]
+        else:
+            found = [i for i, w in enumerate(words) if w in roots]
+        last = len(words) - 1
+        return [
+            i
+            for i in found
+            # (A word of `then` is walked by its literal branch only, even if it is also a
+            # number: the walk tries a word itself before a number.)
+            if words[i] not in then or i < last and words[i + 1] in then[words[i]]
+        ]
+
+
 @dataclass
 class Lexicon:
     """A compiled cue lexicon (build with `compile_lexicon`)."""
@@ -123,6 +171,13 @@ class Lexicon:
     strand_severity: dict[str, str] = field(default_factory=dict)
     by_id: dict[str, CueInfo] = field(default_factory=dict)
     speller: Speller | None = None
+    _starts: Starts | None = field(default=None, repr=False, compare=False)
+
+    def starts(self) -> Starts:
+        """Where a phrase may begin (computed once: a compiled lexicon is not changed)."""
+        if self._starts is None:
+            self._starts = Starts.of(self.trie)
+        return self._starts
 
     def strands(self) -> list[tuple[str, str]]:
         return list(self.strand_names.items())
@@ -223,10 +278,12 @@ def compile_lexicon(
         lexicon.speller = Speller(
             phrase_words, known, min_length=typo_min_length, not_typos=not_typos
         )
+    lexicon.starts()  # now, not on the first narrative after a (re)load
     return lexicon
 
 
-def _number_step(node: _Node, word: str) -> _Node | int | None:
+def _number_step(node: _Node, word: str) -> Any:
+    """The child of `node` a number word goes to (the trie's `<old>` or `<num>`), or None."""
     if NUM not in node and OLD not in node:
         return None
     if OLD in node and is_old(word):
@@ -264,7 +321,7 @@ def _negated(lexicon: Lexicon, words: list[str], start: int, end: int) -> bool:
     stop = max(0, start - lexicon.window)
     for k in range(start - 1, stop - 1, -1):
         word = words[k]
-        if word == BOUNDARY or word in lexicon.breakers:
+        if word in lexicon.breakers or is_boundary(word):
             break
         if word in lexicon.negate_before:
             return True
@@ -272,7 +329,7 @@ def _negated(lexicon: Lexicon, words: list[str], start: int, end: int) -> bool:
             break
     if lexicon.negate_after:
         for k in range(end, min(len(words), end + lexicon.after_window + 1)):
-            if words[k] == BOUNDARY:
+            if is_boundary(words[k]):
                 break
             if _longest(lexicon.negate_after, words, k)[0] != -1:
                 return True
@@ -285,51 +342,68 @@ def detect_cues(lexicon: Lexicon, text: str) -> list[Cue]:
     The same cue id may appear more than once (each occurrence with its span); a caller
     that pushes cues once per call keeps the ids it has pushed.
     """
-    words, starts, ends = tokenize(text)
+    read = read_words(text)
+    words = read.words
     speller = lexicon.speller
     if speller is not None:
         # Inline fast path: most words are short or known; only the rest go to the speller.
         shortest, known, correct = speller.min_length - 1, speller.known, speller.correct
         words = [w if len(w) < shortest or w in known else correct(w) for w in words]
     trie = lexicon.trie
-    numbers_start = NUM in trie or OLD in trie
     found: list[Cue] = []
-    i, n = 0, len(words)
-    while i < n:
-        word = words[i]
-        if word not in trie and not (numbers_start and is_number(word)):
-            i += 1
+    n = len(words)
+    resume = 0  # a phrase found (or ignored) is not read again from inside
+    # Only words that may begin a phrase here are walked.
+    for i in lexicon.starts().candidates(words):
+        if i < resume:
             continue
-        end, value = _longest(trie, words, i)
+        # The longest phrase from word i (`_longest`, inlined: it runs for every candidate).
+        # (Operators, not dict methods, and no isinstance: a word key always holds a node,
+        # the None key the cue's index; `node` is untyped to say so.)
+        node: dict[Any, Any] = trie
+        end = value = -1
+        j = i
+        while j < n:
+            word = words[j]
+            if word in node:
+                node = node[word]
+            elif (word in NUMBER_WORDS or word.isdigit()) and (
+                child := _number_step(node, word)
+            ) is not None:
+                node = child
+            else:
+                break
+            j += 1
+            if None in node:
+                end, value = j, node[None]
         if end == -1:
-            i += 1
             continue
         if value == _IGNORED:
-            i = end
+            resume = end
             continue
         if _negated(lexicon, words, i, end):
             # The negation is the phrase's ("never hurt the children"): words inside it that
             # are cues of their own are read again, each with its own negation check.
-            i += 1
             continue
         info = lexicon.cues[value]
-        span_start, span_end = starts[i], ends[end - 1]
+        span_start, span_end = read.span(i, end - 1)
+        effects = info.effects
         found.append(
-            Cue(
-                strand=info.strand,
-                strand_name=info.strand_name,
-                cue=info.cue,
-                words=text[span_start:span_end],
-                start=span_start,
-                end=span_end,
-                rule=info.rule,
-                severity=info.severity,
-                qualifiers=info.effects.qualifiers,
-                prompts=info.effects.prompts,
-                grade_floor=info.effects.grade_floor,
+            Cue(  # positional: a third cheaper than by keyword, and a narrative has dozens
+                info.strand,
+                info.strand_name,
+                info.cue,
+                text[span_start:span_end],
+                span_start,
+                span_end,
+                info.rule,
+                info.severity,
+                effects.qualifiers,
+                effects.prompts,
+                effects.grade_floor,
             )
         )
-        i = end
+        resume = end
     return found
 
 
