@@ -9,11 +9,12 @@ Which drill runs on which worker count ("workers" = service processes sharing th
 - kill -9 between commit and publish (FC_FAULT_KILL_AFTER_COMMIT, deterministic): 1 (the
   worker is restarted and its relay sends its own leftovers) and 2 (the survivor's relay does);
 - Redis down and back: 1 and 2;
-- Redis down plus a worker killed: 2 (the survivor sends the dead one's rows once Redis is back);
-- SIGTERM under load: 2 (the driver moves to the other worker; the stopped one leaves no frame
-  in memory);
-- PostgreSQL restarted, and a locked table answering 503 within the statement timeout: 1, on a
-  throwaway PostgreSQL whatever the run's backend (so only on the default run).
+- Redis down plus a worker killed (kill -9) or stopped (SIGTERM): 1 (restarted, still without
+  Redis: its own relay sends its rows once Redis is back) and 2 (the survivor's relay does);
+- SIGTERM under load: 1 (restarted) and 2 (the driver moves to the other worker); the stopped
+  one leaves no frame only in its memory;
+- PostgreSQL restarted: 1 and 2; a locked table answering 503 within the statement timeout: 1;
+  both on a throwaway PostgreSQL whatever the run's backend (so only on the default run).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -224,9 +226,9 @@ async def _redis_drill(
     services: list[ServiceProcess],
     redis_server: Any,
     prefix: str,
-    kill: ServiceProcess | None = None,
+    fault: Callable[[], None] | None = None,
 ) -> None:
-    """Calls through `services` while Redis goes away (and `kill` dies meanwhile) and back;
+    """Calls through `services` while Redis goes away (and `fault` strikes meanwhile) and back;
     the handler's socket is on the last service. `/metrics` shows the outbox's backlog rise
     while Redis is away and drain once it is back."""
     async with handler_feed(token, services[-1:]) as feed:
@@ -247,8 +249,8 @@ async def _redis_drill(
             return backlog >= 4
 
         await eventually(backlog_risen, what="frames waiting in the outbox while Redis is away")
-        if kill is not None:
-            kill.kill()
+        if fault is not None:
+            await asyncio.to_thread(fault)
         redis_server.start()
         call_ids = await drive
         await feed.complete(call_ids)
@@ -270,31 +272,50 @@ async def test_redis_down_and_back_loses_and_reorders_nothing(
         await _redis_drill(token, services, redis_server, "rd")
 
 
-async def test_redis_down_and_a_worker_killed_loses_nothing(
-    settings: Settings, live_service: Live, make_staff: MakeStaff
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
+async def test_redis_down_and_a_worker_stopped_loses_nothing(
+    settings: Settings, live_service: Live, make_staff: MakeStaff, workers: int, how: str
 ) -> None:
+    """While Redis is away a worker dies (kill -9) or is stopped (SIGTERM) and, alone, is
+    restarted (still without Redis): what it committed and could not publish is in the
+    table, and the survivor's relay (or its own, restarted) sends it once Redis is back."""
     token = await make_staff(HANDLER, Role.handler)
     with throwaway_redis(persist=True) as redis_server:
-        doomed, survivor = (live_service(**_env(redis_server.url)) for _ in range(2))
-        # The survivor's relay sends what the doomed worker committed and could not publish.
-        await _redis_drill(token, [doomed, survivor], redis_server, "rk", kill=doomed)
+        services = [live_service(**_env(redis_server.url)) for _ in range(workers)]
+        victim = services[0]
+
+        def fault() -> None:
+            victim.stop(signal.SIGKILL if how == "kill -9" else signal.SIGTERM)
+            if workers == 1:
+                victim.start()
+
+        prefix = f"r{'k' if how == 'kill -9' else 't'}{workers}"
+        await _redis_drill(token, services, redis_server, prefix, fault=fault)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_sigterm_under_load_loses_nothing(
-    settings: Settings, live_service: Live, make_staff: MakeStaff
+    settings: Settings, live_service: Live, make_staff: MakeStaff, workers: int
 ) -> None:
+    """A graceful stop mid-load: requests in flight end, the driver moves to the other worker
+    (or waits for the only one to be restarted), and the stopped one leaves no frame only in
+    its memory."""
     token = await make_staff(HANDLER, Role.handler)
     with throwaway_redis() as redis_server:
-        stopping, staying = (live_service(**_env(redis_server.url)) for _ in range(2))
-        async with handler_feed(token, [staying]) as feed:
-            driver = Driver([stopping, staying])
-            drive = asyncio.create_task(driver.run("st"))
+        services = [live_service(**_env(redis_server.url)) for _ in range(workers)]
+        stopping = services[0]
+        async with handler_feed(token, services[-1:]) as feed:
+            driver = Driver(services)
+            drive = asyncio.create_task(driver.run(f"st{workers}"))
 
             async def calls_in_flight() -> bool:
                 return driver.accepted >= 8
 
             await eventually(calls_in_flight, what="a few calls in flight")
             await asyncio.to_thread(stopping.stop)  # SIGTERM: graceful, requests in flight end
+            if workers == 1:
+                await asyncio.to_thread(stopping.start)
             call_ids = await drive
             await feed.complete(call_ids)
         _no_500(driver)
@@ -313,28 +334,36 @@ def _cli(env: dict[str, str], *args: str) -> str:
 
 @contextlib.contextmanager
 def _on_throwaway_postgres(
-    redis_url: str, **extra: str
-) -> Iterator[tuple[Any, ServiceProcess, str]]:
+    redis_url: str, workers: int = 1, **extra: str
+) -> Iterator[tuple[Any, list[ServiceProcess], str]]:
     with throwaway_postgres() as pg:
         env = process_env(DATABASE_URL=pg.url, **_env(redis_url, **extra))
         _cli(env, "db", "upgrade")
         token = _cli(
             env, "staff", "create", "--id", HANDLER, "--name", "Drill", "--role", "handler"
         )
-        service = ServiceProcess(env=env).start()
+        services = [ServiceProcess(env=env).start() for _ in range(workers)]
         try:
-            yield pg, service, token
+            yield pg, services, token
         finally:
-            service.stop()
+            for service in services:
+                service.stop()
 
 
-async def test_postgres_restarted_gives_503s_never_500_and_loses_nothing() -> None:
-    with throwaway_redis() as redis_server, _on_throwaway_postgres(redis_server.url) as (
-        pg, service, token,
-    ):  # fmt: skip
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_postgres_restarted_gives_503s_never_500_and_loses_nothing(workers: int) -> None:
+    with (
+        throwaway_redis() as redis_server,
+        _on_throwaway_postgres(redis_url=redis_server.url, workers=workers) as (
+            pg,
+            services,
+            token,
+        ),
+    ):
+        service = services[-1]
         async with handler_feed(token, [service]) as feed:
-            driver = Driver([service])
-            drive = asyncio.create_task(driver.run("pg"))
+            driver = Driver(services)
+            drive = asyncio.create_task(driver.run(f"pg{workers}"))
 
             async def calls_in_flight() -> bool:
                 return driver.accepted >= 8
@@ -364,7 +393,7 @@ async def test_a_locked_table_answers_503_within_the_statement_timeout() -> None
         throwaway_redis() as redis_server,
         _on_throwaway_postgres(redis_server.url, DATABASE_STATEMENT_TIMEOUT_MS="1000") as (
             pg,
-            service,
+            (service,),
             _token,
         ),
     ):
