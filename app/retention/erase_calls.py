@@ -8,6 +8,7 @@ graded); the person's name, id and numbers are taken out of what it holds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.calls.models import Call, CallEventRow
 from app.history.models import Alert, CallContext, CallSubject, Contact
 from app.idempotency.models import IdempotentRequest
 from app.qa.models import QaAnswer, QaReview
+from app.realtime.models import OutboxMessage
 from app.retention.purge import without_number
 from app.retention.scrub import Subject
 from app.thrive.models import Assessment, AssessmentDraft, CallCue, CallThrive
@@ -103,10 +105,29 @@ async def _scrub_chunk(session: AsyncSession, subject: Subject, ids: list[int]) 
         select(AssessmentDraft).where(AssessmentDraft.call_id.in_(ids))
     ):
         changed += _set(draft, "form", subject.document(draft.form, words=True))
+    changed += await _scrub_outbox(session, subject, ids)
     reviews = select(QaReview.id).where(QaReview.call_id.in_(ids))
     for answer in await session.scalars(select(QaAnswer).where(QaAnswer.review_id.in_(reviews))):
         changed += _set(answer, "feedback", subject.free_text(answer.feedback))
     await session.flush()
+    return changed
+
+
+async def _scrub_outbox(session: AsyncSession, subject: Subject, ids: list[int]) -> int:
+    """The calls' frames in the outbox (app.realtime.outbox): those sent are only kept for a
+    while as a record of delivery, and go; those not sent yet still go out (a screen waits
+    for them, in order) but without the person."""
+    changed = 0
+    for row in await session.scalars(select(OutboxMessage).where(OutboxMessage.call_id.in_(ids))):
+        if row.sent_at is not None:
+            await session.delete(row)
+            changed += 1
+            continue
+        bodies = [
+            json.dumps(subject.document(json.loads(body)), separators=(",", ":"))
+            for body in row.bodies.split("\n")
+        ]
+        changed += _set(row, "bodies", "\n".join(bodies))
     return changed
 
 
