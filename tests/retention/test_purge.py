@@ -84,11 +84,12 @@ async def test_dry_run_changes_nothing_then_the_purge_removes_what_is_past(
     assert done.splitlines()[1:] == dry.splitlines()[1:]
     async with sessions() as session:
         calls = set((await session.scalars(select(Call.id))).all())
-        raw = dict(
-            (await session.execute(select(CallEventRow.call_id, func.length(CallEventRow.raw))))
-            .tuples()
-            .all()
-        )
+        raw = {
+            call_id: length
+            for call_id, length in await session.execute(
+                select(CallEventRow.call_id, func.length(CallEventRow.raw))
+            )
+        }
         older_events = (
             await session.scalars(select(CallEventRow).where(CallEventRow.call_id == older))
         ).all()
