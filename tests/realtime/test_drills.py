@@ -55,6 +55,8 @@ CALLS = 12
 # What the handler's screen gets of each call: ringing, answered, ended (seq 1 is the
 # supervisors' `offered`).
 EXPECTED = [("call.ringing", 2), ("call.answered", 3), ("call.ended", 4)]
+# The supervisors' board: every frame of every call, ending in `ended`.
+SUPERVISORS = [("call.offered", 1), *EXPECTED]
 
 
 @dataclass
@@ -114,10 +116,12 @@ class Driver:
 
 @dataclass
 class HandlerFeed:
-    """The handler's socket, reopened with `?after=<last cursor>` whenever it drops."""
+    """A handler's (or the supervisors') socket, reopened with `?after=<last cursor>` whenever
+    it drops; `expected`: each call's frames as that screen must get them."""
 
     token: str
     services: list[ServiceProcess]
+    expected: list[tuple[str, int]]
     frames: list[tuple[int, int, str]] = field(default_factory=list)
     resyncs: int = 0
     cursor: str | None = None
@@ -152,18 +156,20 @@ class HandlerFeed:
 
     async def complete(self, call_ids: list[int], within: float = 30.0) -> None:
         async def done() -> bool:
-            return all(len(self.of(c)) >= len(EXPECTED) for c in call_ids)
+            return all(len(self.of(c)) >= len(self.expected) for c in call_ids)
 
         with contextlib.suppress(TimeoutError):
-            await eventually(done, within=within, what="every frame at the handler")
-        missing = {c: self.of(c) for c in call_ids if self.of(c) != EXPECTED}
+            await eventually(done, within=within, what="every frame on the screen")
+        missing = {c: self.of(c) for c in call_ids if self.of(c) != self.expected}
         assert not missing, f"frames missing, repeated or out of order: {missing}"
         assert self.resyncs == 0
 
 
 @contextlib.asynccontextmanager
-async def handler_feed(token: str, services: list[ServiceProcess]) -> Any:
-    feed = HandlerFeed(token, services)
+async def handler_feed(
+    token: str, services: list[ServiceProcess], expected: list[tuple[str, int]] = EXPECTED
+) -> Any:
+    feed = HandlerFeed(token, services, expected)
     task = asyncio.create_task(feed.run())
     try:
         await asyncio.wait_for(feed.ready.wait(), 15)
@@ -223,15 +229,19 @@ async def _outbox_backlog(service: ServiceProcess) -> float:
 
 async def _redis_drill(
     token: str,
+    supervisor: str,
     services: list[ServiceProcess],
     redis_server: Any,
     prefix: str,
     fault: Callable[[], None] | None = None,
 ) -> None:
     """Calls through `services` while Redis goes away (and `fault` strikes meanwhile) and back;
-    the handler's socket is on the last service. `/metrics` shows the outbox's backlog rise
-    while Redis is away and drain once it is back."""
-    async with handler_feed(token, services[-1:]) as feed:
+    the handler's and the supervisors' sockets are on the last service. `/metrics` shows the
+    outbox's backlog rise while Redis is away and drain once it is back."""
+    async with (
+        handler_feed(token, services[-1:]) as feed,
+        handler_feed(supervisor, services[-1:], SUPERVISORS) as board,
+    ):
         driver = Driver(services)
         drive = asyncio.create_task(driver.run(prefix))
 
@@ -254,6 +264,7 @@ async def _redis_drill(
         redis_server.start()
         call_ids = await drive
         await feed.complete(call_ids)
+        await board.complete(call_ids)  # every call ends `ended` on the board, in order
 
         async def drained() -> bool:
             return await _outbox_backlog(services[-1]) == 0
@@ -267,9 +278,10 @@ async def test_redis_down_and_back_loses_and_reorders_nothing(
     settings: Settings, live_service: Live, make_staff: MakeStaff, workers: int
 ) -> None:
     token = await make_staff(HANDLER, Role.handler)
+    supervisor = await make_staff("SV1", Role.supervisor)
     with throwaway_redis(persist=True) as redis_server:
         services = [live_service(**_env(redis_server.url)) for _ in range(workers)]
-        await _redis_drill(token, services, redis_server, "rd")
+        await _redis_drill(token, supervisor, services, redis_server, "rd")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -281,6 +293,7 @@ async def test_redis_down_and_a_worker_stopped_loses_nothing(
     restarted (still without Redis): what it committed and could not publish is in the
     table, and the survivor's relay (or its own, restarted) sends it once Redis is back."""
     token = await make_staff(HANDLER, Role.handler)
+    supervisor = await make_staff("SV1", Role.supervisor)
     with throwaway_redis(persist=True) as redis_server:
         services = [live_service(**_env(redis_server.url)) for _ in range(workers)]
         victim = services[0]
@@ -291,7 +304,7 @@ async def test_redis_down_and_a_worker_stopped_loses_nothing(
                 victim.start()
 
         prefix = f"r{'k' if how == 'kill -9' else 't'}{workers}"
-        await _redis_drill(token, services, redis_server, prefix, fault=fault)
+        await _redis_drill(token, supervisor, services, redis_server, prefix, fault=fault)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
