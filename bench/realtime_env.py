@@ -24,8 +24,12 @@ SECRET = "bench-telephony-secret-0123456789"
 
 
 @contextmanager
-def bench_backend(database_url: str | None = None) -> Iterator[Settings]:
-    """A fresh migrated database (dropped after) unless `database_url` names a loaded one."""
+def bench_backend(
+    database_url: str | None = None, template: str | None = None
+) -> Iterator[Settings]:
+    """A fresh migrated database (dropped after) unless `database_url` names a loaded one;
+    `template`: the fresh database is a copy of that one (a history loaded once, see
+    bench/ring_to_screen/history.py), so every run starts from the same rows."""
     tag = uuid.uuid4().hex[:8]
     name = f"fc_bench_{tag}"
     host = PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
@@ -38,7 +42,8 @@ def bench_backend(database_url: str | None = None) -> Iterator[Settings]:
             await conn.close()
 
     if database_url is None:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        source = f' TEMPLATE "{template}"' if template else ""
+        asyncio.run(admin(f'CREATE DATABASE "{name}"{source}'))
     settings = Settings(
         env="test",
         database_url=database_url or f"postgresql+asyncpg://{host}/{name}",
