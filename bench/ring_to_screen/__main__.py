@@ -191,19 +191,49 @@ class Target:
     keyed_by_answer: bool
 
 
+async def one_at_a_time(
+    target: Target, pool: client.Pool, requests: list[client.Request]
+) -> tuple[list[client.Answer], dict[tuple[str, str], float]]:
+    """Closed loop: each request once the previous one is answered and, after a ringing, once
+    its frame has arrived (every event alone in its transaction: the single-event cost)."""
+    answers: list[client.Answer] = []
+    sent: dict[tuple[str, str], float] = {}
+    for request in sorted(requests, key=lambda r: r.at):
+        sent[request.key] = time.perf_counter()
+        try:
+            status, payload = await pool.post(request.body, request.headers)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            status, payload = 0, b""
+        answer = client.Answer(request.key, status, payload, 0.0)
+        answers.append(answer)
+        if request.key[1] == "ringing" and 200 <= status < 300:
+            key = client.call_id_of(answer) if target.keyed_by_answer else request.key[0]
+            await target.screens.wait_for({key}, GRACE)
+    return answers, sent
+
+
 async def step(
-    target: Target, rate: int, seconds: float, callers: Callers, handlers: list[str]
+    target: Target,
+    rate: int,
+    seconds: float,
+    callers: Callers,
+    handlers: list[str],
+    closed: bool = False,
 ) -> Step:
+    """One rate for `seconds` (open loop), or (`closed`) `rate * seconds` calls one at a time."""
     tag = f"{target.name.replace(' ', '')}-{rate}-{time.time_ns()}"
     requests = schedule(tag, rate, seconds, callers, handlers)
     port = int(target.url.rsplit(":", 1)[1])
     pool = client.Pool("127.0.0.1", port, target.path)
     for meter in target.meters.values():
         meter.start()
-    begin = time.perf_counter() + 0.2
-    answers = await client.run_schedule(pool, requests, begin)
-    ringing_at = {r.key: begin + r.at for r in requests if r.key[1] == "ringing"}
-    keys: dict[object, object] = {}
+    if closed:
+        answers, sent = await one_at_a_time(target, pool, requests)
+    else:
+        begin = time.perf_counter() + 0.2
+        answers = await client.run_schedule(pool, requests, begin)
+        sent = {r.key: begin + r.at for r in requests}
+    keys: dict[tuple[str, str], object] = {}
     refused = 0
     for answer in answers:
         if not 200 <= answer.status < 300:
@@ -216,16 +246,15 @@ async def step(
     used = {name: meter.stop() for name, meter in target.meters.items()}
     await pool.close()
     latencies = [
-        target.screens.seen[k] - ringing_at[request_key]
+        target.screens.seen[k] - sent[request_key]
         for request_key, k in keys.items()
         if k in target.screens.seen
     ]
-    calls = len(ringing_at)
-    events = 2 * calls
-    per_event = {name: used[name] * 1000 / events for name in used}
+    calls = len(requests) // 2
+    per_event = {name: used[name] * 1000 / len(requests) for name in used}
     lags = [a.late for a in answers]
     return Step(
-        target=target.name, rate=rate, calls=calls,
+        target=target.name, rate=0 if closed else rate, calls=calls,
         p50_ms=pct(latencies, 0.5) if latencies else None,
         p99_ms=pct(latencies, 0.99) if latencies else None,
         lost=calls - len(latencies), refused=refused,
@@ -235,21 +264,28 @@ async def step(
     )  # fmt: skip
 
 
+def report(result: Step) -> None:
+    what = f"{result.rate} calls/s" if result.rate else f"closed loop ({result.calls} calls)"
+    print(
+        f"  {result.target} {what}: p50 {fmt(result.p50_ms)} p99 {fmt(result.p99_ms)} "
+        f"lost {result.lost} cpu {result.cpu_ms_per_event:.3f} ms/event "
+        f"load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+
+
 async def sweep(
     target: Target, args: argparse.Namespace, callers: Callers, handlers: list[str]
 ) -> list[Step]:
     # Warm-up, not reported: first requests import and compile, pools fill.
-    await step(target, min(args.rates), min(args.seconds, 5.0), callers, handlers)
+    await step(target, min(args.rates, default=20), min(args.seconds, 5.0), callers, handlers)
     out = []
+    if args.closed:
+        out.append(await step(target, args.closed, 1.0, callers, handlers, closed=True))
+        report(out[-1])
     for rate in args.rates:
-        result = await step(target, rate, args.seconds, callers, handlers)
-        print(
-            f"  {target.name} {rate} calls/s: p50 {fmt(result.p50_ms)} p99 {fmt(result.p99_ms)} "
-            f"lost {result.lost} cpu {result.cpu_ms_per_event:.3f} ms/event "
-            f"load {os.getloadavg()[0]:.2f}",
-            flush=True,
-        )
-        out.append(result)
+        out.append(await step(target, rate, args.seconds, callers, handlers))
+        report(out[-1])
         gc.collect()
     return out
 
@@ -287,7 +323,7 @@ async def run_service(
     callers: Callers,
 ) -> list[Step]:
     tokens = await make_handlers(settings, handlers)
-    service = await asyncio.to_thread(start_service, settings, workers)
+    service = await asyncio.to_thread(start_service, settings, workers, LOG_LEVEL=args.log_level)
     assert service.proc is not None
     root = service.proc.pid
     meters = {"service": cpu.Meter(lambda: cpu.tree(root))}
@@ -337,8 +373,8 @@ def table(steps: list[Step], args: argparse.Namespace) -> str:
         )
     head.append("ours/floor p50, p99 (1 worker)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for rate in args.rates:
-        row = [f"{rate} ({2 * rate})"]
+    for rate in ([0] if args.closed else []) + args.rates:
+        row = [f"{rate} ({2 * rate})" if rate else "one call at a time"]
         for t in targets:
             s = by.get((t, rate))
             if s is None:
@@ -392,11 +428,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--known", type=float, default=0.3, help="share of callers the history knows"
     )
+    parser.add_argument(
+        "--closed", type=int, default=200, help="calls one at a time before the sweep (0: none)"
+    )
     parser.add_argument("--no-floor", action="store_true")
+    parser.add_argument(
+        "--log-level", default="INFO", help="the service's LOG_LEVEL (INFO: as deployed)"
+    )
     parser.add_argument("--json", default=None, help="write every figure here")
     args = parser.parse_args(argv)
     rates = QUICK_RATES if args.quick else FULL_RATES
-    args.rates = [int(r) for r in args.rates.split(",")] if args.rates else list(rates)
+    given = args.rates is not None  # "--rates=" alone: no open loop (closed loop only)
+    args.rates = [int(r) for r in args.rates.split(",") if r] if given else list(rates)
     args.seconds = args.seconds or (20.0 if args.quick else 60.0)
     args.workers = [int(w) for w in args.workers.split(",")]
     args.freeze = False  # main() sets it
