@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__, live_rules
-from app.api import api_router, errors, guard, health
+from app.api import api_router, errors, guard, health, install_hot_routes
 from app.api import ws as ws_api
 from app.api.headers import StrictTransportSecurity
 from app.api.limits import BodySizeLimit
@@ -160,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ws_api.router)
     app.include_router(api_router)
+    install_hot_routes(app)  # the webhook first, as a plain route (issue 19)
     install_web(app)  # the browser pages, /web/api and /static (issue 7)
     if settings.docs_enabled:
         apidocs.install(app)
