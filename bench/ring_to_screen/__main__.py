@@ -115,6 +115,7 @@ class Screens:
         self._arrived = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.sockets: list[ClientConnection] = []
+        self.closed = 0  # sockets the server closed (a slow consumer is dropped: frames lost)
 
     async def open(
         self, url: str, headers: dict[str, str] | None = None, hello: bool = True
@@ -132,6 +133,7 @@ class Screens:
             if key is not None:
                 self.seen[key] = now
                 self._arrived.set()
+        self.closed += 1
 
     async def wait_for(self, keys: set[object], within: float) -> None:
         """Until every one of `keys` has been seen, or `within` seconds have passed."""
@@ -253,6 +255,9 @@ async def step(
     calls = len(requests) // 2
     per_event = {name: used[name] * 1000 / len(requests) for name in used}
     lags = [a.late for a in answers]
+    missing = [(rk[0], k) for rk, k in keys.items() if k not in target.screens.seen][:5]
+    statuses = sorted({a.status for a in answers if not 200 <= a.status < 300})
+    extra = {"sockets_closed": target.screens.closed, "missing": missing, "refusals": statuses}
     return Step(
         target=target.name, rate=0 if closed else rate, calls=calls,
         p50_ms=pct(latencies, 0.5) if latencies else None,
@@ -261,6 +266,7 @@ async def step(
         client_lag_p99_ms=pct(lags, 0.99),
         cpu_ms_per_event=per_event["service"],
         postgres_ms_per_event=per_event.get("postgres"), redis_ms_per_event=per_event.get("redis"),
+        extra=extra,
     )  # fmt: skip
 
 
@@ -269,7 +275,7 @@ def report(result: Step) -> None:
     print(
         f"  {result.target} {what}: p50 {fmt(result.p50_ms)} p99 {fmt(result.p99_ms)} "
         f"lost {result.lost} cpu {result.cpu_ms_per_event:.3f} ms/event "
-        f"load {os.getloadavg()[0]:.2f}",
+        f"load {os.getloadavg()[0]:.2f} {result.extra}",
         flush=True,
     )
 

@@ -41,16 +41,19 @@ class Pool:
     _open: int = 0
     _freed: asyncio.Condition | None = None
 
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connection(
+        self, fresh: bool = False
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """A connection and whether it was kept alive from an earlier request."""
         if self._freed is None:
             self._freed = asyncio.Condition()
         while not self._idle and self._open >= self.max_connections:
             async with self._freed:
                 await self._freed.wait()
-        if self._idle:
-            return self._idle.pop()
+        if self._idle and not fresh:
+            return (*self._idle.pop(), True)
         self._open += 1
-        return await asyncio.open_connection(self.host, self.port)
+        return (*await asyncio.open_connection(self.host, self.port), False)
 
     async def _release(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         self._idle.append(conn)
@@ -65,8 +68,24 @@ class Pool:
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
     async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        conn = await self._connection()
-        reader, writer = conn
+        reader, writer, reused = await self._connection()
+        try:
+            return await self._exchange(reader, writer, body, headers)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not reused:
+                raise
+        # The server closed a kept-alive connection while it sat idle (uvicorn: after 5 s):
+        # what any HTTP client does, send again on a new one.
+        reader, writer, _ = await self._connection(fresh=True)
+        return await self._exchange(reader, writer, body, headers)
+
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> tuple[int, bytes]:
         try:
             writer.write(self._head(body, headers) + body)
             status_line = await reader.readuntil(b"\r\n")
@@ -84,7 +103,7 @@ class Pool:
             self._open -= 1
             writer.close()
             raise
-        await self._release(conn)
+        await self._release((reader, writer))
         return status, payload
 
     async def close(self) -> None:
@@ -103,8 +122,8 @@ async def run_schedule(pool: Pool, requests: list[Request], begin: float) -> lis
         late = time.perf_counter() - (begin + request.at)
         try:
             status, payload = await pool.post(request.body, request.headers)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            status, payload = 0, b""
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            status, payload = 0, repr(exc).encode()
         answers.append(Answer(request.key, status, payload, late))
 
     tasks: list[asyncio.Task[None]] = []
