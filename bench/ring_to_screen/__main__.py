@@ -116,6 +116,7 @@ class Screens:
         self.tasks: list[asyncio.Task[None]] = []
         self.sockets: list[ClientConnection] = []
         self.closed = 0  # sockets the server closed (a slow consumer is dropped: frames lost)
+        self.sizes: list[int] = []  # bytes of each ringing frame (for the capacity plan)
 
     async def open(
         self, url: str, headers: dict[str, str] | None = None, hello: bool = True
@@ -132,6 +133,7 @@ class Screens:
             key = self.key_of(raw if isinstance(raw, str) else raw.decode())
             if key is not None:
                 self.seen[key] = now
+                self.sizes.append(len(raw))
                 self._arrived.set()
         self.closed += 1
 
@@ -257,7 +259,13 @@ async def step(
     lags = [a.late for a in answers]
     missing = [(rk[0], k) for rk, k in keys.items() if k not in target.screens.seen][:5]
     statuses = sorted({a.status for a in answers if not 200 <= a.status < 300})
-    extra = {"sockets_closed": target.screens.closed, "missing": missing, "refusals": statuses}
+    sizes = sorted(target.screens.sizes)
+    extra = {
+        "sockets_closed": target.screens.closed,
+        "missing": missing,
+        "refusals": statuses,
+        "frame_bytes_p50": sizes[len(sizes) // 2] if sizes else None,
+    }
     return Step(
         target=target.name, rate=0 if closed else rate, calls=calls,
         p50_ms=pct(latencies, 0.5) if latencies else None,
