@@ -409,7 +409,7 @@ def table(steps: list[Step], args: argparse.Namespace) -> str:
         lines.append("")
         lines.append(
             "Floor CPU ms/event: "
-            + ", ".join(f"{s.rate}: {s.cpu_ms_per_event:.3f}" for s in floor_cpu)
+            + ", ".join(f"{s.rate or 'one at a time'}: {s.cpu_ms_per_event:.3f}" for s in floor_cpu)
         )
     return "\n".join(lines)
 
