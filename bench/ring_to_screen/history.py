@@ -15,21 +15,13 @@ import time
 import asyncpg
 
 from bench import history_data
-from bench.realtime_env import PG_ADMIN_DSN, bench_backend
+from bench.realtime_env import PG_ADMIN_DSN, admin_sql, bench_backend
 
 HOST = PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
 
 
 def template_name(contacts: int) -> str:
     return f"bench_{contacts // 1_000_000}m" if contacts % 1_000_000 == 0 else f"bench_{contacts}"
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _contact_rows(name: str) -> int | None:
@@ -52,22 +44,14 @@ def ensure_template(contacts: int) -> str:
     if asyncio.run(_contact_rows(name)) == contacts:
         return name
     print(f"loading {contacts:,} contacts into {name} (once; reused by later runs)", flush=True)
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
     started = time.perf_counter()
     with bench_backend(f"postgresql+asyncpg://{HOST}/{name}") as settings:  # migrated, kept
         seconds, rows = asyncio.run(history_data.load(settings, contacts))
-    asyncio.run(_analyze(name))
+    asyncio.run(admin_sql("VACUUM ANALYZE", name))
     print(f"loaded {rows} in {seconds:.1f} s ({time.perf_counter() - started:.1f} s)", flush=True)
     return name
-
-
-async def _analyze(name: str) -> None:
-    conn = await asyncpg.connect(f"postgresql://{HOST}/{name}")
-    try:
-        await conn.execute("VACUUM ANALYZE")
-    finally:
-        await conn.close()
 
 
 def known_number(person: int) -> str:
