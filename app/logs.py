@@ -157,6 +157,20 @@ class NoQueryInAccessLog(logging.Filter):
         return True
 
 
+class QuietWebhookAccess(logging.Filter):
+    """No access line for an accepted telephony webhook (2xx): one per call event, at
+    hundreds a second, each costing more CPU than the floor spends on a whole request (issue
+    19); the stored event is the record. Refusals (4xx/5xx) are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and args[1] == "POST":
+            path, status = args[2], args[4]
+            if isinstance(path, str) and path.startswith("/api/v1/telephony/"):
+                return not (isinstance(status, int) and 200 <= status < 300)
+        return True
+
+
 class NoWireDumps(logging.Filter):
     """uvicorn hands its `uvicorn.error` logger to the websockets library, which at DEBUG
     writes every handshake header (`Authorization: Bearer ...`: a credential) and a preview
@@ -228,6 +242,7 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     for name, kind in (
+        ("uvicorn.access", QuietWebhookAccess),
         ("uvicorn.access", NoQueryInAccessLog),
         ("uvicorn.error", NoQueryInAccessLog),
         ("uvicorn.error", NoWireDumps),
@@ -262,6 +277,7 @@ def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, object]:
         "filters": {
             "no_query": {"()": "app.logs.NoQueryInAccessLog"},
             "no_wire_dumps": {"()": "app.logs.NoWireDumps"},
+            "quiet_webhooks": {"()": "app.logs.QuietWebhookAccess"},
         },
         "handlers": {
             "default": {
@@ -283,7 +299,7 @@ def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, object]:
                 "handlers": [],
                 "propagate": True,
                 "level": level,
-                "filters": ["no_query"],
+                "filters": ["quiet_webhooks", "no_query"],
             },
         },
     }

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from app import __version__, live_rules, tracing
-from app.api import api_router, errors, guard, health
+from app.api import api_router, errors, guard, health, install_hot_routes
 from app.api import metrics as metrics_api
 from app.api import ws as ws_api
 from app.api.headers import StrictTransportSecurity
@@ -208,6 +208,7 @@ def create_app(
     app.include_router(metrics_api.router)
     app.include_router(ws_api.router)
     app.include_router(api_router)
+    install_hot_routes(app)  # the webhook first, as a plain route (issue 19)
     install_web(app)  # the browser pages, /web/api and /static (issue 7)
     if settings.docs_enabled:
         apidocs.install(app)

@@ -23,22 +23,30 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET = "bench-telephony-secret-0123456789"
 
 
+async def admin_sql(sql: str, database: str | None = None) -> None:
+    """Run `sql` as the admin user, on `database` (default: the admin DSN's)."""
+    dsn = PG_ADMIN_DSN if database is None else PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + database
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 @contextmanager
-def bench_backend(database_url: str | None = None) -> Iterator[Settings]:
-    """A fresh migrated database (dropped after) unless `database_url` names a loaded one."""
+def bench_backend(
+    database_url: str | None = None, template: str | None = None
+) -> Iterator[Settings]:
+    """A fresh migrated database (dropped after) unless `database_url` names a loaded one;
+    `template`: the fresh database is a copy of that one (a history loaded once, see
+    bench/ring_to_screen/history.py), so every run starts from the same rows."""
     tag = uuid.uuid4().hex[:8]
     name = f"fc_bench_{tag}"
     host = PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     if database_url is None:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        source = f' TEMPLATE "{template}"' if template else ""
+        asyncio.run(admin_sql(f'CREATE DATABASE "{name}"{source}'))
     settings = Settings(
         env="test",
         database_url=database_url or f"postgresql+asyncpg://{host}/{name}",
@@ -52,7 +60,7 @@ def bench_backend(database_url: str | None = None) -> Iterator[Settings]:
         yield settings
     finally:
         if database_url is None:
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)

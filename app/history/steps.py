@@ -209,7 +209,9 @@ async def prepare_call(
     if alert_store.flags_call(planned):
         tx.flag.add(call_id)
     audit.add_rows(session, consultations(context, actor=f"call:{call_id}", call_id=call_id))
-    log.info(
+    # DEBUG: one per call, and what it says is stored (the context, the alerts, the audit
+    # rows); at INFO it cost as much as the webhook's own routing (issue 19).
+    log.debug(
         "caller context built",
         extra={
             "call_id": call_id,

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import (
+    bindparam,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +67,15 @@ async def build_many(
     return {n: _assemble(n, since, links[n], people, homes, contacts[n], markers) for n in wanted}
 
 
+# Built once (see store_records._contact_query).
+_PEOPLE = select(Person.id, Person.name, Person.date_of_birth).where(
+    Person.id.in_(bindparam("ids", expanding=True))
+)
+_HOMES = select(
+    Household.id, Household.uprn, Household.address, Household.easting, Household.northing
+).where(Household.id.in_(bindparam("ids", expanding=True)))
+
+
 async def _subjects(
     session: AsyncSession, links: list[Links]
 ) -> tuple[dict[str, Any], dict[str, Any], tuple[dict[str, list[MarkerRef]], ...]]:
@@ -73,32 +83,12 @@ async def _subjects(
     person_ids = sorted({p for link in links for p in link.person_ids})
     household_ids = sorted({h for link in links for h in link.household_ids})
     people = (
-        {
-            p.id: p
-            for p in await all_rows(
-                session,
-                select(Person.id, Person.name, Person.date_of_birth).where(
-                    Person.id.in_(person_ids)
-                ),
-            )
-        }
+        {p.id: p for p in await all_rows(session, _PEOPLE, {"ids": person_ids})}
         if person_ids
         else {}
     )
     homes = (
-        {
-            h.id: h
-            for h in await all_rows(
-                session,
-                select(
-                    Household.id,
-                    Household.uprn,
-                    Household.address,
-                    Household.easting,
-                    Household.northing,
-                ).where(Household.id.in_(household_ids)),
-            )
-        }
+        {h.id: h for h in await all_rows(session, _HOMES, {"ids": household_ids})}
         if household_ids
         else {}
     )

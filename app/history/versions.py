@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_of, upsert
@@ -50,11 +50,19 @@ async def bump(session: AsyncSession, scopes: Iterable[str]) -> None:
 
 async def read(session: AsyncSession, scopes: list[str]) -> dict[str, int]:
     """Current counters of `scopes` (0 for a scope never written)."""
-    rows = await session.execute(
-        select(HistoryVersion.scope, HistoryVersion.version).where(HistoryVersion.scope.in_(scopes))
-    )
+    conn = await session.connection()
+    rows = await conn.execute(_READ, {"scopes": scopes})
     found = {scope: int(version) for scope, version in rows}
     return {scope: found.get(scope, 0) for scope in scopes}
+
+
+# Built once and run on the session's connection: on every ring, building the query and going
+# through the ORM session cost twice what running it does (issue 19). Counters are written
+# with statements (`bump`), never as pending ORM objects, so skipping the autoflush changes
+# nothing.
+_READ = select(HistoryVersion.scope, HistoryVersion.version).where(
+    HistoryVersion.scope.in_(bindparam("scopes", expanding=True))
+)
 
 
 def bumped_here(session: AsyncSession) -> bool:

@@ -1,11 +1,16 @@
-"""The floor: a bare FastAPI app whose POST sends one frame on a socket (nothing else)."""
+"""The floor: a bare FastAPI app whose POST sends one frame on a socket (nothing else: no
+auth, no parsing, no store). Sockets take the POSTs in turn, so the floor carries the same
+number of sockets and frames as the service under the same schedule."""
 
 from __future__ import annotations
+
+import itertools
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 
 app = FastAPI()
 sockets: list[WebSocket] = []
+turn = itertools.count()
 
 
 @app.websocket("/ws")
@@ -22,5 +27,5 @@ async def ws(websocket: WebSocket) -> None:
 @app.post("/floor")
 async def floor(request: Request) -> dict[str, str]:
     body = await request.body()
-    await sockets[0].send_text(body.decode())
+    await sockets[next(turn) % len(sockets)].send_text(body.decode())
     return {"status": "sent"}
