@@ -71,6 +71,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Files the run writes for people to look at (screenshots) go to a folder per backend:
+    # the test command runs both backends' passes at once (scripts/test_passes.py).
+    os.environ["FC_TEST_RUN_BACKEND"] = config.getoption("--backend")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "settings" in getattr(item, "fixturenames", ()):

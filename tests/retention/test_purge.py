@@ -14,11 +14,13 @@ from app.audit.models import AuditLog
 from app.calls.models import Call, CallEventRow
 from app.config import Settings
 from app.history.models import Alert, CallContext, Contact, Marker
+from app.realtime.outbox import outbox_backlog
 from app.retention import service
 from app.retention.schedule import RetentionSchedule
 from tests.history.identify_support import call_at
 from tests.history.support import add_contact, add_marker, add_people, days_ago
 from tests.retention.support import firstcontact, snapshot
+from tests.support.servers import eventually
 
 ANCIENT = 3000  # days: past every default period
 MONTH_AND_A_BIT = 40  # past the raw bodies' 30 days and the markers' grace, within the rest
@@ -66,6 +68,14 @@ async def test_dry_run_changes_nothing_then_the_purge_removes_what_is_past(
 ) -> None:
     ancient, older, fresh = await _scenario(app, client)
     sessions = app.state.resources.sessions
+
+    async def all_sent() -> bool:
+        # The outbox marks frames sent after their publish, off the request's path: settled
+        # first, so that the snapshots compare only what the purge could change.
+        async with sessions() as session:
+            return (await outbox_backlog(session))[0] == 0
+
+    await eventually(all_sent, what="every frame of the scenario marked sent")
     async with sessions() as session:
         before = await snapshot(session)
 

@@ -4,6 +4,7 @@ lock file (`npm ci`) when missing or older than the lock."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -28,15 +29,25 @@ def ensure_packages() -> None:
         raise RuntimeError("npm (Node 20) is needed for the single sign-on tests")
     installed = OIDC_DIR / "node_modules" / ".package-lock.json"
     lock = OIDC_DIR / "package-lock.json"
-    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+
+    def current() -> bool:
+        return installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime
+
+    if current():
         return
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=OIDC_DIR,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    # The test command runs both backends' passes at once: one installs, the other waits
+    # for it (two `npm ci` in one folder remove each other's files).
+    with (OIDC_DIR / ".install.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if current():
+            return
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=OIDC_DIR,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
 
 
 @dataclass
