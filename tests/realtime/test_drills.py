@@ -96,6 +96,14 @@ class Driver:
             await asyncio.sleep(0.1)
         raise AssertionError(f"never accepted: {body['event_id']}")
 
+    async def in_flight(self, events: int = 8) -> None:
+        """Wait until a few calls are under way (the moment a drill strikes)."""
+
+        async def accepted() -> bool:
+            return self.accepted >= events
+
+        await eventually(accepted, what="a few calls in flight")
+
     async def lifecycle(self, http: httpx.AsyncClient, name: str) -> int:
         caller = {"number": "", "presentation": "withheld"}
         await self.post(http, event(name, "offered", caller=caller, called="999"))
@@ -245,10 +253,7 @@ async def _redis_drill(
         driver = Driver(services)
         drive = asyncio.create_task(driver.run(prefix))
 
-        async def calls_in_flight() -> bool:
-            return driver.accepted >= 8
-
-        await eventually(calls_in_flight, what="a few calls in flight")
+        await driver.in_flight()
         redis_server.stop()
         # Redis away: events keep being accepted, their frames wait in the outbox.
         backlog = 0.0
@@ -322,10 +327,7 @@ async def test_sigterm_under_load_loses_nothing(
             driver = Driver(services)
             drive = asyncio.create_task(driver.run(f"st{workers}"))
 
-            async def calls_in_flight() -> bool:
-                return driver.accepted >= 8
-
-            await eventually(calls_in_flight, what="a few calls in flight")
+            await driver.in_flight()
             await asyncio.to_thread(stopping.stop)  # SIGTERM: graceful, requests in flight end
             if workers == 1:
                 await asyncio.to_thread(stopping.start)
@@ -378,10 +380,7 @@ async def test_postgres_restarted_gives_503s_never_500_and_loses_nothing(workers
             driver = Driver(services)
             drive = asyncio.create_task(driver.run(f"pg{workers}"))
 
-            async def calls_in_flight() -> bool:
-                return driver.accepted >= 8
-
-            await eventually(calls_in_flight, what="a few calls in flight")
+            await driver.in_flight()
             await asyncio.to_thread(pg.stop, "fast")  # "the database system is shutting down"
 
             async def outage_seen() -> bool:
