@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Table, event, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.models import GENESIS, AuditChainHead, AuditLog
+from app.db_direct import driver_sync, insert_many, wait
 from app.metrics.catalogue import AUDIT_WRITES
 
 AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
@@ -62,10 +63,21 @@ def _canonical(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "records": records, "at": at.astimezone(UTC)}
 
 
+# Updating the head takes the lock, and returns the head as the last appender left it.
+_LOCK_HEAD = (
+    update(HEAD)
+    .where(HEAD.c.id == HEAD_ID)
+    .values(seq=HEAD.c.seq)
+    .returning(HEAD.c.seq, HEAD.c.hash)
+)
+_LOCK_HEAD_PG = f"UPDATE audit_chain_head SET seq = seq WHERE id = {HEAD_ID} RETURNING seq, hash"
+_MOVE_HEAD_PG = f"UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = {HEAD_ID}"
+
+
 def _head(conn: Connection) -> tuple[int, str]:
-    # Updating the head takes the lock; then it is read as the last appender left it.
-    locked = conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=HEAD.c.seq))
-    if locked.rowcount == 0:
+    direct = driver_sync(conn)
+    found = wait(direct.fetchrow(_LOCK_HEAD_PG)) if direct else conn.execute(_LOCK_HEAD).first()
+    if found is None:
         # A database created without the migration's head row (or emptied by tests).
         from app.db import upsert
 
@@ -74,8 +86,8 @@ def _head(conn: Connection) -> tuple[int, str]:
             .values(id=HEAD_ID, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS)
             .on_conflict_do_nothing()
         )
-        conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=HEAD.c.seq))
-    seq, last = conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == HEAD_ID)).one()
+        found = conn.execute(_LOCK_HEAD).one()
+    seq, last = found
     return int(seq), str(last)
 
 
@@ -90,10 +102,15 @@ def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
         linked = {**_canonical(row), "seq": seq, "prev_hash": prev}
         linked["hash"] = prev = digest(linked["prev_hash"], linked)
         chained.append(linked)
-    conn.execute(insert(AUDIT), chained)
+    direct = driver_sync(conn)
+    if direct is not None:
+        wait(insert_many(direct, AUDIT, chained, conn.dialect))
+        wait(direct.execute(_MOVE_HEAD_PG, seq, prev))
+    else:
+        conn.execute(insert(AUDIT), chained)
+        conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev))
     for row in rows:
         AUDIT_WRITES.inc(str(row["action"]))
-    conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev))
 
 
 def _adopt_added(session: Session) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
+from app import db_direct as direct
 from app.calls.lifecycle import CallState
 from app.calls.models import Call, CallEventRow
 from app.db import dialect_of, is_postgres, upsert, utcnow
@@ -218,9 +219,10 @@ async def store_event(
     params["c_id"] = call_id
     params.update(("s_" + name, value) for name, value in state.items())
     if dialect == "postgresql":
-        result = await session.execute(_statement("insert_and_update", dialect, with_id), params)
-        row = result.first()
-        return None if row is None else int(row[0])
+        found = await direct.rows(
+            session, _statement("insert_and_update", dialect, with_id), params
+        )
+        return None if not found else int(found[0][0])
     new_id = (
         await session.execute(_statement("insert_event", dialect, with_id), params)
     ).scalar_one_or_none()
@@ -255,9 +257,10 @@ async def lock_or_create_calls(
         }
         for external_id, first_state in calls
     ]
-    # An executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs in this order.
-    result = await session.execute(_statement("lock_call", _dialect(session)), params)
-    return {row.external_id: row for row in result}
+    # An executemany with RETURNING: multi-row INSERTs (SQLAlchemy) or pipelined executions
+    # (asyncpg), in this order either way.
+    found = await direct.rows(session, _statement("lock_call", _dialect(session)), params)
+    return {row.external_id: row for row in found}
 
 
 @dataclass(frozen=True)
@@ -279,8 +282,8 @@ async def existing_events(
     """The events of `event_ids` already stored, by event id (one query)."""
     if not event_ids:
         return {}
-    result = await session.execute(_EXISTING_EVENTS, {"source": source, "event_ids": event_ids})
-    return {r.event_id: StoredEvent(r.id, r.call_id, r.state_after) for r in result}
+    found = await direct.rows(session, _EXISTING_EVENTS, {"source": source, "event_ids": event_ids})
+    return {r.event_id: StoredEvent(r.id, r.call_id, r.state_after) for r in found}
 
 
 async def insert_events(session: AsyncSession, events: list[dict[str, object]]) -> dict[str, int]:
@@ -290,8 +293,8 @@ async def insert_events(session: AsyncSession, events: list[dict[str, object]]) 
     if not events:
         return {}
     params = [{"e_" + name: value for name, value in event.items()} for event in events]
-    result = await session.execute(_statement("insert_events", _dialect(session)), params)
-    return {r.event_id: int(r.id) for r in result}
+    found = await direct.rows(session, _statement("insert_events", _dialect(session)), params)
+    return {r.event_id: int(r.id) for r in found}
 
 
 async def update_states(session: AsyncSession, states: dict[int, dict[str, object]]) -> None:
@@ -302,7 +305,7 @@ async def update_states(session: AsyncSession, states: dict[int, dict[str, objec
         {"c_id": call_id} | {"s_" + name: value for name, value in state.items()}
         for call_id, state in states.items()
     ]
-    await session.execute(_statement("update_state", _dialect(session)), params)
+    await direct.rows(session, _statement("update_state", _dialect(session)), params)
 
 
 # --- processing -------------------------------------------------------------------------

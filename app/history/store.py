@@ -14,7 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.history.models import Household, Person
-from app.history.store_links import Links, all_rows, member_relationships, number_links_many
+from app.history.store_links import Links, fixed_rows, member_relationships, number_links_many
 from app.history.store_records import Contacts, contacts_for, contacts_many, markers_for
 from app.rules.facts import ContactRef, HouseholdFacts, MarkerRef, PersonFacts
 
@@ -83,12 +83,12 @@ async def _subjects(
     person_ids = sorted({p for link in links for p in link.person_ids})
     household_ids = sorted({h for link in links for h in link.household_ids})
     people = (
-        {p.id: p for p in await all_rows(session, _PEOPLE, {"ids": person_ids})}
+        {p.id: p for p in await fixed_rows(session, _PEOPLE, {"ids": person_ids})}
         if person_ids
         else {}
     )
     homes = (
-        {h.id: h for h in await all_rows(session, _HOMES, {"ids": household_ids})}
+        {h.id: h for h in await fixed_rows(session, _HOMES, {"ids": household_ids})}
         if household_ids
         else {}
     )

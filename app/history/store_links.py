@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
+from app import db_direct as direct
 from app.history.models import Household, PersonHousehold, Phone
 
 
@@ -32,6 +33,13 @@ async def all_rows(
     query on the ring -> screen path, and these are plain columns."""
     conn = await session.connection()
     return list(await conn.execute(query, params or {}))
+
+
+async def fixed_rows(session: AsyncSession, query: Any, params: dict[str, Any]) -> list[Any]:
+    """`all_rows` for a query built once (a module constant, or one per shape kept in a
+    module's dict): on PostgreSQL straight through asyncpg (app.db_direct, which keeps each
+    such query compiled; never pass it one built per call)."""
+    return await direct.rows(session, query, params)
 
 
 def current_on(model: Any, today: date | BindParameter[Any]) -> ColumnElement[bool]:
@@ -169,7 +177,7 @@ async def number_links_many(
 ) -> dict[str, Links]:
     """`number_links` of many numbers in one round trip. A caller is a member of each of
     their current households, so a number's households are those listing one of its callers."""
-    rows = await all_rows(session, _NUMBER_LINKS, {"e164s": numbers, "today": today})
+    rows = await fixed_rows(session, _NUMBER_LINKS, {"e164s": numbers, "today": today})
     callers: dict[str, list[str]] = defaultdict(list)
     members: dict[str, list[str]] = defaultdict(list)
     relationships: dict[tuple[str, str], str] = {}

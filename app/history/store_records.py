@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.history.models import Contact, Marker
-from app.history.store_links import Links, all_rows
+from app.history.store_links import Links, fixed_rows
 from app.rules.facts import ContactRef, MarkerRef
 
 # Contact.caller_role of a call about someone else (app.history.attribution says so too).
@@ -83,7 +83,7 @@ async def contact_rows(
         "since": since,
         "limit": limit,
     }
-    return await all_rows(session, query, params)
+    return await fixed_rows(session, query, params)
 
 
 # The queries are built once per shape (which of the three conditions apply) and reused with
@@ -170,7 +170,7 @@ async def markers_for(
     by_household: dict[str, list[MarkerRef]] = defaultdict(list)
     if not (person_ids or household_ids):
         return by_person, by_household
-    rows = await all_rows(
+    rows = await fixed_rows(
         session,
         _marker_query(bool(person_ids), bool(household_ids)),
         {"person_ids": person_ids, "household_ids": household_ids},

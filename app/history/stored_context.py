@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import db_direct as direct
 from app.history import alerts as alert_store
 from app.history.models import Alert, CallContext
 
@@ -29,7 +30,7 @@ async def stored_contexts(
     # screen path, and once per batch).
     found: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     acked: list[dict[str, Any]] = []
-    for row in await session.execute(_STORED_CONTEXT, {"call_ids": call_ids}):
+    for row in await direct.rows(session, _STORED_CONTEXT, {"call_ids": call_ids}):
         held = found.get(row.call_id)
         if held is None:
             held = found[row.call_id] = (dict(row.stored_context), [])

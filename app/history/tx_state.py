@@ -13,6 +13,7 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import Call
+from app.db_direct import driver, insert_many
 from app.history import writes
 from app.history.store import Summary
 
@@ -94,7 +95,17 @@ async def settle(session: AsyncSession) -> None:
 async def write_rows(session: AsyncSession, tx: HistoryTx) -> None:
     """Flush the session (alerts) and insert the pending rows, one statement per table."""
     await session.flush()
+    direct = await driver(session) if tx.rows else None
     for table, rows in tx.rows.items():
-        if rows:
+        if not rows:
+            continue
+        if direct is not None and _same_keys(rows):
+            await insert_many(direct, table, rows, session.get_bind().dialect)
+        else:
             await session.execute(insert(table), rows)
     tx.rows.clear()
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> bool:
+    first = rows[0].keys()
+    return all(row.keys() == first for row in rows)

@@ -9,11 +9,13 @@ process can build the old key again, so a stale summary is unreachable whichever
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_of, upsert
+from app.db_direct import driver
 from app.history.models import HistoryVersion
 
 EVERYTHING = "*"  # bumped by imports and bulk loads: every summary changes
@@ -50,8 +52,13 @@ async def bump(session: AsyncSession, scopes: Iterable[str]) -> None:
 
 async def read(session: AsyncSession, scopes: list[str]) -> dict[str, int]:
     """Current counters of `scopes` (0 for a scope never written)."""
-    conn = await session.connection()
-    rows = await conn.execute(_READ, {"scopes": scopes})
+    direct = await driver(session)
+    rows: Iterable[Any]
+    if direct is not None:
+        rows = await direct.fetch(_READ_PG, scopes)
+    else:
+        conn = await session.connection()
+        rows = await conn.execute(_READ, {"scopes": scopes})
     found = {scope: int(version) for scope, version in rows}
     return {scope: found.get(scope, 0) for scope in scopes}
 
@@ -63,6 +70,8 @@ async def read(session: AsyncSession, scopes: list[str]) -> dict[str, int]:
 _READ = select(HistoryVersion.scope, HistoryVersion.version).where(
     HistoryVersion.scope.in_(bindparam("scopes", expanding=True))
 )
+# On PostgreSQL, straight through asyncpg (app.db_direct), one text for any number of scopes.
+_READ_PG = "SELECT scope, version FROM history_version WHERE scope = ANY($1::varchar[])"
 
 
 def bumped_here(session: AsyncSession) -> bool:

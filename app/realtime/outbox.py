@@ -7,8 +7,8 @@ messages of one call) and written to `outbox_message` (one INSERT), atomically w
 announce. Then:
 
 - the fast path: the worker that committed publishes its own rows at once, in order, in one
-  broker call (no poll delay), and marks them sent in a batched UPDATE off the request's path
-  (one per burst of commits);
+  broker call (no poll delay), and marks them sent off the request's path, in one UPDATE for
+  every row it published within OUTBOX_MARK_SECONDS;
 - the relay (one per process, `Relay`): every OUTBOX_POLL_SECONDS it takes the unsent rows
   older than OUTBOX_GRACE_SECONDS, oldest first (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two
   workers never take the same rows; SQLite has one process), publishes and marks them. It
@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from app import tracing
 from app.calls.models import Call
 from app.db import after_commit, is_postgres, utcnow
+from app.db_direct import driver, driver_sync, insert_many, wait
 from app.realtime.broker import BLOCKED, BrokerUnavailable, Message
 from app.realtime.envelope import encode_body
 from app.realtime.models import OutboxMessage
@@ -114,14 +115,26 @@ def _numbered(sync: Session, staged: list[_Staged]) -> dict[int, int]:
             counts[item.call_id] = counts.get(item.call_id, 0) + 1
     if not counts:
         return {}
-    bump = case(counts, value=_call.c.id, else_=0)
-    rows = sync.execute(
-        update(_call)
-        .where(_call.c.id.in_(list(counts)))
-        .values(frame_seq=_call.c.frame_seq + bump)
-        .returning(_call.c.id, _call.c.frame_seq)
-    ).all()
+    direct = driver_sync(sync)
+    if direct is not None:
+        rows = wait(direct.fetch(_NUMBER_PG, list(counts), list(counts.values())))
+    else:
+        bump = case(counts, value=_call.c.id, else_=0)
+        rows = sync.execute(
+            update(_call)
+            .where(_call.c.id.in_(list(counts)))
+            .values(frame_seq=_call.c.frame_seq + bump)
+            .returning(_call.c.id, _call.c.frame_seq)
+        ).all()
     return {call_id: last - counts[call_id] for call_id, last in rows}
+
+
+# `_numbered` on PostgreSQL: one text whatever the number of calls (a plan prepared once).
+_NUMBER_PG = (
+    "UPDATE call SET frame_seq = call.frame_seq + x.n"
+    " FROM unnest($1::bigint[], $2::int[]) AS x(id, n)"
+    " WHERE call.id = x.id RETURNING call.id, call.frame_seq"
+)
 
 
 def _write_staged(sync: Session) -> None:
@@ -157,11 +170,16 @@ def _write_staged(sync: Session) -> None:
                 "created_at": now,
             }
         )
-    ids = (
-        sync.execute(insert(_table).returning(_table.c.id, sort_by_parameter_order=True), rows)
-        .scalars()
-        .all()
-    )
+    direct = driver_sync(sync)
+    if direct is not None:
+        dialect = sync.get_bind().dialect
+        ids = [r[0] for r in wait(insert_many(direct, _table, rows, dialect, ("id",)))]
+    else:
+        ids = list(
+            sync.execute(insert(_table).returning(_table.c.id, sort_by_parameter_order=True), rows)
+            .scalars()
+            .all()
+        )
     relay: Relay | None = resources.outbox
     if relay is None:
         return  # a process without a relay only stores: another worker's relay sends them
@@ -199,9 +217,16 @@ def _message_of(row: Row[Any, Any, Any, Any, Any], lenient: bool = False) -> Mes
 
 async def mark_sent(session: AsyncSession, ids: Sequence[int]) -> None:
     now = utcnow()
+    direct = await driver(session)
     for start in range(0, len(ids), BATCH):
         chunk = list(ids[start : start + BATCH])
-        await session.execute(update(_table).where(_table.c.id.in_(chunk)).values(sent_at=now))
+        if direct is not None:
+            await direct.execute(_MARK_PG, now, chunk)
+        else:
+            await session.execute(update(_table).where(_table.c.id.in_(chunk)).values(sent_at=now))
+
+
+_MARK_PG = "UPDATE outbox_message SET sent_at = $1 WHERE id = ANY($2::bigint[])"
 
 
 async def outbox_backlog(session: AsyncSession) -> tuple[int, float | None]:
@@ -249,6 +274,7 @@ class Relay:
         self.resources = resources
         self.poll_seconds = settings.outbox_poll_seconds
         self.grace_seconds = settings.outbox_grace_seconds
+        self.mark_seconds = min(settings.outbox_mark_seconds, settings.outbox_grace_seconds / 2)
         self._to_mark: list[int] = []
         self._marks_waiting = asyncio.Event()
         self._wake = asyncio.Event()
@@ -344,6 +370,9 @@ class Relay:
         delay = 0.1
         while True:
             await self._marks_waiting.wait()
+            if self.mark_seconds:
+                # Gather the marks of the commits that follow into the same UPDATE.
+                await asyncio.sleep(self.mark_seconds)
             self._marks_waiting.clear()
             try:
                 await self._write_marks()
