@@ -3,9 +3,9 @@
 The interface is the small one of encode/broadcaster (connect, disconnect, publish, subscribe)
 plus what resuming needs (read after a cursor, the current tail), hardened:
 
-- one upstream subscription per process (Redis), supervised: when it drops it reconnects and
-  replays every channel someone here listens to from the last cursor it delivered, so nothing
-  is lost and nothing is delivered twice;
+- one upstream connection per process (Redis), subscribed to the channels someone here
+  listens to and to no other, supervised: when it drops it reconnects and replays every such
+  channel from the last cursor it delivered, so nothing is lost and nothing is delivered twice;
 - every local subscriber has a bounded queue; a subscriber that cannot keep up is marked
   overflowed (its socket is closed with 4008 and the client resumes), it never blocks the
   others or the publisher;
@@ -128,13 +128,18 @@ class Feed:
 class Fanout:
     """Delivers each message once per local subscriber, in cursor order, dropping repeats."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_idle: Callable[[str], None] | None = None) -> None:
         self.feeds: dict[str, Feed] = {}
+        # Called with a channel when its last local subscriber has left (the Redis broker
+        # unsubscribes from it).
+        self.on_idle = on_idle
 
-    def add(self, sub: Subscription) -> Feed:
+    def add(self, sub: Subscription, last: Cursor = (0, 0)) -> Feed:
+        """Register `sub`; a feed this creates starts at `last` (nothing at or before it is
+        dispatched)."""
         feed = self.feeds.get(sub.channel)
         if feed is None:
-            feed = self.feeds[sub.channel] = Feed()
+            feed = self.feeds[sub.channel] = Feed(last=last)
         feed.subscribers.add(sub)
         return feed
 
@@ -145,6 +150,8 @@ class Fanout:
         feed.subscribers.discard(sub)
         if not feed.subscribers:
             del self.feeds[sub.channel]
+            if self.on_idle is not None:
+                self.on_idle(sub.channel)
 
     def dispatch(self, channel: str, cursor_text: str, body: str) -> None:
         feed = self.feeds.get(channel)
