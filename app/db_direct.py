@@ -20,7 +20,7 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Executable, Table
@@ -114,19 +114,36 @@ def _of(conn: Connection) -> Direct | None:
     return Direct(raw, fairy, conn.dialect)
 
 
+_HELD = "db_direct"
+
+
 async def driver(session: AsyncSession) -> Direct | None:
     """The asyncpg connection of `session`'s transaction (begun if it was not yet), or None
-    (see the module)."""
+    (see the module). Found once per transaction."""
+    sync_session = session.sync_session
+    held = sync_session.info.get(_HELD)
+    tx = sync_session.get_transaction()
+    if held is not None and tx is not None and held[0] is tx:
+        return cast(Direct | None, held[1])
     conn: AsyncConnection = await session.connection()
     sync = conn.sync_connection
     found = _of(sync) if sync is not None else None
-    return await found.begin() if found is not None else None
+    if found is not None:
+        await found.begin()
+    sync_session.info[_HELD] = (sync_session.get_transaction(), found)
+    return found
 
 
 def driver_sync(target: Session | Connection) -> Direct | None:
     """`driver` for code running inside SQLAlchemy's sync layer (session event hooks), from
     the session or its connection; run the statements with `wait`."""
-    found = _of(target.connection() if isinstance(target, Session) else target)
+    if isinstance(target, Session):
+        held = target.info.get(_HELD)
+        tx = target.get_transaction()
+        if held is not None and tx is not None and held[0] is tx:
+            return cast(Direct | None, held[1])
+        target = target.connection()
+    found = _of(target)
     return wait(found.begin()) if found is not None else None
 
 
@@ -222,6 +239,29 @@ class _Compiled:
     compiled: SQLCompiler
     row: type[tuple[Any, ...]] | None  # a named tuple of the result's columns
     results: tuple[Processor, ...]
+    # Without IN lists the text never changes: each positional parameter's key, its value
+    # when the statement carries one, its Python-side default (a column) and its processor.
+    fixed: tuple[tuple[str, Any, Any, Processor], ...] | None
+
+
+_REQUIRED = object()
+
+
+def _fixed_plan(compiled: SQLCompiler) -> tuple[tuple[str, Any, Any, Processor], ...] | None:
+    if compiled.positiontup is None:
+        return None
+    binds = {compiled.bind_names[b]: b for b in compiled.bind_names}
+    prefetch = {c.key: (c, False) for c in compiled.insert_prefetch}
+    prefetch.update({c.key: (c, True) for c in compiled.update_prefetch})
+    plan: list[tuple[str, Any, Any, Processor]] = []
+    for name in compiled.positiontup:
+        bind = binds.get(name)
+        if bind is None or bind.expanding or bind.callable is not None or bind.literal_execute:
+            return None
+        value = _REQUIRED if bind.required else bind.value
+        proc = cast(Processor, compiled._bind_processors.get(name))
+        plan.append((bind.key, value, prefetch.get(bind.key), proc))
+    return tuple(plan)
 
 
 # Statements are built once at import (module constants), so they are kept here by identity,
@@ -242,13 +282,26 @@ def _compile(stmt: Executable, dialect: Dialect) -> _Compiled:
             names = [c.key if isinstance(c.key, str) else f"c{i}" for i, c in enumerate(columns)]
             row = namedtuple("Row", names, rename=True)  # type: ignore[misc,no-redef]  # noqa: PYI024
             results = tuple(c.type.result_processor(dialect, None) for c in columns)
-        held = _COMPILED[key] = (stmt, _Compiled(compiled, row, results))
+        done = _Compiled(compiled, row, results, _fixed_plan(compiled))
+        held = _COMPILED[key] = (stmt, done)
     return held[1]
 
 
-def _args(compiled: SQLCompiler, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+def _args(done: _Compiled, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
     """The statement's text for these parameters (IN lists expanded) and its positional
     values, each through its type's bind processor (as SQLAlchemy's execution does)."""
+    compiled = done.compiled
+    if done.fixed is not None:
+        out: list[Any] = []
+        for key, value, default, proc in done.fixed:
+            if key in params:
+                value = params[key]
+            elif default is not None:
+                value = _default_of(default[0], onupdate=default[1])
+            elif value is _REQUIRED:
+                raise KeyError(f"a value is required for bind parameter {key!r}")
+            out.append(value if proc is None else proc(value))
+        return compiled.string, tuple(out)
     given = dict(params)
     for column in compiled.insert_prefetch:  # Python-side defaults SQLAlchemy would fill
         if column.key not in given:
@@ -298,11 +351,11 @@ async def rows(
         return list(result.all()) if getattr(result, "returns_rows", True) else []
     done = _compile(stmt, session.get_bind().dialect)
     if params is None or isinstance(params, Mapping):
-        sql, args = _args(done.compiled, params or {})
+        sql, args = _args(done, params or {})
         return _rows(done, await direct.fetch(sql, *args))
     if not params:
         return []
-    batches = [_args(done.compiled, p) for p in params]
+    batches = [_args(done, p) for p in params]
     sql = batches[0][0]
     if any(other != sql for other, _ in batches):  # IN lists of different lengths
         out: list[Any] = []
