@@ -137,14 +137,20 @@ async def driver(session: AsyncSession) -> Direct | None:
 def driver_sync(target: Session | Connection) -> Direct | None:
     """`driver` for code running inside SQLAlchemy's sync layer (session event hooks), from
     the session or its connection; run the statements with `wait`."""
-    if isinstance(target, Session):
-        held = target.info.get(_HELD)
-        tx = target.get_transaction()
+    session = target if isinstance(target, Session) else None
+    if session is not None:
+        held = session.info.get(_HELD)
+        tx = session.get_transaction()
         if held is not None and tx is not None and held[0] is tx:
             return cast(Direct | None, held[1])
-        target = target.connection()
+        target = session.connection()
+    assert isinstance(target, Connection)
     found = _of(target)
-    return wait(found.begin()) if found is not None else None
+    if found is not None:
+        wait(found.begin())
+    if session is not None:
+        session.info[_HELD] = (session.get_transaction(), found)
+    return found
 
 
 def wait(awaitable: Any) -> Any:
@@ -198,7 +204,20 @@ def _default_of(column: Any, onupdate: bool = False) -> Any:
     return None
 
 
+_DEFAULTS: dict[tuple[str, tuple[str, ...]], list[tuple[str, Callable[[], Any]]]] = {}
+
+
 def _defaults(table: Table, given: Sequence[str]) -> list[tuple[str, Callable[[], Any]]]:
+    """The columns `given` leaves out that have a Python-side default, and how to make it
+    (found once per table and column list: this runs for every insert on the hot path)."""
+    key = (table.name, tuple(given))
+    found = _DEFAULTS.get(key)
+    if found is None:
+        found = _DEFAULTS[key] = _find_defaults(table, given)
+    return found
+
+
+def _find_defaults(table: Table, given: Sequence[str]) -> list[tuple[str, Callable[[], Any]]]:
     out: list[tuple[str, Callable[[], Any]]] = []
     for column in table.columns:
         default = column.default
