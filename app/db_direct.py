@@ -261,6 +261,21 @@ class _Compiled:
     # Without IN lists the text never changes: each positional parameter's key, its value
     # when the statement carries one, its Python-side default (a column) and its processor.
     fixed: tuple[tuple[str, Any, Any, Processor], ...] | None
+    # The names of its IN lists (`_shape`); None when one is a list of tuples (a tuple IN)
+    # or a value is made at each run: then SQLAlchemy expands it on every run.
+    lists: frozenset[str] | None
+
+
+def _lists_of(compiled: SQLCompiler) -> frozenset[str] | None:
+    names = []
+    for bind, name in compiled.bind_names.items():
+        if bind.callable is not None or bind.literal_execute:
+            return None  # a value made at each run, or rendered into the text
+        if bind.expanding:
+            if getattr(bind.type, "_is_tuple_type", False):
+                return None
+            names.append(name)
+    return frozenset(names)
 
 
 _REQUIRED = object()
@@ -301,7 +316,7 @@ def _compile(stmt: Executable, dialect: Dialect) -> _Compiled:
             names = [c.key if isinstance(c.key, str) else f"c{i}" for i, c in enumerate(columns)]
             row = namedtuple("Row", names, rename=True)  # type: ignore[misc,no-redef]  # noqa: PYI024
             results = tuple(c.type.result_processor(dialect, None) for c in columns)
-        done = _Compiled(compiled, row, results, _fixed_plan(compiled))
+        done = _Compiled(compiled, row, results, _fixed_plan(compiled), _lists_of(compiled))
         held = _COMPILED[key] = (stmt, done)
     return held[1]
 
@@ -328,7 +343,71 @@ def _args(done: _Compiled, params: Mapping[str, Any]) -> tuple[str, tuple[Any, .
     for column in compiled.update_prefetch:
         if column.key not in given:
             given[column.key] = _default_of(column, onupdate=True)
+    if done.lists is None:
+        return _expanded_now(compiled, given)
+    shape = _shape(done, given)
+    out = []
+    for name, index, value, proc in shape.plan:
+        if name is not None:
+            value = given[name] if index is None else given[name][index]
+        out.append(value if proc is None else proc(value))
+    return shape.statement, tuple(out)
+
+
+def _expanded_now(compiled: SQLCompiler, given: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
     state = compiled.construct_expanded_state(given)
+    assert state.positiontup is not None
+    procs: Mapping[str, Any] = {**compiled._bind_processors, **state.processors}
+    values = state.parameters
+    out = []
+    for name in state.positiontup:
+        proc = procs.get(name)
+        out.append(values[name] if proc is None else proc(values[name]))
+    return state.statement, tuple(out)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    key: str
+    index: int | None
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A statement's text with its IN lists expanded to given lengths, and where each
+    positional value comes from: (parameter, index in its list or None, the statement's own
+    value when the parameter is None, bind processor)."""
+
+    statement: str
+    plan: tuple[tuple[str | None, int | None, Any, Processor], ...]
+
+
+# SQLAlchemy's expansion of IN lists costs more than the statement's round trip; the text
+# depends only on the lists' lengths, so it is worked out once per statement and lengths.
+_SHAPES: dict[tuple[Any, ...], _Shape] = {}
+_SHAPES_MAX = 4096  # lengths vary with the data: bounded, cleared when full
+
+
+def _shape(done: _Compiled, given: Mapping[str, Any]) -> _Shape:
+    lists = done.lists
+    assert lists is not None
+    key = (id(done), *given, *(len(given[name]) for name in lists if name in given))
+    shape = _SHAPES.get(key)
+    if shape is None:
+        shape = _expand(done.compiled, lists, given)
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES[key] = shape
+    return shape
+
+
+def _expand(compiled: SQLCompiler, lists: frozenset[str], given: Mapping[str, Any]) -> _Shape:
+    """SQLAlchemy's own expansion, run on markers instead of values to learn the plan."""
+    marked = {
+        name: [_Mark(name, i) for i in range(len(value))] if name in lists else _Mark(name, None)
+        for name, value in given.items()
+    }
+    state = compiled.construct_expanded_state(marked)
     assert state.positiontup is not None
     # The statement's own processors (the expanded state holds only the IN lists' ones).
     procs: Mapping[str, Any] = (
@@ -336,12 +415,15 @@ def _args(done: _Compiled, params: Mapping[str, Any]) -> tuple[str, tuple[Any, .
         if state.processors
         else compiled._bind_processors
     )
-    values = state.parameters
-    out = []
+    plan: list[tuple[str | None, int | None, Any, Processor]] = []
     for name in state.positiontup:
-        proc = procs.get(name)
-        out.append(values[name] if proc is None else proc(values[name]))
-    return state.statement, tuple(out)
+        proc = cast(Processor, procs.get(name))
+        mark = state.parameters[name]
+        if isinstance(mark, _Mark):
+            plan.append((mark.key, mark.index, None, proc))
+        else:  # a value the statement carries (a literal built into it)
+            plan.append((None, None, mark, proc))
+    return _Shape(state.statement, tuple(plan))
 
 
 def _rows(done: _Compiled, records: Sequence[asyncpg.Record]) -> list[Any]:

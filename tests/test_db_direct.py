@@ -68,6 +68,47 @@ async def test_rows_and_values_are_sqlalchemys(
     assert first.created_at.tzinfo is not None and first.created_at >= before
 
 
+# Two IN lists and a plain value: the expanded text is kept per statement and list lengths.
+_TWO_LISTS = (
+    select(CALL.c.external_id, CALL.c.state)
+    .where(
+        CALL.c.source == bindparam("source"),
+        CALL.c.external_id.in_(bindparam("ids", expanding=True)),
+        CALL.c.state.in_(bindparam("states", expanding=True)),
+    )
+    .order_by(CALL.c.external_id)
+)
+
+
+async def test_in_lists_of_every_length_give_sqlalchemys_rows(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    rows = [_row(x) | {"state": s} for x, s in (("a", "offered"), ("b", "ringing"), ("c", "ended"))]
+    async with sessions() as session, session.begin():
+        await direct.rows(session, _INSERT, rows)
+    # Same lengths again with other values (a kept expansion must not keep values), empty
+    # lists, and lengths swapped between the two lists.
+    cases = [
+        (["a", "b"], ["offered"]),
+        (["b", "c"], ["ended"]),
+        (["c", "b"], ["ringing"]),
+        ([], ["offered"]),
+        (["a"], []),
+        (["a"], ["offered", "ringing"]),
+        (["a", "b", "c"], ["ringing", "ended"]),
+        (["b"], ["offered", "ringing"]),
+    ]
+    async with sessions() as session, session.begin():
+        for ids, states in cases:
+            params = {"source": "t", "ids": ids, "states": states}
+            fast = await direct.rows(session, _TWO_LISTS, params)
+            orm = (await session.execute(_TWO_LISTS, params)).all()
+            assert [tuple(r) for r in fast] == [tuple(r) for r in orm], (ids, states)
+            expected = [(x, s) for x, s in (("a", "offered"), ("b", "ringing"), ("c", "ended"))
+                        if x in ids and s in states]  # fmt: skip
+            assert [tuple(r) for r in fast] == expected
+
+
 async def test_direct_statements_roll_back_with_the_session(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:

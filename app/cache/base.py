@@ -22,6 +22,12 @@ class Cache(Protocol):
         self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None
     ) -> None: ...
 
+    def set_soon(self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None) -> None:
+        """`set_many` off the caller's path: the writes of the next moments go together, in
+        one round trip. For values that only save work (a summary the store can rebuild): a
+        write lost or late means one more rebuild, never a wrong answer."""
+        ...
+
     async def delete(self, *keys: str) -> None: ...
 
     async def incr(self, key: str, ttl_seconds: float | None = None) -> int:

@@ -31,17 +31,21 @@ class MemoryCache:
         return [self._live(key) for key in keys]
 
     async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
-        expires = time.monotonic() + ttl_seconds if ttl_seconds is not None else None
-        self._data[key] = (value, expires)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
+        self.set_soon([(key, value)], ttl_seconds)
 
     async def set_many(
         self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None
     ) -> None:
+        self.set_soon(items, ttl_seconds)
+
+    def set_soon(self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None) -> None:
+        # In process, a write costs no round trip: done at once.
+        expires = time.monotonic() + ttl_seconds if ttl_seconds is not None else None
         for key, value in items:
-            await self.set(key, value, ttl_seconds)
+            self._data[key] = (value, expires)
+            self._data.move_to_end(key)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
 
     async def delete(self, *keys: str) -> None:
         for key in keys:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -7,6 +9,15 @@ from redis.exceptions import RedisError
 
 from app.cache.base import CacheUnavailable
 from app.metrics.catalogue import REDIS_ERRORS
+from app.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+# `set_soon`: writes of this many seconds go together (at 20 new callers a second, five
+# summaries per round trip instead of one each), and at most this many wait (Redis hung:
+# the oldest are dropped, as a cache may).
+GATHER_SECONDS = 0.25
+MAX_WAITING = 10_000
 
 
 def _unavailable(exc: Exception) -> CacheUnavailable:
@@ -33,6 +44,8 @@ class RedisCache:
     def __init__(self, url: str, prefix: str = "fc:") -> None:
         self.client = connect(url)
         self.prefix = prefix
+        self._soon: list[tuple[str, bytes, int | None]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def _k(self, key: str) -> str:
         return self.prefix + "cache:" + key
@@ -77,6 +90,35 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             raise _unavailable(exc) from exc
 
+    def set_soon(self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None) -> None:
+        if not items:
+            return
+        px = None if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
+        self._soon.extend((self._k(key), value, px) for key, value in items)
+        if len(self._soon) > MAX_WAITING:
+            del self._soon[: len(self._soon) - MAX_WAITING]
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_soon())
+
+    async def _write_soon(self) -> None:
+        await asyncio.sleep(GATHER_SECONDS)
+        await self._write_waiting()
+
+    async def _write_waiting(self) -> None:
+        while self._soon:
+            batch, self._soon = self._soon, []
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for key, value, px in batch:
+                        pipe.set(key, value, px=px)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                # Dropped: each costs one rebuild from the store later, nothing more.
+                _unavailable(exc)
+                log.warning("cache writes dropped: redis unavailable",
+                            extra={"cache": self.name, "writes": len(batch)})  # fmt: skip
+                return
+
     async def delete(self, *keys: str) -> None:
         if not keys:
             return
@@ -106,4 +148,9 @@ class RedisCache:
             raise _unavailable(exc) from exc
 
     async def close(self) -> None:
+        await cancel_and_wait(self._writer)
+        try:
+            await asyncio.wait_for(self._write_waiting(), 2.0)  # best effort
+        except TimeoutError:
+            pass
         await self.client.aclose()

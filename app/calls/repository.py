@@ -21,6 +21,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
 from app import db_direct as direct
@@ -84,6 +85,8 @@ class CallRow(Protocol):
     def end_cause(self) -> str | None: ...
     @property
     def marks(self) -> dict[str, object] | None: ...
+    @property
+    def frame_seq(self) -> int: ...
 
 
 def _dialect(session: AsyncSession) -> str:
@@ -260,7 +263,33 @@ async def lock_or_create_calls(
     # An executemany with RETURNING: multi-row INSERTs (SQLAlchemy) or pipelined executions
     # (asyncpg), in this order either way.
     found = await direct.rows(session, _statement("lock_call", _dialect(session)), params)
+    _remember_frame_seqs(session.sync_session, found)
     return {row.external_id: row for row in found}
+
+
+# The calls this transaction holds locked, with their message number (`frame_seq`) as the
+# lock returned it: nothing else changes it before the commit, which numbers the outbox's
+# messages from it (app.realtime.outbox) instead of reading it again.
+_LOCKED = "calls_locked_frame_seq"
+
+
+def _remember_frame_seqs(sync: Session, rows: list[CallRow]) -> None:
+    if sync.in_nested_transaction():
+        return  # a savepoint's rollback would release the lock: not worth the bookkeeping
+    tx = sync.get_transaction()
+    held: tuple[object, dict[int, int]] | None = sync.info.get(_LOCKED)
+    if held is None or held[0] is not tx:
+        held = sync.info[_LOCKED] = (tx, {})
+    held[1].update((row.id, row.frame_seq) for row in rows)
+
+
+def locked_frame_seqs(sync: Session) -> dict[int, int]:
+    """The calls `sync`'s transaction locked through `lock_or_create_calls`, and each one's
+    `frame_seq` under that lock (held to the end of the transaction)."""
+    held = sync.info.get(_LOCKED)
+    if held is None or held[0] is not sync.get_transaction():
+        return {}
+    return held[1]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache import Cache, CacheUnavailable
-from app.history import store, versions
+from app.history import store, store_links, versions
 from app.history.near import with_nearby
 from app.history.store import Summary
 from app.rules.facts import CallerFacts
@@ -74,14 +74,16 @@ async def number_summaries(
     ttl_seconds: float,
 ) -> dict[str, Summary]:
     """The summaries of callers' E.164 numbers (a batch's, or one): one read of the counters
-    and one cache round trip for all; the misses rebuilt from the store together and put back
-    in one round trip."""
+    (with the numbers' links, which a miss needs next) and one cache round trip for all; the
+    misses rebuilt from the store together and put back soon after (`Cache.set_soon`)."""
     wanted = sorted(set(numbers))
     if not wanted:
         return {}
     today = now.astimezone(UTC).date()
     scopes = {n: versions.number_scope(n) for n in wanted}
-    current = await versions.read(session, [versions.EVERYTHING, *scopes.values()])
+    current, links = await store_links.versions_and_links(
+        session, [versions.EVERYTHING, *scopes.values()], wanted, today
+    )
     keys = {n: _key("n", n, today, horizon_days, current, scopes[n]) for n in wanted}
     try:
         raws = await cache.get_many([keys[n] for n in wanted])
@@ -97,16 +99,13 @@ async def number_summaries(
                 pass  # written by an older version of the service: rebuilt below
     missing = [n for n in wanted if n not in found]
     rebuilt = await store.build_many(
-        session, missing, today=today, since=horizon_start(now, horizon_days)
+        session, missing, today=today, since=horizon_start(now, horizon_days), links=links
     )
     found.update(rebuilt)
     built = [(keys[n], summary.model_dump_json().encode()) for n, summary in rebuilt.items()]
-    if versions.bumped_here(session):
-        built = []  # see versions.bumped_here
-    try:
-        await cache.set_many(built, ttl_seconds=ttl_seconds)
-    except CacheUnavailable:
-        pass  # logged on the read; the store stays the copy that counts
+    if not versions.bumped_here(session):  # see versions.bumped_here
+        # Off the ring's path, gathered with the next callers' summaries (one round trip).
+        cache.set_soon(built, ttl_seconds=ttl_seconds)
     return found
 
 

@@ -54,14 +54,21 @@ async def build(
 
 
 async def build_many(
-    session: AsyncSession, numbers: list[str], *, today: date, since: datetime
+    session: AsyncSession,
+    numbers: list[str],
+    *,
+    today: date,
+    since: datetime,
+    links: dict[str, Links] | None = None,
 ) -> dict[str, Summary]:
     """`build` for many numbers in five queries whatever their count (links, people,
-    households, markers, contacts), each summary as `build` gives it alone."""
+    households, markers, contacts), each summary as `build` gives it alone. `links`: the
+    numbers' links already read (`versions_and_links`), in the same transaction."""
     wanted = list(dict.fromkeys(numbers))
     if not wanted:
         return {}
-    links = await number_links_many(session, wanted, today)
+    if links is None or any(n not in links for n in wanted):
+        links = await number_links_many(session, wanted, today)
     people, homes, markers = await _subjects(session, list(links.values()))
     contacts = await contacts_many(session, links, since)
     return {n: _assemble(n, since, links[n], people, homes, contacts[n], markers) for n in wanted}

@@ -3,7 +3,8 @@ recorded in the audit log against the staff member whose socket received it, not
 that caused it.
 
 The rows are written off the send path: a socket's delivery queues them and one task per
-process appends them in batches, one transaction each, so a slow store never slows delivery.
+process appends them in batches (what GATHER_SECONDS of deliveries queued), one transaction
+each, so a slow store never slows delivery.
 Rows that cannot be written (the store down) are kept, up to a bound, and tried again.
 """
 
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 JUSTIFICATION = "pushed to their screen"
 BATCH = 1000
+# The rows of this many seconds' deliveries go in one transaction (five round trips to the
+# store, whatever their number) instead of one each: short, as a row waiting here is lost
+# if the process is killed.
+GATHER_SECONDS = 0.1
 # Beyond this many rows waiting for a store that does not answer, the oldest are dropped
 # (and the count logged): memory must stay bounded whatever happens to the store.
 MAX_PENDING = 200_000
@@ -70,8 +75,12 @@ def shown_by(actor: str, text: str) -> Shown:
 class PushAudit:
     """This process's queue of delivery audit rows and the task that writes them."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], gather_seconds: float = GATHER_SECONDS
+    ) -> None:
         self.sessions = sessions
+        self.gather_seconds = gather_seconds
+        self.transactions = 0  # written so far (for tests)
         self.pending: list[dict[str, Any]] = []
         self.pending_calls: list[tuple[str, int]] = []
         self._wake = asyncio.Event()
@@ -96,6 +105,7 @@ class PushAudit:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            await asyncio.sleep(self.gather_seconds)
             self._wake.clear()
             if not await self.flush():
                 await asyncio.sleep(RETRY_SECONDS)
@@ -118,6 +128,7 @@ class PushAudit:
             except Exception as exc:
                 log.warning("delivery audit not written yet", extra={"error": type(exc).__name__})
                 return False
+            self.transactions += 1
             del self.pending[: len(batch)]
             del self.pending_calls[: len(calls)]
         return True

@@ -4,6 +4,8 @@ the calls list, the board, the THRIVE+ view, and each socket delivery of caller 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections import defaultdict
 
@@ -17,7 +19,7 @@ from app.auth.models import Role
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.history.stored_context import stored_context
-from app.realtime.push_audit import JUSTIFICATION
+from app.realtime.push_audit import JUSTIFICATION, PushAudit
 from tests.conftest import MakeStaff
 from tests.history.identify_support import call_at, seed, seed_store
 from tests.realtime.support import event, open_socket, post, until
@@ -133,3 +135,38 @@ async def test_each_push_of_caller_context_is_audited_for_the_staff_member_who_g
     assert set(seen) == set(sockets)
     for actor in sockets:
         assert seen[actor] == expected, actor
+
+
+def _frame(call_id: int, person: str) -> str:
+    person_shown = {"id": person, "contacts": [], "markers": []}
+    context = {"persons": [person_shown], "households": [], "number_contacts": []}
+    return json.dumps({"type": "call.ringing", "call_id": call_id, "data": {"context": context}})
+
+
+async def test_deliveries_close_together_are_audited_in_one_transaction(
+    settings: Settings,
+) -> None:
+    # Each delivery's rows used to be a transaction of their own (five round trips to the
+    # store); those queued within the gathering window now share one.
+    engine = create_engine(settings)
+    audit = PushAudit(create_sessionmaker(engine), gather_seconds=1.0)
+    try:
+        audit.delivered("staff:A", _frame(1, "P1"))
+        task = audit._task
+        assert task is not None
+        for _ in range(5):  # the writer is under way: waiting out the window, nothing written
+            await asyncio.sleep(0)
+        assert not task.done() and audit.pending and audit.transactions == 0
+        audit.delivered("staff:B", _frame(2, "P2"))
+
+        async def both_written() -> bool:
+            seen = await _shown(settings, JUSTIFICATION)
+            return seen.get("staff:A") == {("person", "P1")} and seen.get("staff:B") == {
+                ("person", "P2")
+            }
+
+        await eventually(both_written, what="both deliveries audited")
+        assert audit.transactions == 1
+    finally:
+        await audit.close()
+        await engine.dispose()

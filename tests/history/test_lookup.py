@@ -16,13 +16,13 @@ from app.auth.models import Role
 from app.cache import MemoryCache, RedisCache
 from app.config import Settings
 from app.db import utcnow
-from app.history import alerts, lookup, store, store_records, writes
+from app.history import alerts, lookup, store, store_links, store_records, versions, writes
 from app.history.importer import import_dir
 from app.rules.facts import CallerFacts
 from tests.conftest import MakeStaff
 from tests.history.support import add_contact, add_marker, add_people, days_ago, ring
 from tests.history.test_import import CONTACTS, write
-from tests.support.servers import throwaway_redis
+from tests.support.servers import eventually, throwaway_redis
 
 SHARED = "+441134960201"
 SECOND = "+441134960202"
@@ -81,8 +81,7 @@ async def test_redis_stopping_falls_back_to_the_store_and_refills(
         cache = RedisCache(server.url, prefix="fchist:")
         try:
             assert [c.id for c in (await facts(app, SHARED, cache)).number_contacts] == ["C1"]
-            keys = await cache.client.keys("fchist:cache:hist:n:*")
-            assert len(keys) == 1
+            keys = await _cached_keys(cache)  # written off the lookup's path, soon after it
             server.stop()
             await add_contact(app, "C2", number=SHARED, person_id="A", victim=True)
             down = await facts(app, SHARED, cache)  # store fallback, no error
@@ -92,9 +91,54 @@ async def test_redis_stopping_falls_back_to_the_store_and_refills(
             server.start()
             back = await facts(app, SHARED, cache)
             assert sorted(c.id for c in back.number_contacts) == ["C1", "C2"]
-            refilled = await cache.client.keys("fchist:cache:hist:n:*")
-            assert len(refilled) == 1 and refilled != keys  # a new version's key
+            refilled = await _cached_keys(cache)
+            assert refilled != keys  # a new version's key
             assert (await facts(app, SHARED, cache)).number_contacts == back.number_contacts
+        finally:
+            await cache.close()
+
+
+async def _cached_keys(cache: RedisCache) -> list[bytes]:
+    """The one summary key in the cache, once written (`set_soon`)."""
+    found: list[bytes] = []
+
+    async def written() -> bool:
+        found[:] = await cache.client.keys("fchist:cache:hist:n:*")
+        return bool(found)
+
+    await eventually(written, what="the summary cached")
+    assert len(found) == 1, found
+    return found
+
+
+async def test_cache_writes_go_together_soon_and_are_dropped_when_redis_is_away() -> None:
+    with throwaway_redis() as server:
+        cache = RedisCache(server.url, prefix="fcsoon:")
+        try:
+            cache.set_soon([("a", b"1")], ttl_seconds=60)
+            cache.set_soon([("b", b"2"), ("c", b"3")], ttl_seconds=60)
+            assert await cache.get_many(["a", "b", "c"]) == [None, None, None]  # not yet
+
+            async def all_written() -> bool:
+                return await cache.get_many(["a", "b", "c"]) == [b"1", b"2", b"3"]
+
+            await eventually(all_written, what="the gathered writes")
+            assert 0 < await cache.client.pttl("fcsoon:cache:a") <= 60_000
+            # Redis away: the writes are dropped (a cache), the caller never sees an error.
+            server.stop()
+            cache.set_soon([("d", b"4")])
+            writer = cache._writer
+            assert writer is not None
+            await writer
+            assert cache._soon == []
+            server.start()
+            cache.set_soon([("e", b"5")])
+            await cache.close()  # writes what is waiting before closing
+            again = RedisCache(server.url, prefix="fcsoon:")
+            try:
+                assert await again.get_many(["d", "e"]) == [None, b"5"]
+            finally:
+                await again.close()
         finally:
             await cache.close()
 
@@ -205,3 +249,30 @@ async def test_a_summary_built_after_an_uncommitted_write_is_never_cached(app: F
             await session.rollback()
     await add_contact(app, "REAL", number=SHARED, occurred_at=days_ago(1))
     assert [c.id for c in (await facts(app, SHARED)).number_contacts] == ["REAL"]
+
+
+async def test_counters_and_links_in_one_read_are_what_each_read_gives_alone(app: FastAPI) -> None:
+    third, nobody = "+441134960203", "+441134960299"
+    await add_people(
+        app,
+        {"A": [SHARED], "B": [SHARED, SECOND], "C": [third], "M": []},
+        {"H1": ["A", "M"], "H2": ["B"], "H3": ["C", "M"]},
+    )
+    await add_contact(app, "C1", number=SHARED, person_id="A", victim=True)  # bumps counters
+    numbers = [SHARED, SECOND, third, nobody]
+    scopes = [versions.EVERYTHING, *(versions.number_scope(n) for n in numbers), "n:never"]
+    today = utcnow().date()
+    async with app.state.resources.sessions() as session, session.begin():
+        current, links = await store_links.versions_and_links(session, scopes, numbers, today)
+        alone = await versions.read(session, scopes)
+        links_alone = await store_links.number_links_many(session, numbers, today)
+    assert current == alone and current[versions.number_scope(SHARED)] > 0
+    assert current["n:never"] == 0
+    assert set(links) == set(numbers)
+    for number in numbers:
+        got, expected = links[number], links_alone[number]
+        assert (got.caller_ids, got.members, got.relationships) == (
+            expected.caller_ids, expected.members, expected.relationships
+        ), number  # fmt: skip
+    assert links[SHARED].caller_ids == ["A", "B"] and set(links[SHARED].members) == {"H1", "H2"}
+    assert links[nobody].caller_ids == [] and links[nobody].members == {}

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
+from app import db_direct
+from app.calls import repository as repo
 from app.calls.models import Call
 from app.config import Settings
 from app.db import unit_of_work
@@ -177,3 +179,80 @@ def test_message_bodies_round_trip_through_a_row() -> None:
     assert "\n" not in body
     message = Message(("a", "b"), (body, body))
     assert tuple("\n".join(message.bodies).split("\n")) == message.bodies
+
+
+async def test_a_call_locked_by_the_ingest_is_numbered_in_the_insert_others_as_before(
+    settings: Settings, backend: str
+) -> None:
+    # The ingest's lock returns the call's number, so the commit numbers its messages in the
+    # statement that writes them (PostgreSQL); a call the transaction did not lock is numbered
+    # by its own UPDATE first. Either way the numbers run on, across both, without a gap or
+    # a repeat, also for two transactions of one call at once (the second waits for the lock).
+    async with _service(settings) as (resources, _http):
+        async with unit_of_work(resources.sessions) as session:
+            (call,) = (
+                await repo.lock_or_create_calls(session, "t", [("num-1", "offered")])
+            ).values()
+        seen: list[str] = []
+
+        async def in_transaction(
+            lock: bool, messages: int, gate: asyncio.Event | None = None,
+            locked: asyncio.Event | None = None,
+        ) -> None:  # fmt: skip
+            async with unit_of_work(resources.sessions) as session:
+                conn = await db_direct.driver(session)
+                log = lambda record: seen.append(record.query)  # noqa: E731
+                if conn is not None:
+                    conn.raw.add_query_logger(log)
+                try:
+                    if lock:
+                        await repo.lock_or_create_calls(session, "t", [("num-1", "offered")])
+                        if locked is not None:
+                            locked.set()
+                        if gate is not None:
+                            await gate.wait()  # holds the lock while the other one asks for it
+                    for n in range(messages):
+                        stage(session, resources, "call.note", call.id, [("supervisors", {"n": n})])
+                    await session.commit()
+                finally:
+                    if conn is not None:
+                        conn.raw.remove_query_logger(log)
+
+        def statements(start: str) -> int:
+            return sum(1 for q in seen if q.startswith(start))
+
+        await in_transaction(lock=True, messages=2)
+        if backend == "production":
+            assert (statements("UPDATE call SET frame_seq"), statements("WITH bump AS")) == (0, 1)
+        seen.clear()
+        await in_transaction(lock=False, messages=1)
+        if backend == "production":
+            assert (statements("UPDATE call SET frame_seq"), statements("WITH bump AS")) == (1, 0)
+        gate, locked = asyncio.Event(), asyncio.Event()
+        first = asyncio.create_task(in_transaction(lock=True, messages=2, gate=gate, locked=locked))
+        try:
+            await asyncio.wait_for(locked.wait(), 10)
+            second = asyncio.create_task(in_transaction(lock=True, messages=3))
+            if backend == "production":
+                await eventually(lambda: _waiting_for_a_lock(resources), what="the second waits")
+        finally:
+            gate.set()  # whatever happened: no transaction left open
+        await asyncio.gather(first, second)
+        rows = [r for r in await _rows(resources) if r.type == "call.note"]
+        assert sorted(r.seq for r in rows) == [1, 2, 3, 4, 5, 6, 7, 8]
+        # Numbers follow the row ids (commit order of a call's messages), as the relay needs.
+        assert [r.seq for r in rows] == sorted(r.seq for r in rows)
+        for row in rows:
+            assert [json.loads(b)["data"]["seq"] for b in row.bodies.split("\n")] == [row.seq]
+        async with resources.sessions() as session:
+            stored = await session.get(Call, call.id)
+            assert stored is not None and stored.frame_seq == 8
+
+
+async def _waiting_for_a_lock(resources: Resources) -> bool:
+    async with resources.sessions() as session:
+        waiting = await session.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                 " AND wait_event_type = 'Lock'")
+        )  # fmt: skip
+    return bool(waiting)
