@@ -51,6 +51,15 @@ GRACE = 10.0  # seconds after the schedule for the last frames; later ones are l
 PEOPLE_PER_CONTACT = 10  # bench/history_data.py: a person per 10 contacts
 
 
+def _window(kind: str, events: int) -> None:
+    """For bench.round_trips: when the meters ran (a monotonic time, the same clock in
+    every process), and how many events the step sent."""
+    trace = os.environ.get("FC_BENCH_TRACE")
+    if trace:
+        with open(trace + ".window", "a") as out:
+            out.write(f"{kind} {time.monotonic():.6f} {events}\n")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -231,6 +240,7 @@ async def step(
     pool = client.Pool("127.0.0.1", port, target.path)
     for meter in target.meters.values():
         meter.start()
+    _window("start", 0)
     if closed:
         answers, sent = await one_at_a_time(target, pool, requests)
     else:
@@ -248,6 +258,7 @@ async def step(
             )
     await target.screens.wait_for(set(keys.values()), GRACE)
     used = {name: meter.stop() for name, meter in target.meters.items()}
+    _window("stop", len(requests))
     await pool.close()
     latencies = [
         target.screens.seen[k] - sent[request_key]
