@@ -22,7 +22,10 @@ from tests.conftest import process_env
 from tests.realtime.support import frame, message, open_socket, post, ring, withheld_offer
 from tests.support.servers import ROOT, ServiceProcess, throwaway_postgres, throwaway_redis
 
-pytestmark = pytest.mark.slow
+# host_network: the links it makes change this machine's network, which a browser open in a
+# concurrent test sees (Chromium drops its connections: ERR_NETWORK_CHANGED). The test command
+# runs it alone, after the two passes (scripts/test_passes.py).
+pytestmark = [pytest.mark.slow, pytest.mark.host_network]
 
 # Our own links, only between this host and the namespaces this test makes (and removes).
 NET = "10.213"
