@@ -204,6 +204,26 @@ def after_commit(session: AsyncSession | Session, action: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(action)
 
 
+def per_transaction(sync: Session, key: str, make: Callable[[], _T]) -> _T:
+    """An object `sync` keeps under `key` for its current transaction only: a new one (from
+    `make`) once that transaction ends, committed or rolled back, so nothing a failed attempt
+    gathered is seen by the next."""
+    tx = sync.get_transaction()
+    held = sync.info.get(key)
+    if held is None or held[0] is not tx:
+        held = sync.info[key] = (tx, make())
+    found: _T = held[1]
+    return found
+
+
+def this_transactions(sync: Session, key: str) -> object | None:
+    """What `per_transaction` keeps under `key` for the current transaction, or None."""
+    held = sync.info.get(key)
+    if held is None or held[0] is not sync.get_transaction():
+        return None
+    return held[1]  # type: ignore[no-any-return]
+
+
 def pop_after_commit(session: AsyncSession) -> list[AfterCommit]:
     actions: list[AfterCommit] = session.info.pop("after_commit", [])
     return actions

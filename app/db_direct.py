@@ -184,6 +184,27 @@ def insert_sql(
     return found
 
 
+def unnest_insert_sql(
+    table: str, columns: Sequence[tuple[str, str]], first: int, returning: str = ""
+) -> str:
+    """`INSERT INTO table (...) SELECT ... FROM unnest($first::type[], ...)`: any number of
+    rows in one statement, one array per column ((name, PostgreSQL type) pairs; a `jsonb`
+    column is sent as text), inserted in the order given (so ids drawn from a sequence sort
+    back into it). For a statement that also does something else: put it after a `WITH`."""
+    names = ", ".join(name for name, _ in columns)
+    picked = ", ".join(f"r.{name}::jsonb" if kind == "jsonb" else f"r.{name}"
+                       for name, kind in columns)  # fmt: skip
+    arrays = ", ".join(
+        f"${first + i}::{'text' if kind == 'jsonb' else kind}[]"
+        for i, (_, kind) in enumerate(columns)
+    )
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {picked} FROM unnest({arrays})"
+        f" WITH ORDINALITY AS r({names}, n) ORDER BY r.n"
+    )
+    return sql + (f" RETURNING {returning}" if returning else "")
+
+
 def bound(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
           processors: list[Processor]) -> list[tuple[Any, ...]]:  # fmt: skip
     """Each row's values in `columns` order, through the processors."""
@@ -469,4 +490,7 @@ async def rows(
     return _rows(done, await direct.fetchmany(sql, [args for _, args in batches]))
 
 
-__all__ = ["Direct", "bound", "driver", "driver_sync", "insert_many", "insert_sql", "rows", "wait"]
+__all__ = [
+    "Direct", "bound", "driver", "driver_sync", "insert_many", "insert_sql", "rows",
+    "unnest_insert_sql", "wait",
+]  # fmt: skip

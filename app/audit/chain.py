@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Table, event, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.models import GENESIS, AuditChainHead, AuditLog
-from app.db_direct import driver_sync, wait
+from app.db_direct import driver_sync, unnest_insert_sql, wait
 from app.metrics.catalogue import AUDIT_WRITES
 
 AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
@@ -73,18 +73,14 @@ _LOCK_HEAD = (
 _LOCK_HEAD_PG = f"UPDATE audit_chain_head SET seq = seq WHERE id = {HEAD_ID} RETURNING seq, hash"
 # On PostgreSQL the rows and the head's move go in one statement (one round trip), the rows
 # in their order (ORDINALITY). `records` is sent as JSON text, as the column's type would.
-_APPENDED = ("at", "actor", "action", "subject_type", "subject_id", "call_id", "justification",
-             "seq", "prev_hash", "hash", "records")  # fmt: skip
+_APPENDED = (
+    ("at", "timestamptz"), ("actor", "text"), ("action", "text"), ("subject_type", "text"),
+    ("subject_id", "text"), ("call_id", "text"), ("justification", "text"), ("seq", "bigint"),
+    ("prev_hash", "text"), ("hash", "text"), ("records", "jsonb"),
+)  # fmt: skip
 _APPEND_PG = (
-    f"WITH moved AS (UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = {HEAD_ID})"
-    " INSERT INTO audit_log (at, actor, action, subject_type, subject_id, call_id,"
-    " justification, seq, prev_hash, hash, records)"
-    " SELECT r.at, r.actor, r.action, r.subject_type, r.subject_id, r.call_id,"
-    " r.justification, r.seq, r.prev_hash, r.hash, r.records::jsonb"
-    " FROM unnest($3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],"
-    " $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[])"
-    " WITH ORDINALITY AS r(at, actor, action, subject_type, subject_id, call_id,"
-    " justification, seq, prev_hash, hash, records, n) ORDER BY r.n"
+    f"WITH moved AS (UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = {HEAD_ID}) "
+    + unnest_insert_sql("audit_log", _APPENDED, first=3)
 )
 
 
@@ -120,7 +116,7 @@ def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if direct is not None:
         wait(direct.execute(
             _APPEND_PG, seq, prev,
-            *([row[name] for row in chained] for name in _APPENDED[:-1]),
+            *([row[name] for row in chained] for name, _ in _APPENDED[:-1]),
             [json.dumps(row["records"]) for row in chained],
         ))  # fmt: skip
     else:

@@ -27,7 +27,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from app import db_direct as direct
 from app.calls.lifecycle import CallState
 from app.calls.models import Call, CallEventRow
-from app.db import dialect_of, is_postgres, upsert, utcnow
+from app.db import dialect_of, is_postgres, per_transaction, this_transactions, upsert, utcnow
 
 # --- ingest: the hot path, in SQLAlchemy Core ---------------------------------------------
 # Every event runs these. Built once per dialect with bind parameters (values come with each
@@ -276,20 +276,15 @@ _LOCKED = "calls_locked_frame_seq"
 def _remember_frame_seqs(sync: Session, rows: list[CallRow]) -> None:
     if sync.in_nested_transaction():
         return  # a savepoint's rollback would release the lock: not worth the bookkeeping
-    tx = sync.get_transaction()
-    held: tuple[object, dict[int, int]] | None = sync.info.get(_LOCKED)
-    if held is None or held[0] is not tx:
-        held = sync.info[_LOCKED] = (tx, {})
-    held[1].update((row.id, row.frame_seq) for row in rows)
+    locked: dict[int, int] = per_transaction(sync, _LOCKED, dict)
+    locked.update((row.id, row.frame_seq) for row in rows)
 
 
 def locked_frame_seqs(sync: Session) -> dict[int, int]:
     """The calls `sync`'s transaction locked through `lock_or_create_calls`, and each one's
     `frame_seq` under that lock (held to the end of the transaction)."""
-    held = sync.info.get(_LOCKED)
-    if held is None or held[0] is not sync.get_transaction():
-        return {}
-    return held[1]  # type: ignore[no-any-return]
+    locked = this_transactions(sync, _LOCKED)
+    return locked if isinstance(locked, dict) else {}
 
 
 @dataclass(frozen=True)

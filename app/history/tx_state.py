@@ -13,6 +13,7 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.models import Call
+from app.db import per_transaction
 from app.db_direct import driver, insert_many
 from app.history import writes
 from app.history.store import Summary
@@ -69,12 +70,7 @@ TX_KEY = "history_tx"
 def tx_of(session: AsyncSession) -> HistoryTx:
     """The history step's state for the session's current transaction (a new one per
     transaction: a rolled-back attempt leaves nothing behind)."""
-    tx = session.sync_session.get_transaction()
-    held = session.info.get(TX_KEY)
-    if held is None or held[0] is not tx:
-        held = session.info[TX_KEY] = (tx, HistoryTx())
-    state: HistoryTx = held[1]
-    return state
+    return per_transaction(session.sync_session, TX_KEY, HistoryTx)
 
 
 async def settle(session: AsyncSession) -> None:

@@ -44,7 +44,7 @@ from app import tracing
 from app.calls.models import Call
 from app.calls.repository import locked_frame_seqs
 from app.db import after_commit, is_postgres, utcnow
-from app.db_direct import driver, driver_sync, insert_many, wait
+from app.db_direct import driver, driver_sync, insert_many, unnest_insert_sql, wait
 from app.realtime.broker import BLOCKED, BrokerUnavailable, Message
 from app.realtime.envelope import encode_body
 from app.realtime.models import OutboxMessage
@@ -145,16 +145,23 @@ _NUMBER_PG = (
 
 # When the transaction already holds every call's row lock and knows its number (the ingest
 # locked them: `locked_frame_seqs`), the numbers are taken in the statement that writes the
-# rows: one round trip instead of two. Rows go in their order (ORDINALITY), so their ids,
-# drawn in that order, sort back into it.
+# rows: one round trip instead of two. The rows' ids sort back into their order.
 _NUMBER_AND_INSERT_PG = (
     "WITH bump AS (UPDATE call SET frame_seq = call.frame_seq + x.n"
-    " FROM unnest($1::bigint[], $2::int[]) AS x(id, n) WHERE call.id = x.id)"
-    " INSERT INTO outbox_message (call_id, seq, type, channels, bodies, created_at)"
-    " SELECT r.call_id, r.seq, r.type, r.channels::jsonb, r.bodies, r.created_at"
-    " FROM unnest($3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[],"
-    " $8::timestamptz[]) WITH ORDINALITY AS r(call_id, seq, type, channels, bodies,"
-    " created_at, n) ORDER BY r.n RETURNING id"
+    " FROM unnest($1::bigint[], $2::int[]) AS x(id, n) WHERE call.id = x.id) "
+    + unnest_insert_sql(
+        "outbox_message",
+        [
+            ("call_id", "bigint"),
+            ("seq", "int"),
+            ("type", "text"),
+            ("channels", "jsonb"),
+            ("bodies", "text"),
+            ("created_at", "timestamptz"),
+        ],
+        first=3,
+        returning="id",
+    )
 )
 
 

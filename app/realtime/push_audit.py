@@ -105,8 +105,10 @@ class PushAudit:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self.gather_seconds)
+            # Cleared before the window: what is queued during it goes in this transaction
+            # (a later wake finds the queue empty and writes nothing).
             self._wake.clear()
+            await asyncio.sleep(self.gather_seconds)
             if not await self.flush():
                 await asyncio.sleep(RETRY_SECONDS)
                 self._wake.set()

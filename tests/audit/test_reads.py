@@ -4,7 +4,6 @@ the calls list, the board, the THRIVE+ view, and each socket delivery of caller 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections import defaultdict
@@ -154,8 +153,11 @@ async def test_deliveries_close_together_are_audited_in_one_transaction(
         audit.delivered("staff:A", _frame(1, "P1"))
         task = audit._task
         assert task is not None
-        for _ in range(5):  # the writer is under way: waiting out the window, nothing written
-            await asyncio.sleep(0)
+
+        async def in_its_window() -> bool:  # the writer took the wake-up and waits its window
+            return not audit._wake.is_set()
+
+        await eventually(in_its_window, what="the writer waiting out its window")
         assert not task.done() and audit.pending and audit.transactions == 0
         audit.delivered("staff:B", _frame(2, "P2"))
 
