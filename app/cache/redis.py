@@ -79,13 +79,20 @@ class RedisCache:
         self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None
     ) -> None:
         """Every SET in one round trip (a pipeline, not a transaction: each key stands alone)."""
-        if not items:
-            return
+        if items:
+            await self._set_all(self._entries(items, ttl_seconds))
+
+    def _entries(
+        self, items: list[tuple[str, bytes]], ttl_seconds: float | None
+    ) -> list[tuple[str, bytes, int | None]]:
         px = None if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
+        return [(self._k(key), value, px) for key, value in items]
+
+    async def _set_all(self, entries: list[tuple[str, bytes, int | None]]) -> None:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                for key, value in items:
-                    pipe.set(self._k(key), value, px=px)
+                for key, value, px in entries:
+                    pipe.set(key, value, px=px)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise _unavailable(exc) from exc
@@ -93,8 +100,7 @@ class RedisCache:
     def set_soon(self, items: list[tuple[str, bytes]], ttl_seconds: float | None = None) -> None:
         if not items:
             return
-        px = None if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
-        self._soon.extend((self._k(key), value, px) for key, value in items)
+        self._soon.extend(self._entries(items, ttl_seconds))
         if len(self._soon) > MAX_WAITING:
             del self._soon[: len(self._soon) - MAX_WAITING]
         if self._writer is None or self._writer.done():
@@ -108,13 +114,9 @@ class RedisCache:
         while self._soon:
             batch, self._soon = self._soon, []
             try:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for key, value, px in batch:
-                        pipe.set(key, value, px=px)
-                    await pipe.execute()
-            except (RedisError, OSError) as exc:
+                await self._set_all(batch)
+            except CacheUnavailable:
                 # Dropped: each costs one rebuild from the store later, nothing more.
-                _unavailable(exc)
                 log.warning("cache writes dropped: redis unavailable",
                             extra={"cache": self.name, "writes": len(batch)})  # fmt: skip
                 return
