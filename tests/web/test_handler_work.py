@@ -16,6 +16,7 @@ Every wait is on a condition (Playwright's `expect`), never a fixed sleep.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ from app.auth.models import Role
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.idempotency.models import IdempotentRequest
+from app.rules.loader import load_configured
 from app.thrive.models import Assessment, CallCue, CallThrive
 from tests.conftest import MakeStaff
 from tests.support.servers import ServiceProcess
@@ -565,6 +567,80 @@ async def test_a_failed_re_read_is_read_again_before_live(
         failed_at = states.index("reconnecting")
         assert "live" not in states[failed_at : states.index("syncing", failed_at)], states
         assert len(sockets) >= 2  # it reconnected before reading again
+        assert errors == []
+    finally:
+        await phone.close()
+
+
+async def test_a_re_read_taken_before_a_tick_and_shown_after_it_keeps_the_tick(
+    settings: Settings,
+    live_service: LiveService,
+    make_staff: MakeStaff,
+    browser_context: BrowserContext,
+) -> None:
+    """A read of the screen is answered from the state before a tick was stored and reaches
+    the page after the tick was confirmed (it left the write queue then): the tick stays on
+    screen and in the assessment filed after it (a slow re-read had dropped it)."""
+    token = await make_staff("H1", Role.handler)
+    service = live_service()
+    phone = Telephony(service.url)
+    sockets: list[WebSocketRoute] = []
+    taken, release = asyncio.Event(), asyncio.Event()
+    preservation = [
+        a.id
+        for a in load_configured(settings.rules_dir).advice["burglary"]
+        if a.kind == "preservation"
+    ]
+    try:
+
+        async def socket(ws: WebSocketRoute) -> None:
+            ws.connect_to_server()
+            sockets.append(ws)
+
+        await browser_context.route_web_socket("**/ws*", socket)
+        page = await login(browser_context, service.url, token, "/handler")
+        errors = watch_errors(page)
+        call_id = await phone.ring("trust-stale-read", "H1", QUIET_NUMBER)
+        await phone.post("trust-stale-read", "answered", handler_id="H1")
+        await expect(page.locator("#call-card")).to_have_attribute("data-state", "answered")
+        await page.select_option("#incident-type", "burglary")
+        group = page.locator("#advice fieldset", has_text="Evidence preservation")
+        await expect(group.locator("li")).to_have_count(len(preservation))
+        first, second = (page.locator(f"input[id='advice-{i}']") for i in preservation[:2])
+        await page.locator(f"input[id='advice-{preservation[0]}']").focus()
+        await page.keyboard.press("Space")
+        await expect(first).to_be_checked()
+        await page.wait_for_function("() => window.firstcontactWrites.size === 0")
+
+        async def held(route: Route) -> None:
+            response = await route.fetch()  # the state now: the first tick, not the second
+            taken.set()
+            await release.wait()
+            await route.fulfill(response=response)
+
+        await page.route("**/web/api/handler/calls", held)
+        sockets[-1].send('{"id": null, "type": "resync", "data": {"reason": "cursor_expired"}}')
+        await asyncio.wait_for(taken.wait(), 15)
+        await second.focus()
+        await page.keyboard.press("Space")
+        await expect(second).to_be_checked()
+        await page.wait_for_function("() => window.firstcontactWrites.size === 0")  # confirmed
+        release.set()
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        await expect(first).to_be_checked()
+        await expect(second).to_be_checked()
+
+        await fill_form(
+            page,
+            grade="scheduled",
+            elements={"investigation": ("low", "Back door forced, nothing touched since")},
+            rvc="no",
+        )
+        await page.click("#assessment button[type=submit]")
+        await expect(page.locator("#assessment-status")).to_have_attribute("data-version", "1")
+        record = (await api_get(service.url, token, f"/api/v1/calls/{call_id}/assessment")).json()
+        given = sorted(i for ids in record["advice_given"].values() for i in ids)
+        assert given == sorted(preservation[:2])
         assert errors == []
     finally:
         await phone.close()

@@ -66,7 +66,6 @@ const view = createView({
   actions: { acknowledge: acknowledgeAlert, tick, pick, resolveConflict },
 });
 const render = () => view.render();
-const pendingFor = (callId) => writes.queuedFor(callId);
 
 // The call on screen may change: what the one leaving it waited to send goes now.
 function choose(arrived = null) {
@@ -129,10 +128,10 @@ async function loadScreen(callId) {
   try {
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const seq = screen.seq;
-      const body = await api("GET", `/web/api/calls/${callId}/screen`);
+      const { body, over } = await writes.reading(() => api("GET", `/web/api/calls/${callId}/screen`));
       if (screen.seq !== seq && attempt < 2) continue;
       // Still moving on the last try: take all but the call's state, which messages keep.
-      applyScreen(screen.seq !== seq ? { ...body.screen, call: { id: callId } } : body.screen, pendingFor);
+      applyScreen(screen.seq !== seq ? { ...body.screen, call: { id: callId } } : body.screen, over);
       choose();
       render();
       return;
@@ -146,11 +145,11 @@ async function loadScreen(callId) {
 
 async function snapshot() {
   const path = desk.pinned ? `/web/api/calls/${desk.pinned}/screen` : "/web/api/handler/calls";
-  const body = await api("GET", path);
+  const { body, over } = await writes.reading(() => api("GET", path));
   const list = body.screen ? [body.screen] : body.calls;
   const seen = new Set();
   for (const data of list) {
-    applyScreen(data, pendingFor);
+    applyScreen(data, over);
     seen.add(Number(data.call.id));
   }
   // Calls we showed that are no longer at this desk nor due a wrap-up (missed while away).

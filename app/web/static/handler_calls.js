@@ -118,14 +118,17 @@ export function applyDraft(screen, draft) {
   screen.deferredAt = draft.deferred_at || null;
 }
 
-// What the handler did that the service has not confirmed yet (`pending`: this call's queued
-// writes, oldest first), over what it has stored.
+// What the handler did that the read may not show (`pending`: this call's writes confirmed
+// after the read was sent, then those still queued, oldest first), over what it has stored.
 function overlayPending(screen, pending) {
   for (const entry of pending) {
     const body = entry.body;
     if (entry.kind === "narrative" && !screen.narrativeDirty) screen.narrative = body.text;
+    // A confirmed write carries the service's answer (`result`): what it stored then.
+    else if (entry.kind === "incident" && entry.result) applyThrive(screen.call.id, entry.result);
     else if (entry.kind === "incident") screen.thrive.incident_type = body.incident_type;
-    else if (entry.kind === "qualifiers") applyThrive(screen.call.id, body);
+    else if (entry.kind === "qualifiers") applyThrive(screen.call.id, entry.result || body);
+    else if (entry.kind === "assessment" && entry.result) screen.assessment = entry.result;
     else if (entry.kind === "advice" || entry.kind === "prompts") {
       const set = entry.kind === "advice" ? screen.ticked : screen.answered;
       const on = entry.kind === "advice" ? body.given !== false : body.answered !== false;
@@ -137,7 +140,7 @@ function overlayPending(screen, pending) {
   }
 }
 
-// A read of a call's whole screen; `pendingFor(callId)`: the writes still queued for it.
+// A read of a call's whole screen; `pendingFor(callId)`: the writes the read may not show.
 export function applyScreen(data, pendingFor) {
   const id = Number(data.call.id);
   const screen = applyCall(id, data);

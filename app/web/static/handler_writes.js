@@ -17,6 +17,11 @@ const same = (kind, callId) => (e) => e.kind === kind && e.callId === callId;
 // submitted(callId) after an assessment is filed, render() and renderWrites() (the "Not
 // saved" lines and the badge only).
 export function createWrites(hooks) {
+  // Writes confirmed while a read of the service's state is out. A read can be answered from
+  // a state taken before a write was stored and arrive after that write was confirmed (it has
+  // left the queue by then): laid over the read like the queued ones, it is not undone.
+  const reads = { open: 0, count: 0, settled: [] }; // settled: [number, entry], oldest first
+
   const queue = new WriteQueue({
     storageKey: `firstcontact.writes.${desk.me}`,
     prepare(entry) {
@@ -25,6 +30,8 @@ export function createWrites(hooks) {
     },
     onConfirmed(entry, body) {
       const screen = screenFor(entry.callId);
+      reads.count += 1;
+      if (reads.open) reads.settled.push([reads.count, { ...entry, result: body }]);
       delete screen.refusals[entry.area];
       if (entry.kind === "narrative") (body.new_cues || []).forEach((c) => applyCue(entry.callId, c));
       else if (entry.kind === "incident" || entry.kind === "qualifiers") applyThrive(entry.callId, body);
@@ -127,6 +134,25 @@ export function createWrites(hooks) {
       return queue.size + timers.size;
     },
     queuedFor: (callId) => queue.pending((e) => e.callId === callId),
+    // A read of the service's state, `read()` (a promise of it), and what to lay over it:
+    // `over(callId)`: this call's writes confirmed since the read was sent, then those still
+    // queued, oldest first.
+    async reading(read) {
+      const since = reads.count;
+      reads.open += 1;
+      try {
+        const body = await read();
+        const settled = reads.settled.filter(([n]) => n > since).map(([, e]) => e);
+        const over = (callId) => [
+          ...settled.filter((e) => e.callId === callId),
+          ...queue.pending((e) => e.callId === callId),
+        ];
+        return { body, over };
+      } finally {
+        reads.open -= 1;
+        if (!reads.open) reads.settled = [];
+      }
+    },
     narrativeTyped: (callId) => later("narrative", callId, NARRATIVE_PAUSE_MS, () => writeNarrative(callId)),
     formEdited: (callId) => later("draft", callId, DRAFT_PAUSE_MS, () => writeDraft(callId)),
     writeMark(callId, kind, id, on) {
