@@ -15,6 +15,8 @@ Which drill runs on which worker count ("workers" = service processes sharing th
   one leaves no frame only in its memory;
 - PostgreSQL restarted: 1 and 2; a locked table answering 503 within the statement timeout: 1;
   both on a throwaway PostgreSQL whatever the run's backend (so only on the default run).
+The Redis drills are `production_only`: the test command runs them on PostgreSQL, as a force
+runs Redis between workers (run directly, they take the run's backend, SQLite included).
 """
 
 from __future__ import annotations
@@ -199,6 +201,7 @@ def _no_500(driver: Driver, calls: int = CALLS) -> None:
     assert 500 not in driver.statuses, driver.statuses
 
 
+@pytest.mark.production_only
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_kill_between_commit_and_publish_loses_nothing(
     settings: Settings, live_service: Live, make_staff: MakeStaff, workers: int
@@ -278,6 +281,7 @@ async def _redis_drill(
     _no_500(driver)
 
 
+@pytest.mark.production_only
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_redis_down_and_back_loses_and_reorders_nothing(
     settings: Settings, live_service: Live, make_staff: MakeStaff, workers: int
@@ -289,6 +293,7 @@ async def test_redis_down_and_back_loses_and_reorders_nothing(
         await _redis_drill(token, supervisor, services, redis_server, "rd")
 
 
+@pytest.mark.production_only
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
 async def test_redis_down_and_a_worker_stopped_loses_nothing(
@@ -312,6 +317,7 @@ async def test_redis_down_and_a_worker_stopped_loses_nothing(
         await _redis_drill(token, supervisor, services, redis_server, prefix, fault=fault)
 
 
+@pytest.mark.production_only
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_sigterm_under_load_loses_nothing(
     settings: Settings, live_service: Live, make_staff: MakeStaff, workers: int

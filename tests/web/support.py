@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -152,11 +151,8 @@ async def login(context: BrowserContext, base_url: str, token: str, path: str) -
 
 
 def screenshot_path(name: str) -> Path:
-    """test-artifacts/screenshots/ on the embedded run, screenshots-production/ on the
-    PostgreSQL + Redis run (the two passes run at once: never the same file)."""
-    backend = os.environ.get("FC_TEST_RUN_BACKEND", "embedded")
-    folder = (
-        SCREENSHOTS if backend == "embedded" else SCREENSHOTS.with_name(f"screenshots-{backend}")
-    )
+    """test-artifacts/screenshots/ (the test command runs each browser test in one pass
+    only, so the two passes never write the same file)."""
+    folder = SCREENSHOTS
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 
 import httpx
+import pytest
 from playwright.async_api import BrowserContext, expect
 
 from app.auth.models import Role
@@ -20,6 +21,8 @@ from tests.web.qa_support import assert_accessible
 from tests.web.support import QUIET_NUMBER, Telephony, login, screenshot_path, seed_repeat_victim
 
 LiveService = Callable[..., ServiceProcess]
+# The test command runs it on PostgreSQL + Redis (scripts/test_passes.py).
+pytestmark = pytest.mark.production_only
 
 
 async def test_board_rows_escalation_recent_counters_and_feedback(

@@ -39,6 +39,8 @@ from tests.web.axe import assert_accessible
 from tests.web.support import QUIET_NUMBER, Telephony, login, screenshot_path, seed_repeat_victim
 
 LiveService = Callable[..., ServiceProcess]
+# The test command runs it on PostgreSQL + Redis (scripts/test_passes.py).
+pytestmark = pytest.mark.production_only
 WIDE = {"width": 1920, "height": 1080}
 NARRATIVE = "She is pregnant and he has a knife"
 # The four elements a call with a high alert, a high-severity cue or domestic abuse needs.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from playwright.async_api import BrowserContext, expect
 
 from app.auth.models import Role
@@ -20,6 +21,8 @@ from tests.web.support import Telephony, login
 from tests.web.test_handler_work import both_sizes, watch_errors
 
 LiveService = Callable[..., ServiceProcess]
+# The test command runs it on PostgreSQL + Redis (scripts/test_passes.py).
+pytestmark = pytest.mark.production_only
 
 
 async def test_the_handler_finds_and_links_the_victim_of_a_withheld_call(

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 from playwright.async_api import BrowserContext, expect
 
 from app.auth.models import Role
@@ -18,6 +19,8 @@ from tests.web.axe import assert_accessible
 from tests.web.support import QUIET_NUMBER, Telephony, login
 
 LiveService = Callable[..., ServiceProcess]
+# The test command runs it on PostgreSQL + Redis (scripts/test_passes.py).
+pytestmark = pytest.mark.production_only
 
 
 async def test_revoking_a_handler_sends_their_open_page_to_the_login(
