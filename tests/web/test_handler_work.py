@@ -522,6 +522,22 @@ async def test_defer_takes_an_ended_call_out_of_wrap_up(
         await phone.close()
 
 
+async def handler_with_sockets(
+    context: BrowserContext, base: str, token: str
+) -> tuple[Page, list[WebSocketRoute], list[str]]:
+    """The handler's page with its sockets in reach (the test can speak as the service:
+    `sockets[-1].send(...)`), and its errors watched."""
+    sockets: list[WebSocketRoute] = []
+
+    async def socket(ws: WebSocketRoute) -> None:
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    await context.route_web_socket("**/ws*", socket)
+    page = await login(context, base, token, "/handler")
+    return page, sockets, watch_errors(page)
+
+
 async def test_a_failed_re_read_is_read_again_before_live(
     settings: Settings,
     live_service: LiveService,
@@ -533,17 +549,9 @@ async def test_a_failed_re_read_is_read_again_before_live(
     token = await make_staff("H1", Role.handler)
     service = live_service()
     phone = Telephony(service.url)
-    sockets: list[WebSocketRoute] = []
     reads: list[int] = []
     try:
-
-        async def socket(ws: WebSocketRoute) -> None:
-            ws.connect_to_server()
-            sockets.append(ws)
-
-        await browser_context.route_web_socket("**/ws*", socket)
-        page = await login(browser_context, service.url, token, "/handler")
-        errors = watch_errors(page)
+        page, sockets, errors = await handler_with_sockets(browser_context, service.url, token)
         first_call = await phone.ring("trust-resync-1", "H1", QUIET_NUMBER)
         await expect(page.locator("#call-card")).to_have_attribute("data-call-id", str(first_call))
 
@@ -586,7 +594,6 @@ async def test_a_re_read_taken_before_a_tick_and_shown_after_it_keeps_the_tick(
     token = await make_staff("H1", Role.handler)
     service = live_service()
     phone = Telephony(service.url)
-    sockets: list[WebSocketRoute] = []
     taken, release = asyncio.Event(), asyncio.Event()
     preservation = [
         a.id
@@ -594,14 +601,7 @@ async def test_a_re_read_taken_before_a_tick_and_shown_after_it_keeps_the_tick(
         if a.kind == "preservation"
     ]
     try:
-
-        async def socket(ws: WebSocketRoute) -> None:
-            ws.connect_to_server()
-            sockets.append(ws)
-
-        await browser_context.route_web_socket("**/ws*", socket)
-        page = await login(browser_context, service.url, token, "/handler")
-        errors = watch_errors(page)
+        page, sockets, errors = await handler_with_sockets(browser_context, service.url, token)
         call_id = await phone.ring("trust-stale-read", "H1", QUIET_NUMBER)
         await phone.post("trust-stale-read", "answered", handler_id="H1")
         await expect(page.locator("#call-card")).to_have_attribute("data-state", "answered")
