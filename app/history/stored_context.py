@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import db_direct as direct
+from app.calls import repository as calls_repo
 from app.history import alerts as alert_store
 from app.history.models import Alert, CallContext
 
@@ -26,9 +27,16 @@ async def stored_contexts(
     """`stored_context` of many calls, by call id (calls without one are absent)."""
     if not call_ids:
         return {}
+    found: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for call_id in call_ids:
+        read = _read_with_event(session, call_id)
+        if read is not None:
+            found[call_id] = read
+    call_ids = [i for i in call_ids if i not in found]
+    if not call_ids:
+        return found
     # One round trip for contexts and alerts (this runs on every ringing, on the ring ->
     # screen path, and once per batch).
-    found: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     acked: list[dict[str, Any]] = []
     for row in await direct.rows(session, _STORED_CONTEXT, {"call_ids": call_ids}):
         held = found.get(row.call_id)
@@ -46,6 +54,32 @@ async def stored_contexts(
         for alert in acked:
             alert["acknowledgements"] = by_alert[alert["alert_id"]]
     return found
+
+
+def _read_with_event(
+    session: AsyncSession, call_id: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The context read with this transaction's event of the call (see below), when it is
+    the whole answer: a context with no alerts (alerts, and who acknowledged them, are read
+    in full by `_STORED_CONTEXT`)."""
+    sync = session.sync_session
+    context = calls_repo.read_with_event_answer(sync, call_id, _CONTEXT)
+    has_alerts = calls_repo.read_with_event_answer(sync, call_id, _HAS_ALERTS)
+    if context is None or has_alerts is not False:
+        return None
+    return dict(context), []  # type: ignore[call-overload]
+
+
+# A ringing's statement that stores it also reads the context its offered stored, and whether
+# the call has alerts: the ring -> screen path's own read of them is then not sent (issue 19).
+_CONTEXT, _HAS_ALERTS = "stored_context", "has_alerts"
+calls_repo.read_with_event(
+    _CONTEXT,
+    lambda call_id: (
+        select(CallContext.context).where(CallContext.call_id == call_id).scalar_subquery()
+    ),
+)
+calls_repo.read_with_event(_HAS_ALERTS, lambda call_id: exists().where(Alert.call_id == call_id))
 
 
 _STORED_CONTEXT = (

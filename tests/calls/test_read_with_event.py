@@ -1,0 +1,118 @@
+"""Reads answered by an event's own statement (`repository.read_with_event`, issue 19): a
+ringing's statement also reads the context its offered stored, so the ring -> screen path
+does not send that read on its own. Its answer must be what the call's earlier events
+committed, even when the ringing waited for the call's lock while the offered committed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from app.calls import repository as repo
+from app.calls import service as calls
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.history import stored_context as stored_context_module
+from app.history.models import CallContext
+from app.history.stored_context import stored_contexts
+from app.telephony.events import CallEvent
+from tests.support.servers import eventually
+from tests.telephony.support import lifecycle
+
+CONTEXT = {"persons": [], "households": [], "note": "built when the call was offered"}
+
+
+def _event(raw: dict[str, object]) -> CallEvent:
+    return CallEvent.model_validate(raw)
+
+
+async def _ingest(session: object, raw: dict[str, object]) -> calls.IngestOutcome:
+    return await calls.ingest(
+        session,  # type: ignore[arg-type]
+        source="canonical",
+        event=_event(raw),
+        raw=b"{}",
+        region="GB",
+        lease_seconds=30.0,
+        processed=True,
+    )
+
+
+@pytest.mark.production_only  # the statement is PostgreSQL's; SQLite reads on its own
+async def test_a_ringing_that_waited_for_the_lock_reads_what_the_offered_committed(
+    settings: Settings,
+) -> None:
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    offered, ringing = lifecycle("c-read-with-event", datetime.now(UTC))[:2]
+    try:
+        async with sessions() as first:
+            # The offered's transaction: the call locked, its context stored, not committed.
+            await first.begin()
+            stored = await _ingest(first, offered)
+            first.add(CallContext(call_id=stored.call_id, context=CONTEXT))
+            await first.flush()
+
+            async def ring() -> tuple[object, object]:
+                async with sessions() as second, second.begin():
+                    outcome = await _ingest(second, ringing)
+                    sync = second.sync_session
+                    answer = repo.read_with_event_answer(sync, outcome.call_id, "stored_context")
+                    # Taken once: the second ask goes to the store (and finds the same).
+                    again = await stored_contexts(second, [outcome.call_id])
+                    return answer, again
+
+            waiting = asyncio.create_task(ring())
+
+            async def blocked() -> bool:
+                async with engine.connect() as probe:
+                    found = await probe.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()"
+                        )
+                    )
+                return bool(found)
+
+            await eventually(blocked, what="the ringing waiting for the call's lock")
+            await first.commit()
+        answer, again = await asyncio.wait_for(waiting, 30)
+    finally:
+        await engine.dispose()
+    # Read by a statement whose snapshot began before the offered committed, it would be None
+    # and the ringing would look the caller up a second time.
+    assert answer == CONTEXT
+    assert again == {stored.call_id: (CONTEXT, [])}
+
+
+async def test_the_ringing_delivers_the_stored_context_without_reading_it_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[object] = []
+    rows = stored_context_module.direct.rows
+
+    async def recorded(session: object, stmt: object, params: object = None) -> list[object]:
+        sent.append(stmt)
+        return await rows(session, stmt, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stored_context_module.direct, "rows", recorded)
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    offered, ringing = lifecycle("c-read-with-event-2", datetime.now(UTC))[:2]
+    try:
+        async with sessions() as session, session.begin():
+            stored = await _ingest(session, offered)
+            session.add(CallContext(call_id=stored.call_id, context=CONTEXT))
+        async with sessions() as session, session.begin():
+            outcome = await _ingest(session, ringing)
+            read = await stored_contexts(session, [outcome.call_id])
+        postgres = engine.dialect.name == "postgresql"
+    finally:
+        await engine.dispose()
+    assert read == {stored.call_id: (CONTEXT, [])}
+    # PostgreSQL: answered by the ringing's own statement; SQLite reads it on its own.
+    reads = [s for s in sent if s is stored_context_module._STORED_CONTEXT]
+    assert len(reads) == (0 if postgres else 1)
