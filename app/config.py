@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Single events that arrive while a transaction is in flight share the next one, up to
     # this many (app.calls.grouping); 1 gives every event a transaction of its own.
     telephony_group_max: int = Field(default=100, ge=1, le=10_000)
+    # Fewer than this many waiting go one transaction each, in arrival order: for two or
+    # three events the batch path's statements cost more than the single path's.
+    telephony_group_min: int = Field(default=4, ge=2, le=10_000)
     telephony_max_batch_body: int = Field(default=1024 * 1024, ge=1024)
     max_body: int = Field(default=1024 * 1024, ge=1024)
 

@@ -134,7 +134,11 @@ def create_app(
         pipeline = Pipeline.from_settings(resources, default_steps())
         resources.pipeline = pipeline
         # The webhooks' single events, grouped into shared transactions under load.
-        grouped = GroupCommit(pipeline, max_events=settings.telephony_group_max)
+        grouped = GroupCommit(
+            pipeline,
+            max_events=settings.telephony_group_max,
+            min_events=settings.telephony_group_min,
+        )
         resources.ingest = grouped
         _app.state.resources = resources  # for tests and tools holding the app
         # Counters: the pipeline counts what it processes anyway; the flush reads those.

@@ -177,3 +177,40 @@ async def test_a_request_cancelled_while_waiting_still_has_its_event_committed(
     assert await count_rows(app, CallEventRow) == 3
     retry = await grouped.accept(canonical.SOURCE, events[1], raws[1])
     assert retry.duplicate and retry.call_id is not None
+
+
+async def test_fewer_than_the_minimum_go_one_transaction_each_in_order(settings: Settings) -> None:
+    """Two or three events waiting together are cheaper apart; from the minimum on they
+    share one transaction. Either way each call's events keep their order."""
+    transactions: list[object] = []
+    order: list[str] = []
+
+    async def watch(ctx: StepContext) -> None:
+        if not any(t is ctx.session for t in transactions):
+            transactions.append(ctx.session)
+        order.append(f"{ctx.event.call_id}/{ctx.event.type.value}")
+
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    async with running(fast(settings, telephony_group_min=4)) as (app, _http):
+        pipeline_of(app).steps = [watch]
+        grouped = grouped_of(app)
+
+        async def together(bodies: list[dict[str, Any]]) -> None:
+            raws = [json.dumps(b).encode() for b in bodies]
+            # Called at once: all are waiting before the first transaction starts.
+            await asyncio.gather(
+                *(grouped.accept(canonical.SOURCE, canonical.parse(r), r) for r in raws)
+            )
+
+        three = lifecycle("few", start)[:3]
+        await together(three)
+        assert len(transactions) == 3 and grouped.largest == 3
+        assert order == ["few/offered", "few/ringing", "few/answered"]
+
+        transactions.clear()
+        order.clear()
+        four = lifecycle("many", start + timedelta(seconds=1))
+        await together(four)
+        assert len(transactions) == 1
+        assert order == ["many/offered", "many/ringing", "many/answered", "many/ended"]
+        assert await count_rows(app, CallEventRow, CallEventRow.processed_at.is_(None)) == 0
