@@ -142,14 +142,12 @@ class GroupCommit:
         # Each request is answered once its event is committed and the after-commit actions
         # (the publishes) have run, as a request with its own transaction is: the alert is on
         # the screen before the platform hears back.
-        self.groups += 1
-        self.events += len(group)
-        self.largest = max(self.largest, len(group))
-        GROUP_SIZE.observe(len(group))
         if len(group) < self.min_events:
             for waiting in group:  # in arrival order: one call's events stay in order
+                self._count(1)
                 _answer(waiting, await self._alone(waiting))
             return
+        self._count(len(group))
         try:
             async with unit_of_work(self.pipeline.resources.sessions) as session:
                 outcomes = await self.pipeline.accept_many(
@@ -167,6 +165,13 @@ class GroupCommit:
             return
         for waiting, outcome in zip(group, outcomes, strict=True):
             _answer(waiting, outcome)
+
+    def _count(self, events: int) -> None:
+        """One transaction of `events` (the figures and the histogram are per transaction)."""
+        self.groups += 1
+        self.events += events
+        self.largest = max(self.largest, events)
+        GROUP_SIZE.observe(events)
 
     async def _alone(self, waiting: _Waiting) -> calls.IngestOutcome:
         async with unit_of_work(self.pipeline.resources.sessions) as session:
