@@ -3,7 +3,7 @@ the caller's unit of work does."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -130,17 +130,18 @@ def _state_update() -> Update:
     )
 
 
-def _insert_and_update_pg(with_id: bool) -> Select[Any]:
+def _insert_and_update_pg(with_id: bool, reading: bool = False) -> Select[Any]:
     """PostgreSQL: the event insert and the call's new state in one statement (one round
-    trip); the call is updated only when the event was new. With it, the reads later steps
-    registered (`read_with_event`)."""
+    trip); the call is updated only when the event was new. `reading`: with it, the reads
+    later steps registered (`read_with_event`)."""
     inserted = _event_insert("postgresql", with_id).cte("inserted")
     merged = _state_update().where(exists(select(inserted.c.id))).returning(CALL.c.id).cte("merged")
     call_id = bindparam("c_id", type_=CALL.c.id.type)
+    reads = _WITH_EVENT.items() if reading else ()
     return select(
         inserted.c.id,
         select(func.count()).select_from(merged).scalar_subquery(),
-        *(column(call_id).label(name) for name, column in _WITH_EVENT.items()),
+        *(read.column(call_id).label(name) for name, read in reads),
     )
 
 
@@ -150,15 +151,24 @@ def _insert_and_update_pg(with_id: bool) -> Select[Any]:
 # every earlier event of the call committed. The calls domain does not know what they read:
 # the domain that needs one registers it (`read_with_event`) and finds the answer with
 # `read_with_event_answer`.
-_WITH_EVENT: dict[str, Callable[[ColumnElement[int]], ColumnElement[Any]]] = {}
+@dataclass(frozen=True)
+class _Read:
+    column: Callable[[ColumnElement[int]], ColumnElement[Any]]
+    on: frozenset[str]  # the event types whose statement carries it
+
+
+_WITH_EVENT: dict[str, _Read] = {}
 _ANSWERS = "calls_read_with_event"
 
 
-def read_with_event(name: str, column: Callable[[ColumnElement[int]], ColumnElement[Any]]) -> None:
-    """Register a read (`column`: the call's id -> a scalar expression) for every stored
-    event's statement (PostgreSQL, single events)."""
-    _WITH_EVENT[name] = column
-    for key in [k for k in _STATEMENTS if k[0] == "insert_and_update"]:
+def read_with_event(
+    name: str, column: Callable[[ColumnElement[int]], ColumnElement[Any]], *, on: Iterable[str]
+) -> None:
+    """Register a read (`column`: the call's id -> a scalar expression) for the statement that
+    stores an event of a type in `on` (PostgreSQL, single events): the other events' statements
+    do not pay for it."""
+    _WITH_EVENT[name] = _Read(column, frozenset(on))
+    for key in [k for k in _STATEMENTS if k[0] == "insert_and_update_reading"]:
         del _STATEMENTS[key]  # built again with it
 
 
@@ -188,7 +198,7 @@ def _statement(kind: str, dialect: str, with_id: bool = False) -> Executable:
         elif kind == "update_state":
             stmt = _state_update()
         else:
-            stmt = _insert_and_update_pg(with_id)
+            stmt = _insert_and_update_pg(with_id, reading=kind == "insert_and_update_reading")
         _STATEMENTS[key] = stmt
     return stmt
 
@@ -258,12 +268,12 @@ async def store_event(
     params["c_id"] = call_id
     params.update(("s_" + name, value) for name, value in state.items())
     if dialect == "postgresql":
-        found = await direct.rows(
-            session, _statement("insert_and_update", dialect, with_id), params
-        )
+        reading = any(event["type"] in read.on for read in _WITH_EVENT.values())
+        kind = "insert_and_update_reading" if reading else "insert_and_update"
+        found = await direct.rows(session, _statement(kind, dialect, with_id), params)
         if not found:
             return None
-        if _WITH_EVENT:
+        if reading:
             answers: dict[int, dict[str, object]] = per_transaction(
                 session.sync_session, _ANSWERS, dict
             )

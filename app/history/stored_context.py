@@ -72,14 +72,20 @@ def _read_with_event(
 
 # A ringing's statement that stores it also reads the context its offered stored, and whether
 # the call has alerts: the ring -> screen path's own read of them is then not sent (issue 19).
+# Only for the events whose steps read it (the history step on ringing and ended, the
+# realtime step on transferred): an offered's call is new, an answered needs neither.
 _CONTEXT, _HAS_ALERTS = "stored_context", "has_alerts"
+_READ_ON = ("ringing", "transferred", "ended")
 calls_repo.read_with_event(
     _CONTEXT,
     lambda call_id: (
         select(CallContext.context).where(CallContext.call_id == call_id).scalar_subquery()
     ),
+    on=_READ_ON,
 )
-calls_repo.read_with_event(_HAS_ALERTS, lambda call_id: exists().where(Alert.call_id == call_id))
+calls_repo.read_with_event(
+    _HAS_ALERTS, lambda call_id: exists().where(Alert.call_id == call_id), on=_READ_ON
+)
 
 
 _STORED_CONTEXT = (

@@ -116,3 +116,28 @@ async def test_the_ringing_delivers_the_stored_context_without_reading_it_again(
     # PostgreSQL: answered by the ringing's own statement; SQLite reads it on its own.
     reads = [s for s in sent if s is stored_context_module._STORED_CONTEXT]
     assert len(reads) == (0 if postgres else 1)
+
+
+@pytest.mark.production_only  # the statement is PostgreSQL's
+async def test_only_the_events_whose_steps_read_the_context_carry_the_read(
+    settings: Settings,
+) -> None:
+    """An offered's call is new and an answered needs no context: their statements do not
+    read it (no answer is held for them), a ringing's and an ended's do."""
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    offered, ringing, answered, ended = lifecycle("c-read-with-event-3", datetime.now(UTC))
+    held: dict[str, object] = {}
+    try:
+        for raw in (offered, ringing, answered, ended):
+            async with sessions() as session, session.begin():
+                outcome = await _ingest(session, raw)
+                if raw is offered:
+                    session.add(CallContext(call_id=outcome.call_id, context=CONTEXT))
+                sync = session.sync_session
+                held[str(raw["type"])] = repo.read_with_event_answer(
+                    sync, outcome.call_id, "stored_context"
+                )
+    finally:
+        await engine.dispose()
+    assert held == {"offered": None, "ringing": CONTEXT, "answered": None, "ended": CONTEXT}
