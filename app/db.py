@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.sql._typing import _DMLTableArgument  # what insert() takes; no public alias
 from sqlalchemy.types import TypeDecorator
 
+from app import json_codec
 from app.config import Settings
 
 _T = TypeVar("_T")
@@ -85,7 +86,13 @@ def create_engine(settings: Settings, *, service: bool = False) -> AsyncEngine:
     url = settings.database_url
     # hide_parameters: a statement's error message would otherwise quote its parameters
     # (narratives, names, numbers), and error messages end up in logs and tracebacks.
-    common = {"pool_pre_ping": settings.db_pre_ping, "hide_parameters": True}
+    common = {
+        "pool_pre_ping": settings.db_pre_ping,
+        "hide_parameters": True,
+        # JSON columns (every event's canonical form, call state, context): orjson.
+        "json_serializer": json_codec.dumps,
+        "json_deserializer": json_codec.loads,
+    }
     if settings.is_sqlite:
         path = settings.sqlite_path()
         if path is not None:

@@ -8,10 +8,11 @@ the stored body with the id spliced in front, built once per message and process
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+
+from app import json_codec
 
 SUPERVISORS = "supervisors"
 
@@ -68,10 +69,8 @@ def _default(value: object) -> object:
 
 def encode_body(type_: str, call_id: int | None, data: Mapping[str, object]) -> str:
     """The stored form of a channel message: the envelope without its id."""
-    return json.dumps(
-        {"type": type_, "ts": now_iso(), "call_id": call_id, "data": data},
-        separators=(",", ":"),
-        default=_default,
+    return json_codec.dumps(
+        {"type": type_, "ts": now_iso(), "call_id": call_id, "data": data}, _default
     )
 
 
@@ -82,8 +81,6 @@ def frame(cursor: str, body: str) -> str:
 
 def control(type_: str, data: Mapping[str, object], cursor: str | None = None) -> str:
     """A frame that is not a channel message (hello, resync, error, ping, pong)."""
-    return json.dumps(
-        {"id": cursor, "type": type_, "ts": now_iso(), "call_id": None, "data": data},
-        separators=(",", ":"),
-        default=_default,
+    return json_codec.dumps(
+        {"id": cursor, "type": type_, "ts": now_iso(), "call_id": None, "data": data}, _default
     )

@@ -28,7 +28,6 @@ start; unset (always, outside the drills) it costs nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -40,7 +39,7 @@ from sqlalchemy import Row, Table, case, delete, event, func, insert, select, up
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from app import tracing
+from app import json_codec, tracing
 from app.calls.models import Call
 from app.calls.repository import locked_frame_seqs
 from app.db import after_commit, is_postgres, utcnow
@@ -206,7 +205,7 @@ def _write_staged(sync: Session) -> None:
         found = wait(direct.fetch(
             _NUMBER_AND_INSERT_PG, list(counts), list(counts.values()),
             [r["call_id"] for r in rows], [r["seq"] for r in rows], [r["type"] for r in rows],
-            [json.dumps(r["channels"]) for r in rows], [r["bodies"] for r in rows],
+            [json_codec.dumps(r["channels"]) for r in rows], [r["bodies"] for r in rows],
             [now] * len(rows),
         ))  # fmt: skip
         ids = sorted(r[0] for r in found)

@@ -11,12 +11,12 @@ Rows that cannot be written (the store down) are kept, up to a bound, and tried 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import json_codec
 from app.audit import service as audit
 from app.db import unit_of_work
 from app.history.consultation import consultations, log_calls_shown
@@ -53,7 +53,7 @@ def shown_by(actor: str, text: str) -> Shown:
     shown = Shown()
     if '"context"' not in text and '"alerts"' not in text:
         return shown
-    message = json.loads(text)
+    message = json_codec.loads(text)
     data = message.get("data") or {}
     if message.get("type") == "resync":
         items = [(item, (item.get("call") or {}).get("id")) for item in data.get("calls") or []]
