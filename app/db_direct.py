@@ -472,6 +472,8 @@ async def rows(
         result = await session.execute(stmt, params)
         return list(result.all()) if getattr(result, "returns_rows", True) else []
     done = _compile(stmt, session.get_bind().dialect)
+    if not isinstance(params, Mapping) and params is not None and len(params) == 1:
+        params = params[0]  # one set: a plain execution (asyncpg's batch path costs more)
     if params is None or isinstance(params, Mapping):
         sql, args = _args(done, params or {})
         return _rows(done, await direct.fetch(sql, *args))

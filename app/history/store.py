@@ -3,19 +3,34 @@ index on the subject and time, so its cost follows the caller's own history, not
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 from sqlalchemy import (
+    Date,
+    Float,
+    String,
     bindparam,
+    cast,
+    literal_column,
+    null,
     select,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.history.models import Household, Person
+from app.db import UTCDateTime
+from app.history.models import Household, Marker, Person
 from app.history.store_links import Links, fixed_rows, member_relationships, number_links_many
-from app.history.store_records import Contacts, contacts_for, contacts_many, markers_for
+from app.history.store_records import (
+    Contacts,
+    contacts_for,
+    contacts_many,
+    marker_ref,
+    marker_select,
+)
 from app.rules.facts import ContactRef, HouseholdFacts, MarkerRef, PersonFacts
 
 
@@ -74,32 +89,103 @@ async def build_many(
     return {n: _assemble(n, since, links[n], people, homes, contacts[n], markers) for n in wanted}
 
 
-# Built once (see store_records._contact_query).
-_PEOPLE = select(Person.id, Person.name, Person.date_of_birth).where(
-    Person.id.in_(bindparam("ids", expanding=True))
-)
-_HOMES = select(
-    Household.id, Household.uprn, Household.address, Household.easting, Household.northing
-).where(Household.id.in_(bindparam("ids", expanding=True)))
+# People, households and markers of a summary in one statement (one round trip, not three;
+# issue 19): a UNION ALL of the three, each row tagged with its kind, their columns on shared
+# positions of one type each. Built once per shape (which of the id lists are non-empty).
+_PERSON, _HOUSEHOLD, _MARKER = 0, 1, 2
+
+
+_TEXT, _NUMBER, _DATE, _TIME = String(), Float(), Date(), UTCDateTime()
+# The shared row: its columns' names and types (a branch leaves NULL what it has not).
+_SHAPE = (
+    ("id", _TEXT), ("s1", _TEXT), ("s2", _TEXT), ("s3", _TEXT), ("s4", _TEXT),
+    ("f1", _NUMBER), ("f2", _NUMBER), ("d1", _DATE), ("t1", _TIME), ("t2", _TIME),
+)  # fmt: skip
+
+
+def _branch(tag: int, query: Any, **columns: Any) -> Any:
+    """`query` (its FROM and WHERE) giving the shared row: `columns` by name, NULL elsewhere."""
+    picked: list[Any] = [literal_column(str(tag)).label("tag")]
+    picked += [
+        (columns[name] if name in columns else cast(null(), type_)).label(name)
+        for name, type_ in _SHAPE
+    ]
+    return query.with_only_columns(*picked)
+
+
+def _subjects_query(persons: bool, households: bool) -> Any:
+    key = (persons, households)
+    query = _SUBJECTS.get(key)
+    if query is not None:
+        return query
+    branches = []
+    if persons:
+        wanted = select(Person).where(Person.id.in_(bindparam("person_ids", expanding=True)))
+        branches.append(
+            _branch(_PERSON, wanted, id=Person.id, s1=Person.name, d1=Person.date_of_birth)
+        )
+    if households:
+        homes = select(Household).where(
+            Household.id.in_(bindparam("household_ids", expanding=True))
+        )
+        branches.append(
+            _branch(_HOUSEHOLD, homes, id=Household.id, s1=Household.uprn,
+                    s2=Household.address, f1=Household.easting, f2=Household.northing)
+        )  # fmt: skip
+    branches.append(
+        _branch(_MARKER, marker_select(persons, households), id=Marker.id, s1=Marker.kind,
+                s2=Marker.subject_type, s3=Marker.subject_id, s4=Marker.set_by,
+                t1=Marker.set_at, t2=Marker.expires_at)
+    )  # fmt: skip
+    union = union_all(*branches)
+    # Markers newest first, as `markers_for` gives them (people and homes are keyed by id).
+    columns = union.selected_columns
+    query = _SUBJECTS[key] = union.order_by(columns.tag, columns.t1.desc().nulls_last(), columns.id)
+    return query
+
+
+_SUBJECTS: dict[tuple[bool, bool], Any] = {}
 
 
 async def _subjects(
     session: AsyncSession, links: list[Links]
 ) -> tuple[dict[str, Any], dict[str, Any], tuple[dict[str, list[MarkerRef]], ...]]:
-    """People, households and markers of every summary, one query each."""
+    """People, households and markers of every summary, in one query."""
     person_ids = sorted({p for link in links for p in link.person_ids})
     household_ids = sorted({h for link in links for h in link.household_ids})
-    people = (
-        {p.id: p for p in await fixed_rows(session, _PEOPLE, {"ids": person_ids})}
-        if person_ids
-        else {}
+    people: dict[str, Any] = {}
+    homes: dict[str, Any] = {}
+    by_person: dict[str, list[MarkerRef]] = defaultdict(list)
+    by_household: dict[str, list[MarkerRef]] = defaultdict(list)
+    if not (person_ids or household_ids):
+        return people, homes, (by_person, by_household)
+    rows = await fixed_rows(
+        session,
+        _subjects_query(bool(person_ids), bool(household_ids)),
+        {"person_ids": person_ids, "household_ids": household_ids},
     )
-    homes = (
-        {h.id: h for h in await fixed_rows(session, _HOMES, {"ids": household_ids})}
-        if household_ids
-        else {}
-    )
-    return people, homes, await markers_for(session, person_ids, household_ids)
+    for tag, id_, s1, s2, s3, s4, f1, f2, d1, t1, t2 in rows:
+        if tag == _PERSON:
+            people[id_] = _Person(s1, d1)
+        elif tag == _HOUSEHOLD:
+            homes[id_] = _Home(s1, s2, f1, f2)
+        else:
+            ref = marker_ref(id_, kind=s1, subject_type=s2, subject_id=s3, set_by=s4,
+                             set_at=t1, expires_at=t2)  # fmt: skip
+            (by_person if ref.subject_type == "person" else by_household)[s3].append(ref)
+    return people, homes, (by_person, by_household)
+
+
+class _Person(NamedTuple):
+    name: str | None
+    date_of_birth: date | None
+
+
+class _Home(NamedTuple):
+    uprn: str | None
+    address: str | None
+    easting: float | None
+    northing: float | None
 
 
 def _assemble(

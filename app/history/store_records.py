@@ -175,19 +175,53 @@ async def markers_for(
         _marker_query(bool(person_ids), bool(household_ids)),
         {"person_ids": person_ids, "household_ids": household_ids},
     )
-    for marker in rows:
-        ref = MarkerRef(
-            id=marker.id,
-            kind=marker.kind,
-            subject_type="person" if marker.subject_type == "person" else "household",
-            subject_id=marker.subject_id,
-            set_at=marker.set_at,
-            expires_at=marker.expires_at,
-            set_by=marker.set_by,
-        )
-        target = by_person if marker.subject_type == "person" else by_household
-        target[marker.subject_id].append(ref)
+    for m in rows:
+        ref = marker_ref(m.id, kind=m.kind, subject_type=m.subject_type,
+                         subject_id=m.subject_id, set_at=m.set_at, expires_at=m.expires_at,
+                         set_by=m.set_by)  # fmt: skip
+        (by_person if ref.subject_type == "person" else by_household)[m.subject_id].append(ref)
     return by_person, by_household
+
+
+def marker_ref(
+    id_: str,
+    *,
+    kind: str,
+    subject_type: str,
+    subject_id: str,
+    set_at: datetime,
+    expires_at: datetime | None,
+    set_by: str | None,
+) -> MarkerRef:
+    return MarkerRef(
+        id=id_,
+        kind=kind,
+        subject_type="person" if subject_type == "person" else "household",
+        subject_id=subject_id,
+        set_at=set_at,
+        expires_at=expires_at,
+        set_by=set_by,
+    )
+
+
+def marker_select(persons: bool, households: bool) -> Any:
+    """The markers of the persons (`person_ids`) and households (`household_ids`), unordered:
+    whichever of the two lists the shape has."""
+    conditions: list[ColumnElement[bool]] = []
+    for wanted, kind, name in ((persons, "person", "person_ids"),
+                               (households, "household", "household_ids")):  # fmt: skip
+        if wanted:
+            ids = Marker.subject_id.in_(bindparam(name, expanding=True))
+            conditions.append(and_(Marker.subject_type == kind, ids))
+    return select(
+        Marker.id,
+        Marker.kind,
+        Marker.subject_type,
+        Marker.subject_id,
+        Marker.set_at,
+        Marker.expires_at,
+        Marker.set_by,
+    ).where(or_(*conditions))
 
 
 _MARKER_QUERIES: dict[tuple[bool, bool], Any] = {}
@@ -198,24 +232,8 @@ def _marker_query(persons: bool, households: bool) -> Any:
     key = (persons, households)
     query = _MARKER_QUERIES.get(key)
     if query is None:
-        conditions: list[ColumnElement[bool]] = []
-        for wanted, kind, name in ((persons, "person", "person_ids"),
-                                   (households, "household", "household_ids")):  # fmt: skip
-            if wanted:
-                ids = Marker.subject_id.in_(bindparam(name, expanding=True))
-                conditions.append(and_(Marker.subject_type == kind, ids))
-        query = _MARKER_QUERIES[key] = (
-            select(
-                Marker.id,
-                Marker.kind,
-                Marker.subject_type,
-                Marker.subject_id,
-                Marker.set_at,
-                Marker.expires_at,
-                Marker.set_by,
-            )
-            .where(or_(*conditions))
-            .order_by(Marker.set_at.desc(), Marker.id)
+        query = _MARKER_QUERIES[key] = marker_select(persons, households).order_by(
+            Marker.set_at.desc(), Marker.id
         )
     return query
 

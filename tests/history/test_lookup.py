@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.history import alerts, lookup, store, store_links, store_records, versions, writes
 from app.history.importer import import_dir
+from app.history.models import Household, Person
 from app.rules.facts import CallerFacts
 from tests.conftest import MakeStaff
 from tests.history.support import add_contact, add_marker, add_people, days_ago, ring
@@ -276,3 +278,43 @@ async def test_counters_and_links_in_one_read_are_what_each_read_gives_alone(app
         ), number  # fmt: skip
     assert links[SHARED].caller_ids == ["A", "B"] and set(links[SHARED].members) == {"H1", "H2"}
     assert links[nobody].caller_ids == [] and links[nobody].members == {}
+
+
+async def test_people_households_and_markers_in_one_read_are_what_each_read_gives(
+    app: FastAPI,
+) -> None:
+    """The summary's people, households and markers come from one statement (issue 19): every
+    field and the markers' order (newest first) as the kinds' own queries give them."""
+    await add_people(app, {"A": [SHARED], "M": []}, {"H1": ["A", "M"], "H2": ["A"]})
+    async with app.state.resources.sessions() as session, session.begin():
+        person = await session.get(Person, "A")
+        home = await session.get(Household, "H1")
+        assert person is not None and home is not None
+        person.date_of_birth = date(1980, 2, 29)
+        home.easting, home.northing = 429157.5, 433904.25
+    await add_marker(app, "MK1", subject_type="person", subject_id="M", kind="da_high_risk",
+                     set_by="officer-7")  # fmt: skip
+    await add_marker(app, "MK2", subject_type="person", subject_id="M", kind="vulnerable_adult",
+                     set_at=days_ago(2), expires_at=days_ago(1))  # fmt: skip
+    await add_marker(app, "MK3", subject_type="household", subject_id="H2", kind="firearms")
+    now = utcnow()
+    async with app.state.resources.sessions() as session, session.begin():
+        summary = (
+            await store.build_many(
+                session, [SHARED], today=now.date(), since=lookup.horizon_start(now, 400)
+            )
+        )[SHARED]
+        by_person, by_household = await store_records.markers_for(session, ["A", "M"], ["H1", "H2"])
+    persons = {p.id: p for p in summary.persons}
+    assert persons["A"].name == "Test A" and persons["M"].name == "Test M"
+    assert persons["A"].date_of_birth == "1980-02-29" and persons["M"].date_of_birth is None
+    assert [m.id for m in persons["M"].markers] == ["MK2", "MK1"]  # newest first
+    assert persons["M"].markers == by_person["M"]
+    assert persons["M"].markers[1].set_by == "officer-7"
+    expired = persons["M"].markers[0].expires_at
+    assert expired is not None and expired.utcoffset() == timedelta(0)
+    homes = {h.id: h for h in summary.households}
+    assert (homes["H1"].uprn, homes["H1"].address) == ("102", "H1 Test Street")
+    assert (homes["H1"].easting, homes["H1"].northing) == (429157.5, 433904.25)
+    assert homes["H2"].easting is None and homes["H2"].markers == by_household["H2"]
+    assert [m.kind for m in homes["H2"].markers] == ["firearms"] and homes["H1"].markers == []
