@@ -1,8 +1,10 @@
 """Caller lookup: a number (or a household) -> its summary, from the cache when the cache holds
 the current version, else rebuilt from the store and put back.
 
-Cost on a hit: one primary-key read of two generation counters and one cache GET, whatever
-the size of the history. Redis down: the store answers (alerts stay right) and nothing is
+A number on no person (most callers) costs one statement: the generation counters, the
+number's links and its own recent contacts (`lookup_read`), which are its whole summary. A
+number on a person: that statement and one cache GET on a hit, whatever the size of the
+history. Redis down: the store answers (alerts stay right) and nothing is
 cached until it is back; versioned keys mean nothing stale can be served afterwards.
 """
 
@@ -15,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache import Cache, CacheUnavailable
-from app.history import store, store_links, versions
+from app.history import lookup_read, store, versions
 from app.history.near import with_nearby
 from app.history.store import Summary
 from app.rules.facts import CallerFacts
@@ -73,34 +75,38 @@ async def number_summaries(
     horizon_days: int,
     ttl_seconds: float,
 ) -> dict[str, Summary]:
-    """The summaries of callers' E.164 numbers (a batch's, or one): one read of the counters
-    (with the numbers' links, which a miss needs next) and one cache round trip for all; the
-    misses rebuilt from the store together and put back soon after (`Cache.set_soon`)."""
+    """The summaries of callers' E.164 numbers (a batch's, or one): one read of the counters,
+    the numbers' links and their own contacts (`lookup_read`); a number on no person is
+    answered by that read alone; the others from one cache round trip for all, the misses
+    rebuilt from the store together and put back soon after (`Cache.set_soon`)."""
     wanted = sorted(set(numbers))
     if not wanted:
         return {}
     today = now.astimezone(UTC).date()
+    since = horizon_start(now, horizon_days)
     scopes = {n: versions.number_scope(n) for n in wanted}
-    current, links = await store_links.versions_and_links(
-        session, [versions.EVERYTHING, *scopes.values()], wanted, today
+    read = await lookup_read.first_read(
+        session, [versions.EVERYTHING, *scopes.values()], wanted, today, since
     )
-    keys = {n: _key("n", n, today, horizon_days, current, scopes[n]) for n in wanted}
+    current, links = read.current, read.links
+    found: dict[str, Summary] = dict(read.unlinked)
+    cached = [n for n in wanted if n not in found]
+    if not cached:
+        return found
+    keys = {n: _key("n", n, today, horizon_days, current, scopes[n]) for n in cached}
     try:
-        raws = await cache.get_many([keys[n] for n in wanted])
+        raws = await cache.get_many([keys[n] for n in cached])
     except CacheUnavailable:
         log.warning("summary cache unavailable; reading the store", extra={"cache": cache.name})
-        raws = [None] * len(wanted)
-    found: dict[str, Summary] = {}
-    for number, raw in zip(wanted, raws, strict=True):
+        raws = [None] * len(cached)
+    for number, raw in zip(cached, raws, strict=True):
         if raw is not None:
             try:
                 found[number] = Summary.model_validate_json(raw)
             except ValidationError:
                 pass  # written by an older version of the service: rebuilt below
     missing = [n for n in wanted if n not in found]
-    rebuilt = await store.build_many(
-        session, missing, today=today, since=horizon_start(now, horizon_days), links=links
-    )
+    rebuilt = await store.build_many(session, missing, today=today, since=since, links=links)
     found.update(rebuilt)
     built = [(keys[n], summary.model_dump_json().encode()) for n, summary in rebuilt.items()]
     if not versions.bumped_here(session):  # see versions.bumped_here

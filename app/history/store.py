@@ -30,6 +30,7 @@ from app.history.store_records import (
     contacts_many,
     marker_ref,
     marker_select,
+    sort_contacts,
 )
 from app.rules.facts import ContactRef, HouseholdFacts, MarkerRef, PersonFacts
 
@@ -78,7 +79,7 @@ async def build_many(
 ) -> dict[str, Summary]:
     """`build` for many numbers in five queries whatever their count (links, people,
     households, markers, contacts), each summary as `build` gives it alone. `links`: the
-    numbers' links already read (`versions_and_links`), in the same transaction."""
+    numbers' links already read (`lookup_read.first_read`), in the same transaction."""
     wanted = list(dict.fromkeys(numbers))
     if not wanted:
         return {}
@@ -186,6 +187,13 @@ class _Home(NamedTuple):
     address: str | None
     easting: float | None
     northing: float | None
+
+
+def unlinked_summary(number: str, since: datetime, rows: list[Any]) -> Summary:
+    """The summary of a number on no person: its own contacts (`rows`: every one since
+    `since`, newest first, in store_records.CONTACT_COLUMNS' order), as `build_many` gives it."""
+    contacts = sort_contacts(rows, number, [], [])
+    return _assemble(number, since, Links([], {}), {}, {}, contacts, ({}, {}))
 
 
 def _assemble(

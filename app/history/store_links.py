@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app import db_direct as direct
-from app.history.models import HistoryVersion, Household, PersonHousehold, Phone
+from app.history.models import Household, PersonHousehold, Phone
 
 
 async def all_rows(
@@ -121,7 +121,7 @@ async def member_relationships(
     return members, relationships
 
 
-def _number_links_selects() -> list[Any]:
+def number_links_selects() -> list[Any]:
     """For the numbers `e164s` on the day `today`: (number, None, person, 0, None) for each
     person currently on a number, and (None, household, person, link id, relationship) for
     each current member of a current household of any of them."""
@@ -150,20 +150,7 @@ def _number_links_selects() -> list[Any]:
 
 
 # Built once: building it (an alias, a union, subqueries) cost more CPU than running it.
-_NUMBER_LINKS = union_all(*_number_links_selects())
-# The same, and the summary cache's counters of `scopes` as (scope, None, None, version,
-# None) rows (no person: a link always has one): a lookup's first two reads in one round
-# trip. On a cache hit the links are not needed; they cost the store a few index reads.
-_VERSIONS_AND_LINKS = union_all(
-    select(
-        HistoryVersion.scope,
-        null().label("household_id"),
-        null().label("person_id"),
-        HistoryVersion.version,
-        null().label("relationship"),
-    ).where(HistoryVersion.scope.in_(bindparam("scopes", expanding=True))),
-    *_number_links_selects(),
-)
+_NUMBER_LINKS = union_all(*number_links_selects())
 
 
 class Links:
@@ -191,22 +178,10 @@ async def number_links_many(
     """`number_links` of many numbers in one round trip. A caller is a member of each of
     their current households, so a number's households are those listing one of its callers."""
     rows = await fixed_rows(session, _NUMBER_LINKS, {"e164s": numbers, "today": today})
-    return _links_of(numbers, rows)
+    return links_of(numbers, rows)
 
 
-async def versions_and_links(
-    session: AsyncSession, scopes: list[str], numbers: list[str], today: date
-) -> tuple[dict[str, int], dict[str, Links]]:
-    """`versions.read(scopes)` and `number_links_many(numbers)` in one round trip."""
-    rows = await fixed_rows(
-        session, _VERSIONS_AND_LINKS, {"scopes": scopes, "e164s": numbers, "today": today}
-    )
-    found = {r[0]: int(r[3]) for r in rows if r[2] is None}
-    current = {scope: found.get(scope, 0) for scope in scopes}
-    return current, _links_of(numbers, [r for r in rows if r[2] is not None])
-
-
-def _links_of(numbers: list[str], rows: Iterable[Any]) -> dict[str, Links]:
+def links_of(numbers: list[str], rows: Iterable[Any]) -> dict[str, Links]:
     callers: dict[str, list[str]] = defaultdict(list)
     members: dict[str, list[str]] = defaultdict(list)
     relationships: dict[tuple[str, str], str] = {}

@@ -32,7 +32,7 @@ MAX_CONTACTS = 1000
 Contacts = tuple[list[ContactRef], dict[str, list[ContactRef]], dict[str, list[ContactRef]]]
 
 
-_CONTACT_COLUMNS = (
+CONTACT_COLUMNS = (
     Contact.id,
     Contact.occurred_at,
     Contact.number,
@@ -105,7 +105,7 @@ def _contact_query(numbers: bool, persons: bool, households: bool) -> Any:
             conditions.append(Contact.household_id.in_(bindparam("household_ids", expanding=True)))
         since = bindparam("since", type_=Contact.occurred_at.type)
         query = _CONTACT_QUERIES[key] = (
-            select(*_CONTACT_COLUMNS)
+            select(*CONTACT_COLUMNS)
             .where(or_(*conditions), Contact.occurred_at >= since)
             .order_by(Contact.occurred_at.desc(), Contact.id)
             .limit(bindparam("limit", type_=Integer))

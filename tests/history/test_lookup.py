@@ -17,7 +17,16 @@ from app.auth.models import Role
 from app.cache import MemoryCache, RedisCache
 from app.config import Settings
 from app.db import utcnow
-from app.history import alerts, lookup, store, store_links, store_records, versions, writes
+from app.history import (
+    alerts,
+    lookup,
+    lookup_read,
+    store,
+    store_links,
+    store_records,
+    versions,
+    writes,
+)
 from app.history.importer import import_dir
 from app.history.models import Household, Person
 from app.rules.facts import CallerFacts
@@ -253,31 +262,60 @@ async def test_a_summary_built_after_an_uncommitted_write_is_never_cached(app: F
     assert [c.id for c in (await facts(app, SHARED)).number_contacts] == ["REAL"]
 
 
-async def test_counters_and_links_in_one_read_are_what_each_read_gives_alone(app: FastAPI) -> None:
-    third, nobody = "+441134960203", "+441134960299"
+async def test_counters_links_and_own_contacts_in_one_read_are_what_each_read_gives(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup's first statement (issue 19): the counters and links as their own reads give
+    them, and for a number on no person its whole summary, as the store builds it; none when
+    the numbers' contacts reach the read's cap."""
+    third, nobody, stranger = "+441134960203", "+441134960299", "+441134960277"
     await add_people(
         app,
         {"A": [SHARED], "B": [SHARED, SECOND], "C": [third], "M": []},
         {"H1": ["A", "M"], "H2": ["B"], "H3": ["C", "M"]},
     )
     await add_contact(app, "C1", number=SHARED, person_id="A", victim=True)  # bumps counters
-    numbers = [SHARED, SECOND, third, nobody]
+    # A number on no person, with contacts of its own (one about someone else, one too old).
+    await add_contact(app, "S1", number=stranger, occurred_at=days_ago(3), victim=True)
+    yesterday = days_ago(1)
+    await add_contact(app, "S2", number=stranger, occurred_at=yesterday, person_id="M",
+                      caller_role="third_party", victim=True)  # fmt: skip
+    await add_contact(app, "S3", number=stranger, occurred_at=yesterday)
+    await add_contact(app, "OLD", number=stranger, occurred_at=days_ago(900))
+    numbers = [SHARED, SECOND, third, nobody, stranger]
     scopes = [versions.EVERYTHING, *(versions.number_scope(n) for n in numbers), "n:never"]
-    today = utcnow().date()
-    async with app.state.resources.sessions() as session, session.begin():
-        current, links = await store_links.versions_and_links(session, scopes, numbers, today)
-        alone = await versions.read(session, scopes)
-        links_alone = await store_links.number_links_many(session, numbers, today)
-    assert current == alone and current[versions.number_scope(SHARED)] > 0
-    assert current["n:never"] == 0
-    assert set(links) == set(numbers)
+    now = utcnow()
+    today, since = now.date(), lookup.horizon_start(now, 400)
+
+    async def reads() -> tuple[lookup_read.FirstRead, dict[str, int], dict[str, Any], Any]:
+        async with app.state.resources.sessions() as session, session.begin():
+            read = await lookup_read.first_read(session, scopes, numbers, today, since)
+            alone = await versions.read(session, scopes)
+            links_alone = await store_links.number_links_many(session, numbers, today)
+            built = await store.build_many(session, numbers, today=today, since=since)
+        return read, alone, links_alone, built
+
+    read, alone, links_alone, built = await reads()
+    assert read.current == alone and read.current[versions.number_scope(SHARED)] > 0
+    assert read.current["n:never"] == 0
+    assert set(read.links) == set(numbers)
     for number in numbers:
-        got, expected = links[number], links_alone[number]
+        got, expected = read.links[number], links_alone[number]
         assert (got.caller_ids, got.members, got.relationships) == (
             expected.caller_ids, expected.members, expected.relationships
         ), number  # fmt: skip
+    links = read.links
     assert links[SHARED].caller_ids == ["A", "B"] and set(links[SHARED].members) == {"H1", "H2"}
     assert links[nobody].caller_ids == [] and links[nobody].members == {}
+    assert set(read.unlinked) == {nobody, stranger}  # those on a person go the usual way
+    assert read.unlinked == {n: built[n] for n in (nobody, stranger)}
+    shown = read.unlinked[stranger].number_contacts
+    assert [c.id for c in shown] == ["S2", "S3", "S1"]  # newest first, then by id
+    assert not shown[0].victim  # a third party's call: not the number's own victimhood
+    # The read stopped at its cap (none here): no summary is known complete.
+    monkeypatch.setattr(store_records, "MAX_CONTACTS", 0)
+    read, *_ = await reads()
+    assert read.unlinked == {} and read.current == alone
 
 
 async def test_people_households_and_markers_in_one_read_are_what_each_read_gives(
