@@ -250,6 +250,18 @@ def _find_defaults(table: Table, given: Sequence[str]) -> list[tuple[str, Callab
     return out
 
 
+def with_defaults(
+    table: Table, rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[str], Sequence[Mapping[str, Any]]]:
+    """The columns to insert (those of the rows, then those with a Python-side default the
+    rows leave out) and the rows with those defaults filled in, as SQLAlchemy's insert does."""
+    given = list(rows[0])
+    defaults = _defaults(table, given)
+    if defaults:
+        rows = [{**row, **{name: make() for name, make in defaults}} for row in rows]
+    return given + [name for name, _ in defaults], rows
+
+
 async def insert_many(
     conn: Direct,
     table: Table,
@@ -261,11 +273,7 @@ async def insert_many(
     statement's executions); with `returning`, each row's returned values, in `rows` order."""
     if not rows:
         return []
-    given = list(rows[0])
-    defaults = _defaults(table, given)
-    if defaults:  # the columns' Python-side defaults, as SQLAlchemy's insert applies them
-        rows = [{**row, **{name: make() for name, make in defaults}} for row in rows]
-    columns = given + [name for name, _ in defaults]
+    columns, rows = with_defaults(table, rows)
     sql, processors = insert_sql(table, columns, dialect, returning)
     args = bound(rows, columns, processors)
     if returning:
@@ -494,5 +502,5 @@ async def rows(
 
 __all__ = [
     "Direct", "bound", "driver", "driver_sync", "insert_many", "insert_sql", "rows",
-    "unnest_insert_sql", "wait",
+    "unnest_insert_sql", "wait", "with_defaults",
 ]  # fmt: skip

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import db_riders
 from app.calls.models import Call
 from app.db import per_transaction
 from app.db_direct import driver, insert_many
@@ -101,12 +102,19 @@ async def write_rows(session: AsyncSession, tx: HistoryTx) -> None:
     for table, rows in tx.rows.items():
         if not rows:
             continue
-        if direct is not None and _same_keys(rows):
+        if direct is not None and table.name in _RIDING and _same_keys(rows):
+            await db_riders.ride(session, table, rows)
+        elif direct is not None and _same_keys(rows):
             await insert_many(direct, table, rows, session.get_bind().dialect)
         else:
             await session.execute(insert(table), rows)
     tx.rows.clear()
 
+
+# Tables whose rows nothing reads later in the transaction that writes them (a call's stored
+# context is read by the call's later events, each in a transaction of its own, and within
+# this one from `HistoryTx.known`): they go with the transaction's last statement.
+_RIDING = frozenset({"call_context"})
 
 # `settle`'s flagging on PostgreSQL: one text (and plan) whatever the number of calls.
 _FLAG_PG = "UPDATE call SET flagged = true WHERE id = ANY($1::bigint[])"

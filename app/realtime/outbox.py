@@ -39,7 +39,7 @@ from sqlalchemy import Row, Table, case, delete, event, func, insert, select, up
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from app import json_codec, tracing
+from app import db_riders, json_codec, tracing
 from app.calls.models import Call
 from app.calls.repository import locked_frame_seqs
 from app.db import after_commit, is_postgres, utcnow
@@ -145,23 +145,32 @@ _NUMBER_PG = (
 # When the transaction already holds every call's row lock and knows its number (the ingest
 # locked them: `locked_frame_seqs`), the numbers are taken in the statement that writes the
 # rows: one round trip instead of two. The rows' ids sort back into their order.
-_NUMBER_AND_INSERT_PG = (
-    "WITH bump AS (UPDATE call SET frame_seq = call.frame_seq + x.n"
-    " FROM unnest($1::bigint[], $2::int[]) AS x(id, n) WHERE call.id = x.id) "
-    + unnest_insert_sql(
-        "outbox_message",
-        [
-            ("call_id", "bigint"),
-            ("seq", "int"),
-            ("type", "text"),
-            ("channels", "jsonb"),
-            ("bodies", "text"),
-            ("created_at", "timestamptz"),
-        ],
-        first=3,
-        returning="id",
-    )
+_BUMP_PG = (
+    "bump AS (UPDATE call SET frame_seq = call.frame_seq + x.n"
+    " FROM unnest($1::bigint[], $2::int[]) AS x(id, n) WHERE call.id = x.id)"
 )
+_INSERT_PG = unnest_insert_sql(
+    "outbox_message",
+    [
+        ("call_id", "bigint"),
+        ("seq", "int"),
+        ("type", "text"),
+        ("channels", "jsonb"),
+        ("bodies", "text"),
+        ("created_at", "timestamptz"),
+    ],
+    first=3,
+    returning="id",
+)
+_NUMBER_AND_INSERT_PG = f"WITH {_BUMP_PG} {_INSERT_PG}"
+_FIRST_RIDER = 9  # the parameters after the statement's own eight
+
+
+def _number_and_insert_pg(riders: list[str]) -> str:
+    """`_NUMBER_AND_INSERT_PG`, with the transaction's riders (app.db_riders) as CTEs too."""
+    if not riders:
+        return _NUMBER_AND_INSERT_PG
+    return f"WITH {', '.join(riders)}, {_BUMP_PG} {_INSERT_PG}"
 
 
 def _write_staged(sync: Session) -> None:
@@ -202,11 +211,12 @@ def _write_staged(sync: Session) -> None:
             }
         )
     if direct is not None and together:
+        riders, riding = db_riders.take(sync, sync.get_bind().dialect, _FIRST_RIDER)
         found = wait(direct.fetch(
-            _NUMBER_AND_INSERT_PG, list(counts), list(counts.values()),
+            _number_and_insert_pg(riders), list(counts), list(counts.values()),
             [r["call_id"] for r in rows], [r["seq"] for r in rows], [r["type"] for r in rows],
             [json_codec.dumps(r["channels"]) for r in rows], [r["bodies"] for r in rows],
-            [now] * len(rows),
+            [now] * len(rows), *riding,
         ))  # fmt: skip
         ids = sorted(r[0] for r in found)
     elif direct is not None:
@@ -235,7 +245,8 @@ def _drop_staged(sync: Session, previous: SessionTransaction) -> None:
         sync.info.pop(_STAGED, None)
 
 
-event.listen(Session, "before_commit", _write_staged)
+# Before app.db_riders' own hook, whichever was imported first: this statement takes the riders.
+event.listen(Session, "before_commit", _write_staged, insert=True)
 event.listen(Session, "after_soft_rollback", _drop_staged)
 
 

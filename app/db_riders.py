@@ -1,0 +1,95 @@
+"""Rows inserted by the statement that ends a transaction, not in a round trip of their own.
+
+On PostgreSQL every call event's transaction ends with one statement that numbers and writes
+its outbox messages (app.realtime.outbox). Rows that nothing reads later in the transaction
+(a call's stored context) `ride` on it: that statement takes them as data-modifying CTEs
+(`take`), one round trip fewer per event (issue 19). Whatever no statement took is inserted
+just before the commit (`_insert_left`), so a rider is never lost: it commits or rolls back
+with the transaction either way. SQLite, and a session whose transaction has no asyncpg
+connection, insert at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, event, insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from app.db import per_transaction, this_transactions
+from app.db_direct import (
+    bound,
+    driver,
+    driver_sync,
+    insert_many,
+    insert_sql,
+    unnest_insert_sql,
+    wait,
+    with_defaults,
+)
+
+_RIDING = "db_riders"
+
+
+async def ride(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` (the same keys each) with the transaction's last statement, or before its
+    commit; at once where that cannot be (SQLite). Only for rows nothing reads later in the
+    same transaction."""
+    if not rows:
+        return
+    direct = await driver(session)
+    if direct is None:
+        await session.execute(insert(table), list(rows))
+        return
+    riding: list[tuple[Table, list[Mapping[str, Any]]]] = per_transaction(
+        session.sync_session, _RIDING, list
+    )
+    riding.append((table, list(rows)))
+
+
+def take(sync: Session, dialect: Dialect, first: int) -> tuple[list[str], list[Any]]:
+    """The rows riding on this transaction, taken: `name AS (INSERT ...)` CTEs to put after a
+    statement's `WITH`, their parameters numbered from `$first`, and those parameters' values
+    (one array per column)."""
+    riding = this_transactions(sync, _RIDING)
+    if not isinstance(riding, list) or not riding:
+        return [], []
+    ctes: list[str] = []
+    args: list[Any] = []
+    for n, (table, rows) in enumerate(riding):
+        columns, full = with_defaults(table, rows)
+        _, processors = insert_sql(table, columns, dialect)
+        kinds = [_array_type(table, name, dialect) for name in columns]
+        sql = unnest_insert_sql(table.name, list(zip(columns, kinds, strict=True)), first)
+        ctes.append(f"riding_{n} AS ({sql})")
+        values = bound(full, columns, processors)
+        args += [[row[i] for row in values] for i in range(len(columns))]
+        first += len(columns)
+    riding.clear()
+    return ctes, args
+
+
+def _array_type(table: Table, name: str, dialect: Dialect) -> str:
+    """The column's PostgreSQL type, as an element of `unnest`'s arrays (JSON sent as text)."""
+    kind = table.c[name].type.compile(dialect=dialect).lower()
+    return "jsonb" if kind in ("jsonb", "json") else kind
+
+
+def _insert_left(sync: Session) -> None:
+    riding = this_transactions(sync, _RIDING)
+    if not isinstance(riding, list) or not riding:
+        return
+    direct = driver_sync(sync)
+    assert direct is not None  # only riding where the transaction has one
+    dialect = sync.get_bind().dialect
+    for table, rows in riding:
+        wait(insert_many(direct, table, rows, dialect))
+    riding.clear()
+
+
+# A hook that takes the riders into its statement registers with `insert=True`: it then runs
+# before this one, whichever module was imported first.
+event.listen(Session, "before_commit", _insert_left)
