@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    cast,
+    event,
+    literal_column,
+    null,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -74,6 +85,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def union_branch(tag: int, query: Any, shape: Sequence[tuple[str, Any]], **columns: Any) -> Any:
+    """`query` (its FROM and WHERE) as one branch of a UNION ALL whose branches read different
+    rows: a `tag` column saying which branch a row came from, then `shape`'s (name, type)
+    columns, each from `columns` or NULL of its type."""
+    picked: list[Any] = [literal_column(str(tag)).label("tag")]
+    picked += [
+        (columns[name] if name in columns else cast(null(), type_)).label(name)
+        for name, type_ in shape
+    ]
+    return query.with_only_columns(*picked)
 
 
 def utcnow() -> datetime:

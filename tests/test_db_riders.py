@@ -46,6 +46,20 @@ async def _stored(app: FastAPI, call_id: int) -> dict[str, Any] | None:
     return found
 
 
+async def _riding(app: FastAPI, name: str, *, staged: bool) -> int:
+    """One committed transaction: a call ingested, its context riding, and (`staged`) a
+    message of the call staged for the outbox. The call's id."""
+    resources = app.state.resources
+    async with resources.sessions() as session:
+        async with session.begin():
+            call_id = await _call(session, name)
+            await db_riders.ride(session, CONTEXTS, [_row(call_id)])
+            assert await _stored(app, call_id) is None  # nothing sent yet
+            if staged:
+                outbox.stage(session, resources, "call.offered", call_id, [("supervisors", {})])
+    return call_id
+
+
 class _Sent:
     """What went to PostgreSQL on its own (a spy: the real calls still run)."""
 
@@ -70,14 +84,8 @@ class _Sent:
 async def test_the_outbox_statement_takes_the_riders(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    resources = app.state.resources
     sent = _Sent(monkeypatch)
-    async with resources.sessions() as session:
-        async with session.begin():
-            call_id = await _call(session, "c-riding")
-            await db_riders.ride(session, CONTEXTS, [_row(call_id)])
-            assert await _stored(app, call_id) is None  # nothing sent yet
-            outbox.stage(session, resources, "call.offered", call_id, [("supervisors", {})])
+    call_id = await _riding(app, "c-riding", staged=True)
     assert await _stored(app, call_id) == {"persons": [], "note": "riding"}
     assert sent.inserts == []  # not on its own ...
     carried = [sql for sql in sent.fetched if "INSERT INTO outbox_message" in sql]
@@ -90,10 +98,7 @@ async def test_riders_no_statement_took_are_inserted_before_the_commit_and_roll_
 ) -> None:
     resources = app.state.resources
     sent = _Sent(monkeypatch)
-    async with resources.sessions() as session:
-        async with session.begin():
-            call_id = await _call(session, "c-riding-alone")
-            await db_riders.ride(session, CONTEXTS, [_row(call_id)])  # no message staged
+    call_id = await _riding(app, "c-riding-alone", staged=False)
     assert await _stored(app, call_id) == {"persons": [], "note": "riding"}
     assert sent.inserts == ["call_context"]
     async with resources.sessions() as session:
@@ -110,10 +115,5 @@ async def test_riders_no_statement_took_are_inserted_before_the_commit_and_roll_
 
 
 async def test_a_rider_is_stored_with_its_transaction_on_either_store(app: FastAPI) -> None:
-    resources = app.state.resources
-    async with resources.sessions() as session:
-        async with session.begin():
-            call_id = await _call(session, "c-riding-any")
-            await db_riders.ride(session, CONTEXTS, [_row(call_id)])
-            outbox.stage(session, resources, "call.offered", call_id, [("supervisors", {})])
+    call_id = await _riding(app, "c-riding-any", staged=True)
     assert await _stored(app, call_id) == {"persons": [], "note": "riding"}

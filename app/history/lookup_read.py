@@ -20,15 +20,12 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
-    cast,
-    literal_column,
-    null,
     select,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import UTCDateTime
+from app.db import UTCDateTime, union_branch
 from app.history import store, store_records
 from app.history.models import Contact, HistoryVersion
 from app.history.store_links import Links, fixed_rows, links_of, number_links_selects
@@ -43,13 +40,8 @@ _SHAPE = (
 )  # fmt: skip
 
 
-def _branch(tag: int, query: Any, **columns: Any) -> Any:
-    picked: list[Any] = [literal_column(str(tag)).label("tag")]
-    picked += [
-        (columns[name] if name in columns else cast(null(), type_)).label(name)
-        for name, type_ in _SHAPE
-    ]
-    return query.with_only_columns(*picked)
+def _row(tag: int, query: Any, **columns: Any) -> Any:
+    return union_branch(tag, query, _SHAPE, **columns)
 
 
 def _statement() -> Any:
@@ -70,14 +62,14 @@ def _statement() -> Any:
     )
     c = recent.c
     return union_all(
-        _branch(_VERSION, versions, key=HistoryVersion.scope, n=HistoryVersion.version),
+        _row(_VERSION, versions, key=HistoryVersion.scope, n=HistoryVersion.version),
         # (number, None, person, 0, None) and (None, household, person, link id, relationship)
-        _branch(_ON_NUMBER, on_number, key=on_number.selected_columns[0],
+        _row(_ON_NUMBER, on_number, key=on_number.selected_columns[0],
                 person_id=on_number.selected_columns[2]),
-        _branch(_MEMBER, member, household_id=member.selected_columns[1],
+        _row(_MEMBER, member, household_id=member.selected_columns[1],
                 person_id=member.selected_columns[2], n=member.selected_columns[3],
                 relationship=member.selected_columns[4]),
-        _branch(_CONTACT, select(recent), key=c.id, household_id=c.household_id,
+        _row(_CONTACT, select(recent), key=c.id, household_id=c.household_id,
                 person_id=c.person_id, n=c.call_id, relationship=c.caller_role,
                 occurred_at=c.occurred_at, number=c.number, incident_type=c.incident_type,
                 victim=c.victim, domestic_abuse=c.domestic_abuse, outcome=c.outcome),

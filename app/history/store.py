@@ -13,15 +13,12 @@ from sqlalchemy import (
     Float,
     String,
     bindparam,
-    cast,
-    literal_column,
-    null,
     select,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import UTCDateTime
+from app.db import UTCDateTime, union_branch
 from app.history.models import Household, Marker, Person
 from app.history.store_links import Links, fixed_rows, member_relationships, number_links_many
 from app.history.store_records import (
@@ -104,14 +101,8 @@ _SHAPE = (
 )  # fmt: skip
 
 
-def _branch(tag: int, query: Any, **columns: Any) -> Any:
-    """`query` (its FROM and WHERE) giving the shared row: `columns` by name, NULL elsewhere."""
-    picked: list[Any] = [literal_column(str(tag)).label("tag")]
-    picked += [
-        (columns[name] if name in columns else cast(null(), type_)).label(name)
-        for name, type_ in _SHAPE
-    ]
-    return query.with_only_columns(*picked)
+def _row(tag: int, query: Any, **columns: Any) -> Any:
+    return union_branch(tag, query, _SHAPE, **columns)
 
 
 def _subjects_query(persons: bool, households: bool) -> Any:
@@ -123,18 +114,18 @@ def _subjects_query(persons: bool, households: bool) -> Any:
     if persons:
         wanted = select(Person).where(Person.id.in_(bindparam("person_ids", expanding=True)))
         branches.append(
-            _branch(_PERSON, wanted, id=Person.id, s1=Person.name, d1=Person.date_of_birth)
+            _row(_PERSON, wanted, id=Person.id, s1=Person.name, d1=Person.date_of_birth)
         )
     if households:
         homes = select(Household).where(
             Household.id.in_(bindparam("household_ids", expanding=True))
         )
         branches.append(
-            _branch(_HOUSEHOLD, homes, id=Household.id, s1=Household.uprn,
+            _row(_HOUSEHOLD, homes, id=Household.id, s1=Household.uprn,
                     s2=Household.address, f1=Household.easting, f2=Household.northing)
         )  # fmt: skip
     branches.append(
-        _branch(_MARKER, marker_select(persons, households), id=Marker.id, s1=Marker.kind,
+        _row(_MARKER, marker_select(persons, households), id=Marker.id, s1=Marker.kind,
                 s2=Marker.subject_type, s3=Marker.subject_id, s4=Marker.set_by,
                 t1=Marker.set_at, t2=Marker.expires_at)
     )  # fmt: skip
