@@ -31,15 +31,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class GaveUp(Exception):
+    """Raised by a `wait_until` condition that knows it can never hold (a process exited)."""
+
+
 def wait_until(
     condition: Callable[[], bool], timeout: float = 15.0, interval: float = 0.05, what: str = ""
 ) -> None:
-    """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
+    """Poll `condition` until it holds; fail with `what` after `timeout` seconds, or at once
+    when the condition raises `GaveUp`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if condition():
                 return
+        except GaveUp:
+            raise
         except Exception:  # not up yet: connection refused and the like
             pass
         time.sleep(interval)
@@ -96,13 +103,16 @@ class ServiceProcess:
                 cmd, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        wait_until(self._healthy, timeout, what=f"service on port {self.port}: {self.tail()}")
+        try:
+            wait_until(self._healthy, timeout, what=f"service on port {self.port}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; its log ends:\n{self.tail()}") from None
         return self
 
     def _healthy(self) -> bool:
         assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"service exited with {self.proc.returncode}: {self.tail()}")
+        if self.proc.poll() is not None:  # it will not come up: say why now
+            raise GaveUp(f"service exited with {self.proc.returncode}: {self.tail()}")
         return httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200
 
     def tail(self, lines: int = 40) -> str:
