@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.db import per_transaction, this_transactions
 from app.db_direct import (
+    Processor,
     bound,
     driver,
     driver_sync,
@@ -61,15 +62,31 @@ def take(sync: Session, dialect: Dialect, first: int) -> tuple[list[str], list[A
     args: list[Any] = []
     for n, (table, rows) in enumerate(riding):
         columns, full = with_defaults(table, rows)
-        _, processors = insert_sql(table, columns, dialect)
-        kinds = [_array_type(table, name, dialect) for name in columns]
-        sql = unnest_insert_sql(table.name, list(zip(columns, kinds, strict=True)), first)
-        ctes.append(f"riding_{n} AS ({sql})")
+        cte, processors = _cte(table, tuple(columns), dialect, n, first)
+        ctes.append(cte)
         values = bound(full, columns, processors)
         args += [[row[i] for row in values] for i in range(len(columns))]
         first += len(columns)
     riding.clear()
     return ctes, args
+
+
+_CTES: dict[tuple[str, tuple[str, ...], int, int, int], tuple[str, list[Processor]]] = {}
+
+
+def _cte(
+    table: Table, columns: tuple[str, ...], dialect: Dialect, n: int, first: int
+) -> tuple[str, list[Processor]]:
+    """The rider's CTE text and its columns' bind processors, built once per table, column
+    list, position and first parameter (every event's transaction sends the same one)."""
+    key = (table.name, columns, id(dialect), n, first)
+    found = _CTES.get(key)
+    if found is None:
+        _, processors = insert_sql(table, columns, dialect)
+        kinds = [_array_type(table, name, dialect) for name in columns]
+        sql = unnest_insert_sql(table.name, list(zip(columns, kinds, strict=True)), first)
+        found = _CTES[key] = (f"riding_{n} AS ({sql})", processors)
+    return found
 
 
 def _array_type(table: Table, name: str, dialect: Dialect) -> str:

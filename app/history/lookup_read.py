@@ -5,7 +5,8 @@ Most callers are on no person of the history (a first call, a number nobody gave
 summary is their number's contacts and nothing else, and this statement has read them all.
 Such a number needs neither the cache (a round trip to Redis that could only save the read
 already done) nor a second statement. A number on a person goes on as before: cache, else
-the store (`store.build_many`), which reads its contacts with its people's and households'.
+the store (`store.build_many`), which reads its contacts with its people's and households'
+(its own are then read twice: one index range, cheaper than a round trip more for the rest).
 """
 
 from __future__ import annotations
