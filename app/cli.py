@@ -108,6 +108,11 @@ def serve(
         "timeout_graceful_shutdown": 10,
         "ws_max_size": settings.ws_max_message,  # larger client frames: closed with 1009
         "ws_per_message_deflate": settings.ws_deflate,
+        # No protocol-level pings from uvicorn (every 20 s per socket by default): the
+        # service's own heartbeat (WS_HEARTBEAT_SECONDS) already finds a dead or frozen
+        # screen, more strictly (its page must answer, not just its browser), and each
+        # ping cost every worker CPU per socket held (issue 19: a third of an idle worker's).
+        "ws_ping_interval": None,
     }
     if workers > 1 and serving.supported():
         # One SO_REUSEPORT socket per worker: the kernel spreads connections evenly

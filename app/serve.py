@@ -60,6 +60,7 @@ class ServerOptions(TypedDict, total=False):
     timeout_graceful_shutdown: int
     ws_max_size: int
     ws_per_message_deflate: bool
+    ws_ping_interval: float | None
 
 
 def forwarded_allow_ips(value: str) -> list[str] | str:

@@ -12,8 +12,9 @@ numbers the history does not hold. Calls are spread over `--handlers` handler so
 
 Per rate (calls/s; events/s is twice that) and per service (the floor, then the service with
 each of `--workers`): a fixed schedule of sends that never waits for answers (open loop, no
-coordinated omission), p50 / p99 of the ringing latency, frames lost (posted, never seen
-within 10 s of the schedule's end), CPU per event of the service's processes (all workers and
+coordinated omission; calls arrive as a Poisson process at that mean rate, `--arrivals`),
+p50 / p99 of the ringing latency, frames lost (posted, never seen within 10 s of the
+schedule's end), CPU per event of the service's processes (all workers and
 the supervisor, from /proc, over the step) and of the PostgreSQL backends of its database
 and of Redis (shared with whatever else runs). Prints a markdown table for BENCHMARKS.md and
 writes every figure as JSON (`--json`).
@@ -47,6 +48,12 @@ from tests.support.servers import free_port, wait_until
 FULL_RATES = (20, 50, 100, 150, 200, 300)
 QUICK_RATES = (20, 100, 200)
 RING_AFTER = 0.25  # seconds from a call's `offered` to its `ringing` (queued, then rung)
+# Calls arrive at random (a Poisson process, as a contact centre's calls do: Erlang C assumes
+# it) or on a fixed grid, one every 1/rate s. On the grid, whenever RING_AFTER * rate is a
+# whole number (20, 100, 200 calls/s...), every call's ringing is sent at the very instant of
+# a later call's offered and waits for it: a collision for every ringing, which only a
+# clockwork platform would produce. The grid is kept to compare with earlier figures.
+ARRIVALS = ("poisson", "grid")
 GRACE = 10.0  # seconds after the schedule for the last frames; later ones are lost
 PEOPLE_PER_CONTACT = 10  # bench/history_data.py: a person per 10 contacts
 
@@ -92,17 +99,37 @@ def event(call_id: str, type_: str, **fields: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
+def arrival_times(rate: int, calls: int, arrivals: str, seed: int = 19) -> list[float]:
+    """When each of `calls` calls arrives (seconds from the start) at a mean of `rate` a
+    second: exponential gaps (Poisson, the same for a given seed) or one every 1/rate s."""
+    if arrivals == "grid":
+        return [i / rate for i in range(calls)]
+    if arrivals != "poisson":
+        raise ValueError(f"arrivals must be one of {ARRIVALS}, not {arrivals!r}")
+    rng = random.Random(seed)
+    times, at = [], 0.0
+    for _ in range(calls):
+        times.append(at)
+        at += rng.expovariate(rate)
+    return times
+
+
 def schedule(
-    tag: str, rate: int, seconds: float, callers: Callers, handlers: list[str]
+    tag: str,
+    rate: int,
+    seconds: float,
+    callers: Callers,
+    handlers: list[str],
+    arrivals: str = "poisson",
 ) -> list[client.Request]:
-    """`rate` calls a second for `seconds`: each an `offered`, then its `ringing` RING_AFTER
-    later at a handler's desk. Signed now (well inside the signature's 300 s tolerance)."""
+    """`rate` calls a second (on average) for `seconds`: each an `offered`, then its
+    `ringing` RING_AFTER later at a handler's desk. Signed now (well inside the signature's
+    300 s tolerance)."""
     out: list[client.Request] = []
     secret = SECRET.encode()
-    for i in range(int(rate * seconds)):
+    for i, at in enumerate(arrival_times(rate, int(rate * seconds), arrivals)):
         cid = f"{tag}-{i}"
         caller = {"number": callers.next(), "presentation": "allowed"}
-        at = i / rate
         first = event(cid, "offered", caller=caller, called="999")
         ring = event(
             cid, "ringing", caller=caller, called="999", handler_id=handlers[i % len(handlers)]
@@ -232,10 +259,11 @@ async def step(
     callers: Callers,
     handlers: list[str],
     closed: bool = False,
+    arrivals: str = "poisson",
 ) -> Step:
     """One rate for `seconds` (open loop), or (`closed`) `rate * seconds` calls one at a time."""
     tag = f"{target.name.replace(' ', '')}-{rate}-{time.time_ns()}"
-    requests = schedule(tag, rate, seconds, callers, handlers)
+    requests = schedule(tag, rate, seconds, callers, handlers, arrivals)
     port = int(target.url.rsplit(":", 1)[1])
     pool = client.Pool("127.0.0.1", port, target.path)
     for meter in target.meters.values():
@@ -303,13 +331,18 @@ async def sweep(
     target: Target, args: argparse.Namespace, callers: Callers, handlers: list[str]
 ) -> list[Step]:
     # Warm-up, not reported: first requests import and compile, pools fill.
-    await step(target, min(args.rates, default=20), min(args.seconds, 5.0), callers, handlers)
+    await step(
+        target, min(args.rates, default=20), min(args.seconds, 5.0), callers, handlers,
+        arrivals=args.arrivals,
+    )  # fmt: skip
     out = []
     if args.closed:
         out.append(await step(target, args.closed, 1.0, callers, handlers, closed=True))
         report(out[-1])
     for rate in args.rates:
-        out.append(await step(target, rate, args.seconds, callers, handlers))
+        out.append(
+            await step(target, rate, args.seconds, callers, handlers, arrivals=args.arrivals)
+        )
         report(out[-1])
         gc.collect()
     return out
@@ -456,6 +489,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--closed", type=int, default=200, help="calls one at a time before the sweep (0: none)"
     )
+    parser.add_argument(
+        "--arrivals", choices=ARRIVALS, default="poisson",
+        help="calls at random (Poisson, default) or one every 1/rate s (grid: earlier figures)",
+    )  # fmt: skip
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument(
         "--log-level", default="INFO", help="the service's LOG_LEVEL (INFO: as deployed)"
@@ -487,7 +524,7 @@ def main() -> None:
     print(
         f"load average at the end: {os.getloadavg()[0]:.2f}; {args.contacts:,} contacts, "
         f"{args.known:.0%} of callers known, {args.handlers} handler sockets, "
-        f"{args.seconds:.0f} s per rate"
+        f"{args.seconds:.0f} s per rate, {args.arrivals} arrivals"
     )
     print()
     print(table(steps, args))

@@ -2,10 +2,12 @@
 machine's speed, unlike CPU time.
 
     .venv/bin/python -m bench.round_trips [--calls 200] [--known 0.3]
+    .venv/bin/python -m bench.round_trips --rate 100 --seconds 20 --workers 2
 
 Runs `bench.ring_to_screen`'s closed loop (one call at a time: a signed `offered`, then a
-`ringing`, each caller looked up, 1M contacts, `--known` of callers in the history) against
-one worker whose interpreter loads `hook/sitecustomize.py`: every statement sent to
+`ringing`, each caller looked up, 1M contacts, `--known` of callers in the history), or with
+`--rate` its open loop at that many calls a second, against `--workers` workers (default one)
+whose interpreters load `hook/sitecustomize.py`: every statement sent to
 PostgreSQL (BEGIN and COMMIT included) and every command or pipeline sent to Redis is
 written down. Counted within the measured window (the bench's meters), divided by the
 events sent: round trips per event, and the statements that make them.
@@ -54,6 +56,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--known", type=float, default=0.3)
     parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=int, default=0, help="calls/s, open loop (0: closed)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="with --rate")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="fc-round-trips-")
     trace = os.path.join(folder, "trace")
@@ -62,15 +67,24 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(HOOK), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
+    # With --rate the open loop's warm-up step runs first; the window counted is the last step's.
+    loop = (
+        [f"--rates={args.rate}", "--seconds", str(args.seconds), "--closed", "0"]
+        if args.rate
+        else ["--rates=", "--closed", str(args.calls)]
+    )
     sys.argv = [
-        "ring_to_screen", "--rates=", "--workers", "1", "--no-floor", "--closed",
-        str(args.calls), "--known", str(args.known), "--contacts", str(args.contacts),
+        "ring_to_screen", *loop, "--workers", str(args.workers), "--no-floor",
+        "--known", str(args.known), "--contacts", str(args.contacts),
     ]  # fmt: skip
     ring.main()
     found = count(trace)
     events = int(found["events"])  # type: ignore[call-overload]
     kinds: collections.Counter[str] = found["kinds"]  # type: ignore[assignment]
-    print(f"\n{events} events ({args.calls} calls, {args.known:.0%} known), per event:")
+    what = f"{args.rate} calls/s" if args.rate else f"{args.calls} calls one at a time"
+    print(
+        f"\n{events} events ({what}, {args.workers} worker(s), {args.known:.0%} known), per event:"
+    )
     for kind, name in (("PG", "PostgreSQL"), ("RD", "Redis")):
         print(f"  {name} round trips: {kinds[kind] / events:.2f}")
     print("\n| round trips per event | statement |\n|---|---|")
