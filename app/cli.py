@@ -114,6 +114,10 @@ def serve(
         # ping cost every worker CPU per socket held (issue 19: a third of an idle worker's).
         "ws_ping_interval": None,
     }
+    if workers > 1:
+        # The workers (fresh interpreters) read it from the environment they inherit: they
+        # take turns at the polls of shared tables (Settings.host_workers).
+        os.environ["HOST_WORKERS"] = str(workers)
     if workers > 1 and serving.supported():
         # One SO_REUSEPORT socket per worker: the kernel spreads connections evenly
         # (uvicorn's shared socket lets one worker accept a whole burst).

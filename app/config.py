@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     # of its own per event on a quiet line). Capped at half the grace, so a relay does not
     # take rows that are only waiting for their mark.
     outbox_mark_seconds: float = Field(default=0.25, ge=0)
+    # The worker processes this one's host runs (`firstcontact serve --workers N` sets it for
+    # its workers). The polls of shared tables (the outbox relay, the event sweeper, the
+    # housekeeping) take turns across them: each worker polls every N periods, so a host
+    # polls as often as one worker would, and a second worker repeats none of it (issue 19).
+    host_workers: int = Field(default=1, ge=1, le=1024)
 
     # Idempotency-Key answers (personal data) are kept this long, then deleted by every
     # worker's housekeeping loop, which runs this often.
@@ -287,6 +292,11 @@ class Settings(BaseSettings):
 
     def role_map(self) -> list[tuple[str, str]]:
         return parse_role_map(self.oidc_role_map)
+
+    def host_period(self, seconds: float) -> float:
+        """This worker's period for a poll of shared tables that every worker runs, so the
+        host as a whole polls every `seconds` (see `host_workers`)."""
+        return seconds * self.host_workers
 
     @property
     def is_sqlite(self) -> bool:

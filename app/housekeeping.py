@@ -30,7 +30,7 @@ class Housekeeping(Periodic):
     name = "housekeeping"
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-        super().__init__(settings.housekeeping_seconds)
+        super().__init__(settings.host_period(settings.housekeeping_seconds))
         self.sessions = sessions
         self.retention = timedelta(seconds=settings.idempotency_retention_seconds)
         self.session_retention = timedelta(days=settings.session_retention_days)

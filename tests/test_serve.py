@@ -9,10 +9,16 @@ import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import httpx
 
+from app.calls.pipeline import Pipeline
 from app.config import Settings
+from app.housekeeping import Housekeeping
+from app.realtime.outbox import Relay
+from app.resources import Resources
 from tests.support.servers import ServiceProcess, wait_until
 
 
@@ -47,6 +53,9 @@ def test_workers_listen_on_their_own_sockets_and_a_dead_one_is_restarted(
     wait_until(lambda: listening(service.port) == 2, 60, what="both workers listening")
     workers = workers_of(service.proc.pid)
     assert len(workers) == 2
+    # Each worker knows how many share the host: they take turns at the shared polls.
+    for pid in workers:
+        assert b"HOST_WORKERS=2" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
 
     # A worker killed outright: the supervisor starts another; the service keeps answering.
     victim = min(workers)
@@ -77,3 +86,17 @@ def test_workers_listen_on_their_own_sockets_and_a_dead_one_is_restarted(
     assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", service.port)) != 0  # nothing listens any more
+
+
+def test_a_hosts_workers_take_turns_at_the_polls_of_shared_tables(settings: Settings) -> None:
+    """With three workers on the host each polls every third period: the host polls the
+    outbox, the unprocessed events and the housekeeping's tables as often as one worker."""
+    for workers in (1, 3):
+        shared = settings.model_copy(update={"host_workers": workers})
+        resources = cast(Resources, SimpleNamespace(settings=shared))
+        assert Relay(resources).poll_seconds == workers * settings.outbox_poll_seconds
+        assert (
+            Pipeline.from_settings(resources, []).poll_seconds
+            == workers * settings.pipeline_poll_seconds
+        )
+        assert Housekeeping(None, shared).period == workers * settings.housekeeping_seconds  # type: ignore[arg-type]

@@ -78,7 +78,7 @@ class Pipeline:
             resources,
             steps,
             lease_seconds=s.pipeline_lease_seconds,
-            poll_seconds=s.pipeline_poll_seconds,
+            poll_seconds=s.host_period(s.pipeline_poll_seconds),
             retry_base_seconds=s.pipeline_retry_base_seconds,
             retry_max_seconds=s.pipeline_retry_max_seconds,
         )

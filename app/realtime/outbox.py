@@ -9,7 +9,8 @@ announce. Then:
 - the fast path: the worker that committed publishes its own rows at once, in order, in one
   broker call (no poll delay), and marks them sent off the request's path, in one UPDATE for
   every row it published within OUTBOX_MARK_SECONDS;
-- the relay (one per process, `Relay`): every OUTBOX_POLL_SECONDS it takes the unsent rows
+- the relay (one per process, `Relay`): every OUTBOX_POLL_SECONDS (per host: each of a
+  host's HOST_WORKERS workers every that many periods) it takes the unsent rows
   older than OUTBOX_GRACE_SECONDS, oldest first (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two
   workers never take the same rows; SQLite has one process), publishes and marks them. It
   covers what a worker left behind: killed between commit and publish, Redis away, a publish
@@ -321,7 +322,7 @@ class Relay:
     def __init__(self, resources: Resources) -> None:
         settings = resources.settings
         self.resources = resources
-        self.poll_seconds = settings.outbox_poll_seconds
+        self.poll_seconds = settings.host_period(settings.outbox_poll_seconds)
         self.grace_seconds = settings.outbox_grace_seconds
         self.mark_seconds = min(settings.outbox_mark_seconds, settings.outbox_grace_seconds / 2)
         self._to_mark: list[int] = []
