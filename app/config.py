@@ -111,10 +111,11 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_grace_seconds: float = Field(default=2.0, ge=0)
     outbox_retention_seconds: float = Field(default=3600.0, ge=0)
-    # The committer marks its published rows sent at most this long after publishing them,
-    # in one UPDATE for all published meanwhile (issue 19: a mark per commit was a transaction
-    # of its own per event on a quiet line). Capped at half the grace, so a relay does not
-    # take rows that are only waiting for their mark.
+    # The committer marks its published rows sent with its next commit's outbox statement
+    # (PostgreSQL), or at most this long after publishing them, in one UPDATE for all
+    # published meanwhile (issue 19: a mark per commit was a transaction of its own per event
+    # on a quiet line). Capped at half the grace, so a relay does not take rows that are only
+    # waiting for their mark.
     outbox_mark_seconds: float = Field(default=0.25, ge=0)
     # The worker processes this one's host runs (`firstcontact serve --workers N` sets it for
     # its workers). The polls of shared tables (the outbox relay, the event sweeper, the

@@ -7,8 +7,10 @@ messages of one call) and written to `outbox_message` (one INSERT), atomically w
 announce. Then:
 
 - the fast path: the worker that committed publishes its own rows at once, in order, in one
-  broker call (no poll delay), and marks them sent off the request's path, in one UPDATE for
-  every row it published within OUTBOX_MARK_SECONDS;
+  broker call (no poll delay), and marks them sent off the request's path: on PostgreSQL in
+  the outbox statement of its next commit (`_marks_cte`, no round trip of its own while events
+  keep coming), else in one UPDATE for every row still unmarked OUTBOX_MARK_SECONDS after it
+  was published;
 - the relay (one per process, `Relay`): every OUTBOX_POLL_SECONDS (per host: each of a
   host's HOST_WORKERS workers every that many periods) it takes the unsent rows
   older than OUTBOX_GRACE_SECONDS, oldest first (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -167,6 +170,18 @@ _NUMBER_AND_INSERT_PG = f"WITH {_BUMP_PG} {_INSERT_PG}"
 _FIRST_RIDER = 9  # the parameters after the statement's own eight
 
 
+def _marks_cte(first: int) -> str:
+    """This process's published rows marked sent by a commit's outbox statement ($first: the
+    time, $first+1: the ids). Rows a relay holds (taking them again after the grace) are
+    skipped, not waited for: that relay marks them itself, and an event's transaction must
+    not queue behind a relay's publish."""
+    return (
+        f"marked AS (UPDATE outbox_message SET sent_at = ${first} WHERE id IN ("
+        f"SELECT id FROM outbox_message WHERE id = ANY(${first + 1}::bigint[])"
+        " FOR UPDATE SKIP LOCKED))"
+    )
+
+
 def _number_and_insert_pg(riders: list[str]) -> str:
     """`_NUMBER_AND_INSERT_PG`, with the transaction's riders (app.db_riders) as CTEs too."""
     if not riders:
@@ -211,8 +226,14 @@ def _write_staged(sync: Session) -> None:
                 "created_at": now,
             }
         )
+    relay: Relay | None = resources.outbox
+    marking: list[int] = []
     if direct is not None and together:
         riders, riding = db_riders.take(sync, sync.get_bind().dialect, _FIRST_RIDER)
+        marking = relay.marks_to_ride() if relay is not None else []
+        if marking:
+            riders = [*riders, _marks_cte(_FIRST_RIDER + len(riding))]
+            riding = [*riding, now, marking]
         found = wait(direct.fetch(
             _number_and_insert_pg(riders), list(counts), list(counts.values()),
             [r["call_id"] for r in rows], [r["seq"] for r in rows], [r["type"] for r in rows],
@@ -229,12 +250,12 @@ def _write_staged(sync: Session) -> None:
             .scalars()
             .all()
         )
-    relay: Relay | None = resources.outbox
     if relay is None:
         return  # a process without a relay only stores: another worker's relay sends them
     pending = list(zip(ids, messages, strict=True))
 
     async def publish() -> None:
+        relay.marks_written(marking)  # committed with this statement
         await relay.publish_committed(pending)
 
     after_commit(sync, publish)
@@ -325,7 +346,8 @@ class Relay:
         self.poll_seconds = settings.host_period(settings.outbox_poll_seconds)
         self.grace_seconds = settings.outbox_grace_seconds
         self.mark_seconds = min(settings.outbox_mark_seconds, settings.outbox_grace_seconds / 2)
-        self._to_mark: list[int] = []
+        # Published rows not yet marked sent: row id -> when (time.monotonic()), oldest first.
+        self._to_mark: dict[int, float] = {}
         self._marks_waiting = asyncio.Event()
         self._wake = asyncio.Event()
         self._urgent = False  # the next pass takes rows of any age (something was blocked)
@@ -404,26 +426,44 @@ class Relay:
     # marking sent, batched -------------------------------------------------------------
     def _mark(self, ids: list[int]) -> None:
         if ids:
-            self._to_mark.extend(ids)
+            now = time.monotonic()
+            for row_id in ids:
+                self._to_mark.setdefault(row_id, now)
             self._marks_waiting.set()
 
+    def marks_to_ride(self) -> list[int]:
+        """Rows to mark sent in the outbox statement of a commit now being made (they stay
+        waiting here until it has committed: `marks_written`)."""
+        return list(self._to_mark)[:BATCH]
+
+    def marks_written(self, ids: list[int]) -> None:
+        for row_id in ids:
+            self._to_mark.pop(row_id, None)
+
     async def _write_marks(self) -> None:
-        ids, self._to_mark = self._to_mark, []
+        marks, self._to_mark = self._to_mark, {}
         try:
             async with self.resources.sessions() as session, session.begin():
-                await mark_sent(session, ids)
+                await mark_sent(session, list(marks))
         except BaseException:
-            self._to_mark[:0] = ids  # the next round tries again
+            self._to_mark = {**marks, **self._to_mark}  # the next round tries again
             raise
 
     async def _mark_forever(self) -> None:
         delay = 0.1
         while True:
             await self._marks_waiting.wait()
-            if self.mark_seconds:
-                # Gather the marks of the commits that follow into the same UPDATE.
-                await asyncio.sleep(self.mark_seconds)
+            if self.mark_seconds and self._to_mark:
+                # Written once the oldest has waited OUTBOX_MARK_SECONDS, with every mark
+                # gathered meanwhile; while events keep coming, their commits take the marks
+                # first (`marks_to_ride`) and nothing is left to write here.
+                left = next(iter(self._to_mark.values())) + self.mark_seconds - time.monotonic()
+                if left > 0:
+                    await asyncio.sleep(left)
+                    continue
             self._marks_waiting.clear()
+            if not self._to_mark:
+                continue
             try:
                 await self._write_marks()
                 delay = 0.1

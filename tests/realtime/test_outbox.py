@@ -259,3 +259,35 @@ async def _waiting_for_a_lock(resources: Resources) -> bool:
                  " AND wait_event_type = 'Lock'")
         )  # fmt: skip
     return bool(waiting)
+
+
+async def test_a_commit_marks_the_rows_published_before_it_in_its_own_statement(
+    settings: Settings, backend: str
+) -> None:
+    # The timer that writes marks on its own is an hour away: only a commit can mark here.
+    quiet = fast(
+        settings, outbox_poll_seconds=3600.0, outbox_grace_seconds=7200.0,
+        outbox_mark_seconds=3600.0,
+    )  # fmt: skip
+    async with running(quiet) as (app, http):
+        resources: Resources = app.state.resources
+        relay = resources.outbox
+        assert relay is not None
+        first = lifecycle("ride-1", _START)[0]
+        assert (await post_signed(http, first)).status_code == 202
+        published = [r.id for r in await _rows(resources)]
+        assert published and relay.marks_to_ride() == published  # waiting for their mark
+
+        second = lifecycle("ride-2", _START)[0]
+        assert (await post_signed(http, second)).status_code == 202
+        rows = await _rows(resources)
+        marked = {r.id for r in rows if r.sent_at is not None}
+        later = [r.id for r in rows if r.id not in published]
+        if backend == "production":
+            # The second event's outbox statement marked the first's rows; its own wait.
+            assert marked == set(published)
+            assert relay.marks_to_ride() == later
+        else:
+            # SQLite: no such statement; the marks wait for the timer.
+            assert marked == set()
+            assert relay.marks_to_ride() == published + later
