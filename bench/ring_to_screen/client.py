@@ -14,6 +14,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
+ANSWER_TIMEOUT = 60.0  # seconds
+
 
 @dataclass
 class Request:
@@ -57,6 +59,12 @@ class Pool:
 
     async def _release(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         self._idle.append(conn)
+        await self._notify()
+
+    async def _notify(self) -> None:
+        """A request waiting for a connection may go: one came back idle, or one failed and
+        made room for a new one (without this, a waiter whose slot freed by a failure was
+        never woken, and a run at the pool's limit could hang)."""
         assert self._freed is not None
         async with self._freed:
             self._freed.notify()
@@ -102,6 +110,7 @@ class Pool:
         except BaseException:
             self._open -= 1
             writer.close()
+            await self._notify()
             raise
         await self._release((reader, writer))
         return status, payload
@@ -121,8 +130,11 @@ async def run_schedule(pool: Pool, requests: list[Request], begin: float) -> lis
     async def one(request: Request) -> None:
         late = time.perf_counter() - (begin + request.at)
         try:
-            status, payload = await pool.post(request.body, request.headers)
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            # An answer that never comes is a failed request, not a bench that never ends.
+            status, payload = await asyncio.wait_for(
+                pool.post(request.body, request.headers), ANSWER_TIMEOUT
+            )
+        except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError) as exc:
             status, payload = 0, repr(exc).encode()
         answers.append(Answer(request.key, status, payload, late))
 
