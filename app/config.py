@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # Fewer than this many waiting go one transaction each, in arrival order: for two or
     # three events the batch path's statements cost more than the single path's.
     telephony_group_min: int = Field(default=4, ge=2, le=10_000)
+    # Events of a stored call that change only its state and what is published (ringing,
+    # answered, transferred) go in two statements and no transaction on PostgreSQL
+    # (app.calls.express); off: every event takes the locked path.
+    telephony_express: bool = True
     telephony_max_batch_body: int = Field(default=1024 * 1024, ge=1024)
     max_body: int = Field(default=1024 * 1024, ge=1024)
 

@@ -16,8 +16,9 @@ the transaction as for any failed statement.
 
 from __future__ import annotations
 
+import contextlib
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -26,7 +27,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Executable, Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import await_
@@ -185,24 +186,48 @@ def insert_sql(
 
 
 def unnest_insert_sql(
-    table: str, columns: Sequence[tuple[str, str]], first: int, returning: str = ""
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    first: int,
+    returning: str = "",
+    *,
+    where: str = "",
+    conflict: str = "",
 ) -> str:
     """`INSERT INTO table (...) SELECT ... FROM unnest($first::type[], ...)`: any number of
     rows in one statement, one array per column ((name, PostgreSQL type) pairs; a `jsonb`
     column is sent as text), inserted in the order given (so ids drawn from a sequence sort
-    back into it). For a statement that also does something else: put it after a `WITH`."""
+    back into it). For a statement that also does something else: put it after a `WITH`.
+    `where`: a condition on the whole insert (e.g. that an earlier CTE wrote its row);
+    `conflict`: an `ON CONFLICT ...` clause."""
     names = ", ".join(name for name, _ in columns)
     picked = ", ".join(f"r.{name}::jsonb" if kind == "jsonb" else f"r.{name}"
                        for name, kind in columns)  # fmt: skip
-    arrays = ", ".join(
+    arrays = unnest_arrays(columns, first)
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {picked} FROM unnest({arrays})"
+        f" WITH ORDINALITY AS r({names}, n)"
+    )
+    if where:
+        sql += f" WHERE {where}"
+    sql += " ORDER BY r.n"
+    if conflict:
+        sql += f" {conflict}"
+    return sql + (f" RETURNING {returning}" if returning else "")
+
+
+def unnest_arrays(columns: Sequence[tuple[str, str]], first: int) -> str:
+    """`$first::type[], ...`: one array parameter per column (JSON sent as text)."""
+    return ", ".join(
         f"${first + i}::{'text' if kind == 'jsonb' else kind}[]"
         for i, (_, kind) in enumerate(columns)
     )
-    sql = (
-        f"INSERT INTO {table} ({names}) SELECT {picked} FROM unnest({arrays})"
-        f" WITH ORDINALITY AS r({names}, n) ORDER BY r.n"
-    )
-    return sql + (f" RETURNING {returning}" if returning else "")
+
+
+def array_type(table: Table, name: str, dialect: Dialect) -> str:
+    """The column's PostgreSQL type, as an element of `unnest`'s arrays (JSON sent as text)."""
+    kind = table.c[name].type.compile(dialect=dialect).lower()
+    return "jsonb" if kind in ("jsonb", "json") else kind
 
 
 def bound(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
@@ -466,6 +491,25 @@ def _rows(done: _Compiled, records: Sequence[asyncpg.Record]) -> list[Any]:
     ]
 
 
+async def rows_on(
+    direct: Direct, dialect: Dialect, stmt: Executable, params: Mapping[str, Any]
+) -> list[Any]:
+    """`rows` for one parameter set on a connection held outside any session (`autocommit`)."""
+    done = _compile(stmt, dialect)
+    sql, args = _args(done, params)
+    return _rows(done, await direct.fetch(sql, *args))
+
+
+@contextlib.asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[Direct | None]:
+    """A pooled connection's asyncpg connection with no transaction begun: each statement
+    commits on its own (a single statement is atomic however many rows and tables it writes).
+    None on SQLite. Returned to the pool when the block ends, as any connection is."""
+    async with engine.connect() as conn:
+        sync = conn.sync_connection
+        yield _of(sync) if sync is not None else None
+
+
 async def rows(
     session: AsyncSession,
     stmt: Executable,
@@ -501,6 +545,7 @@ async def rows(
 
 
 __all__ = [
-    "Direct", "bound", "driver", "driver_sync", "insert_many", "insert_sql", "rows",
-    "unnest_insert_sql", "wait", "with_defaults",
+    "Direct", "array_type", "autocommit", "bound", "driver", "driver_sync", "insert_many",
+    "insert_sql", "rows", "rows_on", "unnest_arrays", "unnest_insert_sql", "wait",
+    "with_defaults",
 ]  # fmt: skip

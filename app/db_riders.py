@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.db import per_transaction, this_transactions
 from app.db_direct import (
     Processor,
+    array_type,
     bound,
     driver,
     driver_sync,
@@ -58,41 +59,58 @@ def take(sync: Session, dialect: Dialect, first: int) -> tuple[list[str], list[A
     riding = this_transactions(sync, _RIDING)
     if not isinstance(riding, list) or not riding:
         return [], []
-    ctes: list[str] = []
-    args: list[Any] = []
-    for n, (table, rows) in enumerate(riding):
-        columns, full = with_defaults(table, rows)
-        cte, processors = _cte(table, tuple(columns), dialect, n, first)
-        ctes.append(cte)
-        values = bound(full, columns, processors)
-        args += [[row[i] for row in values] for i in range(len(columns))]
-        first += len(columns)
+    found = ctes(riding, dialect, first)
     riding.clear()
-    return ctes, args
-
-
-_CTES: dict[tuple[str, tuple[str, ...], int, int, int], tuple[str, list[Processor]]] = {}
-
-
-def _cte(
-    table: Table, columns: tuple[str, ...], dialect: Dialect, n: int, first: int
-) -> tuple[str, list[Processor]]:
-    """The rider's CTE text and its columns' bind processors, built once per table, column
-    list, position and first parameter (every event's transaction sends the same one)."""
-    key = (table.name, columns, id(dialect), n, first)
-    found = _CTES.get(key)
-    if found is None:
-        _, processors = insert_sql(table, columns, dialect)
-        kinds = [_array_type(table, name, dialect) for name in columns]
-        sql = unnest_insert_sql(table.name, list(zip(columns, kinds, strict=True)), first)
-        found = _CTES[key] = (f"riding_{n} AS ({sql})", processors)
     return found
 
 
-def _array_type(table: Table, name: str, dialect: Dialect) -> str:
-    """The column's PostgreSQL type, as an element of `unnest`'s arrays (JSON sent as text)."""
-    kind = table.c[name].type.compile(dialect=dialect).lower()
-    return "jsonb" if kind in ("jsonb", "json") else kind
+def ctes(
+    riding: Sequence[tuple[Table, Sequence[Mapping[str, Any]]]],
+    dialect: Dialect,
+    first: int,
+    *,
+    where: str = "",
+    returning: str = "",
+) -> tuple[list[str], list[Any]]:
+    """`riding_<n> AS (INSERT ...)` CTEs for rows of each table (the same keys per table),
+    parameters numbered from `$first`, and their values. `where`/`returning`: as for
+    `unnest_insert_sql` (an express event's rows are inserted only if its event is)."""
+    texts: list[str] = []
+    args: list[Any] = []
+    for n, (table, rows) in enumerate(riding):
+        columns, full = with_defaults(table, rows)
+        cte, processors = _cte(table, tuple(columns), dialect, n, first, where, returning)
+        texts.append(cte)
+        values = bound(full, columns, processors)
+        args += [[row[i] for row in values] for i in range(len(columns))]
+        first += len(columns)
+    return texts, args
+
+
+_CTES: dict[tuple[Any, ...], tuple[str, list[Processor]]] = {}
+
+
+def _cte(
+    table: Table,
+    columns: tuple[str, ...],
+    dialect: Dialect,
+    n: int,
+    first: int,
+    where: str = "",
+    returning: str = "",
+) -> tuple[str, list[Processor]]:
+    """The rider's CTE text and its columns' bind processors, built once per table, column
+    list, position and first parameter (every event's transaction sends the same one)."""
+    key = (table.name, columns, id(dialect), n, first, where, returning)
+    found = _CTES.get(key)
+    if found is None:
+        _, processors = insert_sql(table, columns, dialect)
+        kinds = [array_type(table, name, dialect) for name in columns]
+        sql = unnest_insert_sql(
+            table.name, list(zip(columns, kinds, strict=True)), first, returning, where=where
+        )
+        found = _CTES[key] = (f"riding_{n} AS ({sql})", processors)
+    return found
 
 
 def _insert_left(sync: Session) -> None:

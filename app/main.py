@@ -145,6 +145,8 @@ def create_app(
         flusher = Flusher()
         flusher.follow(catalogue.PIPELINE_PROCESSED, lambda: pipeline.processed)
         flusher.follow(catalogue.PIPELINE_FAILURES, lambda: pipeline.failed)
+        flusher.follow(catalogue.EXPRESS_EVENTS, lambda: pipeline.expressed)
+        flusher.follow(catalogue.EXPRESS_FALLBACKS, lambda: pipeline.express_fallbacks)
         resources.metrics = flusher
         await flusher.start()
         await pipeline.start()

@@ -81,10 +81,21 @@ class GroupCommit:
         self.events = 0
         self.largest = 0
         self.retried_alone = 0  # events of failed groups, taken again one at a time
+        # Calls with an event waiting here or in a transaction: a later event of such a call
+        # does not go express (it would overtake the earlier one), it waits its turn.
+        self._queued: dict[tuple[str, str], int] = {}
 
     async def accept(self, source: str, event: CallEvent, raw: bytes) -> calls.IngestOutcome:
-        """Store and process `event`; returns once it is committed (as `Pipeline.accept`)."""
+        """Store and process `event`; returns once it is committed (as `Pipeline.accept`).
+        An event that qualifies goes the express way first (`Pipeline.express`)."""
+        key = (source, event.call_id)
+        if key not in self._queued:
+            outcome = await self.pipeline.express(source=source, event=event, raw=raw)
+            if outcome is not None:
+                return outcome
         waiting = _Waiting(source, event, raw)
+        self._queued[key] = self._queued.get(key, 0) + 1
+        waiting.outcome.add_done_callback(lambda _: self._unqueue(key))
         self._waiting.append(waiting)
         if len(self._tasks) < self.flushers:
             task = asyncio.get_running_loop().create_task(self._flush())
@@ -97,6 +108,11 @@ class GroupCommit:
         except asyncio.CancelledError:
             waiting.outcome.add_done_callback(_collect)  # nobody will read it now
             raise
+
+    def _unqueue(self, key: tuple[str, str]) -> None:
+        left = self._queued.pop(key) - 1
+        if left:
+            self._queued[key] = left
 
     async def drain(self) -> None:
         """Wait for every group in flight (shutdown)."""

@@ -13,6 +13,8 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import tracing
+from app.calls import express
 from app.calls import repository as repo
 from app.calls import service as calls
 from app.calls.keyed_locks import KeyedLocks
@@ -55,6 +57,7 @@ class Pipeline:
         retry_base_seconds: float = 1.0,
         retry_max_seconds: float = 300.0,
         batch: int = 100,
+        express_events: bool = True,
     ) -> None:
         self.resources = resources
         self.steps = steps
@@ -67,6 +70,17 @@ class Pipeline:
         # Processing shares the connection pool with ingest: bounded, so that a burst of
         # accepted events waits here (holding no connection) rather than starving new ingests.
         self._slots = asyncio.Semaphore(max(1, resources.settings.db_pool_size // 2))
+        # The express path (app.calls.express): the event types every step may take that
+        # way, PostgreSQL through asyncpg only; at most half the pool's connections at once
+        # (a burst past that is grouped, in transactions, instead of waiting for one).
+        postgres = not resources.settings.is_sqlite
+        self.express_types = (
+            express.event_types(steps) if express_events and postgres else frozenset()
+        )
+        self._express_slots = max(1, resources.settings.db_pool_size // 2)
+        # Events stored the express way, and those that tried and took the locked path.
+        self.expressed = 0
+        self.express_fallbacks = 0
         self._sweeper: asyncio.Task[None] | None = None
         self.processed = 0  # events this process completed (for tests and metrics)
         self.failed = 0
@@ -81,7 +95,33 @@ class Pipeline:
             poll_seconds=s.host_period(s.pipeline_poll_seconds),
             retry_base_seconds=s.pipeline_retry_base_seconds,
             retry_max_seconds=s.pipeline_retry_max_seconds,
+            express_events=s.telephony_express,
         )
+
+    # --- express: two statements, no transaction ----------------------------------------
+
+    async def express(
+        self, *, source: str, event: CallEvent, raw: bytes
+    ) -> calls.IngestOutcome | None:
+        """Store and process `event` the express way (app.calls.express) when it qualifies
+        and a connection slot is free; None when it must take the locked path (`accept`),
+        nothing of it having been written."""
+        if event.type.value not in self.express_types or self._express_slots <= 0:
+            return None
+        self._express_slots -= 1
+        try:
+            with tracing.span("call_event.express"):
+                outcome = await express.accept(
+                    self.resources, self.steps, source=source, event=event, raw=raw
+                )
+        finally:
+            self._express_slots += 1
+        if outcome is None:
+            self.express_fallbacks += 1
+        else:
+            self.processed += 1
+            self.expressed += 1
+        return outcome
 
     # --- inline: in the ingest's own transaction --------------------------------------
 

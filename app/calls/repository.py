@@ -158,7 +158,14 @@ class _Read:
 
 
 _WITH_EVENT: dict[str, _Read] = {}
+_READS_VERSION = 0
 _ANSWERS = "calls_read_with_event"
+
+
+def with_event_reads() -> tuple[int, dict[str, _Read]]:
+    """The registered reads (app.calls.express reads them all), and a number that changes
+    whenever one is registered."""
+    return _READS_VERSION, _WITH_EVENT
 
 
 def read_with_event(
@@ -167,7 +174,9 @@ def read_with_event(
     """Register a read (`column`: the call's id -> a scalar expression) for the statement that
     stores an event of a type in `on` (PostgreSQL, single events): the other events' statements
     do not pay for it."""
+    global _READS_VERSION
     _WITH_EVENT[name] = _Read(column, frozenset(on))
+    _READS_VERSION += 1
     for key in [k for k in _STATEMENTS if k[0] == "insert_and_update_reading"]:
         del _STATEMENTS[key]  # built again with it
 

@@ -95,7 +95,7 @@ async def ingest(
     now = utcnow()
     values: dict[str, object] = {} if row_id is None else {"id": row_id}
     values.update(
-        _event_values(
+        event_values(
             source,
             event,
             raw,
@@ -120,7 +120,7 @@ async def ingest(
     )
 
 
-def _event_values(
+def event_values(
     source: str,
     event: CallEvent,
     raw: bytes,
@@ -198,7 +198,7 @@ async def ingest_many(
         planned.append((index, event, before, after))
         changed.add(event.call_id)
         new_rows.append(
-            _event_values(source, event, raw, call.id, before, after, now, processed=True)
+            event_values(source, event, raw, call.id, before, after, now, processed=True)
         )
     ids = await repo.insert_events(session, new_rows)
     if len(ids) != len(new_rows):

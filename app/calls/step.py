@@ -23,10 +23,11 @@ history step's lookups and inserts), which is what makes a batch cheaper per eve
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calls.snapshot import CallSnapshot
@@ -57,3 +58,52 @@ class StepContext:
 Step = Callable[[StepContext], Awaitable[None]]
 # A step may also have async `prepare(ctxs)` and `finish(ctxs)` (a Sequence[StepContext]: every
 # event of the transaction, in order), called before and after it runs for each of them.
+
+
+# --- the express path (app.calls.express) ------------------------------------------------
+
+
+@dataclass
+class Rider:
+    """Rows a step's `express` adds: inserted by the statement that stores the event, only if
+    it does. `ids`: their ids, in row order, once that statement has run."""
+
+    table: Table
+    rows: list[dict[str, Any]]
+    ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ExpressContext:
+    """What a step's `express(ctx) -> bool` sees: the event merged into the call as read by
+    one statement outside any transaction, and nothing else (no session: `express` does no
+    I/O). It returns False to decline (the event then takes the locked path, where `__call__`
+    runs as usual), or True having planned its writes here: rows to insert with the event
+    (`insert`), message numbers (`next_frame`) and what to do once it is stored
+    (`after_write`). A step without `express` declines every event; `express_on` (a step
+    attribute) names the event types it may take, so that others cost no read at all."""
+
+    event: CallEvent
+    event_row_id: int  # the id the event will be stored under
+    call: CallSnapshot  # the call after this event
+    previous_state: str | None
+    resources: Resources
+    reads: Mapping[str, object]  # what `calls.repository.read_with_event` reads, for this call
+    frame_seq: int  # the call's last message number, as read
+    facts: dict[str, Any] = field(default_factory=dict)  # as StepContext.facts
+    riders: list[Rider] = field(default_factory=list)
+    actions: list[AfterCommit] = field(default_factory=list)
+    frames: int = 0  # message numbers taken
+
+    def next_frame(self) -> int:
+        """The call's next message number (the statement moves the call's counter on)."""
+        self.frames += 1
+        return self.frame_seq + self.frames
+
+    def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> Rider:
+        rider = Rider(table, list(rows))
+        self.riders.append(rider)
+        return rider
+
+    def after_write(self, action: AfterCommit) -> None:
+        self.actions.append(action)

@@ -27,7 +27,7 @@ from app.history.consultation import consultations
 from app.history.context import build_context
 from app.history.lookup import caller_facts, horizon_start, lookup_caller, number_summaries
 from app.history.models import CallContext, Contact
-from app.history.stored_context import stored_context, stored_contexts
+from app.history.stored_context import from_reads, stored_context, stored_contexts
 from app.history.tx_state import StoredContext, settle, tx_of, write_rows
 from app.history.write_back import write_back
 from app.resources import Resources
@@ -35,7 +35,7 @@ from app.rules.facts import CallerFacts, ContactRef
 from app.telephony.events import EventType
 
 if TYPE_CHECKING:  # the pipeline imports this module to register the step
-    from app.calls.step import StepContext
+    from app.calls.step import ExpressContext, StepContext
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,24 @@ class HistoryStep:
                 tx.contact_ids.add(contact_id)
                 if call_id is not None:
                     tx.with_contact.add(call_id)
+
+    # The events that may go express (app.calls.express): not `offered` (the lookup writes
+    # the context, alerts and audit records) nor `ended` (the write-back).
+    express_on = frozenset({EventType.ringing, EventType.answered, EventType.transferred})
+
+    def express(self, ctx: ExpressContext) -> bool:
+        """Nothing to write once the call's context is stored: hand it to the later steps as
+        `__call__` does. Declines an arrival whose context is not stored yet, or has alerts
+        (read in full on the locked path), and every `ended`."""
+        if ctx.event.type == EventType.ended:
+            return False
+        if ctx.event.type not in ARRIVAL:
+            return True
+        known, stored = from_reads(ctx.reads)
+        if not known or stored is None:
+            return False
+        ctx.facts["context"], ctx.facts["alerts"] = stored
+        return True
 
     async def __call__(self, ctx: StepContext) -> None:
         if ctx.event.type in ARRIVAL:

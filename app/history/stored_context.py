@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import db_direct as direct
@@ -59,23 +63,59 @@ async def stored_contexts(
 def _read_with_event(
     session: AsyncSession, call_id: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The context read with this transaction's event of the call (see below), when it is
-    the whole answer: a context with no alerts (alerts, and who acknowledged them, are read
-    in full by `_STORED_CONTEXT`)."""
+    """The context and alerts read with this transaction's event of the call (see below),
+    when that is the whole answer (`_whole`)."""
     sync = session.sync_session
-    context = calls_repo.read_with_event_answer(sync, call_id, _CONTEXT)
-    has_alerts = calls_repo.read_with_event_answer(sync, call_id, _HAS_ALERTS)
-    if context is None or has_alerts is not False:
-        return None
-    return dict(context), []  # type: ignore[call-overload]
+    reads = {
+        name: calls_repo.read_with_event_answer(sync, call_id, name) for name in (_CONTEXT, _ALERTS)
+    }
+    whole, stored = from_reads(reads)
+    return stored if whole else None
 
 
-# A ringing's statement that stores it also reads the context its offered stored, and whether
-# the call has alerts: the ring -> screen path's own read of them is then not sent (issue 19).
-# Only for the events whose steps read it (the history step on ringing and ended, the
+def from_reads(
+    reads: Mapping[str, object],
+) -> tuple[bool, tuple[dict[str, Any], list[dict[str, Any]]] | None]:
+    """`stored_context` from what was read with the event (here, or by the express path:
+    app.calls.express): whether that is the whole answer, and the stored context and alerts
+    (None when no context is stored). Not the whole answer when the alerts were not read,
+    or someone acknowledged one (who did is read in full by `stored_contexts`)."""
+    alerts = reads.get(_ALERTS)
+    if not isinstance(alerts, list):
+        return False, None
+    found = [_alert_of(a) for a in alerts]
+    if any(a["acknowledged_at"] is not None for a in found):
+        return False, None
+    context = reads.get(_CONTEXT)
+    if context is None:
+        return True, None
+    return True, (dict(context), found)  # type: ignore[call-overload]
+
+
+def _alert_of(read: dict[str, Any]) -> dict[str, Any]:
+    """An alert read as JSON (`_ALERTS`), as `alert_store.as_dict` shows a row."""
+    row = SimpleNamespace(**read)
+    row.raised_at = _instant(read["raised_at"])
+    row.acknowledged_at = _instant(read["acknowledged_at"])
+    return alert_store.as_dict(row)  # type: ignore[arg-type]
+
+
+def _instant(value: str | None) -> datetime | None:
+    # JSON gives the session's time zone; rows are read as UTC (app.db.UTCDateTime).
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+
+# The statement that stores a ringing also reads the context its offered stored and the
+# call's alerts: the ring -> screen path's own read of them is then not sent (issue 19).
+# Only for the events whose steps read them (the history step on ringing and ended, the
 # realtime step on transferred): an offered's call is new, an answered needs neither.
-_CONTEXT, _HAS_ALERTS = "stored_context", "has_alerts"
+# The express path reads them for every event it takes.
+_CONTEXT, _ALERTS = "stored_context", "alerts"
 _READ_ON = ("ringing", "transferred", "ended")
+_ALERT_FIELDS = (
+    "id", "kind", "severity", "title", "reasons", "evidence", "rule", "tags", "suggested_grade",
+    "category", "evidence_lines", "raised_at", "acknowledged_at", "acknowledged_by",
+)  # fmt: skip
 calls_repo.read_with_event(
     _CONTEXT,
     lambda call_id: (
@@ -84,7 +124,25 @@ calls_repo.read_with_event(
     on=_READ_ON,
 )
 calls_repo.read_with_event(
-    _HAS_ALERTS, lambda call_id: exists().where(Alert.call_id == call_id), on=_READ_ON
+    _ALERTS,
+    lambda call_id: (
+        select(
+            func.coalesce(
+                func.json_agg(
+                    aggregate_order_by(
+                        func.json_build_object(
+                            *(x for name in _ALERT_FIELDS for x in (name, Alert.__table__.c[name]))
+                        ),
+                        Alert.id,
+                    )
+                ),
+                literal_column("'[]'::json"),
+            )
+        )
+        .where(Alert.call_id == call_id)
+        .scalar_subquery()
+    ),
+    on=_READ_ON,
 )
 
 

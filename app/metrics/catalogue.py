@@ -40,6 +40,16 @@ PIPELINE_PROCESSED = Counter(
     "firstcontact_pipeline_processed_total",
     "Stored events whose steps ran and committed (in the webhook's transaction or the sweeper's).",
 )
+EXPRESS_EVENTS = Counter(
+    "firstcontact_express_events_total",
+    "Events stored and processed the express way (app.calls.express: two statements, no "
+    "transaction).",
+)
+EXPRESS_FALLBACKS = Counter(
+    "firstcontact_express_fallbacks_total",
+    "Events of a type that may go express which took the locked path: a call not stored yet, a "
+    "replay, a step that declined, or a call that changed between the read and the write.",
+)
 PIPELINE_FAILURES = Counter(
     "firstcontact_pipeline_failures_total",
     "Processing attempts rolled back by a failing step (the event is retried).",

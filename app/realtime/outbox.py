@@ -36,7 +36,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Table, case, delete, event, func, insert, select, update
@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from app import db_riders, json_codec, tracing
 from app.calls.models import Call
 from app.calls.repository import locked_frame_seqs
+from app.calls.step import ExpressContext
 from app.db import after_commit, is_postgres, utcnow
 from app.db_direct import driver, driver_sync, insert_many, unnest_insert_sql, wait
 from app.realtime.broker import BLOCKED, BrokerUnavailable, Message
@@ -206,26 +207,11 @@ def _write_staged(sync: Session) -> None:
     messages: list[Message] = []
     for item in staged:
         seq: int | None = None
-        if item.datas:
-            if item.call_id in before:
-                seq = before[item.call_id] = before[item.call_id] + 1
-            bodies = tuple(
-                encode_body(item.type, item.call_id, {**data, "seq": seq}) for data in item.datas
-            )
-        else:
-            bodies = item.bodies
-        call_id = item.call_id if seq is not None else None
-        messages.append(Message(item.channels, bodies, call_id, seq))
-        rows.append(
-            {
-                "call_id": item.call_id,
-                "seq": seq,
-                "type": item.type,
-                "channels": list(item.channels),
-                "bodies": "\n".join(bodies),
-                "created_at": now,
-            }
-        )
+        if item.datas and item.call_id in before:
+            seq = before[item.call_id] = before[item.call_id] + 1
+        row, message = _encoded(item, seq, now)
+        rows.append(row)
+        messages.append(message)
     relay: Relay | None = resources.outbox
     marking: list[int] = []
     if direct is not None and together:
@@ -259,6 +245,54 @@ def _write_staged(sync: Session) -> None:
         await relay.publish_committed(pending)
 
     after_commit(sync, publish)
+
+
+def _encoded(item: _Staged, seq: int | None, now: datetime) -> tuple[dict[str, object], Message]:
+    """A staged message's outbox row and what is published: a call message's bodies carry
+    its number `seq`."""
+    if item.datas:
+        bodies = tuple(
+            encode_body(item.type, item.call_id, {**data, "seq": seq}) for data in item.datas
+        )
+    else:
+        bodies = item.bodies
+    call_id = item.call_id if seq is not None else None
+    row: dict[str, object] = {
+        "call_id": item.call_id,
+        "seq": seq,
+        "type": item.type,
+        "channels": list(item.channels),
+        "bodies": "\n".join(bodies),
+        "created_at": now,
+    }
+    return row, Message(item.channels, bodies, call_id, seq)
+
+
+def stage_express(
+    ctx: ExpressContext,
+    type_: str,
+    call_id: int,
+    deliveries: Sequence[tuple[str, Mapping[str, object]]],
+) -> None:
+    """`stage` for an event going the express way (app.calls.express): the message takes
+    the call's next number, its row is inserted by the statement that stores the event, and
+    it is published once that statement has run, as after a commit."""
+    if not deliveries:
+        return
+    channels = tuple(channel for channel, _ in deliveries)
+    datas = tuple(data for _, data in deliveries)
+    row, message = _encoded(
+        _Staged(call_id, type_, channels, datas=datas), ctx.next_frame(), utcnow()
+    )
+    rider = ctx.insert(_table, [row])
+    relay: Relay | None = ctx.resources.outbox
+    if relay is None:
+        return  # a process without a relay only stores: another worker's relay sends it
+
+    async def publish() -> None:
+        await relay.publish_committed(list(zip(rider.ids, [message], strict=True)))
+
+    ctx.after_write(publish)
 
 
 def _drop_staged(sync: Session, previous: SessionTransaction) -> None:
@@ -545,4 +579,5 @@ __all__ = [
     "purge_sent",
     "stage",
     "stage_body",
+    "stage_express",
 ]

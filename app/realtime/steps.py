@@ -15,14 +15,30 @@ The handler's frame and the supervisors' of one event are one message with one `
 
 from __future__ import annotations
 
-from app.calls.step import StepContext
-from app.history.stored_context import stored_context
+from collections.abc import Mapping
+
+from app.calls.snapshot import CallSnapshot
+from app.calls.step import ExpressContext, StepContext
+from app.history.stored_context import from_reads, stored_context
 from app.realtime import outbox
 from app.realtime.envelope import SUPERVISORS, handler_channel
 from app.realtime.publish import call_view, check_type
 
 # Events on which a handler's screen needs the whole picture.
 _ARRIVAL_AT_DESK = frozenset({"ringing", "transferred"})
+
+Plan = list[tuple[str, Mapping[str, object]]]
+
+
+def _needs_context(event_type: str, previous_state: str | None) -> bool:
+    """Whether the handler's frame carries the context and alerts."""
+    return event_type in _ARRIVAL_AT_DESK or (
+        event_type == "answered" and previous_state in (None, "offered")
+    )
+
+
+def _reads_context(event_type: str, previous_state: str | None) -> bool:
+    return _needs_context(event_type, previous_state) or event_type in ("offered", "ringing")
 
 
 async def _context_and_alerts(ctx: StepContext) -> tuple[object, list[object]]:
@@ -35,30 +51,26 @@ async def _context_and_alerts(ctx: StepContext) -> tuple[object, list[object]]:
     return context, list(alerts)
 
 
-async def realtime_step(ctx: StepContext) -> None:
-    """Pipeline step: queue the publications of this event for after the commit."""
-    event_type = str(ctx.event.type)
-    type_ = "call." + event_type
-    call = ctx.call
+def _plan(
+    event_type: str,
+    occurred_at: object,
+    call: CallSnapshot,
+    previous_state: str | None,
+    context: object,
+    alerts: list[object],
+) -> Plan:
+    """Who is sent what for this event: (channel, data) pairs, the handler's screen first."""
     base: dict[str, object] = {
         "call": call_view(call),
-        "event": {"type": event_type, "occurred_at": ctx.event.occurred_at},
+        "event": {"type": event_type, "occurred_at": occurred_at},
     }
-
-    needs_context = event_type in _ARRIVAL_AT_DESK or (
-        event_type == "answered" and ctx.previous_state in (None, "offered")
-    )
-    context: object = None
-    alerts: list[object] = []
-    if needs_context or event_type in ("offered", "ringing"):
-        context, alerts = await _context_and_alerts(ctx)
-
+    needs_context = _needs_context(event_type, previous_state)
     supervisor_data = dict(base)
     if event_type in ("offered", "ringing", "transferred"):
         supervisor_data["alerts"] = alerts
     # The handler's screen first: it is the one the caller is ringing at (ring -> screen);
     # each channel has its own cursors, so the order between channels is free.
-    plan: list[tuple[str, dict[str, object]]] = []
+    plan: Plan = []
 
     handler = call.handler_id
     if handler and event_type != "offered":
@@ -69,6 +81,51 @@ async def realtime_step(ctx: StepContext) -> None:
     if event_type == "transferred" and len(call.handlers) >= 2 and call.handlers[-2] != handler:
         plan.append((handler_channel(call.handlers[-2]), dict(base)))
     plan.append((SUPERVISORS, supervisor_data))
+    return plan
 
-    check_type(type_)
-    outbox.stage(ctx.session, ctx.resources, type_, call.id, plan)
+
+class RealtimeStep:
+    """Pipeline step: queue the publications of this event for after the commit."""
+
+    # Any event can go express as far as this step is concerned (app.calls.express).
+    express_on = frozenset({"offered", "ringing", "answered", "transferred", "ended"})
+
+    async def __call__(self, ctx: StepContext) -> None:
+        event_type = str(ctx.event.type)
+        context: object = None
+        alerts: list[object] = []
+        if _reads_context(event_type, ctx.previous_state):
+            context, alerts = await _context_and_alerts(ctx)
+        plan = _plan(
+            event_type, ctx.event.occurred_at, ctx.call, ctx.previous_state, context, alerts
+        )
+        type_ = "call." + event_type
+        check_type(type_)
+        outbox.stage(ctx.session, ctx.resources, type_, ctx.call.id, plan)
+
+    def express(self, ctx: ExpressContext) -> bool:
+        """The same publications, planned from the express read; declines when the call has
+        alerts that an earlier step did not hand over (they are read in full on the locked
+        path)."""
+        event_type = str(ctx.event.type)
+        context: object = None
+        alerts: list[object] = []
+        if _reads_context(event_type, ctx.previous_state):
+            if "context" in ctx.facts:
+                context, alerts = ctx.facts["context"], list(ctx.facts.get("alerts") or [])
+            else:
+                known, stored = from_reads(ctx.reads)
+                if not known:
+                    return False
+                if stored is not None:
+                    context, alerts = stored[0], list(stored[1])
+        plan = _plan(
+            event_type, ctx.event.occurred_at, ctx.call, ctx.previous_state, context, alerts
+        )
+        type_ = "call." + event_type
+        check_type(type_)
+        outbox.stage_express(ctx, type_, ctx.call.id, plan)
+        return True
+
+
+realtime_step = RealtimeStep()

@@ -9,7 +9,6 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
 
 from app.calls import repository as repo
 from app.calls import service as calls
@@ -19,7 +18,7 @@ from app.history import stored_context as stored_context_module
 from app.history.models import CallContext
 from app.history.stored_context import stored_contexts
 from app.telephony.events import CallEvent
-from tests.support.servers import eventually
+from tests.support.servers import eventually, waiting_for_a_lock
 from tests.telephony.support import lifecycle
 
 CONTEXT = {"persons": [], "households": [], "note": "built when the call was offered"}
@@ -67,17 +66,9 @@ async def test_a_ringing_that_waited_for_the_lock_reads_what_the_offered_committ
 
             waiting = asyncio.create_task(ring())
 
-            async def blocked() -> bool:
-                async with engine.connect() as probe:
-                    found = await probe.scalar(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                            " AND datname = current_database()"
-                        )
-                    )
-                return bool(found)
-
-            await eventually(blocked, what="the ringing waiting for the call's lock")
+            await eventually(
+                lambda: waiting_for_a_lock(engine), what="the ringing waiting for the call's lock"
+            )
             await first.commit()
         answer, again = await asyncio.wait_for(waiting, 30)
     finally:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from app import db_direct
 from app.calls import repository as repo
@@ -26,7 +26,7 @@ from app.realtime.models import OutboxMessage
 from app.realtime.outbox import outbox_backlog, purge_sent, stage
 from app.resources import Resources
 from tests.calls.test_pipeline import fast, running
-from tests.support.servers import eventually
+from tests.support.servers import eventually, waiting_for_a_lock
 from tests.telephony.support import lifecycle, post_signed
 
 _START = datetime.now(UTC) - timedelta(minutes=1)
@@ -237,7 +237,9 @@ async def test_a_call_locked_by_the_ingest_is_numbered_in_the_insert_others_as_b
             await asyncio.wait_for(locked.wait(), 10)
             second = asyncio.create_task(in_transaction(lock=True, messages=3))
             if backend == "production":
-                await eventually(lambda: _waiting_for_a_lock(resources), what="the second waits")
+                await eventually(
+                    lambda: waiting_for_a_lock(resources.engine), what="the second waits"
+                )
         finally:
             gate.set()  # whatever happened: no transaction left open
         await asyncio.gather(first, second)
@@ -250,15 +252,6 @@ async def test_a_call_locked_by_the_ingest_is_numbered_in_the_insert_others_as_b
         async with resources.sessions() as session:
             stored = await session.get(Call, call.id)
             assert stored is not None and stored.frame_seq == 8
-
-
-async def _waiting_for_a_lock(resources: Resources) -> bool:
-    async with resources.sessions() as session:
-        waiting = await session.scalar(
-            text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                 " AND wait_event_type = 'Lock'")
-        )  # fmt: skip
-    return bool(waiting)
 
 
 async def test_a_commit_marks_the_rows_published_before_it_in_its_own_statement(

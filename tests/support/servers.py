@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +68,16 @@ async def eventually(
             return
         await asyncio.sleep(interval)
     raise TimeoutError(f"timed out after {within}s waiting for {what or check}")
+
+
+async def waiting_for_a_lock(engine: AsyncEngine) -> bool:
+    """Whether a session of `engine`'s PostgreSQL database waits for a lock right now."""
+    async with engine.connect() as probe:
+        waiting = await probe.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                 " AND wait_event_type = 'Lock'")
+        )  # fmt: skip
+    return bool(waiting)
 
 
 @dataclass
