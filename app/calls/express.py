@@ -15,6 +15,11 @@ screens are sent, and every step can tell that from one read. Such an event goes
    read, the event inserted if it is new, the call's new state and every planned row written
    only if the event was; then what the steps queued for after it (publishing).
 
+The version guards what the read returned of other tables as well: whatever changes a call's
+alerts or context for its screens (an alert raised or acknowledged) publishes a message of the
+call in the same transaction, which takes the call's next number (`call.frame_seq`), so the
+call's row changes with it.
+
 Everything else takes the locked path, which handles every case as before: a call not stored
 yet, an event stored already, a step that declines, or a version that changed between the two
 statements (another event of the call, the sweeper, a handler's write). The guard holds or

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from app.auth.models import Role
 from app.calls import express
 from app.calls import repository as repo
 from app.calls.grouping import GroupCommit
@@ -23,6 +24,7 @@ from app.realtime.models import OutboxMessage
 from app.resources import Resources
 from app.telephony.events import CallEvent
 from tests.calls.test_pipeline import fast, pipeline_of, running
+from tests.conftest import MakeStaff
 from tests.realtime.test_outbox import _drain
 from tests.support.servers import eventually, waiting_for_a_lock
 from tests.telephony.support import lifecycle, post_signed
@@ -321,3 +323,37 @@ async def test_an_event_stored_meanwhile_is_not_stored_twice(settings: Settings)
         again = await _call(resources, "ex-8")
         assert (again.state, again.frame_seq) == (call.state, call.frame_seq) == ("offered", 1)
         assert [e.type for e in await _events(resources, "ex-8")] == ["offered"]
+
+
+@pytest.mark.production_only
+async def test_an_alert_acknowledged_between_the_read_and_the_write_keeps_nothing_of_the_write(
+    settings: Settings, make_staff: MakeStaff
+) -> None:
+    """What the express read of a call's alerts shows is guarded by the call's version: an
+    acknowledgement publishes `alert.acknowledged` for the call, which takes the call's next
+    message number, so the call's row changes with it."""
+    async with running(fast(settings)) as (app, http):
+        resources: Resources = app.state.resources
+        handler = await resources.broker.subscribe("handler:H1001", maxsize=100)
+        offered, ringing = lifecycle("ex-9", _START)[:2]
+        assert (await post_signed(http, offered)).status_code == 202
+        call = await _call(resources, "ex-9")
+        async with resources.sessions() as session, session.begin():
+            alert = Alert(
+                call_id=call.id, kind="repeat_victim", severity="high", title="Repeat victim",
+                reasons=[], evidence=[], rule="test", raised_at=_RAISED,
+            )  # fmt: skip
+            session.add(alert)
+        planned = await _planned(resources, ringing)
+        token = await make_staff("S9", Role.supervisor)
+        acked = await http.post(
+            f"/api/v1/alerts/{alert.id}/ack", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert acked.status_code == 200, acked.text
+        assert await _write(resources, planned) is None
+        assert [e.type for e in await _events(resources, "ex-9")] == ["offered"]
+
+        assert (await post_signed(http, ringing)).status_code == 202
+        (frame,) = await _drain(handler, 1)
+        (shown,) = [a for a in frame["data"]["alerts"] if a["title"] == "Repeat victim"]
+        assert [a["staff_id"] for a in shown["acknowledgements"]] == ["S9"]
