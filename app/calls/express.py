@@ -201,10 +201,14 @@ def _plan(
         for step in steps:
             if not step.express(ctx):  # type: ignore[attr-defined]
                 return None
-    except Exception:
+    except Exception as exc:
         # A step's planning is pure: an error there is a bug, and the locked path runs the
-        # step for real (and stores the event for a retry if it fails there too).
-        log.exception("express planning failed; the locked path takes the event")
+        # step for real (and stores the event for a retry if it fails there too). The class
+        # name only: a message may quote a caller's number or a name.
+        log.warning(
+            "express planning failed; the locked path takes the event",
+            extra={"error": type(exc).__name__},
+        )
         return None
     return ctx, after
 

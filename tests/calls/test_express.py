@@ -21,6 +21,7 @@ from app.config import Settings
 from app.db_direct import autocommit, rows_on
 from app.history.models import Alert, AlertAcknowledgement
 from app.realtime.models import OutboxMessage
+from app.realtime.steps import RealtimeStep
 from app.resources import Resources
 from app.telephony.events import CallEvent
 from tests.calls.test_pipeline import fast, pipeline_of, running
@@ -357,3 +358,29 @@ async def test_an_alert_acknowledged_between_the_read_and_the_write_keeps_nothin
         (frame,) = await _drain(handler, 1)
         (shown,) = [a for a in frame["data"]["alerts"] if a["title"] == "Repeat victim"]
         assert [a["staff_id"] for a in shown["acknowledgements"]] == ["S9"]
+
+
+@pytest.mark.production_only
+async def test_a_step_whose_plan_fails_hands_the_event_to_the_locked_path_and_logs_no_values(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: RealtimeStep, ctx: object) -> bool:
+        raise ValueError("no plan for +447700900123")
+
+    monkeypatch.setattr(RealtimeStep, "express", broken)
+    async with running(fast(settings)) as (app, http):
+        resources: Resources = app.state.resources
+        pipeline = pipeline_of(app)
+        offered, ringing = lifecycle("ex-10", _START)[:2]
+        assert (await post_signed(http, offered)).status_code == 202
+        with caplog.at_level("WARNING", logger="app.calls.express"):
+            assert (await post_signed(http, ringing)).status_code == 202
+        assert (pipeline.expressed, pipeline.express_fallbacks) == (0, 1)
+        events = await _events(resources, "ex-10")
+        assert [(e.type, e.processed_at is not None) for e in events] == [
+            ("offered", True), ("ringing", True)
+        ]  # fmt: skip
+    (line,) = [r for r in caplog.records if r.name == "app.calls.express"]
+    assert line.getMessage() == "express planning failed; the locked path takes the event"
+    assert getattr(line, "error", None) == "ValueError"
+    assert "447700" not in caplog.text
