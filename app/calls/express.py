@@ -7,18 +7,19 @@ already stored (ringing, answered, transferred) change only the call's state and
 screens are sent, and every step can tell that from one read. Such an event goes:
 
 1. one statement, outside any transaction: the call's row and its version (`xmin`, which
-   every write of the row changes), whether the event is stored already, what the steps
-   registered with `repository.read_with_event`, and an id for the event from its sequence;
+   every write of the row changes) and what the steps registered with
+   `repository.read_with_event` (for a ringing, taken ahead right after its offered was
+   stored: `Ahead`);
 2. the lifecycle, then each step's `express` (pure, no I/O: app.calls.step.ExpressContext),
    which plans its writes (rows inserted with the event, message numbers) or declines;
-3. one statement, atomic on its own: the call's row locked if its version is still the one
-   read, the event inserted if it is new, the call's new state and every planned row written
-   only if the event was; then what the steps queued for after it (publishing).
+3. one statement, atomic on its own: the call's row locked if its version (and what the
+   registered reads return) is still the one read, the event inserted if it is new, the
+   call's new state and every planned row written only if the event was; then what the
+   steps queued for after it (publishing).
 
-The version guards what the read returned of other tables as well: whatever changes a call's
-alerts or context for its screens (an alert raised or acknowledged) publishes a message of the
-call in the same transaction, which takes the call's next number (`call.frame_seq`), so the
-call's row changes with it.
+The guard covers what the read returned of other tables too: the write also checks a digest
+of the registered reads (the call's context and alerts), so a read taken ahead, or one that an
+acknowledgement overtook, is never written from.
 
 Everything else takes the locked path, which handles every case as before: a call not stored
 yet, an event stored already, a step that declines, or a version that changed between the two
@@ -28,10 +29,13 @@ fails for the whole statement, so an event is stored and processed once either w
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, cast, func, literal_column, select
+from sqlalchemy import Select, String, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.engine import Dialect
 
 from app import db_riders
@@ -43,6 +47,7 @@ from app.db import run_after_commit, utcnow
 from app.db_direct import Direct, array_type, autocommit, bound, insert_sql, rows_on
 from app.db_direct import unnest_insert_sql as unnest_insert
 from app.resources import Resources
+from app.tasks import cancel_and_wait
 from app.telephony.events import CallEvent
 
 log = logging.getLogger(__name__)
@@ -66,39 +71,135 @@ _READ: dict[int, Select[Any]] = {}  # by the version of the registered reads
 
 
 def _read_statement() -> Select[Any]:
-    """The call's row, its version, the event's stored id if any, the registered reads and
-    an id for the event: one statement. Built again when a read is registered."""
+    """The call's row, its version and the registered reads: one statement, whatever the
+    event (so that it can be taken ahead: `Ahead`). Built again when a read is registered."""
     key, reads = repo.with_event_reads()
     found = _READ.get(key)
     if found is None:
         call = repo.CALL
-        event = repo.EVENT
-        source = bindparam("source", type_=call.c.source.type)
-        stored = (
-            select(event.c.id)
-            .where(event.c.source == source, event.c.event_id == bindparam("event_id"))
-            .scalar_subquery()
-        )
         columns: list[Any] = [
             *call.c,
             cast(literal_column("call.xmin"), String).label("version"),
-            stored.label("stored_event"),
-            func.nextval(func.pg_get_serial_sequence("call_event", "id")).label("next_id"),
+            _reads_hash(reads).label("reads_hash"),
             *(read.column(call.c.id).label(name) for name, read in reads.items()),
         ]
         found = select(*columns).where(
-            call.c.source == source, call.c.external_id == bindparam("external_id")
+            call.c.source == bindparam("source", type_=call.c.source.type),
+            call.c.external_id == bindparam("external_id"),
         )
         _READ.clear()
         _READ[key] = found
     return found
 
 
+def _reads_hash(reads: dict[str, Any]) -> Any:
+    """A digest of everything the registered reads return for the call: the write checks
+    it, so that a read taken ahead is used only while all of it still holds."""
+    values = [read.column(repo.CALL.c.id) for read in reads.values()]
+    return func.md5(cast(func.json_build_array(*values), Text))
+
+
+def _guard(dialect: Dialect) -> str:
+    """`g AS (...)`: the call's row, locked, if its version and the digest of its reads are
+    still those read ($1 the call's id, $2 its version, $3 the digest)."""
+    key, reads = repo.with_event_reads()
+    found = _GUARDS.get((key, id(dialect)))
+    if found is None:
+        call = repo.CALL
+        stmt = (
+            select(call.c.id)
+            .where(
+                call.c.id == bindparam("g_id", type_=call.c.id.type),
+                cast(literal_column("call.xmin"), String) == bindparam("g_version", type_=String),
+                _reads_hash(reads) == bindparam("g_hash", type_=String),
+            )
+            .with_for_update()
+        )
+        compiled = stmt.compile(dialect=dialect)
+        assert compiled.positiontup == ["g_id", "g_version", "g_hash"], compiled.positiontup
+        found = _GUARDS[(key, id(dialect))] = f"g AS ({compiled.string})"
+    return found
+
+
+_GUARDS: dict[tuple[int, int], str] = {}
+
+
+async def _read(direct: Direct, dialect: Dialect, source: str, external_id: str) -> Any | None:
+    found = await rows_on(
+        direct, dialect, _read_statement(), {"source": source, "external_id": external_id}
+    )
+    return found[0] if found else None
+
+
+class Ahead:
+    """Reads taken ahead: right after a call's `offered` is stored, the read its `ringing`
+    will need (the ring -> screen path then goes in one statement, the write; on a quiet line
+    a read costs a woken database backend, bench/wakeups.py). Kept for `seconds`, at most
+    `size` calls, used once; a read is only ever a starting point, the write's guard checks
+    it against the call as it is. At most `concurrent` reads at once: past that none is taken
+    ahead (the event then reads for itself)."""
+
+    def __init__(self, size: int = 10_000, seconds: float = 30.0, concurrent: int = 2) -> None:
+        self.size = size
+        self.seconds = seconds
+        self.concurrent = concurrent
+        self._reads: OrderedDict[tuple[str, str], tuple[float, asyncio.Task[Any]]] = OrderedDict()
+        self._running = 0
+        self.used = 0  # reads an event found taken ahead (for tests and benchmarks)
+
+    def take_ahead(self, resources: Resources, source: str, external_id: str) -> None:
+        if self._running >= self.concurrent:
+            return
+        key = (source, external_id)
+        self._running += 1
+        task = asyncio.get_running_loop().create_task(self._one(resources, key))
+        self._reads[key] = (time.monotonic(), task)
+        self._reads.move_to_end(key)
+        while len(self._reads) > self.size:
+            _, (_, dropped) = self._reads.popitem(last=False)
+            dropped.cancel()
+
+    async def _one(self, resources: Resources, key: tuple[str, str]) -> Any | None:
+        try:
+            async with autocommit(resources.engine) as direct:
+                if direct is None:
+                    return None
+                return await _read(direct, resources.engine.dialect, *key)
+        except Exception as exc:  # the event reads for itself, and meets the error there
+            log.debug("read ahead failed", extra={"error": type(exc).__name__})
+            return None
+        finally:
+            self._running -= 1
+
+    async def take(self, source: str, external_id: str) -> Any | None:
+        """The read taken ahead for this call (waited for if still running), or None."""
+        held = self._reads.pop((source, external_id), None)
+        if held is None:
+            return None
+        at, task = held
+        if time.monotonic() - at > self.seconds:
+            task.cancel()
+            return None
+        try:
+            row = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                return None
+            raise
+        if row is not None:
+            self.used += 1
+        return row
+
+    async def close(self) -> None:
+        for _, task in self._reads.values():
+            await cancel_and_wait(task)
+        self._reads.clear()
+
+
 # --- the write -----------------------------------------------------------------------------
 
-_GUARD = "g AS (SELECT id FROM call WHERE id = $1 AND xmin::text = $2 FOR UPDATE)"
-_EVENT_COLUMNS = ("id", *repo.EVENT_COLUMNS)
-_FIRST_EVENT = 4  # $3: how many message numbers the event takes
+_EVENT_COLUMNS = repo.EVENT_COLUMNS
+_FIRST_EVENT = 5  # $1-$3: the guard's; $4: how many message numbers the event takes
 _FIRST_STATE = _FIRST_EVENT + len(_EVENT_COLUMNS)
 _FIRST_RIDER = _FIRST_STATE + len(repo.STATE_COLUMNS)
 _WRITES: dict[tuple[Any, ...], str] = {}
@@ -107,7 +208,7 @@ _WRITES: dict[tuple[Any, ...], str] = {}
 def _write_sql(dialect: Dialect, riders: list[str]) -> str:
     """The guarded write, with the riders' CTEs (`riders`, their parameters from
     `_FIRST_RIDER`): the event's id (NULL when nothing was written) and each rider's ids."""
-    key = (id(dialect), *riders)
+    key = (id(dialect), repo.with_event_reads()[0], *riders)
     found = _WRITES.get(key)
     if found is None:
         event = [(name, array_type(repo.EVENT, name, dialect)) for name in _EVENT_COLUMNS]
@@ -126,13 +227,13 @@ def _write_sql(dialect: Dialect, riders: list[str]) -> str:
         )
         names = ", ".join(name for name, _ in state)
         merged = (
-            f"st AS (UPDATE call SET {sets}, frame_seq = call.frame_seq + $3"
+            f"st AS (UPDATE call SET {sets}, frame_seq = call.frame_seq + $4"
             f" FROM unnest({arrays}) AS s({names})"
             " WHERE call.id = $1 AND EXISTS (SELECT 1 FROM ev) RETURNING call.id)"
         )
         ids = "".join(f", ARRAY(SELECT id FROM riding_{n} ORDER BY id)" for n in range(len(riders)))
         found = (
-            f"WITH {_GUARD}, ev AS ({inserted}), {merged}"
+            f"WITH {_guard(dialect)}, ev AS ({inserted}), {merged}"
             + "".join(f", {rider}" for rider in riders)
             + f" SELECT (SELECT id FROM ev), (SELECT count(*) FROM st){ids}"
         )
@@ -148,31 +249,35 @@ def _processors(table: Any, columns: tuple[str, ...], dialect: Dialect) -> list[
 
 
 async def accept(
-    resources: Resources, steps: list[Step], *, source: str, event: CallEvent, raw: bytes
+    resources: Resources,
+    steps: list[Step],
+    *,
+    source: str,
+    event: CallEvent,
+    raw: bytes,
+    ahead: Ahead | None = None,
 ) -> IngestOutcome | None:
     """Store and process `event` the express way; None when it must take the locked path
-    (nothing of it was written then)."""
+    (nothing of it was written then). `ahead`: where a read of the call may wait."""
     engine = resources.engine
+    dialect = engine.dialect
+    row = None if ahead is None else await ahead.take(source, event.call_id)
     async with autocommit(engine) as direct:
         if direct is None:
             return None
-        dialect = engine.dialect
-        found = await rows_on(
-            direct,
-            dialect,
-            _read_statement(),
-            {"source": source, "external_id": event.call_id, "event_id": event.event_id},
-        )
-        if not found:
+        if row is None:
+            row = await _read(direct, dialect, source, event.call_id)
+        if row is None:
             return None  # a new call: the locked path creates it
-        row = found[0]
         before = repo.state_of(row)
-        if row.stored_event is not None or before.state is None:
-            return None  # a replay (the locked path answers it), or no event merged yet
+        if before.state is None:
+            return None  # no event merged yet
         planned = _plan(resources, steps, row, event, before)
         if planned is None:
             return None
         ctx, after = planned
+        # A replay, or an event stored meanwhile, conflicts in the write: nothing of it is
+        # kept, and the locked path answers it with the original outcome.
         written = await _write(direct, dialect, ctx, source, event, raw, row, before, after)
     if written is None:
         return None
@@ -190,7 +295,6 @@ def _plan(
     after = lifecycle.apply(before, fact_of(event, resources.settings.default_region))
     ctx = ExpressContext(
         event=event,
-        event_row_id=int(row.next_id),
         call=snapshot_after(row, after),
         previous_state=before.state,
         resources=resources,
@@ -226,9 +330,7 @@ async def _write(
 ) -> IngestOutcome | None:
     assert after.state is not None
     now = utcnow()
-    values = {"id": ctx.event_row_id} | event_values(
-        source, event, raw, row.id, before, after, now, processed=True
-    )
+    values = event_values(source, event, raw, row.id, before, after, now, processed=True)
     state = repo.state_values(after)
     event_args = bound([values], _EVENT_COLUMNS, _processors(repo.EVENT, _EVENT_COLUMNS, dialect))
     state_args = bound(
@@ -245,6 +347,7 @@ async def _write(
         _write_sql(dialect, riders),
         row.id,
         row.version,
+        row.reads_hash,
         ctx.frames,
         *([value] for value in event_args[0]),
         *([value] for value in state_args[0]),

@@ -78,6 +78,8 @@ class Pipeline:
             express.event_types(steps) if express_events and postgres else frozenset()
         )
         self._express_slots = max(1, resources.settings.db_pool_size // 2)
+        # The read a ringing needs, taken right after its offered is stored (express.Ahead).
+        self.ahead = express.Ahead() if "ringing" in self.express_types else None
         # Events stored the express way, and those that tried and took the locked path.
         self.expressed = 0
         self.express_fallbacks = 0
@@ -112,8 +114,9 @@ class Pipeline:
         try:
             with tracing.span("call_event.express"):
                 outcome = await express.accept(
-                    self.resources, self.steps, source=source, event=event, raw=raw
-                )
+                    self.resources, self.steps, source=source, event=event, raw=raw,
+                    ahead=self.ahead,
+                )  # fmt: skip
         finally:
             self._express_slots += 1
         if outcome is None:
@@ -122,6 +125,12 @@ class Pipeline:
             self.processed += 1
             self.expressed += 1
         return outcome
+
+    def stored(self, source: str, event: CallEvent) -> None:
+        """`event` is stored (committed) by the locked path: an offered's call is read ahead
+        for its ringing (`express.Ahead`)."""
+        if self.ahead is not None and event.type.value == "offered":
+            self.ahead.take_ahead(self.resources, source, event.call_id)
 
     # --- inline: in the ingest's own transaction --------------------------------------
 
@@ -437,6 +446,8 @@ class Pipeline:
         worker) claims them when their lease runs out."""
         await cancel_and_wait(self._sweeper)
         self._sweeper = None
+        if self.ahead is not None:
+            await self.ahead.close()
 
 
 __all__ = ["GroupFailed", "Pipeline"]

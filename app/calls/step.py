@@ -83,8 +83,7 @@ class ExpressContext:
     (`after_write`). A step without `express` declines every event; `express_on` (a step
     attribute) names the event types it may take, so that others cost no read at all."""
 
-    event: CallEvent
-    event_row_id: int  # the id the event will be stored under
+    event: CallEvent  # (its row id comes with the write: no step needs it before)
     call: CallSnapshot  # the call after this event
     previous_state: str | None
     resources: Resources

@@ -131,7 +131,11 @@ calls_repo.read_with_event(
                 func.json_agg(
                     aggregate_order_by(
                         func.json_build_object(
-                            *(x for name in _ALERT_FIELDS for x in (name, Alert.__table__.c[name]))
+                            *(
+                                x
+                                for name in _ALERT_FIELDS
+                                for x in (literal_column(f"'{name}'"), Alert.__table__.c[name])
+                            )
                         ),
                         Alert.id,
                     )

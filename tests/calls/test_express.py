@@ -18,7 +18,7 @@ from app.calls import repository as repo
 from app.calls.grouping import GroupCommit
 from app.calls.models import Call, CallEventRow
 from app.config import Settings
-from app.db_direct import autocommit, rows_on
+from app.db_direct import autocommit
 from app.history.models import Alert, AlertAcknowledgement
 from app.realtime.models import OutboxMessage
 from app.realtime.steps import RealtimeStep
@@ -42,6 +42,14 @@ async def _events(resources: Resources, external_id: str) -> list[CallEventRow]:
             .order_by(CallEventRow.id)
         )
         return list(found.all())
+
+
+async def _touch(resources: Resources, external_id: str) -> None:
+    """Another writer changes the call (a handler's qualifier, the sweeper, another worker)."""
+    async with resources.sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE call SET updated_at = now() WHERE external_id = :e"), {"e": external_id}
+        )
 
 
 async def _call(resources: Resources, external_id: str) -> Call:
@@ -111,12 +119,20 @@ async def test_a_ringing_of_a_stored_call_goes_express_with_the_locked_paths_out
 
 
 async def _ring_with_alert(
-    http: Any, resources: Resources, external_id: str, acknowledged: bool = False
+    http: Any,
+    resources: Resources,
+    external_id: str,
+    acknowledged: bool = False,
+    wait_ahead: bool = False,
 ) -> dict[str, Any]:
-    """An offered, an alert added to its call, then the ringing: the handler's frame."""
+    """An offered, an alert added to its call (after the read taken ahead for its ringing,
+    with `wait_ahead`), then the ringing: the handler's frame."""
     handler = await resources.broker.subscribe("handler:H1001", maxsize=100)
     offered, ringing = lifecycle(external_id, _START)[:2]
     assert (await post_signed(http, offered)).status_code == 202
+    pipeline = resources.pipeline
+    if wait_ahead and pipeline is not None and pipeline.ahead is not None:
+        await _read_ahead_done(pipeline, external_id)
     call = await _call(resources, external_id)
     async with resources.sessions() as session, session.begin():
         alert = Alert(
@@ -144,17 +160,30 @@ _RAISED = datetime(2026, 11, 30, 9, 15, 7, 120500, tzinfo=UTC)
 async def test_a_ringing_with_alerts_carries_them_as_the_locked_path_does(
     settings: Settings, backend: str
 ) -> None:
-    frames: dict[bool, dict[str, Any]] = {}
-    for on in (True, False):
-        async with running(fast(settings, telephony_express=on)) as (app, http):
-            frames[on] = await _ring_with_alert(http, app.state.resources, f"ex-2-{on}")
-            assert pipeline_of(app).expressed == (1 if on and backend == "production" else 0)
+    """Express with the alerts it read; express from a read taken ahead that an alert added
+    since makes stale (the digest of the reads no longer holds: the locked path takes it);
+    and the locked path: the same frame each way."""
+    postgres = backend == "production"
+    frames: dict[str, dict[str, Any]] = {}
+    for mode in ("express", "stale read ahead", "locked"):
+        async with running(fast(settings, telephony_express=mode != "locked")) as (app, http):
+            pipeline = pipeline_of(app)
+            if mode == "express":
+                pipeline.ahead = None  # the ringing reads for itself, after the alert
+            frames[mode] = await _ring_with_alert(
+                http, app.state.resources, f"ex-2-{mode}", wait_ahead=mode != "locked"
+            )
+            counts = (pipeline.expressed, pipeline.express_fallbacks)
+            if not postgres:
+                assert counts == (0, 0)
+            else:
+                assert counts == {"express": (1, 0), "stale read ahead": (0, 1)}.get(mode, (0, 0))
 
     def shown(frame: dict[str, Any]) -> list[dict[str, Any]]:
         return [{k: v for k, v in a.items() if k != "alert_id"} for a in frame["data"]["alerts"]]
 
-    assert shown(frames[True]) == shown(frames[False])
-    mine = shown(frames[True])[-1]
+    assert shown(frames["express"]) == shown(frames["stale read ahead"]) == shown(frames["locked"])
+    mine = shown(frames["express"])[-1]
     assert (mine["title"], mine["raised_at"], mine["evidence_lines"], mine["acknowledgements"]) == (
         "Repeat victim", _RAISED.isoformat(), ["a line"], []
     )  # fmt: skip
@@ -226,12 +255,8 @@ async def _planned(resources: Resources, raw: dict[str, Any]) -> tuple[Any, ...]
     assert pipeline is not None
     async with autocommit(resources.engine) as direct:
         assert direct is not None
-        (row,) = await rows_on(
-            direct,
-            resources.engine.dialect,
-            express._read_statement(),
-            {"source": "canonical", "external_id": event.call_id, "event_id": event.event_id},
-        )
+        row = await express._read(direct, resources.engine.dialect, "canonical", event.call_id)
+    assert row is not None
     before = repo.state_of(row)
     planned = express._plan(resources, pipeline.steps, row, event, before)
     assert planned is not None
@@ -259,10 +284,7 @@ async def test_a_call_changed_between_the_read_and_the_write_keeps_nothing_of_th
         planned = await _planned(resources, ringing)
         before = await _call(resources, "ex-6")
         # Another writer (a handler's qualifier, the sweeper, another worker) meanwhile.
-        async with resources.sessions() as session, session.begin():
-            await session.execute(
-                text("UPDATE call SET updated_at = now() WHERE external_id = 'ex-6'")
-            )
+        await _touch(resources, "ex-6")
         assert await _write(resources, planned) is None
         after = await _call(resources, "ex-6")
         assert (after.state, after.frame_seq) == (before.state, 1) == ("offered", 1)
@@ -384,3 +406,69 @@ async def test_a_step_whose_plan_fails_hands_the_event_to_the_locked_path_and_lo
     assert line.getMessage() == "express planning failed; the locked path takes the event"
     assert getattr(line, "error", None) == "ValueError"
     assert "447700" not in caplog.text
+
+
+async def _read_ahead_done(pipeline: Any, external_id: str) -> None:
+    ahead = pipeline.ahead
+    assert ahead is not None
+    held = ahead._reads[("canonical", external_id)]
+    await asyncio.wait_for(asyncio.shield(held[1]), 10)
+
+
+@pytest.mark.production_only
+async def test_a_ringing_uses_the_read_taken_when_its_offered_was_stored(
+    settings: Settings,
+) -> None:
+    async with running(fast(settings)) as (app, http):
+        resources: Resources = app.state.resources
+        pipeline = pipeline_of(app)
+        ahead = pipeline.ahead
+        assert ahead is not None
+        offered, ringing, answered = lifecycle("ex-11", _START)[:3]
+        assert (await post_signed(http, offered)).status_code == 202
+        await _read_ahead_done(pipeline, "ex-11")
+        assert (await post_signed(http, ringing)).status_code == 202
+        assert (ahead.used, pipeline.expressed) == (1, 1)
+        # The answered reads for itself (nothing is read ahead after a ringing).
+        assert (await post_signed(http, answered)).status_code == 202
+        assert (ahead.used, pipeline.expressed) == (1, 2)
+        assert ahead._reads == {}
+        call = await _call(resources, "ex-11")
+        assert (call.state, call.frame_seq) == ("answered", 3)
+
+
+@pytest.mark.production_only
+async def test_a_read_taken_ahead_that_the_call_outlived_writes_nothing(
+    settings: Settings,
+) -> None:
+    async with running(fast(settings)) as (app, http):
+        resources: Resources = app.state.resources
+        pipeline = pipeline_of(app)
+        handler = await resources.broker.subscribe("handler:H1001", maxsize=100)
+        offered, ringing = lifecycle("ex-12", _START)[:2]
+        assert (await post_signed(http, offered)).status_code == 202
+        await _read_ahead_done(pipeline, "ex-12")
+        # The call changes after the read was taken (a handler's write, another worker).
+        await _touch(resources, "ex-12")
+        assert (await post_signed(http, ringing)).status_code == 202
+        assert (pipeline.expressed, pipeline.express_fallbacks) == (0, 1)
+        (frame,) = await _drain(handler, 1)
+        assert (frame["type"], frame["data"]["seq"]) == ("call.ringing", 2)
+        assert [e.type for e in await _events(resources, "ex-12")] == ["offered", "ringing"]
+        assert (await _call(resources, "ex-12")).frame_seq == 2
+
+
+async def test_reads_taken_ahead_are_bounded_and_used_once(settings: Settings) -> None:
+    async with running(fast(settings)) as (app, _http):
+        resources: Resources = app.state.resources
+        ahead = express.Ahead(size=2, seconds=30.0, concurrent=10)
+        for n in range(3):
+            ahead.take_ahead(resources, "canonical", f"none-{n}")
+        assert list(ahead._reads) == [("canonical", "none-1"), ("canonical", "none-2")]
+        assert await ahead.take("canonical", "none-0") is None  # dropped: the oldest
+        assert await ahead.take("canonical", "none-1") is None  # no such call: nothing read
+        assert list(ahead._reads) == [("canonical", "none-2")]
+        busy = express.Ahead(concurrent=0)
+        busy.take_ahead(resources, "canonical", "none-3")
+        assert busy._reads == {}  # too many reads running: none taken
+        await ahead.close()
