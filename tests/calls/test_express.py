@@ -6,6 +6,7 @@ statements, nothing of the express write is kept and the locked path takes the e
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -468,6 +469,11 @@ async def test_reads_taken_ahead_are_bounded_and_used_once(settings: Settings) -
         assert await ahead.take("canonical", "none-0") is None  # dropped: the oldest
         assert await ahead.take("canonical", "none-1") is None  # no such call: nothing read
         assert list(ahead._reads) == [("canonical", "none-2")]
+        # Past its time a read is dropped when the next is taken.
+        key = ("canonical", "none-2")
+        ahead._reads[key] = (time.monotonic() - ahead.seconds - 1, ahead._reads[key][1])
+        ahead.take_ahead(resources, "canonical", "none-4")
+        assert list(ahead._reads) == [("canonical", "none-4")]
         busy = express.Ahead(concurrent=0)
         busy.take_ahead(resources, "canonical", "none-3")
         assert busy._reads == {}  # too many reads running: none taken
