@@ -157,6 +157,8 @@ class Ahead:
         now = time.monotonic()
         self._running += 1
         task = asyncio.get_running_loop().create_task(self._one(resources, key))
+        # Counted down when it ends however it ends (cancelled before it started, too).
+        task.add_done_callback(self._ended)
         self._reads[key] = (now, task)
         self._reads.move_to_end(key)
         # Oldest first: past the size, or the time (a call never rung holds nothing for long).
@@ -176,8 +178,9 @@ class Ahead:
         except Exception as exc:  # the event reads for itself, and meets the error there
             log.debug("read ahead failed", extra={"error": type(exc).__name__})
             return None
-        finally:
-            self._running -= 1
+
+    def _ended(self, _task: asyncio.Task[Any]) -> None:
+        self._running -= 1
 
     async def take(self, source: str, external_id: str) -> Any | None:
         """The read taken ahead for this call (waited for if still running), or None."""

@@ -459,6 +459,10 @@ async def test_a_read_taken_ahead_that_the_call_outlived_writes_nothing(
         assert (await _call(resources, "ex-12")).frame_seq == 2
 
 
+async def _ahead_idle(ahead: express.Ahead) -> bool:
+    return ahead._running == 0
+
+
 async def test_reads_taken_ahead_are_bounded_and_used_once(settings: Settings) -> None:
     async with running(fast(settings)) as (app, _http):
         resources: Resources = app.state.resources
@@ -474,6 +478,8 @@ async def test_reads_taken_ahead_are_bounded_and_used_once(settings: Settings) -
         ahead._reads[key] = (time.monotonic() - ahead.seconds - 1, ahead._reads[key][1])
         ahead.take_ahead(resources, "canonical", "none-4")
         assert list(ahead._reads) == [("canonical", "none-4")]
+        # Every read counted down once it ended, the one dropped before it started too.
+        await eventually(lambda: _ahead_idle(ahead), what="the reads taken ahead to end")
         busy = express.Ahead(concurrent=0)
         busy.take_ahead(resources, "canonical", "none-3")
         assert busy._reads == {}  # too many reads running: none taken
