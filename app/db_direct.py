@@ -527,8 +527,7 @@ async def rows(
     if not isinstance(params, Mapping) and params is not None and len(params) == 1:
         params = params[0]  # one set: a plain execution (asyncpg's batch path costs more)
     if params is None or isinstance(params, Mapping):
-        sql, args = _args(done, params or {})
-        return _rows(done, await direct.fetch(sql, *args))
+        return await rows_on(direct, session.get_bind().dialect, stmt, params or {})
     if not params:
         return []
     batches = [_args(done, p) for p in params]

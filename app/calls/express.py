@@ -44,7 +44,15 @@ from app.calls import repository as repo
 from app.calls.service import IngestOutcome, event_values, fact_of, snapshot_after
 from app.calls.step import ExpressContext, Step
 from app.db import run_after_commit, utcnow
-from app.db_direct import Direct, array_type, autocommit, bound, insert_sql, rows_on
+from app.db_direct import (
+    Direct,
+    array_type,
+    autocommit,
+    bound,
+    insert_sql,
+    rows_on,
+    unnest_arrays,
+)
 from app.db_direct import unnest_insert_sql as unnest_insert
 from app.resources import Resources
 from app.tasks import cancel_and_wait
@@ -232,10 +240,7 @@ def _write_sql(dialect: Dialect, riders: list[str]) -> str:
             f"{name} = s.{name}::jsonb" if kind == "jsonb" else f"{name} = s.{name}"
             for name, kind in state
         )
-        arrays = ", ".join(
-            f"${_FIRST_STATE + i}::{'text' if kind == 'jsonb' else kind}[]"
-            for i, (_, kind) in enumerate(state)
-        )
+        arrays = unnest_arrays(state, _FIRST_STATE)
         names = ", ".join(name for name, _ in state)
         merged = (
             f"st AS (UPDATE call SET {sets}, frame_seq = call.frame_seq + $4"

@@ -161,7 +161,7 @@ class GroupCommit:
         if len(group) < self.min_events:
             for waiting in group:  # in arrival order: one call's events stay in order
                 self._count(1)
-                self._answer(waiting, await self._alone(waiting))
+                self._done(waiting, await self._alone(waiting))
             return
         self._count(len(group))
         try:
@@ -177,12 +177,12 @@ class GroupCommit:
             # where a failing step holds back (for the sweeper) only the event it failed on.
             self.retried_alone += len(group)
             for waiting in group:
-                self._answer(waiting, await self._alone(waiting))
+                self._done(waiting, await self._alone(waiting))
             return
         for waiting, outcome in zip(group, outcomes, strict=True):
-            self._answer(waiting, outcome)
+            self._done(waiting, outcome)
 
-    def _answer(self, waiting: _Waiting, outcome: calls.IngestOutcome) -> None:
+    def _done(self, waiting: _Waiting, outcome: calls.IngestOutcome) -> None:
         """Answer a committed event's request (the pipeline reads ahead what its call's next
         event will need)."""
         if not outcome.duplicate:

@@ -16,6 +16,7 @@ The handler's frame and the supervisors' of one event are one message with one `
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from app.calls.snapshot import CallSnapshot
 from app.calls.step import ExpressContext, StepContext
@@ -41,9 +42,17 @@ def _reads_context(event_type: str, previous_state: str | None) -> bool:
     return _needs_context(event_type, previous_state) or event_type in ("offered", "ringing")
 
 
+def _handed_over(facts: Mapping[str, Any]) -> tuple[object, list[object]] | None:
+    """The context and alerts an earlier step (history) left, if it did."""
+    if "context" not in facts:
+        return None
+    return facts["context"], list(facts.get("alerts") or [])
+
+
 async def _context_and_alerts(ctx: StepContext) -> tuple[object, list[object]]:
-    if "context" in ctx.facts:
-        return ctx.facts["context"], list(ctx.facts.get("alerts") or [])
+    handed = _handed_over(ctx.facts)
+    if handed is not None:
+        return handed
     stored = await stored_context(ctx.session, ctx.call.id)
     if stored is None:
         return None, []
@@ -111,8 +120,9 @@ class RealtimeStep:
         context: object = None
         alerts: list[object] = []
         if _reads_context(event_type, ctx.previous_state):
-            if "context" in ctx.facts:
-                context, alerts = ctx.facts["context"], list(ctx.facts.get("alerts") or [])
+            handed = _handed_over(ctx.facts)
+            if handed is not None:
+                context, alerts = handed
             else:
                 known, stored = from_reads(ctx.reads)
                 if not known:

@@ -27,7 +27,7 @@ from app.resources import Resources
 from app.telephony.events import CallEvent
 from tests.calls.test_pipeline import fast, pipeline_of, running
 from tests.conftest import MakeStaff
-from tests.realtime.test_outbox import _drain
+from tests.realtime.test_outbox import _drain, lifecycle_frames
 from tests.support.servers import eventually, waiting_for_a_lock
 from tests.telephony.support import lifecycle, post_signed
 
@@ -80,12 +80,7 @@ async def test_a_ringing_of_a_stored_call_goes_express_with_the_locked_paths_out
         assert (await post_signed(http, ended)).status_code == 202  # the write-back: locked
         assert pipeline.expressed == (2 if backend == "production" else 0)
 
-        seen = await _drain(supervisors, 4)
-        desk = await _drain(handler, 3)
-        assert [m["data"]["seq"] for m in seen] == [1, 2, 3, 4]
-        assert [(m["type"], m["data"]["seq"]) for m in desk] == [
-            ("call.ringing", 2), ("call.answered", 3), ("call.ended", 4)
-        ]  # fmt: skip
+        _seen, desk = await lifecycle_frames(supervisors, handler)
         assert desk[0]["data"]["context"] is not None  # the context the offered stored
         assert desk[0]["data"]["alerts"] == []
         assert desk[0]["data"]["call"]["handler_id"] == "H1001"

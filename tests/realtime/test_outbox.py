@@ -45,6 +45,20 @@ async def _drain(sub: Subscription, n: int) -> list[dict[str, Any]]:
     return [json.loads((await asyncio.wait_for(sub.queue.get(), 10)).text) for _ in range(n)]
 
 
+async def lifecycle_frames(
+    supervisors: Subscription, handler: Subscription
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A whole call's frames (`lifecycle`), numbered in order: the supervisors see all four,
+    the handler's desk from the ringing on."""
+    seen = await _drain(supervisors, 4)
+    desk = await _drain(handler, 3)
+    assert [m["data"]["seq"] for m in seen] == [1, 2, 3, 4]
+    assert [(m["type"], m["data"]["seq"]) for m in desk] == [
+        ("call.ringing", 2), ("call.answered", 3), ("call.ended", 4)
+    ]  # fmt: skip
+    return seen, desk
+
+
 async def _nothing_then_marker(resources: Resources, sub: Subscription) -> None:
     """Nothing reached `sub` so far: a marker published now is the next thing it receives
     (the channel keeps order), so waiting for it waits for anything sent before it."""
@@ -67,12 +81,7 @@ async def test_each_event_is_a_numbered_row_published_at_once_and_marked_sent(
         for body in lifecycle("ob-1", _START):
             assert (await post_signed(http, body)).status_code == 202
         # Published by the committing worker, not the relay (its loop sleeps for an hour).
-        seen = await _drain(supervisors, 4)
-        desk = await _drain(handler, 3)
-        assert [m["data"]["seq"] for m in seen] == [1, 2, 3, 4]
-        assert [(m["type"], m["data"]["seq"]) for m in desk] == [
-            ("call.ringing", 2), ("call.answered", 3), ("call.ended", 4)
-        ]  # fmt: skip
+        seen, desk = await lifecycle_frames(supervisors, handler)
         rows = await _rows(resources)
         assert [(r.seq, r.channels) for r in rows] == [
             (1, ["supervisors"]),
