@@ -74,7 +74,8 @@ def ctes(
 ) -> tuple[list[str], list[Any]]:
     """`riding_<n> AS (INSERT ...)` CTEs for rows of each table (the same keys per table),
     parameters numbered from `$first`, and their values. `where`/`returning`: as for
-    `unnest_insert_sql` (an express event's rows are inserted only if its event is)."""
+    `unnest_insert_sql` (an express event's rows are inserted only if its event is), or
+    `returning=KEY`."""
     texts: list[str] = []
     args: list[Any] = []
     for n, (table, rows) in enumerate(riding):
@@ -88,6 +89,10 @@ def ctes(
 
 
 _CTES: dict[tuple[Any, ...], tuple[str, list[Processor]]] = {}
+
+# `returning` for riders of tables keyed otherwise than by `id` (a call's stored context, by
+# its call): each table's primary key, named `id`.
+KEY = "<primary key>"
 
 
 def _cte(
@@ -105,6 +110,8 @@ def _cte(
     found = _CTES.get(key)
     if found is None:
         _, processors = insert_sql(table, columns, dialect)
+        if returning == KEY:
+            returning = f"{next(iter(table.primary_key.columns)).name} AS id"
         kinds = [array_type(table, name, dialect) for name in columns]
         sql = unnest_insert_sql(
             table.name, list(zip(columns, kinds, strict=True)), first, returning, where=where

@@ -33,10 +33,12 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, String, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 
 from app import db_riders
 from app.calls import lifecycle
@@ -67,6 +69,18 @@ def event_types(steps: list[Step]) -> frozenset[str]:
     types: frozenset[str] | None = None
     for step in steps:
         on = getattr(step, "express_on", None)
+        if on is None or getattr(step, "express", None) is None:
+            return frozenset()
+        types = frozenset(on) if types is None else types & frozenset(on)
+    return types or frozenset()
+
+
+def new_call_types(steps: list[Step]) -> frozenset[str]:
+    """The event types that may create their call the express way (`express_new_on` of
+    every step; app.calls.step)."""
+    types: frozenset[str] | None = None
+    for step in steps:
+        on = getattr(step, "express_new_on", None)
         if on is None or getattr(step, "express", None) is None:
             return frozenset()
         types = frozenset(on) if types is None else types & frozenset(on)
@@ -224,10 +238,25 @@ _FIRST_RIDER = _FIRST_STATE + len(repo.STATE_COLUMNS)
 _WRITES: dict[tuple[Any, ...], str] = {}
 
 
-def _write_sql(dialect: Dialect, riders: list[str]) -> str:
+def _with_own(ctx: ExpressContext, riders: list[str], args: list[Any], first: int) -> None:
+    """The steps' own CTEs (`ExpressContext.also`) after the riders', parameters from
+    `first`."""
+    for cte, values in ctx.ctes:
+        riders.append(cte(first))
+        args += values
+        first += len(values)
+
+
+def _ids_of(riding: int) -> str:
+    """Each rider's ids, in row order, as the write's last columns."""
+    return "".join(f", ARRAY(SELECT id FROM riding_{n} ORDER BY id)" for n in range(riding))
+
+
+def _write_sql(dialect: Dialect, riders: list[str], riding: int) -> str:
     """The guarded write, with the riders' CTEs (`riders`, their parameters from
-    `_FIRST_RIDER`): the event's id (NULL when nothing was written) and each rider's ids."""
-    key = (id(dialect), repo.with_event_reads()[0], *riders)
+    `_FIRST_RIDER`; the first `riding` insert rows): the event's id (NULL when nothing was
+    written) and each rider's ids."""
+    key = (id(dialect), repo.with_event_reads()[0], riding, *riders)
     found = _WRITES.get(key)
     if found is None:
         event = [(name, array_type(repo.EVENT, name, dialect)) for name in _EVENT_COLUMNS]
@@ -247,11 +276,10 @@ def _write_sql(dialect: Dialect, riders: list[str]) -> str:
             f" FROM unnest({arrays}) AS s({names})"
             " WHERE call.id = $1 AND EXISTS (SELECT 1 FROM ev) RETURNING call.id)"
         )
-        ids = "".join(f", ARRAY(SELECT id FROM riding_{n} ORDER BY id)" for n in range(len(riders)))
         found = (
             f"WITH {_guard(dialect)}, ev AS ({inserted}), {merged}"
             + "".join(f", {rider}" for rider in riders)
-            + f" SELECT (SELECT id FROM ev), (SELECT count(*) FROM st){ids}"
+            + f" SELECT (SELECT id FROM ev), (SELECT count(*) FROM st){_ids_of(riding)}"
         )
         _WRITES[key] = found
     return found
@@ -317,10 +345,13 @@ def _plan(
         reads={name: getattr(row, name) for name in repo.with_event_reads()[1]},
         frame_seq=int(row.frame_seq),
     )
+    return (ctx, after) if _planned(steps, ctx) else None
+
+
+def _planned(steps: list[Step], ctx: ExpressContext) -> bool:
+    """Each step's `express`, in order; False as soon as one declines."""
     try:
-        for step in steps:
-            if not step.express(ctx):  # type: ignore[attr-defined]
-                return None
+        return all(step.express(ctx) for step in steps)  # type: ignore[attr-defined]
     except Exception as exc:
         # A step's planning is pure: an error there is a bug, and the locked path runs the
         # step for real (and stores the event for a retry if it fails there too). The class
@@ -329,8 +360,7 @@ def _plan(
             "express planning failed; the locked path takes the event",
             extra={"error": type(exc).__name__},
         )
-        return None
-    return ctx, after
+        return False
 
 
 async def _write(
@@ -357,10 +387,11 @@ async def _write(
         dialect,
         _FIRST_RIDER,
         where="EXISTS (SELECT 1 FROM ev)",
-        returning="id",
+        returning=db_riders.KEY,
     )
+    _with_own(ctx, riders, rider_args, _FIRST_RIDER + len(rider_args))
     result = await direct.fetchrow(
-        _write_sql(dialect, riders),
+        _write_sql(dialect, riders, len(ctx.riders)),
         row.id,
         row.version,
         row.reads_hash,
@@ -375,3 +406,140 @@ async def _write(
     for rider, ids in zip(ctx.riders, list(result)[2:], strict=True):
         rider.ids = list(ids)
     return IngestOutcome(int(result[0]), row.id, after.state, False, ctx.call, before.state)
+
+
+# --- a call's first event ------------------------------------------------------------------
+# An `offered` of a caller the history holds nothing on (most calls) goes in three statements
+# and no transaction: the call's id from its sequence (frames carry it), the steps' reads
+# (`express_read`: the caller's lookup), then one statement that creates the call if no event
+# created it meanwhile, stores the event and the steps' rows (the context, the outbox's
+# message). A call that exists by then (a replay, another event first, another worker)
+# writes nothing there, and the locked path takes the event.
+
+_NEXT_CALL_ID = "SELECT nextval(pg_get_serial_sequence('call', 'id'))"
+_NEW_CALL_COLUMNS = (
+    "id", "source", "external_id", "flagged", "frame_seq", "created_at", *repo.STATE_COLUMNS,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _NewCall:
+    """What `snapshot_after` reads of a call row, for a call not written yet."""
+
+    id: int
+    source: str
+    external_id: str
+
+
+async def accept_new(
+    resources: Resources, steps: list[Step], *, source: str, event: CallEvent, raw: bytes
+) -> IngestOutcome | None:
+    """Create the call of `event`, store and process it the express way; None when it must
+    take the locked path (nothing of it was written then)."""
+    engine = resources.engine
+    dialect = engine.dialect
+    async with autocommit(engine) as direct:
+        if direct is None:
+            return None
+        found = await direct.fetchrow(_NEXT_CALL_ID)
+        assert found is not None
+        call = _NewCall(int(found[0]), source, event.call_id)
+        before = lifecycle.CallState()
+        after = lifecycle.apply(before, fact_of(event, resources.settings.default_region))
+        ctx = ExpressContext(
+            event=event,
+            call=snapshot_after(call, after),
+            previous_state=None,
+            resources=resources,
+            reads={},
+            frame_seq=0,
+            new_call=True,
+        )
+        for step in steps:
+            read = getattr(step, "express_read", None)
+            if read is not None and not await read(ctx, direct):
+                return None
+        if not _planned(steps, ctx):
+            return None
+        written = await _write_new(direct, dialect, ctx, source, event, raw, after)
+    if written is None:
+        return None
+    await run_after_commit(ctx.actions)
+    return written
+
+
+def _write_new_sql(dialect: Dialect, riders: list[str], riding: int) -> str:
+    """The call created unless it exists ($1...: `_NEW_CALL_COLUMNS`), the event inserted
+    only if the call was (a unique violation if its id is stored on another call), the
+    riders only if the event was: the event's id (NULL when nothing was written) and each
+    rider's ids."""
+    key = ("new", id(dialect), riding, *riders)
+    found = _WRITES.get(key)
+    if found is None:
+        call = [(name, array_type(repo.CALL, name, dialect)) for name in _NEW_CALL_COLUMNS]
+        created = unnest_insert(
+            "call", call, 1, "id", conflict="ON CONFLICT (source, external_id) DO NOTHING"
+        )
+        event = [(name, array_type(repo.EVENT, name, dialect)) for name in _EVENT_COLUMNS]
+        inserted = unnest_insert(
+            "call_event", event, 1 + len(call), "id", where="EXISTS (SELECT 1 FROM c)"
+        )
+        found = (
+            f"WITH c AS ({created}), ev AS ({inserted})"
+            + "".join(f", {rider}" for rider in riders)
+            + f" SELECT (SELECT id FROM ev){_ids_of(riding)}"
+        )
+        _WRITES[key] = found
+    return found
+
+
+async def _write_new(
+    direct: Direct,
+    dialect: Dialect,
+    ctx: ExpressContext,
+    source: str,
+    event: CallEvent,
+    raw: bytes,
+    after: lifecycle.CallState,
+) -> IngestOutcome | None:
+    assert after.state is not None
+    call_id = ctx.call.id
+    now = utcnow()
+    values = event_values(
+        source, event, raw, call_id, lifecycle.CallState(), after, now, processed=True
+    )
+    call = {
+        "id": call_id,
+        "source": source,
+        "external_id": event.call_id,
+        "flagged": False,
+        "frame_seq": ctx.frames,
+        "created_at": now,
+        **repo.state_values(after),
+    }
+    call_args = bound([call], _NEW_CALL_COLUMNS, _processors(repo.CALL, _NEW_CALL_COLUMNS, dialect))
+    event_args = bound([values], _EVENT_COLUMNS, _processors(repo.EVENT, _EVENT_COLUMNS, dialect))
+    first = 1 + len(_NEW_CALL_COLUMNS) + len(_EVENT_COLUMNS)
+    riders, rider_args = db_riders.ctes(
+        [(r.table, r.rows) for r in ctx.riders],
+        dialect,
+        first,
+        where="EXISTS (SELECT 1 FROM ev)",
+        returning=db_riders.KEY,
+    )
+    _with_own(ctx, riders, rider_args, first + len(rider_args))
+    try:
+        result = await direct.fetchrow(
+            _write_new_sql(dialect, riders, len(ctx.riders)),
+            *([value] for value in call_args[0]),
+            *([value] for value in event_args[0]),
+            *rider_args,
+        )
+    except IntegrityError:
+        return None  # the event's id is stored already, on another call: nothing was written
+    assert result is not None
+    if result[0] is None:
+        return None  # the call exists: the locked path merges the event into it
+    for rider, ids in zip(ctx.riders, list(result)[1:], strict=True):
+        rider.ids = list(ids)
+    return IngestOutcome(int(result[0]), call_id, after.state, False, ctx.call, None)

@@ -76,6 +76,7 @@ class GroupCommit:
         self.flushers = max(1, flushers)
         self._waiting: list[_Waiting] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._singles: set[asyncio.Task[calls.IngestOutcome]] = set()  # events on their own way
         # Figures for tests and metrics: transactions run, events through them, largest group.
         self.groups = 0
         self.events = 0
@@ -88,11 +89,30 @@ class GroupCommit:
     async def accept(self, source: str, event: CallEvent, raw: bytes) -> calls.IngestOutcome:
         """Store and process `event`; returns once it is committed (as `Pipeline.accept`).
         An event that qualifies goes the express way first (`Pipeline.express`)."""
+        if (source, event.call_id) in self._queued:
+            return await self._join(source, event, raw)
+        # Shielded as a group is (below): a request cancelled mid-way still has its event
+        # stored, express or, if that declines, through a group.
+        task = asyncio.get_running_loop().create_task(self._express_or_join(source, event, raw))
+        self._singles.add(task)  # (for `drain`)
+        task.add_done_callback(self._singles.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_collect)
+            raise
+
+    async def _express_or_join(
+        self, source: str, event: CallEvent, raw: bytes
+    ) -> calls.IngestOutcome:
+        outcome = await self.pipeline.express(source=source, event=event, raw=raw)
+        if outcome is not None:
+            return outcome
+        return await self._join(source, event, raw)
+
+    async def _join(self, source: str, event: CallEvent, raw: bytes) -> calls.IngestOutcome:
+        """Wait in the group for the next transaction."""
         key = (source, event.call_id)
-        if key not in self._queued:
-            outcome = await self.pipeline.express(source=source, event=event, raw=raw)
-            if outcome is not None:
-                return outcome
         waiting = _Waiting(source, event, raw)
         self._queued[key] = self._queued.get(key, 0) + 1
         waiting.outcome.add_done_callback(lambda _: self._unqueue(key))
@@ -116,8 +136,8 @@ class GroupCommit:
 
     async def drain(self) -> None:
         """Wait for every group in flight (shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._tasks or self._singles:
+            await asyncio.gather(*self._tasks, *self._singles, return_exceptions=True)
         if self.groups:
             log.info(
                 "group commit",

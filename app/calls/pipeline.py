@@ -60,7 +60,6 @@ class Pipeline:
         express_events: bool = True,
     ) -> None:
         self.resources = resources
-        self.steps = steps
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.retry_base_seconds = retry_base_seconds
@@ -74,9 +73,8 @@ class Pipeline:
         # way, PostgreSQL through asyncpg only; at most half the pool's connections at once
         # (a burst past that is grouped, in transactions, instead of waiting for one).
         postgres = not resources.settings.is_sqlite
-        self.express_types = (
-            express.event_types(steps) if express_events and postgres else frozenset()
-        )
+        self._express = express_events and postgres
+        self.steps = steps  # (sets express_types and express_new_types)
         self._express_slots = max(1, resources.settings.db_pool_size // 2)
         # The read a ringing needs, taken right after its offered is stored (express.Ahead).
         self.ahead = express.Ahead() if "ringing" in self.express_types else None
@@ -86,6 +84,19 @@ class Pipeline:
         self._sweeper: asyncio.Task[None] | None = None
         self.processed = 0  # events this process completed (for tests and metrics)
         self.failed = 0
+
+    @property
+    def steps(self) -> list[Step]:
+        return self._steps
+
+    @steps.setter
+    def steps(self, steps: list[Step]) -> None:
+        """The steps, and the event types they may all take express (`express_types`) and
+        create their call with that way (`express_new_types`: an offered)."""
+        self._steps = steps
+        on = self._express
+        self.express_types = express.event_types(steps) if on else frozenset()
+        self.express_new_types = express.new_call_types(steps) if on else frozenset()
 
     @classmethod
     def from_settings(cls, resources: Resources, steps: list[Step]) -> Pipeline:
@@ -108,22 +119,30 @@ class Pipeline:
         """Store and process `event` the express way (app.calls.express) when it qualifies
         and a connection slot is free; None when it must take the locked path (`accept`),
         nothing of it having been written."""
-        if event.type.value not in self.express_types or self._express_slots <= 0:
+        kind = event.type.value
+        new_call = kind in self.express_new_types
+        if not (new_call or kind in self.express_types) or self._express_slots <= 0:
             return None
         self._express_slots -= 1
         try:
             with tracing.span("call_event.express"):
-                outcome = await express.accept(
-                    self.resources, self.steps, source=source, event=event, raw=raw,
-                    ahead=self.ahead,
-                )  # fmt: skip
+                if new_call:
+                    outcome = await express.accept_new(
+                        self.resources, self.steps, source=source, event=event, raw=raw
+                    )
+                else:
+                    outcome = await express.accept(
+                        self.resources, self.steps, source=source, event=event, raw=raw,
+                        ahead=self.ahead,
+                    )  # fmt: skip
         finally:
             self._express_slots += 1
         if outcome is None:
             self.express_fallbacks += 1
-        else:
-            self.processed += 1
-            self.expressed += 1
+            return None
+        self.processed += 1
+        self.expressed += 1
+        self.stored(source, event)
         return outcome
 
     def stored(self, source: str, event: CallEvent) -> None:

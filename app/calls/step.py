@@ -81,7 +81,13 @@ class ExpressContext:
     runs as usual), or True having planned its writes here: rows to insert with the event
     (`insert`), message numbers (`next_frame`) and what to do once it is stored
     (`after_write`). A step without `express` declines every event; `express_on` (a step
-    attribute) names the event types it may take, so that others cost no read at all."""
+    attribute) names the event types it may take, so that others cost no read at all.
+
+    A call's first event (`new_call`: the statement that stores it creates the call) goes
+    express only if every step names its type in `express_new_on`. Such a call has nothing
+    stored to read with it: a step that needs a read has `async express_read(ctx, direct) ->
+    bool`, run before any `express` on the connection the event will be written on, outside
+    any transaction (its answers go in `facts`; False declines)."""
 
     event: CallEvent  # (its row id comes with the write: no step needs it before)
     call: CallSnapshot  # the call after this event
@@ -89,10 +95,12 @@ class ExpressContext:
     resources: Resources
     reads: Mapping[str, object]  # what `calls.repository.read_with_event` reads, for this call
     frame_seq: int  # the call's last message number, as read
+    new_call: bool = False  # the event creates the call (`call.id` taken from its sequence)
     facts: dict[str, Any] = field(default_factory=dict)  # as StepContext.facts
     riders: list[Rider] = field(default_factory=list)
     actions: list[AfterCommit] = field(default_factory=list)
     frames: int = 0  # message numbers taken
+    ctes: list[tuple[Callable[[int], str], list[Any]]] = field(default_factory=list)
 
     def next_frame(self) -> int:
         """The call's next message number (the statement moves the call's counter on)."""
@@ -106,3 +114,10 @@ class ExpressContext:
 
     def after_write(self, action: AfterCommit) -> None:
         self.actions.append(action)
+
+    def also(self, cte: Callable[[int], str], args: Sequence[Any]) -> None:
+        """A statement of the step's own in the one that stores the event, as a CTE
+        (`cte(first)` -> `name AS (...)`, its parameters `args` numbered from `$first`). It
+        runs whether or not the event is written: for writes that may happen more than once
+        (marking published messages sent)."""
+        self.ctes.append((cte, list(args)))

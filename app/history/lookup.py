@@ -14,9 +14,11 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import ValidationError
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache import Cache, CacheUnavailable
+from app.db_direct import Direct
 from app.history import lookup_read, store, versions
 from app.history.near import with_nearby
 from app.history.store import Summary
@@ -113,6 +115,24 @@ async def number_summaries(
         # Off the ring's path, gathered with the next callers' summaries (one round trip).
         cache.set_soon(built, ttl_seconds=ttl_seconds)
     return found
+
+
+async def unlinked_summary_on(
+    direct: Direct, dialect: Dialect, number: str, *, now: datetime, horizon_days: int
+) -> Summary | None:
+    """The summary of a number on no person, from the lookup's first statement on a
+    connection held outside any session (the express path: app.history.steps); None when
+    the number is on a person (or its contacts passed the read's cap), which takes the usual
+    lookup in the event's transaction."""
+    read = await lookup_read.first_read_on(
+        direct,
+        dialect,
+        [versions.EVERYTHING, versions.number_scope(number)],
+        [number],
+        now.astimezone(UTC).date(),
+        horizon_start(now, horizon_days),
+    )
+    return read.unlinked.get(number)
 
 
 async def household_summary(

@@ -24,9 +24,11 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import UTCDateTime, union_branch
+from app.db_direct import Direct, rows_on
 from app.history import store, store_records
 from app.history.models import Contact, HistoryVersion
 from app.history.store_links import Links, fixed_rows, links_of, number_links_selects
@@ -92,12 +94,28 @@ class FirstRead:
 async def first_read(
     session: AsyncSession, scopes: list[str], numbers: list[str], today: date, since: datetime
 ) -> FirstRead:
+    params = _params(scopes, numbers, today, since)
+    return _parsed(await fixed_rows(session, _STATEMENT, params), scopes, numbers, since)
+
+
+async def first_read_on(
+    direct: Direct, dialect: Dialect, scopes: list[str], numbers: list[str], today: date,
+    since: datetime,
+) -> FirstRead:  # fmt: skip
+    """`first_read` on a connection held outside any session (the express path's read of a
+    new call's caller: app.history.steps)."""
+    params = _params(scopes, numbers, today, since)
+    found = await rows_on(direct, dialect, _STATEMENT, params)
+    return _parsed(found, scopes, numbers, since)
+
+
+def _params(scopes: list[str], numbers: list[str], today: date, since: datetime) -> dict[str, Any]:
     limit = store_records.MAX_CONTACTS * len(numbers)
-    rows = await fixed_rows(
-        session,
-        _STATEMENT,
-        {"scopes": scopes, "e164s": numbers, "today": today, "since": since, "limit": limit},
-    )
+    return {"scopes": scopes, "e164s": numbers, "today": today, "since": since, "limit": limit}
+
+
+def _parsed(rows: list[Any], scopes: list[str], numbers: list[str], since: datetime) -> FirstRead:
+    limit = store_records.MAX_CONTACTS * len(numbers)
     found: dict[str, int] = {}
     link_rows: list[tuple[Any, ...]] = []
     contacts: list[tuple[Any, ...]] = []

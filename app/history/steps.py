@@ -21,11 +21,18 @@ from app.audit import service as audit
 from app.calls import qualifiers
 from app.calls.models import Call
 from app.db import utcnow
+from app.db_direct import Direct
 from app.history import alerts as alert_store
 from app.history import near, store
 from app.history.consultation import consultations
 from app.history.context import build_context
-from app.history.lookup import caller_facts, horizon_start, lookup_caller, number_summaries
+from app.history.lookup import (
+    caller_facts,
+    horizon_start,
+    lookup_caller,
+    number_summaries,
+    unlinked_summary_on,
+)
 from app.history.models import CallContext, Contact
 from app.history.stored_context import from_reads, stored_context, stored_contexts
 from app.history.tx_state import StoredContext, settle, tx_of, write_rows
@@ -41,6 +48,7 @@ log = logging.getLogger(__name__)
 
 ARRIVAL = frozenset({EventType.offered, EventType.ringing})
 CONTEXT: Table = CallContext.__table__  # type: ignore[assignment]
+_FACTS = "history.express_facts"  # express_read -> express, for a new call
 
 
 class HistoryStep:
@@ -106,10 +114,54 @@ class HistoryStep:
     # the context, alerts and audit records) nor `ended` (the write-back).
     express_on = frozenset({EventType.ringing, EventType.answered, EventType.transferred})
 
+    # A call's first event may go express when it is an offered (app.calls.step).
+    express_new_on = frozenset({EventType.offered})
+
+    async def express_read(self, ctx: ExpressContext, direct: Direct) -> bool:
+        """A new call's caller, looked up outside any transaction: only a number on no person
+        (most callers: the lookup's first statement is its whole summary) or none at all
+        (withheld). A known caller declines: its lookup reads the cache and the store, and
+        its consultation is audited, in the event's transaction."""
+        call, resources = ctx.call, ctx.resources
+        now = utcnow()
+        horizon = alert_store.horizon_days(resources)
+        summary = None
+        if call.caller_e164 is not None and call.presentation == "allowed":
+            dialect = resources.engine.dialect
+            summary = await unlinked_summary_on(
+                direct, dialect, call.caller_e164, now=now, horizon_days=horizon
+            )
+            if summary is None:
+                return False
+        facts = caller_facts(summary, now=now, presentation=call.presentation, horizon_days=horizon)
+        if facts.households or facts.persons:
+            return False  # near-repeat candidates are read in the transaction
+        ctx.facts[_FACTS] = facts
+        return True
+
+    def _express_new(self, ctx: ExpressContext) -> bool:
+        """A new call's context, planned from `express_read`'s facts: stored with the event.
+        Declines when the rules raise an alert (stored with its id, and maybe flagging the
+        call) or the context shows records (their consultation is audited in a chain)."""
+        facts: CallerFacts | None = ctx.facts.pop(_FACTS, None)
+        if facts is None:
+            return False
+        if alert_store.plan(ctx.resources, facts):
+            return False
+        context = build_context(facts)
+        if consultations(context, actor=f"call:{ctx.call.id}", call_id=ctx.call.id):
+            return False
+        row = {"call_id": ctx.call.id, "context": context, "looked_up_at": facts.now}
+        ctx.insert(CONTEXT, [row])
+        ctx.facts["context"], ctx.facts["alerts"] = context, []
+        return True
+
     def express(self, ctx: ExpressContext) -> bool:
         """Nothing to write once the call's context is stored: hand it to the later steps as
         `__call__` does. Declines an arrival whose context is not stored yet, or has alerts
-        (read in full on the locked path), and every `ended`."""
+        (read in full on the locked path), and every `ended`. A new call: `_express_new`."""
+        if ctx.new_call:
+            return self._express_new(ctx)
         if ctx.event.type == EventType.ended:
             return False
         if ctx.event.type not in ARRIVAL:

@@ -288,8 +288,13 @@ def stage_express(
     relay: Relay | None = ctx.resources.outbox
     if relay is None:
         return  # a process without a relay only stores: another worker's relay sends it
+    # Rows published before are marked sent by this statement, as by a commit's.
+    marking = relay.marks_to_ride()
+    if marking:
+        ctx.also(_marks_cte, [row["created_at"], marking])
 
     async def publish() -> None:
+        relay.marks_written(marking)  # written with the event
         await relay.publish_committed(list(zip(rider.ids, [message], strict=True)))
 
     ctx.after_write(publish)

@@ -98,6 +98,7 @@ class RealtimeStep:
 
     # Any event can go express as far as this step is concerned (app.calls.express).
     express_on = frozenset({"offered", "ringing", "answered", "transferred", "ended"})
+    express_new_on = express_on  # a call's first event, too
 
     async def __call__(self, ctx: StepContext) -> None:
         event_type = str(ctx.event.type)

@@ -69,16 +69,17 @@ async def test_a_ringing_of_a_stored_call_goes_express_with_the_locked_paths_out
         handler = await resources.broker.subscribe("handler:H1001", maxsize=100)
         supervisors = await resources.broker.subscribe("supervisors", maxsize=100)
         offered, ringing, answered, ended = lifecycle("ex-1", _START)
+        express = backend == "production"  # SQLite has no such path
         assert (await post_signed(http, offered)).status_code == 202
-        assert pipeline.expressed == 0  # a new call: the locked path creates it
+        # A new call of a caller the history does not hold: created the express way too.
+        assert pipeline.expressed == (1 if express else 0)
         answer = await post_signed(http, ringing)
         assert answer.status_code == 202
         assert answer.json()["state"] == "ringing"
-        # PostgreSQL: the ringing and the answered went express; SQLite has no such path.
         assert (await post_signed(http, answered)).status_code == 202
-        assert pipeline.expressed == (2 if backend == "production" else 0)
+        assert pipeline.expressed == (3 if express else 0)
         assert (await post_signed(http, ended)).status_code == 202  # the write-back: locked
-        assert pipeline.expressed == (2 if backend == "production" else 0)
+        assert pipeline.expressed == (3 if express else 0)
 
         _seen, desk = await lifecycle_frames(supervisors, handler)
         assert desk[0]["data"]["context"] is not None  # the context the offered stored
@@ -173,7 +174,8 @@ async def test_a_ringing_with_alerts_carries_them_as_the_locked_path_does(
             if not postgres:
                 assert counts == (0, 0)
             else:
-                assert counts == {"express": (1, 0), "stale read ahead": (0, 1)}.get(mode, (0, 0))
+                # The offered went express too (the history holds nothing on the caller).
+                assert counts == {"express": (2, 0), "stale read ahead": (1, 1)}.get(mode, (0, 0))
 
     def shown(frame: dict[str, Any]) -> list[dict[str, Any]]:
         return [{k: v for k, v in a.items() if k != "alert_id"} for a in frame["data"]["alerts"]]
@@ -186,21 +188,24 @@ async def test_a_ringing_with_alerts_carries_them_as_the_locked_path_does(
 
 
 async def test_an_acknowledged_alert_or_no_stored_context_takes_the_locked_path(
-    settings: Settings,
+    settings: Settings, backend: str
 ) -> None:
+    postgres = backend == "production"
     async with running(fast(settings)) as (app, http):
         resources: Resources = app.state.resources
         pipeline = pipeline_of(app)
         # Who acknowledged an alert is read in full on the locked path.
         frame = await _ring_with_alert(http, resources, "ex-3", acknowledged=True)
-        assert pipeline.expressed == 0
+        counts = (pipeline.expressed, pipeline.express_fallbacks)
+        assert counts == ((1, 1) if postgres else (0, 0))  # its offered went express
         (acked,) = [a for a in frame["data"]["alerts"] if a["title"] == "Repeat victim"]
         assert [a["staff_id"] for a in acked["acknowledgements"]] == ["S1"]
 
         # A ringing that comes first (no offered): nothing stored to go on.
         first = lifecycle("ex-3b", _START)[1]
         assert (await post_signed(http, first)).status_code == 202
-        assert pipeline.expressed == 0
+        counts = (pipeline.expressed, pipeline.express_fallbacks)
+        assert counts == ((1, 2) if postgres else (0, 0))
         assert [e.type for e in await _events(resources, "ex-3b")] == ["ringing"]
 
 
@@ -217,14 +222,16 @@ async def test_telephony_express_off_takes_every_event_the_locked_way(settings: 
 async def test_only_postgresql_has_the_express_path(settings: Settings, backend: str) -> None:
     async with running(fast(settings)) as (app, _http):
         types = pipeline_of(app).express_types
+        new_call = pipeline_of(app).express_new_types
     if backend == "production":
         assert types == {"ringing", "answered", "transferred"}
+        assert new_call == {"offered"}
     else:
-        assert types == frozenset()
+        assert types == new_call == frozenset()
 
 
 async def test_an_event_waiting_behind_one_of_its_call_does_not_overtake_it(
-    settings: Settings,
+    settings: Settings, backend: str
 ) -> None:
     """An earlier event of the call waits in a group (or is in its transaction): a later one
     waits its turn rather than going express past it."""
@@ -237,7 +244,8 @@ async def test_an_event_waiting_behind_one_of_its_call_does_not_overtake_it(
         assert (await post_signed(http, offered)).status_code == 202
         grouped._queued[("canonical", "ex-5")] = 1  # as while an earlier event of it waits
         assert (await post_signed(http, ringing)).status_code == 202
-        assert pipeline.expressed == 0
+        counts = (pipeline.expressed, pipeline.express_fallbacks)
+        assert counts == ((1, 0) if backend == "production" else (0, 0))  # the offered only
         assert grouped._queued == {("canonical", "ex-5"): 1}  # its own entry came and went
 
 
@@ -393,14 +401,16 @@ async def test_a_step_whose_plan_fails_hands_the_event_to_the_locked_path_and_lo
         assert (await post_signed(http, offered)).status_code == 202
         with caplog.at_level("WARNING", logger="app.calls.express"):
             assert (await post_signed(http, ringing)).status_code == 202
-        assert (pipeline.expressed, pipeline.express_fallbacks) == (0, 1)
+        assert (pipeline.expressed, pipeline.express_fallbacks) == (0, 2)
         events = await _events(resources, "ex-10")
         assert [(e.type, e.processed_at is not None) for e in events] == [
             ("offered", True), ("ringing", True)
         ]  # fmt: skip
-    (line,) = [r for r in caplog.records if r.name == "app.calls.express"]
-    assert line.getMessage() == "express planning failed; the locked path takes the event"
-    assert getattr(line, "error", None) == "ValueError"
+    lines = [r for r in caplog.records if r.name == "app.calls.express"]
+    assert len(lines) == 2  # the offered's and the ringing's
+    for line in lines:
+        assert line.getMessage() == "express planning failed; the locked path takes the event"
+        assert getattr(line, "error", None) == "ValueError"
     assert "447700" not in caplog.text
 
 
@@ -424,10 +434,10 @@ async def test_a_ringing_uses_the_read_taken_when_its_offered_was_stored(
         assert (await post_signed(http, offered)).status_code == 202
         await _read_ahead_done(pipeline, "ex-11")
         assert (await post_signed(http, ringing)).status_code == 202
-        assert (ahead.used, pipeline.expressed) == (1, 1)
+        assert (ahead.used, pipeline.expressed) == (1, 2)  # the offered, the ringing
         # The answered reads for itself (nothing is read ahead after a ringing).
         assert (await post_signed(http, answered)).status_code == 202
-        assert (ahead.used, pipeline.expressed) == (1, 2)
+        assert (ahead.used, pipeline.expressed) == (1, 3)
         assert ahead._reads == {}
         call = await _call(resources, "ex-11")
         assert (call.state, call.frame_seq) == ("answered", 3)
@@ -447,7 +457,7 @@ async def test_a_read_taken_ahead_that_the_call_outlived_writes_nothing(
         # The call changes after the read was taken (a handler's write, another worker).
         await _touch(resources, "ex-12")
         assert (await post_signed(http, ringing)).status_code == 202
-        assert (pipeline.expressed, pipeline.express_fallbacks) == (0, 1)
+        assert (pipeline.expressed, pipeline.express_fallbacks) == (1, 1)  # the offered went
         (frame,) = await _drain(handler, 1)
         assert (frame["type"], frame["data"]["seq"]) == ("call.ringing", 2)
         assert [e.type for e in await _events(resources, "ex-12")] == ["offered", "ringing"]

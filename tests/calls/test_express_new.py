@@ -1,0 +1,208 @@
+"""A call's first event the express way (app.calls.express.accept_new, issue 19): an offered
+of a caller the history holds nothing on creates its call, stores the event, the caller's
+context and the supervisors' message in one statement, with the same rows, answer and frames
+as the locked path; a caller the history knows (whose consultation is audited), a call that
+exists by then and an event id stored already take the locked path, nothing of the express
+attempt written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from app.audit.models import AuditLog
+from app.calls.models import Call, CallEventRow
+from app.config import Settings
+from app.history import writes
+from app.history.models import Alert, CallContext
+from app.realtime.models import OutboxMessage
+from app.resources import Resources
+from tests.calls.test_pipeline import fast, pipeline_of, running
+from tests.history.identify_support import seed
+from tests.realtime.test_outbox import _drain
+from tests.telephony.support import event, lifecycle, post_signed
+
+pytestmark = pytest.mark.production_only  # SQLite has no express path
+
+_START = datetime.now(UTC) - timedelta(minutes=1)
+_KNOWN = "07700 900501"  # Jo Demo (tests.history.identify_support): a person, contacts, markers
+
+
+async def _stored(resources: Resources, external_id: str) -> dict[str, Any]:
+    """What the offered left: the call, its events, its context, its messages, its audit."""
+    async with resources.sessions() as session:
+        call = await session.scalar(select(Call).where(Call.external_id == external_id))
+        assert call is not None
+        events = (
+            await session.scalars(select(CallEventRow).where(CallEventRow.call_id == call.id))
+        ).all()
+        context = await session.get(CallContext, call.id)
+        messages = (
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.call_id == call.id))
+        ).all()
+        audited = await session.scalar(
+            select(func.count()).select_from(AuditLog).where(AuditLog.call_id == str(call.id))
+        )
+    return {
+        "call": (
+            call.state, call.caller_e164, call.presentation, call.called, call.queue,
+            call.offered_at, call.frame_seq, call.flagged, call.handlers, call.marks,
+        ),
+        "call_id": call.id,
+        "events": [
+            (e.type, e.state_before, e.state_after, e.processed_at is not None, e.claimed_until,
+             e.attempts, e.canonical)
+            for e in events
+        ],
+        "context": None if context is None else context.context,
+        "messages": [(m.type, m.seq, list(m.channels)) for m in messages],
+        "audited": audited,
+    }  # fmt: skip
+
+
+def _named(found: Any, offered: dict[str, Any]) -> Any:
+    """`found` with the offered's own ids (its event's, its call's) in place of the ids."""
+    if isinstance(found, dict):
+        return {key: _named(value, offered) for key, value in found.items()}
+    if isinstance(found, list | tuple):
+        return type(found)(_named(value, offered) for value in found)
+    if found == offered["event_id"]:
+        return "<event>"
+    if found == offered["call_id"]:
+        return "<call>"
+    return found
+
+
+def _offered(external_id: str, presentation: str = "allowed", number: str = "07700 900777") -> Any:
+    caller = {"number": number, "presentation": presentation}
+    return event(external_id, "offered", _START, caller=caller, called="999", queue="emergency")
+
+
+async def test_an_offered_of_a_caller_the_history_does_not_hold_goes_express_as_the_locked_path(
+    settings: Settings,
+) -> None:
+    seen: dict[bool, dict[str, Any]] = {}
+    for on in (True, False):
+        external_id = f"new-1-{on}"
+        async with running(fast(settings, telephony_express=on)) as (app, http):
+            resources: Resources = app.state.resources
+            pipeline = pipeline_of(app)
+            supervisors = await resources.broker.subscribe("supervisors", maxsize=100)
+            offered = _offered(external_id)
+            answer = await post_signed(http, offered)
+            assert answer.status_code == 202
+            assert (pipeline.expressed, pipeline.express_fallbacks) == ((1, 0) if on else (0, 0))
+            stored = _named(await _stored(resources, external_id), offered)
+            assert answer.json() == {
+                "status": "accepted", "call_id": stored["call_id"], "state": "offered"
+            }  # fmt: skip
+            (frame,) = await _drain(supervisors, 1)
+            assert (frame["type"], frame["call_id"], frame["data"]["seq"]) == (
+                "call.offered", stored["call_id"], 1
+            )  # fmt: skip
+            frame["data"]["call"].pop("id", None)
+            stored["frame"] = _named(frame["data"], offered)
+            seen[on] = stored
+    express, locked = seen[True], seen[False]
+    assert express["call"] == locked["call"]
+    assert express["events"] == locked["events"]
+    for stored in (express, locked):
+        assert stored["context"].pop("looked_up_at") is not None  # when each was looked up
+    assert express["context"] == locked["context"]
+    assert express["messages"] == locked["messages"] == [("call.offered", 1, ["supervisors"])]
+    assert express["audited"] == locked["audited"] == 0  # no record of anybody was shown
+    for frame in (express["frame"], locked["frame"]):
+        frame.pop("call_id", None)
+    assert express["frame"] == locked["frame"]
+
+
+async def test_a_caller_the_history_knows_takes_the_locked_path_and_is_audited(
+    settings: Settings,
+) -> None:
+    async with running(fast(settings)) as (app, http):
+        resources: Resources = app.state.resources
+        pipeline = pipeline_of(app)
+        await seed(app)
+        # A person's number; then a number on nobody with contacts of its own (shown, and so
+        # a consultation too).
+        async with resources.sessions() as session, session.begin():
+            await writes.record_contact(
+                session, contact_id="C-NUM-1", occurred_at=_START - timedelta(days=3),
+                number="+447700900888", incident_type="burglary",
+            )  # fmt: skip
+        for n, number in enumerate((_KNOWN, "07700 900888")):
+            external_id = f"new-2-{n}"
+            answer = await post_signed(http, _offered(external_id, number=number))
+            assert answer.status_code == 202
+            assert (pipeline.expressed, pipeline.express_fallbacks) == (0, n + 1)
+            stored = await _stored(resources, external_id)
+            assert stored["audited"] >= 1
+            assert stored["context"] is not None
+            assert stored["events"][0][:4] == ("offered", None, "offered", True)
+        # A withheld number: the rules raise an alert (ask for the number), stored with its id.
+        withheld = _offered("new-2-w", presentation="withheld")
+        assert (await post_signed(http, withheld)).status_code == 202
+        assert (pipeline.expressed, pipeline.express_fallbacks) == (0, 3)
+        async with resources.sessions() as session:
+            kinds = (await session.scalars(
+                select(Alert.kind).join(Call, Call.id == Alert.call_id)
+                .where(Call.external_id == "new-2-w")
+            )).all()  # fmt: skip
+        assert kinds == ["withheld_number"]
+        # The rest of the known caller's call goes express from what the offered stored.
+        ringing = lifecycle("new-2-0", _START, number=_KNOWN)[1]
+        assert (await post_signed(http, ringing)).status_code == 202
+
+
+async def test_an_offered_whose_call_exists_or_that_is_replayed_writes_nothing_express(
+    settings: Settings,
+) -> None:
+    async with running(fast(settings)) as (app, http):
+        resources: Resources = app.state.resources
+        pipeline = pipeline_of(app)
+        # The ringing came first and created the call: the offered merges into it.
+        offered, ringing = lifecycle("new-3", _START)[:2]
+        assert (await post_signed(http, ringing)).status_code == 202
+        first = await post_signed(http, offered)
+        assert first.status_code == 202
+        assert (pipeline.expressed, pipeline.express_fallbacks) == (0, 2)
+        stored = await _stored(resources, "new-3")
+        assert sorted(e[0] for e in stored["events"]) == ["offered", "ringing"]
+        # A replay of an express offered: the original outcome, stored once.
+        other = _offered("new-3b")
+        created = await post_signed(http, other)
+        assert created.status_code == 202
+        assert pipeline.expressed == 1
+        again = await post_signed(http, other)
+        assert (again.status_code, again.json()) == (200, created.json())
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert len((await _stored(resources, "new-3b"))["events"]) == 1
+        async with resources.sessions() as session:
+            calls = await session.scalar(
+                select(func.count()).select_from(Call).where(Call.external_id.like("new-3%"))
+            )
+        assert calls == 2
+
+
+async def test_an_event_id_stored_on_another_call_is_answered_as_the_locked_path_does(
+    settings: Settings,
+) -> None:
+    """A platform reusing an event id for another call: the express statement fails as a
+    whole (nothing of it kept) and the locked path answers it, as it does with express off."""
+    answers: dict[bool, tuple[int, dict[str, Any]]] = {}
+    for on in (True, False):
+        async with running(fast(settings, telephony_express=on)) as (app, http):
+            pipeline = pipeline_of(app)
+            first = _offered(f"new-4-{on}")
+            assert (await post_signed(http, first)).status_code == 202
+            reused = {**_offered(f"new-4b-{on}"), "event_id": first["event_id"]}
+            answer = await post_signed(http, reused)
+            body = answer.json()
+            answers[on] = (answer.status_code, {**body, "call_id": body["call_id"] is not None})
+            if on:
+                assert (pipeline.expressed, pipeline.express_fallbacks) == (1, 1)
+    assert answers[True] == answers[False]
+    assert answers[True][0] == 200  # the original event's outcome
