@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from app import __version__, live_rules, tracing
-from app.api import api_router, errors, guard, health, install_hot_routes
+from app.api import api_router, errors, guard, health, install_hot_routes, install_lane
 from app.api import metrics as metrics_api
 from app.api import ws as ws_api
 from app.api.headers import StrictTransportSecurity
+from app.api.lane import Lane
 from app.api.limits import BodySizeLimit
 from app.api.methods import AllowedMethods
 from app.api.request_context import RequestContext
@@ -59,14 +60,22 @@ def default_steps() -> list[Step]:
 class FirstContact(FastAPI):
     """FastAPI with `RequestContext` outside everything, Starlette's error layer included
     (around the whole app rather than in `build_middleware_stack`, which the OpenTelemetry
-    instrumentation replaces)."""
+    instrumentation replaces); and the webhook's lane (app.api.lane) beside the app."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._outermost = RequestContext(super().__call__)
+        self._outermost = RequestContext(self._dispatch)
+        self.lane: Lane | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._outermost(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.lane
+        if lane is not None and lane.takes(scope):
+            await lane(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -215,6 +224,8 @@ def create_app(
     app.include_router(ws_api.router)
     app.include_router(api_router)
     install_hot_routes(app)  # the webhook first, as a plain route (issue 19)
+    if provider is None:  # traced: through the framework's stack, as every request
+        install_lane(app)
     install_web(app)  # the browser pages, /web/api and /static (issue 7)
     if settings.docs_enabled:
         apidocs.install(app)

@@ -21,6 +21,7 @@ from app.api import (
     thrive,
     training,
 )
+from app.api.lane import Lane
 
 API_PREFIX = "/api/v1"
 
@@ -38,4 +39,11 @@ def install_hot_routes(app: FastAPI) -> None:
     app.router.routes[0:0] = telephony.hot_routes(API_PREFIX)
 
 
-__all__ = ["API_PREFIX", "api_router", "install_hot_routes"]
+def install_lane(app: FastAPI) -> None:
+    """The webhook's requests past the framework's layers (`app.api.lane`); an app whose
+    class has no place for it (a plain FastAPI) keeps the hot routes only."""
+    if hasattr(app, "lane"):
+        app.lane = Lane(app, telephony.lane_endpoints(API_PREFIX))
+
+
+__all__ = ["API_PREFIX", "api_router", "install_hot_routes", "install_lane"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 from fastapi import APIRouter, Request
@@ -130,6 +130,11 @@ def hot_routes(prefix: str) -> list[BaseRoute]:
     FastAPI route stays for the OpenAPI document and for the other methods' 405."""
     path = prefix + router.prefix + "/events"
     return [Route(path, canonical_event_plain, methods=["POST"], include_in_schema=False)]
+
+
+def lane_endpoints(prefix: str) -> dict[str, Callable[[Request], Awaitable[Response]]]:
+    """The webhook's paths served by `app.api.lane` (POST only), and their endpoints."""
+    return {prefix + router.prefix + "/events": canonical_event_plain}
 
 
 class BatchResult(BaseModel):
