@@ -105,7 +105,11 @@ class GroupCommit:
     async def _express_or_join(
         self, source: str, event: CallEvent, raw: bytes
     ) -> calls.IngestOutcome:
-        outcome = await self.pipeline.express(source=source, event=event, raw=raw)
+        # A call's first event goes express only while no group is forming: under load, new
+        # calls share a transaction (one commit for many: cheaper per event than a commit
+        # each), while later events of stored calls still go express.
+        create = not self._tasks and not self._waiting
+        outcome = await self.pipeline.express(source=source, event=event, raw=raw, create=create)
         if outcome is not None:
             return outcome
         return await self._join(source, event, raw)

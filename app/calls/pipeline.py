@@ -114,13 +114,14 @@ class Pipeline:
     # --- express: two statements, no transaction ----------------------------------------
 
     async def express(
-        self, *, source: str, event: CallEvent, raw: bytes
+        self, *, source: str, event: CallEvent, raw: bytes, create: bool = True
     ) -> calls.IngestOutcome | None:
         """Store and process `event` the express way (app.calls.express) when it qualifies
         and a connection slot is free; None when it must take the locked path (`accept`),
-        nothing of it having been written."""
+        nothing of it having been written. `create`: an event may create its call that way
+        (a commit of its own: the caller says no when events are being grouped)."""
         kind = event.type.value
-        new_call = kind in self.express_new_types
+        new_call = create and kind in self.express_new_types
         if not (new_call or kind in self.express_types) or self._express_slots <= 0:
             return None
         self._express_slots -= 1

@@ -7,13 +7,15 @@ attempt written."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.audit.models import AuditLog
+from app.calls.grouping import GroupCommit
 from app.calls.models import Call, CallEventRow
 from app.config import Settings
 from app.history import writes
@@ -23,6 +25,7 @@ from app.resources import Resources
 from tests.calls.test_pipeline import fast, pipeline_of, running
 from tests.history.identify_support import seed
 from tests.realtime.test_outbox import _drain
+from tests.support.servers import eventually, waiting_for_a_lock
 from tests.telephony.support import event, lifecycle, post_signed
 
 pytestmark = pytest.mark.production_only  # SQLite has no express path
@@ -206,3 +209,38 @@ async def test_an_event_id_stored_on_another_call_is_answered_as_the_locked_path
                 assert (pipeline.expressed, pipeline.express_fallbacks) == (1, 1)
     assert answers[True] == answers[False]
     assert answers[True][0] == 200  # the original event's outcome
+
+
+async def test_while_a_group_is_in_flight_a_new_call_joins_the_next_group(
+    settings: Settings,
+) -> None:
+    """Under load new calls share transactions (a commit for many) instead of a commit
+    each: an offered that arrives while a group transaction is in flight waits for the next
+    group rather than going express."""
+    async with running(fast(settings)) as (app, http):
+        resources: Resources = app.state.resources
+        pipeline = pipeline_of(app)
+        grouped = resources.ingest
+        assert isinstance(grouped, GroupCommit)
+        offered, ringing = lifecycle("new-5", _START)[:2]
+        assert (await post_signed(http, ringing)).status_code == 202  # the call, stored
+        async with resources.sessions() as holder, holder.begin():
+            # Another writer holds the call: its offered's transaction waits for it.
+            await holder.execute(text("SELECT id FROM call WHERE external_id = 'new-5' FOR UPDATE"))
+            blocked = asyncio.create_task(post_signed(http, offered))
+            await eventually(
+                lambda: waiting_for_a_lock(resources.engine),
+                what="the offered's group waiting for the call",
+            )
+            before = (pipeline.expressed, grouped.events)
+            other = asyncio.create_task(post_signed(http, _offered("new-5b")))
+            await eventually(lambda: _waiting(grouped), what="the new call waiting for a group")
+        assert (await blocked).status_code == 202
+        assert (await other).status_code == 202
+        assert pipeline.expressed == before[0]  # the new call went through a group
+        assert grouped.events == before[1] + 1
+        assert len((await _stored(resources, "new-5b"))["events"]) == 1
+
+
+async def _waiting(grouped: GroupCommit) -> bool:
+    return bool(grouped._waiting)
