@@ -416,7 +416,19 @@ async def _write(
 # message). A call that exists by then (a replay, another event first, another worker)
 # writes nothing there, and the locked path takes the event.
 
-_NEXT_CALL_ID = "SELECT nextval(pg_get_serial_sequence('call', 'id'))"
+# The call table's own sequence (its BIGSERIAL id's): by name in the statement's text, so
+# that the name is resolved once, when the statement is prepared on a connection
+# (`pg_get_serial_sequence` per call cost the database half as much again as the nextval).
+_NEXT_CALL_ID = "SELECT nextval('call_id_seq')"
+
+
+async def _next_call_id(direct: Direct) -> int:
+    """A new call's id (frames carry it, so it is taken before the write)."""
+    row = await direct.fetchrow(_NEXT_CALL_ID)
+    assert row is not None
+    return int(row[0])
+
+
 _NEW_CALL_COLUMNS = (
     "id", "source", "external_id", "flagged", "frame_seq", "created_at", *repo.STATE_COLUMNS,
 )  # fmt: skip
@@ -441,9 +453,7 @@ async def accept_new(
     async with autocommit(engine) as direct:
         if direct is None:
             return None
-        found = await direct.fetchrow(_NEXT_CALL_ID)
-        assert found is not None
-        call = _NewCall(int(found[0]), source, event.call_id)
+        call = _NewCall(await _next_call_id(direct), source, event.call_id)
         before = lifecycle.CallState()
         after = lifecycle.apply(before, fact_of(event, resources.settings.default_region))
         ctx = ExpressContext(
