@@ -66,21 +66,19 @@ log = logging.getLogger(__name__)
 def event_types(steps: list[Step]) -> frozenset[str]:
     """The event types every step may take express (`express_on`): no other type costs a
     read."""
-    types: frozenset[str] | None = None
-    for step in steps:
-        on = getattr(step, "express_on", None)
-        if on is None or getattr(step, "express", None) is None:
-            return frozenset()
-        types = frozenset(on) if types is None else types & frozenset(on)
-    return types or frozenset()
+    return _named_by_all(steps, "express_on")
 
 
 def new_call_types(steps: list[Step]) -> frozenset[str]:
     """The event types that may create their call the express way (`express_new_on` of
     every step; app.calls.step)."""
+    return _named_by_all(steps, "express_new_on")
+
+
+def _named_by_all(steps: list[Step], attribute: str) -> frozenset[str]:
     types: frozenset[str] | None = None
     for step in steps:
-        on = getattr(step, "express_new_on", None)
+        on = getattr(step, attribute, None)
         if on is None or getattr(step, "express", None) is None:
             return frozenset()
         types = frozenset(on) if types is None else types & frozenset(on)
@@ -238,13 +236,28 @@ _FIRST_RIDER = _FIRST_STATE + len(repo.STATE_COLUMNS)
 _WRITES: dict[tuple[Any, ...], str] = {}
 
 
-def _with_own(ctx: ExpressContext, riders: list[str], args: list[Any], first: int) -> None:
-    """The steps' own CTEs (`ExpressContext.also`) after the riders', parameters from
-    `first`."""
+def _riding(ctx: ExpressContext, dialect: Dialect, first: int) -> tuple[list[str], list[Any]]:
+    """The steps' rows (inserted only if the event is) and their own CTEs
+    (`ExpressContext.also`), as CTEs with parameters from `$first`, and those parameters."""
+    riders, args = db_riders.ctes(
+        [(r.table, r.rows) for r in ctx.riders],
+        dialect,
+        first,
+        where="EXISTS (SELECT 1 FROM ev)",
+        returning=db_riders.KEY,
+    )
+    first += len(args)
     for cte, values in ctx.ctes:
         riders.append(cte(first))
         args += values
         first += len(values)
+    return riders, args
+
+
+def _took(ctx: ExpressContext, ids: list[Any]) -> None:
+    """Each rider's ids, as the write returned them."""
+    for rider, taken in zip(ctx.riders, ids, strict=True):
+        rider.ids = list(taken)
 
 
 def _ids_of(riding: int) -> str:
@@ -382,14 +395,7 @@ async def _write(
     state_args = bound(
         [state], repo.STATE_COLUMNS, _processors(repo.CALL, repo.STATE_COLUMNS, dialect)
     )
-    riders, rider_args = db_riders.ctes(
-        [(r.table, r.rows) for r in ctx.riders],
-        dialect,
-        _FIRST_RIDER,
-        where="EXISTS (SELECT 1 FROM ev)",
-        returning=db_riders.KEY,
-    )
-    _with_own(ctx, riders, rider_args, _FIRST_RIDER + len(rider_args))
+    riders, rider_args = _riding(ctx, dialect, _FIRST_RIDER)
     result = await direct.fetchrow(
         _write_sql(dialect, riders, len(ctx.riders)),
         row.id,
@@ -403,8 +409,7 @@ async def _write(
     assert result is not None
     if result[0] is None:
         return None  # the call moved on since the read, or the event came in meanwhile
-    for rider, ids in zip(ctx.riders, list(result)[2:], strict=True):
-        rider.ids = list(ids)
+    _took(ctx, list(result)[2:])
     return IngestOutcome(int(result[0]), row.id, after.state, False, ctx.call, before.state)
 
 
@@ -529,15 +534,7 @@ async def _write_new(
     }
     call_args = bound([call], _NEW_CALL_COLUMNS, _processors(repo.CALL, _NEW_CALL_COLUMNS, dialect))
     event_args = bound([values], _EVENT_COLUMNS, _processors(repo.EVENT, _EVENT_COLUMNS, dialect))
-    first = 1 + len(_NEW_CALL_COLUMNS) + len(_EVENT_COLUMNS)
-    riders, rider_args = db_riders.ctes(
-        [(r.table, r.rows) for r in ctx.riders],
-        dialect,
-        first,
-        where="EXISTS (SELECT 1 FROM ev)",
-        returning=db_riders.KEY,
-    )
-    _with_own(ctx, riders, rider_args, first + len(rider_args))
+    riders, rider_args = _riding(ctx, dialect, 1 + len(_NEW_CALL_COLUMNS) + len(_EVENT_COLUMNS))
     try:
         result = await direct.fetchrow(
             _write_new_sql(dialect, riders, len(ctx.riders)),
@@ -550,6 +547,5 @@ async def _write_new(
     assert result is not None
     if result[0] is None:
         return None  # the call exists: the locked path merges the event into it
-    for rider, ids in zip(ctx.riders, list(result)[1:], strict=True):
-        rider.ids = list(ids)
+    _took(ctx, list(result)[1:])
     return IngestOutcome(int(result[0]), call_id, after.state, False, ctx.call, None)

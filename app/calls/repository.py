@@ -51,9 +51,8 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 
-class CallRow(Protocol):
-    """A call's columns read as attributes: the `Row` the ingest statements return (its
-    attributes are the CALL columns) or an ORM `Call`."""
+class CallKeys(Protocol):
+    """What identifies a call (a row read, or a call about to be written)."""
 
     @property
     def id(self) -> int: ...
@@ -61,6 +60,12 @@ class CallRow(Protocol):
     def source(self) -> str: ...
     @property
     def external_id(self) -> str: ...
+
+
+class CallRow(CallKeys, Protocol):
+    """A call's columns read as attributes: the `Row` the ingest statements return (its
+    attributes are the CALL columns) or an ORM `Call`."""
+
     @property
     def state(self) -> str: ...
     @property

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -231,18 +230,7 @@ async def ingest_many(
     return result
 
 
-class CallKeys(Protocol):
-    """What `snapshot_after` reads of a call row (a row read, or a call about to be written)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def external_id(self) -> str: ...
-
-
-def snapshot_after(call: CallKeys, state: lifecycle.CallState) -> CallSnapshot:
+def snapshot_after(call: repo.CallKeys, state: lifecycle.CallState) -> CallSnapshot:
     """The call as later steps see it: its row (ids, source) with `state` merged in."""
     assert state.state is not None
     return CallSnapshot(
