@@ -33,7 +33,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Select, String, Text, bindparam, cast, func, literal_column, select
@@ -458,12 +458,12 @@ async def accept_new(
     async with autocommit(engine) as direct:
         if direct is None:
             return None
-        call = _NewCall(await _next_call_id(direct), source, event.call_id)
         before = lifecycle.CallState()
         after = lifecycle.apply(before, fact_of(event, resources.settings.default_region))
         ctx = ExpressContext(
             event=event,
-            call=snapshot_after(call, after),
+            # Its id is taken once every step has read (a step that declines costs none).
+            call=snapshot_after(_NewCall(0, source, event.call_id), after),
             previous_state=None,
             resources=resources,
             reads={},
@@ -474,6 +474,7 @@ async def accept_new(
             read = getattr(step, "express_read", None)
             if read is not None and not await read(ctx, direct):
                 return None
+        ctx.call = replace(ctx.call, id=await _next_call_id(direct))
         if not _planned(steps, ctx):
             return None
         written = await _write_new(direct, dialect, ctx, source, event, raw, after)

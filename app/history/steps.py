@@ -121,7 +121,8 @@ class HistoryStep:
         """A new call's caller, looked up outside any transaction: only a number on no person
         (most callers: the lookup's first statement is its whole summary) or none at all
         (withheld). A known caller declines: its lookup reads the cache and the store, and
-        its consultation is audited, in the event's transaction."""
+        its consultation is audited, in the event's transaction; so does a number whose
+        facts raise an alert already (withheld: its id is not even taken)."""
         call, resources = ctx.call, ctx.resources
         now = utcnow()
         horizon = alert_store.horizon_days(resources)
@@ -136,6 +137,8 @@ class HistoryStep:
         facts = caller_facts(summary, now=now, presentation=call.presentation, horizon_days=horizon)
         if facts.households or facts.persons:
             return False  # near-repeat candidates are read in the transaction
+        if summary is None and alert_store.plan(resources, facts):
+            return False  # a number not looked up raises alerts (withheld: ask for it)
         ctx.facts[_FACTS] = facts
         return True
 

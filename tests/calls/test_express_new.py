@@ -136,10 +136,12 @@ async def test_a_caller_the_history_knows_takes_the_locked_path_and_is_audited(
                 session, contact_id="C-NUM-1", occurred_at=_START - timedelta(days=3),
                 number="+447700900888", incident_type="burglary",
             )  # fmt: skip
+        ids: list[int] = []
         for n, number in enumerate((_KNOWN, "07700 900888")):
             external_id = f"new-2-{n}"
             answer = await post_signed(http, _offered(external_id, number=number))
             assert answer.status_code == 202
+            ids.append(answer.json()["call_id"])
             assert (pipeline.expressed, pipeline.express_fallbacks) == (0, n + 1)
             stored = await _stored(resources, external_id)
             assert stored["audited"] >= 1
@@ -147,8 +149,13 @@ async def test_a_caller_the_history_knows_takes_the_locked_path_and_is_audited(
             assert stored["events"][0][:4] == ("offered", None, "offered", True)
         # A withheld number: the rules raise an alert (ask for the number), stored with its id.
         withheld = _offered("new-2-w", presentation="withheld")
-        assert (await post_signed(http, withheld)).status_code == 202
+        answer = await post_signed(http, withheld)
+        assert answer.status_code == 202
         assert (pipeline.expressed, pipeline.express_fallbacks) == (0, 3)
+        # An attempt declined on its read (the known caller, the withheld number) takes no
+        # call id; the number-only caller is declined by its plan, once its id is taken.
+        ids.append(answer.json()["call_id"])
+        assert ids == [ids[0], ids[0] + 2, ids[0] + 3]
         async with resources.sessions() as session:
             kinds = (await session.scalars(
                 select(Alert.kind).join(Call, Call.id == Alert.call_id)

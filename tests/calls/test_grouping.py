@@ -160,8 +160,9 @@ async def test_sources_posted_together_are_stored_apart(
 async def test_a_request_cancelled_while_waiting_still_has_its_event_committed(
     app: FastAPI,
 ) -> None:
-    """A platform that hangs up mid-request: the group it joined commits its event anyway,
-    and the platform's retry gets the original outcome."""
+    """A platform that hangs up mid-request: its event is committed anyway (the express
+    attempt, or the group it joined, is shielded), and the platform's retry gets the original
+    outcome."""
     grouped = grouped_of(app)
     bodies = [lifecycle(f"gone-{n}", datetime.now(UTC))[0] for n in range(3)]
     raws = [json.dumps(b).encode() for b in bodies]
@@ -170,7 +171,7 @@ async def test_a_request_cancelled_while_waiting_still_has_its_event_committed(
         asyncio.create_task(grouped.accept(canonical.SOURCE, e, raw))
         for e, raw in zip(events, raws, strict=True)
     ]
-    await asyncio.sleep(0)  # each task has joined the waiting group; nothing is committed yet
+    await asyncio.sleep(0)  # each task has started (express, then a group); nothing committed
     tasks[1].cancel()
     done = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(done[1], asyncio.CancelledError)
