@@ -414,9 +414,10 @@ async def _write(
 
 
 # --- a call's first event ------------------------------------------------------------------
-# An `offered` of a caller the history holds nothing on (most calls) goes in three statements
-# and no transaction: the call's id from its sequence (frames carry it), the steps' reads
-# (`express_read`: the caller's lookup), then one statement that creates the call if no event
+# An `offered` of a caller the history holds nothing on (most calls) goes in two statements
+# and no transaction: the steps' reads (`express_read`: the caller's lookup, which selects
+# the call's id from its sequence along: frames carry it; a withheld number, not looked up,
+# takes it on its own), then one statement that creates the call if no event
 # created it meanwhile, stores the event and the steps' rows (the context, the outbox's
 # message). A call that exists by then (a replay, another event first, another worker)
 # writes nothing there, and the locked path takes the event.
@@ -424,12 +425,15 @@ async def _write(
 # The call table's own sequence (its BIGSERIAL id's): by name in the statement's text, so
 # that the name is resolved once, when the statement is prepared on a connection
 # (`pg_get_serial_sequence` per call cost the database half as much again as the nextval).
-_NEXT_CALL_ID = "SELECT nextval('call_id_seq')"
+_CALL_ID_SQL = "nextval('call_id_seq')"
 
 
-async def _next_call_id(direct: Direct) -> int:
-    """A new call's id (frames carry it, so it is taken before the write)."""
-    row = await direct.fetchrow(_NEXT_CALL_ID)
+async def _next_call_id(direct: Direct, ctx: ExpressContext) -> int:
+    """A new call's id (frames carry it, so it is taken before the write): the one a step's
+    read selected along with its own, else on its own."""
+    if ctx.taken_id is not None:
+        return ctx.taken_id
+    row = await direct.fetchrow(f"SELECT {_CALL_ID_SQL}")
     assert row is not None
     return int(row[0])
 
@@ -462,19 +466,20 @@ async def accept_new(
         after = lifecycle.apply(before, fact_of(event, resources.settings.default_region))
         ctx = ExpressContext(
             event=event,
-            # Its id is taken once every step has read (a step that declines costs none).
+            # Its id: selected with a read, else taken once every step has read.
             call=snapshot_after(_NewCall(0, source, event.call_id), after),
             previous_state=None,
             resources=resources,
             reads={},
             frame_seq=0,
             new_call=True,
+            id_sql=_CALL_ID_SQL,
         )
         for step in steps:
             read = getattr(step, "express_read", None)
             if read is not None and not await read(ctx, direct):
                 return None
-        ctx.call = replace(ctx.call, id=await _next_call_id(direct))
+        ctx.call = replace(ctx.call, id=await _next_call_id(direct, ctx))
         if not _planned(steps, ctx):
             return None
         written = await _write_new(direct, dialect, ctx, source, event, raw, after)

@@ -87,7 +87,9 @@ class ExpressContext:
     express only if every step names its type in `express_new_on`. Such a call has nothing
     stored to read with it: a step that needs a read has `async express_read(ctx, direct) ->
     bool`, run before any `express` on the connection the event will be written on, outside
-    any transaction (its answers go in `facts`; False declines)."""
+    any transaction (its answers go in `facts`; False declines). The call's id is taken
+    from its sequence once every read is done, unless a read took it with its own statement
+    (`id_sql`, selected along, its value put in `taken_id`: a round trip fewer)."""
 
     event: CallEvent  # (its row id comes with the write: no step needs it before)
     call: CallSnapshot  # the call after this event
@@ -101,6 +103,8 @@ class ExpressContext:
     actions: list[AfterCommit] = field(default_factory=list)
     frames: int = 0  # message numbers taken
     ctes: list[tuple[Callable[[int], str], list[Any]]] = field(default_factory=list)
+    id_sql: str | None = None  # a new call's: SQL of its id (the sequence's next value)
+    taken_id: int | None = None  # that value, once a read has selected it
 
     def next_frame(self) -> int:
         """The call's next message number (the statement moves the call's counter on)."""

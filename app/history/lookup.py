@@ -118,12 +118,18 @@ async def number_summaries(
 
 
 async def unlinked_summary_on(
-    direct: Direct, dialect: Dialect, number: str, *, now: datetime, horizon_days: int
-) -> Summary | None:
+    direct: Direct,
+    dialect: Dialect,
+    number: str,
+    *,
+    now: datetime,
+    horizon_days: int,
+    along: str | None = None,
+) -> tuple[Summary | None, int | None]:
     """The summary of a number on no person, from the lookup's first statement on a
     connection held outside any session (the express path: app.history.steps); None when
     the number is on a person (or its contacts passed the read's cap), which takes the usual
-    lookup in the event's transaction."""
+    lookup in the event's transaction. With the value of `along` (`first_read_on`)."""
     read = await lookup_read.first_read_on(
         direct,
         dialect,
@@ -131,8 +137,9 @@ async def unlinked_summary_on(
         [number],
         now.astimezone(UTC).date(),
         horizon_start(now, horizon_days),
+        along,
     )
-    return read.unlinked.get(number)
+    return read.unlinked.get(number), read.along
 
 
 async def household_summary(

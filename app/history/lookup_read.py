@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
+    literal_column,
     select,
     union_all,
 )
@@ -33,7 +34,7 @@ from app.history import store, store_records
 from app.history.models import Contact, HistoryVersion
 from app.history.store_links import Links, fixed_rows, links_of, number_links_selects
 
-_VERSION, _ON_NUMBER, _MEMBER, _CONTACT = 0, 1, 2, 3
+_VERSION, _ON_NUMBER, _MEMBER, _CONTACT, _ALONG = 0, 1, 2, 3, 4
 _TEXT, _INT, _FLAG, _TIME = String(), BigInteger(), Boolean(), UTCDateTime()
 # The shared row: (name, type); a branch leaves NULL what it has not.
 _SHAPE = (
@@ -47,7 +48,7 @@ def _row(tag: int, query: Any, **columns: Any) -> Any:
     return union_branch(tag, query, _SHAPE, **columns)
 
 
-def _statement() -> Any:
+def _statement(along: str | None = None) -> Any:
     on_number, member = number_links_selects()
     versions = select(HistoryVersion).where(
         HistoryVersion.scope.in_(bindparam("scopes", expanding=True))
@@ -76,10 +77,13 @@ def _statement() -> Any:
                 person_id=c.person_id, n=c.call_id, relationship=c.caller_role,
                 occurred_at=c.occurred_at, number=c.number, incident_type=c.incident_type,
                 victim=c.victim, domestic_abuse=c.domestic_abuse, outcome=c.outcome),
+        *([_row(_ALONG, select(literal_column("1")),
+                n=literal_column(along, type_=_INT))] if along else []),
     )  # fmt: skip
 
 
 _STATEMENT = _statement()  # built once (see store_records' queries)
+_ALONG_STATEMENTS: dict[str, Any] = {}  # `along` -> its statement, built once as well
 
 
 @dataclass
@@ -89,6 +93,7 @@ class FirstRead:
     # Each number on no person -> its summary, complete (None: the contacts read stopped at
     # its cap, so none is known complete; every number then goes the usual way).
     unlinked: dict[str, store.Summary]
+    along: int | None = None  # the value of `first_read_on`'s `along`
 
 
 async def first_read(
@@ -100,12 +105,18 @@ async def first_read(
 
 async def first_read_on(
     direct: Direct, dialect: Dialect, scopes: list[str], numbers: list[str], today: date,
-    since: datetime,
+    since: datetime, along: str | None = None,
 ) -> FirstRead:  # fmt: skip
     """`first_read` on a connection held outside any session (the express path's read of a
-    new call's caller: app.history.steps)."""
+    new call's caller: app.history.steps). `along`: an SQL expression of an integer to
+    select with it (a new call's id from its sequence: a round trip fewer than on its own)."""
+    statement = _STATEMENT
+    if along is not None:
+        statement = _ALONG_STATEMENTS.get(along)
+        if statement is None:
+            statement = _ALONG_STATEMENTS[along] = _statement(along)
     params = _params(scopes, numbers, today, since)
-    found = await rows_on(direct, dialect, _STATEMENT, params)
+    found = await rows_on(direct, dialect, statement, params)
     return _parsed(found, scopes, numbers, since)
 
 
@@ -117,6 +128,7 @@ def _params(scopes: list[str], numbers: list[str], today: date, since: datetime)
 def _parsed(rows: list[Any], scopes: list[str], numbers: list[str], since: datetime) -> FirstRead:
     limit = store_records.MAX_CONTACTS * len(numbers)
     found: dict[str, int] = {}
+    along = None
     link_rows: list[tuple[Any, ...]] = []
     contacts: list[tuple[Any, ...]] = []
     for tag, key, household_id, person_id, n, relationship, *rest in rows:
@@ -127,6 +139,8 @@ def _parsed(rows: list[Any], scopes: list[str], numbers: list[str], since: datet
             # In store_records.CONTACT_COLUMNS' order.
             contacts.append((key, occurred_at, number, person_id, household_id, incident,
                              victim, da, outcome, n, relationship))  # fmt: skip
+        elif tag == _ALONG:
+            along = int(n)
         else:
             link_rows.append((key, household_id, person_id, n, relationship))
     links = links_of(numbers, link_rows)
@@ -141,4 +155,4 @@ def _parsed(rows: list[Any], scopes: list[str], numbers: list[str], since: datet
         for number in numbers:
             if not links[number].person_ids:
                 unlinked[number] = store.unlinked_summary(number, since, by_number[number])
-    return FirstRead({scope: found.get(scope, 0) for scope in scopes}, links, unlinked)
+    return FirstRead({scope: found.get(scope, 0) for scope in scopes}, links, unlinked, along)

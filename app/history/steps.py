@@ -129,9 +129,14 @@ class HistoryStep:
         summary = None
         if call.caller_e164 is not None and call.presentation == "allowed":
             dialect = resources.engine.dialect
-            summary = await unlinked_summary_on(
-                direct, dialect, call.caller_e164, now=now, horizon_days=horizon
+            # The call's id with it, if no read took it yet (one round trip fewer; a
+            # caller declined here leaves a gap in the ids, nothing more).
+            along = ctx.id_sql if ctx.taken_id is None else None
+            summary, taken = await unlinked_summary_on(
+                direct, dialect, call.caller_e164, now=now, horizon_days=horizon, along=along
             )
+            if taken is not None:
+                ctx.taken_id = taken
             if summary is None:
                 return False
         facts = caller_facts(summary, now=now, presentation=call.presentation, horizon_days=horizon)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event as db_event
 from sqlalchemy import func, select, text
 
 from app.audit.models import AuditLog
@@ -122,6 +123,43 @@ async def test_an_offered_of_a_caller_the_history_does_not_hold_goes_express_as_
     assert express["frame"] == locked["frame"]
 
 
+async def test_the_new_calls_id_is_selected_with_its_callers_read(settings: Settings) -> None:
+    """An offered that goes express sends its id's nextval with the lookup's first read, not
+    as a statement of its own (a round trip per new call)."""
+    async with running(fast(settings)) as (app, http):
+        resources: Resources = app.state.resources
+        loop = asyncio.get_running_loop()
+        sent: list[str] = []
+
+        def watch(dbapi_connection: Any, *_: Any) -> None:
+            # Every statement sent on the connections the request takes from the pool.
+            raw = dbapi_connection.driver_connection
+            raw.add_query_logger(lambda record: sent.append(record.query))
+
+        async def logged() -> list[str]:
+            # asyncpg hands each record to its loggers with call_soon: once a callback queued
+            # after the request's statements has run, every one of them has been written down.
+            done = loop.create_future()
+            loop.call_soon(done.set_result, None)
+            await done
+            return [query for query in sent if "call_id_seq" in query]
+
+        pool = resources.engine.sync_engine.pool
+        db_event.listen(pool, "checkout", watch)
+        try:
+            answer = await post_signed(http, _offered("new-id-1"))
+        finally:
+            db_event.remove(pool, "checkout", watch)
+        assert answer.status_code == 202
+        assert pipeline_of(app).expressed == 1
+        (taken,) = await logged()
+        assert "contact" in taken and "history_version" in taken  # the lookup's first read
+        stored = await _stored(resources, "new-id-1")
+        async with resources.sessions() as session:
+            last = await session.scalar(text("SELECT last_value FROM call_id_seq"))
+        assert answer.json()["call_id"] == stored["call_id"] == last
+
+
 async def test_a_caller_the_history_knows_takes_the_locked_path_and_is_audited(
     settings: Settings,
 ) -> None:
@@ -152,8 +190,9 @@ async def test_a_caller_the_history_knows_takes_the_locked_path_and_is_audited(
         answer = await post_signed(http, withheld)
         assert answer.status_code == 202
         assert (pipeline.expressed, pipeline.express_fallbacks) == (0, 3)
-        # An attempt declined on its read (the known caller, the withheld number) takes no
-        # call id; the number-only caller is declined by its plan, once its id is taken.
+        # The known caller's read and the number-only caller's (declined by its plan) each
+        # selected an id that no call then took (a gap); the withheld number is declined
+        # before any id is taken.
         ids.append(answer.json()["call_id"])
         assert ids == [ids[0], ids[0] + 2, ids[0] + 3]
         async with resources.sessions() as session:
