@@ -44,6 +44,14 @@ def flags_call(alerts: list[PlannedAlert]) -> bool:
 def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]) -> list[Alert]:
     """Add the planned alerts to the session: they are inserted, and get their ids, at its next
     flush (a batch's alerts go in together)."""
+    rows = raised(call_id, planned)
+    session.add_all(rows)
+    return rows
+
+
+def raised(call_id: int, planned: list[PlannedAlert]) -> list[Alert]:
+    """The planned alerts as rows to insert (`values`), not added to any session (counted as
+    raised: the caller inserts them in the same transaction)."""
     now = utcnow()
     rows = [
         Alert(
@@ -62,10 +70,21 @@ def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]) -> l
         )
         for a in planned
     ]
-    session.add_all(rows)
     for alert in planned:
         ALERTS.inc(alert.rule)
     return rows
+
+
+# What `values` reads of an alert row (its id comes with the insert; its acknowledgement later).
+_COLUMNS = (
+    "call_id", "kind", "severity", "title", "reasons", "evidence", "rule", "tags",
+    "suggested_grade", "category", "evidence_lines", "raised_at",
+)  # fmt: skip
+
+
+def values(alert: Alert) -> dict[str, Any]:
+    """An alert row's columns, for an insert of rows (app.history.tx_state)."""
+    return {name: getattr(alert, name) for name in _COLUMNS}
 
 
 def as_dict(

@@ -283,7 +283,9 @@ async def prepare_call(
     planned = alert_store.plan(resources, facts)
     context = build_context(facts)
     tx.add_row(CONTEXT, {"call_id": call_id, "context": context, "looked_up_at": facts.now})
-    rows: list[Any] = alert_store.store(session, call_id, planned)
+    # Inserted by `settle`, with the calls they flag (one statement for the transaction).
+    rows: list[Any] = alert_store.raised(call_id, planned)
+    tx.alerts += rows
     if alert_store.flags_call(planned):
         tx.flag.add(call_id)
     audit.add_rows(session, consultations(context, actor=f"call:{call_id}", call_id=call_id))

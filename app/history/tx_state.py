@@ -16,11 +16,12 @@ from app import db_riders
 from app.calls.models import Call
 from app.db import per_transaction
 from app.db_direct import driver, insert_many
-from app.history import writes
+from app.history import alerts, writes
+from app.history.models import Alert
 from app.history.store import Summary
 
-# A call's context and its alerts: dicts once stored; an alert added in this transaction is
-# its row until the history step finishes (its id comes with the flush).
+# A call's context and its alerts: dicts once stored; an alert raised in this transaction is
+# its row until the history step finishes (its id comes with `settle`'s insert).
 StoredContext = tuple[dict[str, Any], list[Any]]
 
 
@@ -46,6 +47,7 @@ class HistoryTx:
     persons: set[str] = field(default_factory=set)
     households: set[str] = field(default_factory=set)
     flag: set[int] = field(default_factory=set)  # calls to flag
+    alerts: list[Alert] = field(default_factory=list)  # raised, to insert (`alerts.raised`)
     # Rows to insert with one statement per table (Core: many rows cost a fraction of as
     # many ORM objects): contexts, consultation records, write-back contacts.
     rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
@@ -78,15 +80,8 @@ async def settle(session: AsyncSession) -> None:
     """Flush what the history step added in this transaction, flag its calls and invalidate
     the summaries its writes change (in the same transaction, as every history write does)."""
     tx = tx_of(session)
-    if tx.flag:
-        direct = await driver(session)
-        if direct is not None:
-            await direct.execute(_FLAG_PG, sorted(tx.flag))
-        else:
-            await session.execute(
-                update(Call).where(Call.id.in_(sorted(tx.flag))).values(flagged=True)
-            )
-        tx.flag.clear()
+    if tx.flag or tx.alerts:
+        await _raise(session, tx)
     await write_rows(session, tx)
     if tx.numbers or tx.persons or tx.households:
         await writes.invalidate(
@@ -110,6 +105,34 @@ async def write_rows(session: AsyncSession, tx: HistoryTx) -> None:
             await session.execute(insert(table), rows)
     tx.rows.clear()
 
+
+async def _raise(session: AsyncSession, tx: HistoryTx) -> None:
+    """Insert the alerts raised in this transaction and flag the calls they flag. PostgreSQL:
+    one statement, the flagging riding on the insert, each alert's id set on its row (the
+    realtime step's frames carry it); elsewhere through the session (ids at its flush)."""
+    raised, flag = tx.alerts, sorted(tx.flag)
+    tx.alerts, tx.flag = [], set()
+    direct = await driver(session)
+    if direct is None:
+        session.add_all(raised)  # flushed by `write_rows`
+        if flag:
+            await session.execute(update(Call).where(Call.id.in_(flag)).values(flagged=True))
+        return
+    if not raised:
+        await direct.execute(_FLAG_PG, flag)
+        return
+    dialect = session.get_bind().dialect
+    rows = [alerts.values(alert) for alert in raised]
+    (insert_alerts,), args = db_riders.ctes([(_ALERT, rows)], dialect, 2, returning="id")
+    found = await direct.fetch(
+        f"WITH flagged AS ({_FLAG_PG}), {insert_alerts} SELECT id FROM riding_0", flag, *args
+    )
+    # Ids drawn from the sequence in the rows' order (`unnest_insert_sql`) sort back into it.
+    for alert, alert_id in zip(raised, sorted(r[0] for r in found), strict=True):
+        alert.id = alert_id
+
+
+_ALERT: Table = Alert.__table__  # type: ignore[assignment]
 
 # Tables whose rows nothing reads later in the transaction that writes them (a call's stored
 # context is read by the call's later events, each in a transaction of its own, and within

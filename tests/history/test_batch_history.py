@@ -21,9 +21,10 @@ from sqlalchemy import select
 
 from app.audit.models import AuditLog
 from app.calls.models import Call
-from app.history.models import Contact
+from app.history.models import Alert, Contact
 from app.history.stored_context import stored_context
 from tests.history.support import add_contact, add_marker, add_people, kinds, ring
+from tests.realtime.test_outbox import _drain
 from tests.telephony.support import EVENTS_URL, event, post_signed
 
 NUMBERS = {"b": "+441134960201", "s": "+441134960202"}
@@ -137,3 +138,37 @@ async def test_a_batch_leaves_the_history_single_events_leave(
         _, context, _ = await ring(app, client, f"{w}-later", NUMBERS[w])
         seen[w] = (context["number_summary"], len(context["number_contacts"]))
     assert seen["b"] == seen["s"] and seen["b"][1] == 2
+
+
+async def test_a_batchs_alerts_reach_the_screens_with_the_ids_they_were_stored_with(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The alerts a transaction raises are inserted together (one statement on PostgreSQL,
+    with the flags): each frame carries the ids its own call's rows were given."""
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    await world(app, "b", start)
+    resources = app.state.resources
+    supervisors = await resources.broker.subscribe("supervisors", maxsize=100)
+    offered = [call[0] for call in calls("b", start)]
+    response = await post_signed(client, json.dumps(offered).encode(), url=EVENTS_URL + "/batch")
+    assert response.status_code == 200 and response.json()["accepted"] == len(offered)
+    frames = await _drain(supervisors, len(offered))
+    shown = {f["call_id"]: sorted((a["alert_id"], a["kind"]) for a in f["data"]["alerts"])
+             for f in frames if f["type"] == "call.offered"}  # fmt: skip
+    async with resources.sessions() as session:
+        rows = (await session.execute(
+            select(Alert.call_id, Alert.id, Alert.kind).join(Call, Call.id == Alert.call_id)
+            .where(Call.external_id.like("b-%"))
+        )).all()  # fmt: skip
+        flagged = set(
+            await session.scalars(select(Call.id).where(Call.flagged, Call.external_id.like("b-%")))
+        )
+    stored: dict[int, list[tuple[int, str]]] = {call_id: [] for call_id in shown}
+    for call_id, alert_id, kind in rows:
+        stored[call_id].append((alert_id, kind))
+    assert shown == {call_id: sorted(found) for call_id, found in stored.items()}
+    # Three of the four calls raised alerts (the household's risk on the caller's two calls,
+    # the withheld number): the insert's ids went back to the right rows, and each of those
+    # calls is flagged (every one of these alerts flags its call).
+    assert sorted(len(found) > 0 for found in shown.values()) == [False, True, True, True]
+    assert flagged == {call_id for call_id, found in shown.items() if found}
