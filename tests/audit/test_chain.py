@@ -13,6 +13,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text, update
 
+from app.audit import chain as audit_chain
 from app.audit import service as audit
 from app.audit.models import AuditLog
 from app.auth.models import Role
@@ -171,3 +172,37 @@ async def test_subject_export_lists_who_saw_the_person_as_neutral_csv(
         )
     assert disclosed == 1
     assert run_cli(settings, "verify").returncode == 0
+
+
+async def test_rows_hashed_by_the_database_verify_as_python_hashes_them(
+    settings: Settings, app: FastAPI
+) -> None:
+    """On PostgreSQL the append hashes the rows in SQL (one statement): whatever a row holds
+    (accents, quotes, backslashes, emoji, nested records with keys out of order, empty and
+    missing values), its hash is the one `digest` gives, and the chain verifies. A database
+    without the head row: the first append creates it (hashing in Python), the next ones
+    follow it."""
+    odd = {
+        "zoë": ['Łukasz "Łuki" O\'Brien', "C:\\path\\to", "tab\tnew\nline", "🚓"],
+        "b": {"z": 1, "a": [None, True, 2.5, ""]},
+        "a": [],
+    }
+    await _exec(app, text("DELETE FROM audit_chain_head"))
+    for n in range(3):
+        async with unit_of_work(app.state.resources.sessions) as session:
+            for k in range(3):  # several rows in one statement, each after the one before
+                audit.record(
+                    session, actor=f"staff:Ö{n}", action="consultation", subject_type="person",
+                    subject_id=f"P-{k}-é", call_id=None if k else "42",
+                    justification="weil „Grund“" if k == 1 else None, records=odd,
+                )  # fmt: skip
+    async with app.state.resources.sessions() as session:
+        stored = (await session.scalars(select(AuditLog).order_by(AuditLog.seq))).all()
+    assert [(r.seq, r.actor) for r in stored] == [
+        (3 * n + k + 1, f"staff:Ö{n}") for n in range(3) for k in range(3)
+    ]
+    assert all(r.records == odd for r in stored)
+    assert all(audit_chain.digest(r.prev_hash, vars(r)) == r.hash for r in stored)
+    assert all(r.prev_hash == before.hash for before, r in zip(stored, stored[1:], strict=False))
+    done = run_cli(settings, "verify")
+    assert done.returncode == 0, done.stderr
