@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Date,
     Float,
     String,
@@ -19,11 +21,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import UTCDateTime, union_branch
+from app.history import store_records
 from app.history.models import Household, Marker, Person
 from app.history.store_links import Links, fixed_rows, member_relationships, number_links_many
 from app.history.store_records import (
     Contacts,
+    contact_query,
     contacts_for,
+    contacts_from,
     contacts_many,
     marker_ref,
     marker_select,
@@ -58,7 +63,7 @@ async def build(
         return (await build_many(session, [number], today=today, since=since))[number]
     members, relationships = await member_relationships(session, household_ids, today)
     links = Links(caller_ids, {h: members.get(h, []) for h in household_ids}, relationships)
-    people, homes, markers = await _subjects(session, [links])
+    people, homes, markers, _ = await _subjects(session, [links])
     contacts = await contacts_for(
         session, number=None, person_ids=links.person_ids, household_ids=household_ids,
         since=since,
@@ -82,22 +87,32 @@ async def build_many(
         return {}
     if links is None or any(n not in links for n in wanted):
         links = await number_links_many(session, wanted, today)
-    people, homes, markers = await _subjects(session, list(links.values()))
-    contacts = await contacts_many(session, links, since)
+    links = {n: links[n] for n in wanted}
+    if any(link.person_ids or link.household_ids for link in links.values()):
+        people, homes, markers, rows = await _subjects(
+            session, list(links.values()), (wanted, since)
+        )
+        contacts = await contacts_from(session, links, since, rows)
+    else:  # numbers on nobody: their contacts are the whole summary
+        people, homes, markers, _ = await _subjects(session, [])
+        contacts = await contacts_many(session, links, since)
     return {n: _assemble(n, since, links[n], people, homes, contacts[n], markers) for n in wanted}
 
 
-# People, households and markers of a summary in one statement (one round trip, not three;
-# issue 19): a UNION ALL of the three, each row tagged with its kind, their columns on shared
-# positions of one type each. Built once per shape (which of the id lists are non-empty).
-_PERSON, _HOUSEHOLD, _MARKER = 0, 1, 2
+# People, households, markers and contacts of a summary in one statement (one round trip,
+# not four; issue 19): a UNION ALL of them, each row tagged with its kind, their columns on
+# shared positions of one type each. Built once per shape (which of the id lists are
+# non-empty, and whether the numbers' contacts are read with them).
+_PERSON, _HOUSEHOLD, _MARKER, _CONTACT = 0, 1, 2, 3
 
 
 _TEXT, _NUMBER, _DATE, _TIME = String(), Float(), Date(), UTCDateTime()
+_FLAG, _INT = Boolean(), BigInteger()
 # The shared row: its columns' names and types (a branch leaves NULL what it has not).
 _SHAPE = (
     ("id", _TEXT), ("s1", _TEXT), ("s2", _TEXT), ("s3", _TEXT), ("s4", _TEXT),
     ("f1", _NUMBER), ("f2", _NUMBER), ("d1", _DATE), ("t1", _TIME), ("t2", _TIME),
+    ("s5", _TEXT), ("s6", _TEXT), ("b1", _FLAG), ("b2", _FLAG), ("n1", _INT),
 )  # fmt: skip
 
 
@@ -105,12 +120,20 @@ def _row(tag: int, query: Any, **columns: Any) -> Any:
     return union_branch(tag, query, _SHAPE, **columns)
 
 
-def _subjects_query(persons: bool, households: bool) -> Any:
-    key = (persons, households)
+def _subjects_query(persons: bool, households: bool, contacts: bool) -> Any:
+    key = (persons, households, contacts)
     query = _SUBJECTS.get(key)
     if query is not None:
         return query
     branches = []
+    if contacts:
+        # `contact_rows`' query (ordered, limited) as a subquery: its rows, newest first.
+        c = contact_query(True, persons, households).subquery("recent")
+        branches.append(
+            _row(_CONTACT, select(c), id=c.c.id, t1=c.c.occurred_at, s1=c.c.number,
+                 s2=c.c.person_id, s3=c.c.household_id, s4=c.c.incident_type, b1=c.c.victim,
+                 b2=c.c.domestic_abuse, s5=c.c.outcome, n1=c.c.call_id, s6=c.c.caller_role)
+        )  # fmt: skip
     if persons:
         wanted = select(Person).where(Person.id.in_(bindparam("person_ids", expanding=True)))
         branches.append(
@@ -130,42 +153,52 @@ def _subjects_query(persons: bool, households: bool) -> Any:
                 t1=Marker.set_at, t2=Marker.expires_at)
     )  # fmt: skip
     union = union_all(*branches)
-    # Markers newest first, as `markers_for` gives them (people and homes are keyed by id).
+    # Markers newest first, as `markers_for` gives them (people and homes are keyed by id);
+    # contacts newest first, as `contact_rows` gives them.
     columns = union.selected_columns
     query = _SUBJECTS[key] = union.order_by(columns.tag, columns.t1.desc().nulls_last(), columns.id)
     return query
 
 
-_SUBJECTS: dict[tuple[bool, bool], Any] = {}
+_SUBJECTS: dict[tuple[bool, bool, bool], Any] = {}
 
 
 async def _subjects(
-    session: AsyncSession, links: list[Links]
-) -> tuple[dict[str, Any], dict[str, Any], tuple[dict[str, list[MarkerRef]], ...]]:
-    """People, households and markers of every summary, in one query."""
+    session: AsyncSession,
+    links: list[Links],
+    numbers_since: tuple[list[str], datetime] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], tuple[dict[str, list[MarkerRef]], ...], list[Any]]:
+    """People, households and markers of every summary, in one query; with `numbers_since`
+    (the summaries' numbers), their contacts as well (`contact_rows`' rows for them, their
+    people and households, in its columns' order)."""
     person_ids = sorted({p for link in links for p in link.person_ids})
     household_ids = sorted({h for link in links for h in link.household_ids})
     people: dict[str, Any] = {}
     homes: dict[str, Any] = {}
     by_person: dict[str, list[MarkerRef]] = defaultdict(list)
     by_household: dict[str, list[MarkerRef]] = defaultdict(list)
+    contacts: list[Any] = []
     if not (person_ids or household_ids):
-        return people, homes, (by_person, by_household)
-    rows = await fixed_rows(
-        session,
-        _subjects_query(bool(person_ids), bool(household_ids)),
-        {"person_ids": person_ids, "household_ids": household_ids},
-    )
-    for tag, id_, s1, s2, s3, s4, f1, f2, d1, t1, t2 in rows:
+        return people, homes, (by_person, by_household), contacts
+    params: dict[str, Any] = {"person_ids": person_ids, "household_ids": household_ids}
+    if numbers_since is not None:
+        numbers, since = numbers_since
+        params.update(numbers=numbers, since=since, limit=store_records.MAX_CONTACTS * len(numbers))
+    query = _subjects_query(bool(person_ids), bool(household_ids), numbers_since is not None)
+    for tag, id_, s1, s2, s3, s4, f1, f2, d1, t1, t2, s5, s6, b1, b2, n1 in await fixed_rows(
+        session, query, params
+    ):
         if tag == _PERSON:
             people[id_] = _Person(s1, d1)
         elif tag == _HOUSEHOLD:
             homes[id_] = _Home(s1, s2, f1, f2)
-        else:
+        elif tag == _MARKER:
             ref = marker_ref(id_, kind=s1, subject_type=s2, subject_id=s3, set_by=s4,
                              set_at=t1, expires_at=t2)  # fmt: skip
             (by_person if ref.subject_type == "person" else by_household)[s3].append(ref)
-    return people, homes, (by_person, by_household)
+        else:  # in store_records.CONTACT_COLUMNS' order
+            contacts.append((id_, t1, s1, s2, s3, s4, b1, b2, s5, n1, s6))
+    return people, homes, (by_person, by_household), contacts
 
 
 class _Person(NamedTuple):

@@ -75,7 +75,7 @@ async def contact_rows(
     """Contacts since `since` of any of the numbers, persons or households, newest first."""
     if not (numbers or person_ids or household_ids):
         return []
-    query = _contact_query(bool(numbers), bool(person_ids), bool(household_ids))
+    query = contact_query(bool(numbers), bool(person_ids), bool(household_ids))
     params = {
         "numbers": numbers,
         "person_ids": person_ids,
@@ -92,7 +92,8 @@ async def contact_rows(
 _CONTACT_QUERIES: dict[tuple[bool, bool, bool], Any] = {}
 
 
-def _contact_query(numbers: bool, persons: bool, households: bool) -> Any:
+def contact_query(numbers: bool, persons: bool, households: bool) -> Any:
+    """`contact_rows`' query for that shape (which of its id lists are non-empty)."""
     key = (numbers, persons, households)
     query = _CONTACT_QUERIES.get(key)
     if query is None:
@@ -249,6 +250,16 @@ async def contacts_many(
     households = sorted({h for link in links.values() for h in link.household_ids})
     limit = MAX_CONTACTS * len(numbers)
     rows = await contact_rows(session, numbers, persons, households, since, limit)
+    return await contacts_from(session, links, since, rows)
+
+
+async def contacts_from(
+    session: AsyncSession, links: dict[str, Links], since: datetime, rows: list[Any]
+) -> dict[str, Contacts]:
+    """`contacts_many` from the rows its query read (newest first, capped at MAX_CONTACTS
+    per number: read with other rows by `store.build_many`)."""
+    numbers = list(links)
+    limit = MAX_CONTACTS * len(numbers)
     if len(rows) >= limit:
         return {
             n: await contacts_for(

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from app.audit.models import AuditLog
 from app.auth.models import Role
 from app.cache import MemoryCache, RedisCache
+from app.calls.models import Call
 from app.config import Settings
 from app.db import utcnow
 from app.history import (
@@ -335,14 +336,24 @@ async def test_people_households_and_markers_in_one_read_are_what_each_read_give
     await add_marker(app, "MK2", subject_type="person", subject_id="M", kind="vulnerable_adult",
                      set_at=days_ago(2), expires_at=days_ago(1))  # fmt: skip
     await add_marker(app, "MK3", subject_type="household", subject_id="H2", kind="firearms")
-    now = utcnow()
+    # Contacts of the number, a person and a household, every column set somewhere (read
+    # with the rest since issue 19's ninth pass).
     async with app.state.resources.sessions() as session, session.begin():
-        summary = (
-            await store.build_many(
-                session, [SHARED], today=now.date(), since=lookup.horizon_start(now, 400)
-            )
-        )[SHARED]
+        call = Call(source="canonical", external_id="lookup-1", state="ended")
+        session.add(call)
+    await add_contact(app, "CN", number=SHARED, incident_type="burglary", victim=True,
+                      outcome="recorded", call_id=call.id, occurred_at=days_ago(3))  # fmt: skip
+    await add_contact(app, "CP", person_id="M", domestic_abuse=True, caller_person_id="A",
+                      caller_role="neighbour", occurred_at=days_ago(2))  # fmt: skip
+    await add_contact(app, "CH", household_id="H1", occurred_at=days_ago(2))
+    now = utcnow()
+    since = lookup.horizon_start(now, 400)
+    async with app.state.resources.sessions() as session, session.begin():
+        summary = (await store.build_many(session, [SHARED], today=now.date(), since=since))[SHARED]
         by_person, by_household = await store_records.markers_for(session, ["A", "M"], ["H1", "H2"])
+        own = await store_records.contacts_for(
+            session, number=SHARED, person_ids=["A", "M"], household_ids=["H1", "H2"], since=since
+        )
     persons = {p.id: p for p in summary.persons}
     assert persons["A"].name == "Test A" and persons["M"].name == "Test M"
     assert persons["A"].date_of_birth == "1980-02-29" and persons["M"].date_of_birth is None
@@ -356,3 +367,9 @@ async def test_people_households_and_markers_in_one_read_are_what_each_read_give
     assert (homes["H1"].easting, homes["H1"].northing) == (429157.5, 433904.25)
     assert homes["H2"].easting is None and homes["H2"].markers == by_household["H2"]
     assert [m.kind for m in homes["H2"].markers] == ["firearms"] and homes["H1"].markers == []
+    # The contacts as their own query gives them, field for field.
+    number_contacts, person_contacts, household_contacts = own
+    assert [c.id for c in summary.number_contacts] == ["CN"]
+    assert summary.number_contacts == number_contacts
+    assert persons["M"].contacts == person_contacts["M"] and persons["M"].contacts[0].id == "CP"
+    assert homes["H1"].contacts == household_contacts["H1"] and homes["H1"].contacts[0].id == "CH"
