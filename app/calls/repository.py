@@ -15,6 +15,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     or_,
@@ -211,6 +212,8 @@ def _statement(kind: str, dialect: str, with_id: bool = False) -> Executable:
             stmt = _event_insert(dialect, with_id).returning(EVENT.c.event_id)
         elif kind == "update_state":
             stmt = _state_update()
+        elif kind == "create_with_event":
+            stmt = _create_with_event_statement()
         else:
             stmt = _insert_and_update_pg(with_id, reading=kind == "insert_and_update_reading")
         _STATEMENTS[key] = stmt
@@ -299,6 +302,70 @@ async def store_event(
     if new_id is not None:
         await session.execute(_statement("update_state", dialect), params)
     return None if new_id is None else int(new_id)
+
+
+# --- a call's first event, in one statement (PostgreSQL) ----------------------------------
+# An `offered` most often creates its call. On the locked path that took two statements
+# (`lock_or_create_call`, then `store_event`): the call is created with its state after the
+# event and the event stored with it in one (the new row is this transaction's, locked until
+# it ends). Nothing is written when the call exists or the event's id is stored already:
+# `lock_or_create_call` and `store_event` then take the event as any other.
+
+_NEW_CALL = ("source", "external_id", "flagged", "frame_seq", "created_at", *STATE_COLUMNS)
+_NEW_EVENT = tuple(name for name in EVENT_COLUMNS if name != "call_id")
+
+
+def _create_with_event_statement() -> Select[Any]:
+    source = bindparam("e_source", type_=EVENT.c.source.type)
+    event_id = bindparam("e_event_id", type_=EVENT.c.event_id.type)
+    stored = select(EVENT.c.id).where(EVENT.c.source == source, EVENT.c.event_id == event_id)
+    values = [bindparam("c_" + name, type_=CALL.c[name].type) for name in _NEW_CALL]
+    created = (
+        upsert(CALL, "postgresql")
+        .from_select(list(_NEW_CALL), select(*values).where(~exists(stored)))
+        .on_conflict_do_nothing(index_elements=[CALL.c.source, CALL.c.external_id])
+        .returning(*CALL.c)
+        .cte("created")
+    )
+    event = [
+        source if name == "source" else event_id if name == "event_id"
+        else bindparam("e_" + name, type_=EVENT.c[name].type)
+        for name in _NEW_EVENT
+    ]  # fmt: skip
+    inserted = (
+        upsert(EVENT, "postgresql")
+        .from_select(["call_id", *_NEW_EVENT], select(created.c.id, *event))
+        .on_conflict_do_nothing(index_elements=[EVENT.c.source, EVENT.c.event_id])
+        .returning(EVENT.c.id)
+        .cte("inserted")
+    )
+    return select(*created.c, select(inserted.c.id).scalar_subquery().label("event_row_id"))
+
+
+async def create_with_event(
+    session: AsyncSession, call: dict[str, object], event: dict[str, object]
+) -> tuple[CallRow, int] | None:
+    """Create the call (columns `_NEW_CALL`) with its first event (EVENT_COLUMNS but
+    `call_id`) in one statement, the row locked for this transaction: the call and the stored
+    event's id. None, nothing written, when the call exists or the event is stored already,
+    on SQLite, or when the event's statement must carry registered reads (`store_event`)."""
+    if not is_postgres(session) or any(event["type"] in r.on for r in _WITH_EVENT.values()):
+        return None
+    params = {"c_" + name: value for name, value in call.items()}
+    params.update(("e_" + name, value) for name, value in event.items())
+    found = await direct.rows(session, _statement("create_with_event", "postgresql"), params)
+    if not found:
+        return None
+    row = found[0]
+    if row.event_row_id is None:
+        # The event's id was stored on another call by a transaction that committed after
+        # this statement began (a platform reusing ids): the call was created, the event
+        # not. Undone (the row is this transaction's own), so that the usual statements
+        # answer the event as they would have.
+        await session.execute(delete(CALL).where(CALL.c.id == row.id))
+        return None
+    _remember_frame_seqs(session.sync_session, [row])
+    return row, int(row.event_row_id)
 
 
 # --- ingest of a batch: a few statements for the whole batch -------------------------------

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +20,7 @@ from app.calls.models import Call, CallEventRow
 from app.calls.snapshot import CallSnapshot
 from app.db import utcnow
 from app.errors import NotFound
-from app.telephony.events import CallEvent, Presentation
+from app.telephony.events import CallEvent, EventType, Presentation
 from app.telephony.numbers import normalise
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,14 @@ async def ingest(
     picks the event up. `row_id`: store the event under this id (taken from the sequence
     by a rolled-back attempt: the stored event keeps the id its first processing saw).
     """
+    if row_id is None and event.type == EventType.offered:
+        created = await _create_with_event(
+            session, source, event, raw, region,
+            processed=processed, attempts=attempts, lease_seconds=lease_seconds,
+            last_error=last_error,
+        )  # fmt: skip
+        if created is not None:
+            return created
     call = await repo.lock_or_create_call(session, source, event.call_id, event.type.value)
     before = repo.state_of(call)
     after = lifecycle.apply(before, fact_of(event, region))
@@ -118,6 +127,33 @@ async def ingest(
     return IngestOutcome(
         stored_id, call.id, after.state, False, snapshot_after(call, after), before.state
     )
+
+
+async def _create_with_event(
+    session: AsyncSession,
+    source: str,
+    event: CallEvent,
+    raw: bytes,
+    region: str,
+    **stored: Any,
+) -> IngestOutcome | None:
+    """`ingest` of a call's first event in one statement (`repo.create_with_event`); None,
+    nothing written, when its call exists or it is stored already."""
+    before = lifecycle.CallState()
+    after = lifecycle.apply(before, fact_of(event, region))
+    assert after.state is not None
+    now = utcnow()
+    values = event_values(source, event, raw, 0, before, after, now, **stored)
+    del values["call_id"]  # the new call's
+    call_values = {
+        "source": source, "external_id": event.call_id, "flagged": False, "frame_seq": 0,
+        "created_at": now, **repo.state_values(after),
+    }  # fmt: skip
+    created = await repo.create_with_event(session, call_values, values)
+    if created is None:
+        return None
+    call, stored_id = created
+    return IngestOutcome(stored_id, call.id, after.state, False, snapshot_after(call, after), None)
 
 
 def event_values(

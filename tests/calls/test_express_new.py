@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event as db_event
 from sqlalchemy import func, select, text
 
 from app.audit.models import AuditLog
@@ -27,6 +26,7 @@ from tests.calls.test_pipeline import fast, pipeline_of, running
 from tests.history.identify_support import seed
 from tests.realtime.test_outbox import _drain
 from tests.support.servers import eventually, waiting_for_a_lock
+from tests.support.statements import statements_sent
 from tests.telephony.support import event, lifecycle, post_signed
 
 pytestmark = pytest.mark.production_only  # SQLite has no express path
@@ -128,31 +128,12 @@ async def test_the_new_calls_id_is_selected_with_its_callers_read(settings: Sett
     as a statement of its own (a round trip per new call)."""
     async with running(fast(settings)) as (app, http):
         resources: Resources = app.state.resources
-        loop = asyncio.get_running_loop()
-        sent: list[str] = []
-
-        def watch(dbapi_connection: Any, *_: Any) -> None:
-            # Every statement sent on the connections the request takes from the pool.
-            raw = dbapi_connection.driver_connection
-            raw.add_query_logger(lambda record: sent.append(record.query))
-
-        async def logged() -> list[str]:
-            # asyncpg hands each record to its loggers with call_soon: once a callback queued
-            # after the request's statements has run, every one of them has been written down.
-            done = loop.create_future()
-            loop.call_soon(done.set_result, None)
-            await done
-            return [query for query in sent if "call_id_seq" in query]
-
-        pool = resources.engine.sync_engine.pool
-        db_event.listen(pool, "checkout", watch)
-        try:
+        async with statements_sent(resources.engine) as sent:
             answer = await post_signed(http, _offered("new-id-1"))
-        finally:
-            db_event.remove(pool, "checkout", watch)
+            logged = [query for query in await sent() if "call_id_seq" in query]
         assert answer.status_code == 202
         assert pipeline_of(app).expressed == 1
-        (taken,) = await logged()
+        (taken,) = logged
         assert "contact" in taken and "history_version" in taken  # the lookup's first read
         stored = await _stored(resources, "new-id-1")
         async with resources.sessions() as session:
