@@ -2,10 +2,11 @@
 
 Writers queue their rows on the session (`queue`); just before the session commits, the rows
 are numbered after the chain's head, each hashed over its content and the hash of the row
-before, inserted, and the head moved on. Updating the head row first is the lock: on
+before, inserted, and the head moved on. Locking the head row first is the lock: on
 PostgreSQL a row lock that a concurrent appender waits on until this transaction ends (then
 reads the head it left), on SQLite the database's single write lock. The lock is held only
-for the last statements of a transaction, so appenders barely wait on each other.
+for the last statements of a transaction, so appenders barely wait on each other. On
+PostgreSQL all of it is one statement (the database hashes the rows: `_APPEND_HASHED_PG`).
 
 `verify` walks the chain and names each row that was edited, inserted or deleted.
 """
