@@ -123,35 +123,48 @@ _CHAINED = (
     ("subject_id", "text"), ("call_id", "text"), ("justification", "text"),
     ("records", "jsonb"),
 )  # fmt: skip
-_APPEND_HASHED_PG = f"""
-WITH RECURSIVE head AS (
-    SELECT seq, hash FROM audit_chain_head WHERE id = {HEAD_ID} FOR UPDATE
-), rest AS (
-    SELECT * FROM unnest($1::text[]) WITH ORDINALITY AS r(text, n)
-), chain(n, seq, prev_hash, hash) AS (
-    SELECT 0::bigint, seq, NULL::text, hash::text FROM head
-    UNION ALL
-    SELECT rest.n, chain.seq + 1, chain.hash, encode(sha256(convert_to(
-        '["' || chain.hash || '",' || (chain.seq + 1)::text || ',' || rest.text, 'UTF8'
-    )), 'hex')
-    FROM chain JOIN rest ON rest.n = chain.n + 1
-), moved AS (
-    UPDATE audit_chain_head SET seq = last.seq, hash = last.hash
-    FROM (SELECT seq, hash FROM chain ORDER BY n DESC LIMIT 1) AS last
-    WHERE audit_chain_head.id = {HEAD_ID}
-), inserted AS (
-    INSERT INTO audit_log ({", ".join(name for name, _ in _CHAINED)}, seq, prev_hash, hash)
-    SELECT {", ".join(f"r.{n}::jsonb" if t == "jsonb" else f"r.{n}" for n, t in _CHAINED)},
-        chain.seq, chain.prev_hash, chain.hash
-    FROM unnest({", ".join(f"${i + 2}::{'text' if t == 'jsonb' else t}[]"
-                           for i, (_, t) in enumerate(_CHAINED))})
-        WITH ORDINALITY AS r({", ".join(name for name, _ in _CHAINED)}, n)
-    JOIN chain ON chain.n = r.n
-    ORDER BY r.n
-    RETURNING 1
-)
-SELECT count(*) FROM inserted
-"""  # fmt: skip
+
+
+def _hashed_ctes(first: int) -> list[str]:
+    """The append as CTEs (`audit_rows` the rows inserted), for a statement that begins `WITH
+    RECURSIVE`: $first the rows' `_after_seq` texts, then one array per `_CHAINED` column."""
+    names = ", ".join(name for name, _ in _CHAINED)
+    picked = ", ".join(f"r.{n}::jsonb" if t == "jsonb" else f"r.{n}" for n, t in _CHAINED)
+    arrays = ", ".join(f"${first + 1 + i}::{'text' if t == 'jsonb' else t}[]"
+                       for i, (_, t) in enumerate(_CHAINED))  # fmt: skip
+    return [
+        f"audit_head AS (SELECT seq, hash FROM audit_chain_head WHERE id = {HEAD_ID} FOR UPDATE)",
+        f"audit_rest AS (SELECT * FROM unnest(${first}::text[]) WITH ORDINALITY AS r(text, n))",
+        "audit_chain(n, seq, prev_hash, hash) AS ("
+        " SELECT 0::bigint, seq, NULL::text, hash::text FROM audit_head"
+        " UNION ALL"
+        " SELECT audit_rest.n, audit_chain.seq + 1, audit_chain.hash, encode(sha256(convert_to("
+        "'[\"' || audit_chain.hash || '\",' || (audit_chain.seq + 1)::text || ','"
+        " || audit_rest.text, 'UTF8')), 'hex')"
+        " FROM audit_chain JOIN audit_rest ON audit_rest.n = audit_chain.n + 1)",
+        "audit_moved AS (UPDATE audit_chain_head SET seq = last.seq, hash = last.hash"
+        " FROM (SELECT seq, hash FROM audit_chain ORDER BY n DESC LIMIT 1) AS last"
+        f" WHERE audit_chain_head.id = {HEAD_ID})",
+        f"audit_rows AS (INSERT INTO audit_log ({names}, seq, prev_hash, hash)"
+        f" SELECT {picked}, audit_chain.seq, audit_chain.prev_hash, audit_chain.hash"
+        f" FROM unnest({arrays}) WITH ORDINALITY AS r({names}, n)"
+        " JOIN audit_chain ON audit_chain.n = r.n ORDER BY r.n RETURNING 1)",
+    ]
+
+
+def _hashed_args(rows: list[dict[str, Any]]) -> list[Any]:
+    canonical = [_canonical(row) for row in rows]
+    return [
+        [_after_seq(row) for row in canonical],
+        *([row.get(name) for row in canonical] for name, _ in _CHAINED[:-1]),
+        [json.dumps(row["records"]) for row in canonical],
+    ]
+
+
+_APPEND_HASHED_PG = f"WITH RECURSIVE {', '.join(_hashed_ctes(1))} SELECT count(*) FROM audit_rows"
+# What a statement carrying the append (`ride`) returns for `rode`: the rows it wrote.
+AUDITED = "(SELECT count(*) FROM audit_rows)"
+_RIDING = "audit_riding"
 
 
 def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -160,12 +173,7 @@ def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
         return
     direct = driver_sync(conn)
     if direct is not None:
-        canonical = [_canonical(row) for row in rows]
-        found = wait(direct.fetchrow(
-            _APPEND_HASHED_PG, [_after_seq(row) for row in canonical],
-            *([row.get(name) for row in canonical] for name, _ in _CHAINED[:-1]),
-            [json.dumps(row["records"]) for row in canonical],
-        ))  # fmt: skip
+        found = wait(direct.fetchrow(_APPEND_HASHED_PG, *_hashed_args(rows)))
         if found is not None and found[0] == len(rows):
             for row in rows:
                 AUDIT_WRITES.inc(str(row["action"]))
@@ -191,6 +199,31 @@ def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev))
     for row in rows:
         AUDIT_WRITES.inc(str(row["action"]))
+
+
+def ride(sync: Session, first: int) -> tuple[list[str], list[Any]]:
+    """The rows queued for the chain, taken to be appended by the transaction's last
+    statement (app.realtime.outbox, PostgreSQL): its CTEs (`_hashed_ctes`, the statement must
+    begin `WITH RECURSIVE` and return `AUDITED`), their parameters' values from `$first`.
+    Nothing queued: ([], []). `rode` must follow with what the statement returned."""
+    _adopt_added(sync)
+    pending = sync.info.pop(_PENDING, None)
+    if not pending:
+        return [], []
+    sync.info[_RIDING] = pending
+    return _hashed_ctes(first), _hashed_args(pending)
+
+
+def rode(sync: Session, written: int) -> None:
+    """After the statement that took `ride`'s rows: `written` of them were appended. None
+    when the head row is missing (a database created without it): appended again then, the
+    head created first."""
+    pending: list[dict[str, Any]] = sync.info.pop(_RIDING, [])
+    if written == len(pending):
+        for row in pending:
+            AUDIT_WRITES.inc(str(row["action"]))
+        return
+    append(sync.connection(), pending)
 
 
 def _adopt_added(session: Session) -> None:

@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app import db_riders, json_codec, tracing
+from app.audit import chain as audit_chain
 from app.calls.models import Call
 from app.calls.repository import locked_frame_seqs
 from app.calls.step import ExpressContext
@@ -183,10 +184,17 @@ def _marks_cte(first: int) -> str:
     )
 
 
-def _number_and_insert_pg(riders: list[str]) -> str:
+# With the audit chain's append riding too (app.audit.chain.ride): recursive, and each row
+# returned says how many audit rows it wrote.
+_INSERT_AUDITED_PG = _INSERT_PG + f", {audit_chain.AUDITED}"
+
+
+def _number_and_insert_pg(riders: list[str], audited: bool = False) -> str:
     """`_NUMBER_AND_INSERT_PG`, with the transaction's riders (app.db_riders) as CTEs too."""
     if not riders:
         return _NUMBER_AND_INSERT_PG
+    if audited:
+        return f"WITH RECURSIVE {', '.join(riders)}, {_BUMP_PG} {_INSERT_AUDITED_PG}"
     return f"WITH {', '.join(riders)}, {_BUMP_PG} {_INSERT_PG}"
 
 
@@ -220,12 +228,17 @@ def _write_staged(sync: Session) -> None:
         if marking:
             riders = [*riders, _marks_cte(_FIRST_RIDER + len(riding))]
             riding = [*riding, now, marking]
+        # The audit rows too: the chain's head is then locked by the transaction's last
+        # statement, the shortest hold there is, and costs no round trip of its own.
+        audit, audit_args = audit_chain.ride(sync, _FIRST_RIDER + len(riding))
         found = wait(direct.fetch(
-            _number_and_insert_pg(riders), list(counts), list(counts.values()),
-            [r["call_id"] for r in rows], [r["seq"] for r in rows], [r["type"] for r in rows],
-            [json_codec.dumps(r["channels"]) for r in rows], [r["bodies"] for r in rows],
-            [now] * len(rows), *riding,
+            _number_and_insert_pg([*riders, *audit], bool(audit)), list(counts),
+            list(counts.values()), [r["call_id"] for r in rows], [r["seq"] for r in rows],
+            [r["type"] for r in rows], [json_codec.dumps(r["channels"]) for r in rows],
+            [r["bodies"] for r in rows], [now] * len(rows), *riding, *audit_args,
         ))  # fmt: skip
+        if audit:
+            audit_chain.rode(sync, int(found[0][1]))
         ids = sorted(r[0] for r in found)
     elif direct is not None:
         dialect = sync.get_bind().dialect

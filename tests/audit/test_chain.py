@@ -10,6 +10,7 @@ import io
 import subprocess
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text, update
 
@@ -22,6 +23,7 @@ from app.db import unit_of_work
 from tests import test_auth as auth_tests
 from tests.conftest import MakeStaff
 from tests.history.identify_support import call_at, seed
+from tests.support.statements import statements_sent
 from tests.thrive.support import auth
 
 
@@ -204,5 +206,40 @@ async def test_rows_hashed_by_the_database_verify_as_python_hashes_them(
     assert all(r.records == odd for r in stored)
     assert all(audit_chain.digest(r.prev_hash, vars(r)) == r.hash for r in stored)
     assert all(r.prev_hash == before.hash for before, r in zip(stored, stored[1:], strict=False))
+    done = run_cli(settings, "verify")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.production_only  # the rows ride on PostgreSQL's outbox statement
+async def test_a_calls_consultation_rows_ride_on_its_last_statement(
+    settings: Settings, app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+) -> None:
+    """A known caller's lookup is audited by the statement that ends its transaction (the
+    outbox's), not by one of its own; with the head row gone, the rows are appended anyway
+    and the chain still verifies."""
+    await seed(app)
+    await make_staff("H1", Role.handler)
+    resources = app.state.resources
+    for n in range(2):
+        if n == 1:  # a database without the chain (emptied, or created without its head)
+            await _exec(app, text("DELETE FROM audit_chain_head"))
+            await _exec(app, delete(AuditLog))
+        async with statements_sent(resources.engine) as sent:
+            call_id = await call_at(client, "H1", number="+447700900501")
+            statements = await sent()
+        appending = [s for s in statements if "audit_rows" in s]
+        assert len(appending) == (1 if n == 0 else 2)  # the second: the head missing
+        assert "INSERT INTO outbox_message" in appending[0]
+        async with resources.sessions() as session:
+            audited = await session.scalar(
+                select(func.count()).select_from(AuditLog).where(AuditLog.call_id == str(call_id))
+            )
+        assert audited >= 1
+    # Many at once (alone or in group transactions, each taking the head in its last
+    # statement): one unbroken chain.
+    await asyncio.gather(*(call_at(client, "H1", number="+447700900501") for _ in range(12)))
+    async with resources.sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(AuditLog))
+    assert total >= 14
     done = run_cli(settings, "verify")
     assert done.returncode == 0, done.stderr
