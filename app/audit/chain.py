@@ -255,6 +255,7 @@ def _before_commit(session: Session) -> None:
 def _after_rollback(session: Session, previous: SessionTransaction) -> None:
     if previous.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_RIDING, None)  # taken by a statement that failed: rolled back too
 
 
 @dataclass(frozen=True)
