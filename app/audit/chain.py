@@ -13,6 +13,7 @@ PostgreSQL all of it is one statement (the database hashes the rows: `_APPEND_HA
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from sqlalchemy import Connection, Table, event, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.models import GENESIS, AuditChainHead, AuditLog
-from app.db_direct import driver_sync, unnest_insert_sql, wait
+from app.db_direct import driver_sync, wait
 from app.metrics.catalogue import AUDIT_WRITES
 
 AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
@@ -39,27 +40,27 @@ CONTENT = ("seq", *FIELDS, "records")
 
 def digest(prev_hash: str, row: dict[str, Any]) -> str:
     """SHA-256 of the previous hash and the row's content, in one canonical JSON form."""
-    at = row["at"]
-    content = [
-        prev_hash,
-        *(
-            at.astimezone(UTC).isoformat(timespec="microseconds") if name == "at" else row[name]
-            for name in CONTENT
-        ),
-    ]
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = _canonical_json([prev_hash, row["seq"], *_content(row)])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _content(row: dict[str, Any]) -> list[Any]:
+    """What a row's hash covers after its place in the chain (CONTENT but `seq`)."""
+    return [
+        row["at"].astimezone(UTC).isoformat(timespec="microseconds") if name == "at" else row[name]
+        for name in CONTENT[1:]
+    ]
+
+
+def _canonical_json(values: list[Any]) -> str:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _after_seq(row: dict[str, Any]) -> str:
     """`digest`'s JSON text from the value after `seq` to the end: the whole text is
     '["<previous hash>",<seq>,' and this (a hash is hex and a seq an integer, so neither
     needs escaping), which lets PostgreSQL hash a row once it knows its place."""
-    values = [
-        row["at"].astimezone(UTC).isoformat(timespec="microseconds") if name == "at" else row[name]
-        for name in CONTENT[1:]
-    ]
-    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)[1:]
+    return _canonical_json(_content(row))[1:]
 
 
 def queue(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -83,17 +84,6 @@ _LOCK_HEAD = (
     .returning(HEAD.c.seq, HEAD.c.hash)
 )
 _LOCK_HEAD_PG = f"UPDATE audit_chain_head SET seq = seq WHERE id = {HEAD_ID} RETURNING seq, hash"
-# On PostgreSQL the rows and the head's move go in one statement (one round trip), the rows
-# in their order (ORDINALITY). `records` is sent as JSON text, as the column's type would.
-_APPENDED = (
-    ("at", "timestamptz"), ("actor", "text"), ("action", "text"), ("subject_type", "text"),
-    ("subject_id", "text"), ("call_id", "text"), ("justification", "text"), ("seq", "bigint"),
-    ("prev_hash", "text"), ("hash", "text"), ("records", "jsonb"),
-)  # fmt: skip
-_APPEND_PG = (
-    f"WITH moved AS (UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = {HEAD_ID}) "
-    + unnest_insert_sql("audit_log", _APPENDED, first=3)
-)
 
 
 def _head(conn: Connection) -> tuple[int, str]:
@@ -125,14 +115,15 @@ _CHAINED = (
 )  # fmt: skip
 
 
-def _hashed_ctes(first: int) -> list[str]:
+@functools.cache  # per transaction on the hot path: built once per first parameter
+def _hashed_ctes(first: int) -> tuple[str, ...]:
     """The append as CTEs (`audit_rows` the rows inserted), for a statement that begins `WITH
     RECURSIVE`: $first the rows' `_after_seq` texts, then one array per `_CHAINED` column."""
     names = ", ".join(name for name, _ in _CHAINED)
     picked = ", ".join(f"r.{n}::jsonb" if t == "jsonb" else f"r.{n}" for n, t in _CHAINED)
     arrays = ", ".join(f"${first + 1 + i}::{'text' if t == 'jsonb' else t}[]"
                        for i, (_, t) in enumerate(_CHAINED))  # fmt: skip
-    return [
+    return (
         f"audit_head AS (SELECT seq, hash FROM audit_chain_head WHERE id = {HEAD_ID} FOR UPDATE)",
         f"audit_rest AS (SELECT * FROM unnest(${first}::text[]) WITH ORDINALITY AS r(text, n))",
         "audit_chain(n, seq, prev_hash, hash) AS ("
@@ -149,7 +140,7 @@ def _hashed_ctes(first: int) -> list[str]:
         f" SELECT {picked}, audit_chain.seq, audit_chain.prev_hash, audit_chain.hash"
         f" FROM unnest({arrays}) WITH ORDINALITY AS r({names}, n)"
         " JOIN audit_chain ON audit_chain.n = r.n ORDER BY r.n RETURNING 1)",
-    ]
+    )
 
 
 def _hashed_args(rows: list[dict[str, Any]]) -> list[Any]:
@@ -174,31 +165,30 @@ def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
     direct = driver_sync(conn)
     if direct is not None:
         found = wait(direct.fetchrow(_APPEND_HASHED_PG, *_hashed_args(rows)))
-        if found is not None and found[0] == len(rows):
-            for row in rows:
-                AUDIT_WRITES.inc(str(row["action"]))
-            return
-        # No head row (a database created without the migration's): nothing was written;
-        # `_head` below creates it.
-    seq, prev = _head(conn)
-    chained = []
-    for row in rows:
-        seq += 1
-        linked = {**_canonical(row), "seq": seq, "prev_hash": prev}
-        linked["hash"] = prev = digest(linked["prev_hash"], linked)
-        chained.append(linked)
-    direct = driver_sync(conn)
-    if direct is not None:
-        wait(direct.execute(
-            _APPEND_PG, seq, prev,
-            *([row[name] for row in chained] for name, _ in _APPENDED[:-1]),
-            [json.dumps(row["records"]) for row in chained],
-        ))  # fmt: skip
+        if found is None or found[0] != len(rows):
+            _append_headless(conn, rows)
     else:
+        seq, prev = _head(conn)
+        chained = []
+        for row in rows:
+            seq += 1
+            linked = {**_canonical(row), "seq": seq, "prev_hash": prev}
+            linked["hash"] = prev = digest(linked["prev_hash"], linked)
+            chained.append(linked)
         conn.execute(insert(AUDIT), chained)
         conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev))
     for row in rows:
         AUDIT_WRITES.inc(str(row["action"]))
+
+
+def _append_headless(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """`_APPEND_HASHED_PG` wrote nothing: the database has no head row (created without the
+    migration's). The head created, the same statement again (PostgreSQL)."""
+    _head(conn)
+    direct = driver_sync(conn)
+    assert direct is not None
+    found = wait(direct.fetchrow(_APPEND_HASHED_PG, *_hashed_args(rows)))
+    assert found is not None and found[0] == len(rows)
 
 
 def ride(sync: Session, first: int) -> tuple[list[str], list[Any]]:
@@ -211,19 +201,18 @@ def ride(sync: Session, first: int) -> tuple[list[str], list[Any]]:
     if not pending:
         return [], []
     sync.info[_RIDING] = pending
-    return _hashed_ctes(first), _hashed_args(pending)
+    return list(_hashed_ctes(first)), _hashed_args(pending)
 
 
 def rode(sync: Session, written: int) -> None:
-    """After the statement that took `ride`'s rows: `written` of them were appended. None
-    when the head row is missing (a database created without it): appended again then, the
-    head created first."""
+    """After the statement that took `ride`'s rows, which wrote `written` of them: none when
+    the head row is missing (a database created without it), appended then with the head
+    created first."""
     pending: list[dict[str, Any]] = sync.info.pop(_RIDING, [])
-    if written == len(pending):
-        for row in pending:
-            AUDIT_WRITES.inc(str(row["action"]))
-        return
-    append(sync.connection(), pending)
+    if written != len(pending):
+        _append_headless(sync.connection(), pending)
+    for row in pending:
+        AUDIT_WRITES.inc(str(row["action"]))
 
 
 def _adopt_added(session: Session) -> None:
