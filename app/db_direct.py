@@ -49,6 +49,10 @@ class Direct:
         self._adapter = fairy.dbapi_connection
         self._dialect = dialect
 
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
     async def begin(self) -> Direct:
         if self._adapter._transaction is None:
             # BEGIN through SQLAlchemy's adapter, as its own first statement would: the
@@ -510,15 +514,23 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[Direct | None]:
         yield _of(sync) if sync is not None else None
 
 
+# What reads run on: a session (in its transaction), or a connection held outside any
+# session (`autocommit`: the express path's reads, app.calls.express).
+Reader = AsyncSession | Direct
+
+
 async def rows(
-    session: AsyncSession,
+    session: Reader,
     stmt: Executable,
     params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
 ) -> list[Any]:
     """Run a Core statement built once (a module constant) and return its rows as named
     tuples (attribute access, as SQLAlchemy's `Row`): straight through asyncpg on PostgreSQL
     (one round trip, also for a list of parameter sets: pipelined, rows in their order),
-    through the session elsewhere."""
+    through the session elsewhere. On a `Direct` connection: one parameter set."""
+    if isinstance(session, Direct):
+        assert params is None or isinstance(params, Mapping)
+        return await rows_on(session, session.dialect, stmt, params or {})
     direct = await driver(session)
     if direct is None:
         result = await session.execute(stmt, params)
@@ -544,7 +556,7 @@ async def rows(
 
 
 __all__ = [
-    "Direct", "array_type", "autocommit", "bound", "driver", "driver_sync", "insert_many",
-    "insert_sql", "rows", "rows_on", "unnest_arrays", "unnest_insert_sql", "wait",
-    "with_defaults",
+    "Direct", "Reader", "array_type", "autocommit", "bound", "driver", "driver_sync",
+    "insert_many", "insert_sql", "rows", "rows_on", "unnest_arrays", "unnest_insert_sql",
+    "wait", "with_defaults",
 ]  # fmt: skip

@@ -7,13 +7,14 @@ field here, never a string-keyed bag: a reader can see what exists and mypy chec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cache import Cache
 from app.config import Settings
+from app.id_blocks import IdBlocks
 
 if TYPE_CHECKING:  # types only: these modules import this one
     from app.calls.grouping import GroupCommit
@@ -50,3 +51,5 @@ class Resources:
     metrics: Flusher | None = None
     # Publishes the outbox's rows (app.realtime.outbox); None: commits only store them.
     outbox: Relay | None = None
+    # New alerts' ids, taken ahead for the express path (app.calls.express, PostgreSQL).
+    alert_ids: IdBlocks = field(default_factory=lambda: IdBlocks("alert_id_seq"))

@@ -29,6 +29,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrate
+from app.audit.chain import HEAD_ID
+from app.audit.models import GENESIS
 from app.auth import service as auth
 from app.auth.models import Role
 from app.config import Settings
@@ -202,10 +204,15 @@ async def truncate_all(engine: AsyncEngine) -> None:
             dirty = {table for table, _ in rows if table is not None}
             statements = [f'DELETE FROM "{t}"' for t in reversed(tables) if t in dirty]
             statements += [f"SELECT setval('{seq}', 1, false)" for _, seq in rows if seq]
-            if statements:
-                raw = await conn.get_raw_connection()
-                # One round trip: the simple query protocol takes several statements.
-                await raw.driver_connection.execute(";".join(statements))  # type: ignore[union-attr]
+            # The chain's head as the migration leaves it (a test of a database without it
+            # deletes it itself).
+            statements.append(
+                "INSERT INTO audit_chain_head (id, seq, hash, base_seq, base_hash)"
+                f" VALUES ({HEAD_ID}, 0, '{GENESIS}', 0, '{GENESIS}') ON CONFLICT (id) DO NOTHING"
+            )
+            raw = await conn.get_raw_connection()
+            # One round trip: the simple query protocol takes several statements.
+            await raw.driver_connection.execute(";".join(statements))  # type: ignore[union-attr]
         else:
             for table in reversed(tables):
                 await conn.execute(text(f'DELETE FROM "{table}"'))

@@ -116,16 +116,18 @@ _CHAINED = (
 
 
 @functools.cache  # per transaction on the hot path: built once per first parameter
-def _hashed_ctes(first: int) -> tuple[str, ...]:
+def _hashed_ctes(first: int, when: str = "") -> tuple[str, ...]:
     """The append as CTEs (`audit_rows` the rows inserted), for a statement that begins `WITH
-    RECURSIVE`: $first the rows' `_after_seq` texts, then one array per `_CHAINED` column."""
+    RECURSIVE`: $first the rows' `_after_seq` texts, then one array per `_CHAINED` column.
+    `when`: an SQL condition; false, nothing is appended (the head is locked all the same)."""
     names = ", ".join(name for name, _ in _CHAINED)
     picked = ", ".join(f"r.{n}::jsonb" if t == "jsonb" else f"r.{n}" for n, t in _CHAINED)
     arrays = ", ".join(f"${first + 1 + i}::{'text' if t == 'jsonb' else t}[]"
                        for i, (_, t) in enumerate(_CHAINED))  # fmt: skip
     return (
         f"audit_head AS (SELECT seq, hash FROM audit_chain_head WHERE id = {HEAD_ID} FOR UPDATE)",
-        f"audit_rest AS (SELECT * FROM unnest(${first}::text[]) WITH ORDINALITY AS r(text, n))",
+        f"audit_rest AS (SELECT * FROM unnest(${first}::text[]) WITH ORDINALITY AS r(text, n)"
+        + (f" WHERE {when})" if when else ")"),
         "audit_chain(n, seq, prev_hash, hash) AS ("
         " SELECT 0::bigint, seq, NULL::text, hash::text FROM audit_head"
         " UNION ALL"
@@ -134,8 +136,8 @@ def _hashed_ctes(first: int) -> tuple[str, ...]:
         " || audit_rest.text, 'UTF8')), 'hex')"
         " FROM audit_chain JOIN audit_rest ON audit_rest.n = audit_chain.n + 1)",
         "audit_moved AS (UPDATE audit_chain_head SET seq = last.seq, hash = last.hash"
-        " FROM (SELECT seq, hash FROM audit_chain ORDER BY n DESC LIMIT 1) AS last"
-        f" WHERE audit_chain_head.id = {HEAD_ID})",
+        " FROM (SELECT n, seq, hash FROM audit_chain ORDER BY n DESC LIMIT 1) AS last"
+        f" WHERE audit_chain_head.id = {HEAD_ID}" + (" AND last.n > 0)" if when else ")"),
         f"audit_rows AS (INSERT INTO audit_log ({names}, seq, prev_hash, hash)"
         f" SELECT {picked}, audit_chain.seq, audit_chain.prev_hash, audit_chain.hash"
         f" FROM unnest({arrays}) WITH ORDINALITY AS r({names}, n)"
@@ -177,8 +179,7 @@ def append(conn: Connection, rows: list[dict[str, Any]]) -> None:
             chained.append(linked)
         conn.execute(insert(AUDIT), chained)
         conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev))
-    for row in rows:
-        AUDIT_WRITES.inc(str(row["action"]))
+    counted(rows)
 
 
 def _append_headless(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -204,6 +205,18 @@ def ride(sync: Session, first: int) -> tuple[list[str], list[Any]]:
     return list(_hashed_ctes(first)), _hashed_args(pending)
 
 
+def riding_if(first: int, when: str, rows: list[dict[str, Any]]) -> tuple[list[str], list[Any]]:
+    """`rows` appended by a statement of the caller's own (it begins `WITH RECURSIVE`; its
+    `audit_head` CTE is the chain's head, locked), only if `when` holds there: the CTEs and
+    their parameters' values from `$first`. Once it has run and wrote them, `counted`."""
+    return list(_hashed_ctes(first, when)), _hashed_args(rows)
+
+
+def counted(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        AUDIT_WRITES.inc(str(row["action"]))
+
+
 def rode(sync: Session, written: int) -> None:
     """After the statement that took `ride`'s rows, which wrote `written` of them: none when
     the head row is missing (a database created without it), appended then with the head
@@ -211,8 +224,7 @@ def rode(sync: Session, written: int) -> None:
     pending: list[dict[str, Any]] = sync.info.pop(_RIDING, [])
     if written != len(pending):
         _append_headless(sync.connection(), pending)
-    for row in pending:
-        AUDIT_WRITES.inc(str(row["action"]))
+    counted(pending)
 
 
 def _adopt_added(session: Session) -> None:

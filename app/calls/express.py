@@ -33,14 +33,16 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Select, String, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import db_riders
+from app.audit import chain
 from app.calls import lifecycle
 from app.calls import repository as repo
 from app.calls.service import IngestOutcome, event_values, fact_of, snapshot_after
@@ -414,13 +416,15 @@ async def _write(
 
 
 # --- a call's first event ------------------------------------------------------------------
-# An `offered` of a caller the history holds nothing on (most calls) goes in two statements
-# and no transaction: the steps' reads (`express_read`: the caller's lookup, which selects
-# the call's id from its sequence along: frames carry it; a withheld number, not looked up,
-# takes it on its own), then one statement that creates the call if no event
-# created it meanwhile, stores the event and the steps' rows (the context, the outbox's
-# message). A call that exists by then (a replay, another event first, another worker)
-# writes nothing there, and the locked path takes the event.
+# An `offered` goes in a few reads and one write, and no transaction: the steps' reads
+# (`express_read`: the caller's lookup, whose first statement selects the call's id from its
+# sequence along: frames carry it; a withheld number, not looked up, takes it on its own; a
+# caller the history knows, the cache or the store and the near-repeat candidates; ids for
+# the alerts planned), then one statement that creates the call (flagged if its alerts say
+# so) if no event created it meanwhile, stores the event and the steps' rows (the context,
+# the alerts, the outbox's message) and appends the consultation's audit rows to the chain.
+# A call that exists by then (a replay, another event first, another worker) writes nothing
+# there, and the locked path takes the event.
 
 # The call table's own sequence (its BIGSERIAL id's): by name in the statement's text, so
 # that the name is resolved once, when the statement is prepared on a connection
@@ -438,6 +442,10 @@ async def _next_call_id(direct: Direct, ctx: ExpressContext) -> int:
     return int(row[0])
 
 
+def _always() -> bool:
+    return True
+
+
 _NEW_CALL_COLUMNS = (
     "id", "source", "external_id", "flagged", "frame_seq", "created_at", *repo.STATE_COLUMNS,
 )  # fmt: skip
@@ -453,7 +461,13 @@ class _NewCall:
 
 
 async def accept_new(
-    resources: Resources, steps: list[Step], *, source: str, event: CallEvent, raw: bytes
+    resources: Resources,
+    steps: list[Step],
+    *,
+    source: str,
+    event: CallEvent,
+    raw: bytes,
+    quiet: Callable[[], bool] | None = None,
 ) -> IngestOutcome | None:
     """Create the call of `event`, store and process it the express way; None when it must
     take the locked path (nothing of it was written then)."""
@@ -474,6 +488,7 @@ async def accept_new(
             frame_seq=0,
             new_call=True,
             id_sql=_CALL_ID_SQL,
+            quiet=quiet or _always,
         )
         for step in steps:
             read = getattr(step, "express_read", None)
@@ -489,26 +504,30 @@ async def accept_new(
     return written
 
 
-def _write_new_sql(dialect: Dialect, riders: list[str], riding: int) -> str:
+def _write_new_sql(dialect: Dialect, riders: list[str], riding: int, audited: bool) -> str:
     """The call created unless it exists ($1...: `_NEW_CALL_COLUMNS`), the event inserted
     only if the call was (a unique violation if its id is stored on another call), the
     riders only if the event was: the event's id (NULL when nothing was written) and each
-    rider's ids."""
-    key = ("new", id(dialect), riding, *riders)
+    rider's ids. `audited`: the last riders are the audit chain's append (`chain.riding_if`),
+    the call created only if the chain's head row exists (else nothing is written, and the
+    locked path creates it), and the rows appended last."""
+    key = ("new", id(dialect), riding, audited, *riders)
     found = _WRITES.get(key)
     if found is None:
         call = [(name, array_type(repo.CALL, name, dialect)) for name in _NEW_CALL_COLUMNS]
         created = unnest_insert(
-            "call", call, 1, "id", conflict="ON CONFLICT (source, external_id) DO NOTHING"
-        )
+            "call", call, 1, "id", conflict="ON CONFLICT (source, external_id) DO NOTHING",
+            where="EXISTS (SELECT 1 FROM audit_head)" if audited else "",
+        )  # fmt: skip
         event = [(name, array_type(repo.EVENT, name, dialect)) for name in _EVENT_COLUMNS]
         inserted = unnest_insert(
             "call_event", event, 1 + len(call), "id", where="EXISTS (SELECT 1 FROM c)"
         )
         found = (
-            f"WITH c AS ({created}), ev AS ({inserted})"
+            f"WITH {'RECURSIVE ' if audited else ''}c AS ({created}), ev AS ({inserted})"
             + "".join(f", {rider}" for rider in riders)
             + f" SELECT (SELECT id FROM ev){_ids_of(riding)}"
+            + (f", {chain.AUDITED}" if audited else "")
         )
         _WRITES[key] = found
     return found
@@ -533,25 +552,46 @@ async def _write_new(
         "id": call_id,
         "source": source,
         "external_id": event.call_id,
-        "flagged": False,
+        "flagged": ctx.flag_call,
         "frame_seq": ctx.frames,
         "created_at": now,
         **repo.state_values(after),
     }
     call_args = bound([call], _NEW_CALL_COLUMNS, _processors(repo.CALL, _NEW_CALL_COLUMNS, dialect))
     event_args = bound([values], _EVENT_COLUMNS, _processors(repo.EVENT, _EVENT_COLUMNS, dialect))
-    riders, rider_args = _riding(ctx, dialect, 1 + len(_NEW_CALL_COLUMNS) + len(_EVENT_COLUMNS))
+    first = 1 + len(_NEW_CALL_COLUMNS) + len(_EVENT_COLUMNS)
+    riders, rider_args = _riding(ctx, dialect, first)
+    audited = bool(ctx.audit_rows)
+    if audited:
+        ctes, audit_args = chain.riding_if(
+            first + len(rider_args), "EXISTS (SELECT 1 FROM ev)", ctx.audit_rows
+        )
+        riders, rider_args = riders + ctes, rider_args + audit_args
     try:
         result = await direct.fetchrow(
-            _write_new_sql(dialect, riders, len(ctx.riders)),
+            _write_new_sql(dialect, riders, len(ctx.riders), audited),
             *([value] for value in call_args[0]),
             *([value] for value in event_args[0]),
             *rider_args,
         )
     except IntegrityError:
-        return None  # the event's id is stored already, on another call: nothing was written
+        # The event's id is stored already, on another call, or (ids taken ahead) an alert's
+        # id is taken: nothing was written.
+        return None
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _DEADLOCK:
+            raise
+        # Its chain's head, locked, and a concurrent insert of the same call by a locked
+        # path that waits for the head: the database chose this statement to undo.
+        return None
     assert result is not None
     if result[0] is None:
         return None  # the call exists: the locked path merges the event into it
-    _took(ctx, list(result)[1:])
+    _took(ctx, list(result)[1 : 1 + len(ctx.riders)])
+    if audited:
+        assert result[-1] == len(ctx.audit_rows)
+        chain.counted(ctx.audit_rows)
     return IngestOutcome(int(result[0]), call_id, after.state, False, ctx.call, None)
+
+
+_DEADLOCK = "40P01"

@@ -108,11 +108,17 @@ class GroupCommit:
         # A call's first event goes express only while no group is forming: under load, new
         # calls share a transaction (one commit for many: cheaper per event than a commit
         # each), while later events of stored calls still go express.
-        create = not self._tasks and not self._waiting
-        outcome = await self.pipeline.express(source=source, event=event, raw=raw, create=create)
+        create = self._quiet()
+        outcome = await self.pipeline.express(
+            source=source, event=event, raw=raw, create=create, quiet=self._quiet
+        )
         if outcome is not None:
             return outcome
         return await self._join(source, event, raw)
+
+    def _quiet(self) -> bool:
+        """No group is forming or in flight."""
+        return not self._tasks and not self._waiting
 
     async def _join(self, source: str, event: CallEvent, raw: bytes) -> calls.IngestOutcome:
         """Wait in the group for the next transaction."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,7 +76,7 @@ class Pipeline:
         postgres = not resources.settings.is_sqlite
         self._express = express_events and postgres
         self.steps = steps  # (sets express_types and express_new_types)
-        self._express_slots = max(1, resources.settings.db_pool_size // 2)
+        self._express_slots = self._express_max = max(1, resources.settings.db_pool_size // 2)
         # The read a ringing needs, taken right after its offered is stored (express.Ahead).
         self.ahead = express.Ahead() if "ringing" in self.express_types else None
         # Events stored the express way, and those that tried and took the locked path.
@@ -114,12 +115,20 @@ class Pipeline:
     # --- express: two statements, no transaction ----------------------------------------
 
     async def express(
-        self, *, source: str, event: CallEvent, raw: bytes, create: bool = True
+        self,
+        *,
+        source: str,
+        event: CallEvent,
+        raw: bytes,
+        create: bool = True,
+        quiet: Callable[[], bool] | None = None,
     ) -> calls.IngestOutcome | None:
         """Store and process `event` the express way (app.calls.express) when it qualifies
         and a connection slot is free; None when it must take the locked path (`accept`),
         nothing of it having been written. `create`: an event may create its call that way
-        (a commit of its own: the caller says no when events are being grouped)."""
+        (a commit of its own: the caller says no when events are being grouped). `quiet`:
+        whether the caller groups nothing right now (asked again once the new call's first
+        read is in: `ExpressContext.quiet`)."""
         kind = event.type.value
         new_call = create and kind in self.express_new_types
         if not (new_call or kind in self.express_types) or self._express_slots <= 0:
@@ -129,8 +138,9 @@ class Pipeline:
             with tracing.span("call_event.express"):
                 if new_call:
                     outcome = await express.accept_new(
-                        self.resources, self.steps, source=source, event=event, raw=raw
-                    )
+                        self.resources, self.steps, source=source, event=event, raw=raw,
+                        quiet=lambda: self._alone() and (quiet is None or quiet()),
+                    )  # fmt: skip
                 else:
                     outcome = await express.accept(
                         self.resources, self.steps, source=source, event=event, raw=raw,
@@ -145,6 +155,10 @@ class Pipeline:
         self.expressed += 1
         self.stored(source, event)
         return outcome
+
+    def _alone(self) -> bool:
+        """No other event is on the express path (the one asking holds a slot)."""
+        return self._express_slots >= self._express_max - 1
 
     def stored(self, source: str, event: CallEvent) -> None:
         """`event` is stored (committed) by the locked path: an offered's call is read ahead

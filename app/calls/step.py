@@ -89,7 +89,8 @@ class ExpressContext:
     bool`, run before any `express` on the connection the event will be written on, outside
     any transaction (its answers go in `facts`; False declines). The call's id is taken
     from its sequence once every read is done, unless a read took it with its own statement
-    (`id_sql`, selected along, its value put in `taken_id`: a round trip fewer)."""
+    (`id_sql`, selected along, its value put in `taken_id`: a round trip fewer). Its steps
+    may also flag it (`flag_call`) and audit what it shows (`audit_rows`)."""
 
     event: CallEvent  # (its row id comes with the write: no step needs it before)
     call: CallSnapshot  # the call after this event
@@ -105,6 +106,14 @@ class ExpressContext:
     ctes: list[tuple[Callable[[int], str], list[Any]]] = field(default_factory=list)
     id_sql: str | None = None  # a new call's: SQL of its id (the sequence's next value)
     taken_id: int | None = None  # that value, once a read has selected it
+    flag_call: bool = False  # a new call: created flagged for supervisors (history's alerts)
+    # A new call: whether nothing else is being stored right now (no group forming, no other
+    # event on the express path). A step whose read finds more to do than it costs in a
+    # group (a known caller's lookup) goes on only then: under load, calls share statements.
+    quiet: Callable[[], bool] = field(default=lambda: True)
+    # Audit rows (app.audit.service.row) appended to the chain by the statement that stores
+    # the event, only if it does (a new call's: the caller's records it shows).
+    audit_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def next_frame(self) -> int:
         """The call's next message number (the statement moves the call's counter on)."""

@@ -52,9 +52,18 @@ def store(session: AsyncSession, call_id: int, planned: list[PlannedAlert]) -> l
 def raised(call_id: int, planned: list[PlannedAlert]) -> list[Alert]:
     """The planned alerts as rows to insert (`values`), not added to any session (counted as
     raised: the caller inserts them in the same transaction)."""
+    rows = unraised(call_id, planned, [None] * len(planned))
+    count(planned)
+    return rows
+
+
+def unraised(call_id: int, planned: list[PlannedAlert], ids: list[int | None]) -> list[Alert]:
+    """`raised` with the ids taken ahead (app.id_blocks), not counted yet: the express path
+    counts them (`count`) once the statement that inserts them has."""
     now = utcnow()
-    rows = [
-        Alert(
+    rows = []
+    for a, alert_id in zip(planned, ids, strict=True):
+        row = Alert(
             call_id=call_id,
             kind=a.kind,
             severity=a.severity,
@@ -68,11 +77,15 @@ def raised(call_id: int, planned: list[PlannedAlert]) -> list[Alert]:
             evidence_lines=list(a.evidence_lines),
             raised_at=now,
         )
-        for a in planned
-    ]
+        if alert_id is not None:
+            row.id = alert_id
+        rows.append(row)
+    return rows
+
+
+def count(planned: list[PlannedAlert]) -> None:
     for alert in planned:
         ALERTS.inc(alert.rule)
-    return rows
 
 
 # What `values` reads of an alert row (its id comes with the insert; its acknowledgement later).
@@ -85,6 +98,11 @@ _COLUMNS = (
 def values(alert: Alert) -> dict[str, Any]:
     """An alert row's columns, for an insert of rows (app.history.tx_state)."""
     return {name: getattr(alert, name) for name in _COLUMNS}
+
+
+def values_with_id(alert: Alert) -> dict[str, Any]:
+    """`values` and the id taken ahead (`unraised`)."""
+    return {"id": alert.id, **values(alert)}
 
 
 def as_dict(

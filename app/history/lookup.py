@@ -11,14 +11,14 @@ cached until it is back; versioned keys mean nothing stale can be served afterwa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cache import Cache, CacheUnavailable
-from app.db_direct import Direct
+from app.db_direct import Direct, Reader
 from app.history import lookup_read, store, versions
 from app.history.near import with_nearby
 from app.history.store import Summary
@@ -86,16 +86,38 @@ async def number_summaries(
         return {}
     today = now.astimezone(UTC).date()
     since = horizon_start(now, horizon_days)
-    scopes = {n: versions.number_scope(n) for n in wanted}
-    read = await lookup_read.first_read(
-        session, [versions.EVERYTHING, *scopes.values()], wanted, today, since
+    read = await lookup_read.first_read(session, _scopes(wanted), wanted, today, since)
+    # See versions.bumped_here: what this transaction wrote is not put in the cache.
+    keep = not versions.bumped_here(session)
+    return await _after_first_read(
+        session, cache, read, wanted, (today, since, horizon_days), ttl_seconds, keep=keep
     )
-    current, links = read.current, read.links
+
+
+def _scopes(numbers: list[str]) -> list[str]:
+    return [versions.EVERYTHING, *(versions.number_scope(n) for n in numbers)]
+
+
+async def _after_first_read(
+    reader: Reader,
+    cache: Cache,
+    read: lookup_read.FirstRead,
+    wanted: list[str],
+    window: tuple[date, datetime, int],
+    ttl_seconds: float,
+    *,
+    keep: bool,
+) -> dict[str, Summary]:
+    """`number_summaries` once the first read is in: the cache, then the store. `window`:
+    today, the horizon's start and its days; `keep`: put what was rebuilt in the cache."""
+    today, since, horizon_days = window
     found: dict[str, Summary] = dict(read.unlinked)
     cached = [n for n in wanted if n not in found]
     if not cached:
         return found
-    keys = {n: _key("n", n, today, horizon_days, current, scopes[n]) for n in cached}
+    keys = {
+        n: _key("n", n, today, horizon_days, read.current, versions.number_scope(n)) for n in cached
+    }
     try:
         raws = await cache.get_many([keys[n] for n in cached])
     except CacheUnavailable:
@@ -108,38 +130,42 @@ async def number_summaries(
             except ValidationError:
                 pass  # written by an older version of the service: rebuilt below
     missing = [n for n in wanted if n not in found]
-    rebuilt = await store.build_many(session, missing, today=today, since=since, links=links)
+    rebuilt = await store.build_many(reader, missing, today=today, since=since, links=read.links)
     found.update(rebuilt)
-    built = [(keys[n], summary.model_dump_json().encode()) for n, summary in rebuilt.items()]
-    if not versions.bumped_here(session):  # see versions.bumped_here
+    if keep:
+        built = [(keys[n], summary.model_dump_json().encode()) for n, summary in rebuilt.items()]
         # Off the ring's path, gathered with the next callers' summaries (one round trip).
         cache.set_soon(built, ttl_seconds=ttl_seconds)
     return found
 
 
-async def unlinked_summary_on(
+async def caller_summary_on(
     direct: Direct,
-    dialect: Dialect,
+    cache: Cache,
     number: str,
     *,
     now: datetime,
     horizon_days: int,
+    ttl_seconds: float,
     along: str | None = None,
+    further: Callable[[], bool] | None = None,
 ) -> tuple[Summary | None, int | None]:
-    """The summary of a number on no person, from the lookup's first statement on a
-    connection held outside any session (the express path: app.history.steps); None when
-    the number is on a person (or its contacts passed the read's cap), which takes the usual
-    lookup in the event's transaction. With the value of `along` (`first_read_on`)."""
+    """`number_summaries` of one number on a connection held outside any session (the
+    express path: app.history.steps), with the value of `along` (`first_read_on`). Each
+    statement commits on its own: the counters are read first, so a summary rebuilt after a
+    write is at least as new as the counters that key it, never older. `further`: asked
+    when the first read is not the whole summary (a number on a person); False: None."""
+    today = now.astimezone(UTC).date()
+    since = horizon_start(now, horizon_days)
     read = await lookup_read.first_read_on(
-        direct,
-        dialect,
-        [versions.EVERYTHING, versions.number_scope(number)],
-        [number],
-        now.astimezone(UTC).date(),
-        horizon_start(now, horizon_days),
-        along,
+        direct, direct.dialect, _scopes([number]), [number], today, since, along
     )
-    return read.unlinked.get(number), read.along
+    if number not in read.unlinked and further is not None and not further():
+        return None, read.along
+    found = await _after_first_read(
+        direct, cache, read, [number], (today, since, horizon_days), ttl_seconds, keep=True
+    )
+    return found[number], read.along
 
 
 async def household_summary(

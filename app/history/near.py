@@ -12,17 +12,33 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
 
+from app.db_direct import Reader
 from app.history import geo
 from app.history.models import Contact
+from app.history.store_links import fixed_rows
 from app.rules.facts import CallerFacts, NearbyIncident
 from app.rules.ruleset import NearNeed
 
+# Built once (app.db_direct keeps it compiled): the cells and types expand per lookup.
+_NEARBY = select(
+    Contact.id,
+    Contact.occurred_at,
+    Contact.incident_type,
+    Contact.easting,
+    Contact.northing,
+    Contact.household_id,
+).where(
+    Contact.grid_cell.in_(bindparam("cells", expanding=True)),
+    Contact.occurred_at >= bindparam("since", type_=Contact.occurred_at.type),
+    Contact.occurred_at <= bindparam("now", type_=Contact.occurred_at.type),
+    Contact.incident_type.in_(bindparam("types", expanding=True)),
+)
+
 
 async def nearby(
-    session: AsyncSession,
+    session: Reader,
     homes: dict[str, tuple[float, float]],
     need: NearNeed,
     now: datetime,
@@ -34,21 +50,13 @@ async def nearby(
     cells = sorted(
         {c for e, n in homes.values() for c in geo.cells_around(e, n, need.within_metres)}
     )
-    rows = await session.execute(
-        select(
-            Contact.id,
-            Contact.occurred_at,
-            Contact.incident_type,
-            Contact.easting,
-            Contact.northing,
-            Contact.household_id,
-        ).where(
-            Contact.grid_cell.in_(cells),
-            Contact.occurred_at >= now - timedelta(days=need.within_days),
-            Contact.occurred_at <= now,
-            Contact.incident_type.in_(sorted(need.incident_types)),
-        )
-    )
+    params = {
+        "cells": cells,
+        "since": now - timedelta(days=need.within_days),
+        "now": now,
+        "types": sorted(need.incident_types),
+    }
+    rows = await fixed_rows(session, _NEARBY, params)
     found: list[NearbyIncident] = []
     for cid, occurred_at, incident_type, easting, northing, household_id in rows:
         if household_id in homes or easting is None or northing is None:
@@ -68,9 +76,7 @@ async def nearby(
     return found
 
 
-async def with_nearby(
-    session: AsyncSession, facts: CallerFacts, need: NearNeed | None
-) -> CallerFacts:
+async def with_nearby(session: Reader, facts: CallerFacts, need: NearNeed | None) -> CallerFacts:
     """`facts` with the near-repeat candidates of the caller's households that have
     coordinates (unchanged when no rule needs them or no household has any)."""
     if need is None:

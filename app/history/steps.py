@@ -28,17 +28,17 @@ from app.history.consultation import consultations
 from app.history.context import build_context
 from app.history.lookup import (
     caller_facts,
+    caller_summary_on,
     horizon_start,
     lookup_caller,
     number_summaries,
-    unlinked_summary_on,
 )
-from app.history.models import CallContext, Contact
+from app.history.models import Alert, CallContext, Contact
 from app.history.stored_context import from_reads, stored_context, stored_contexts
 from app.history.tx_state import StoredContext, settle, tx_of, write_rows
 from app.history.write_back import write_back
 from app.resources import Resources
-from app.rules.facts import CallerFacts, ContactRef
+from app.rules.facts import CallerFacts, ContactRef, PlannedAlert
 from app.telephony.events import EventType
 
 if TYPE_CHECKING:  # the pipeline imports this module to register the step
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 ARRIVAL = frozenset({EventType.offered, EventType.ringing})
 CONTEXT: Table = CallContext.__table__  # type: ignore[assignment]
+ALERT: Table = Alert.__table__  # type: ignore[assignment]
 _FACTS = "history.express_facts"  # express_read -> express, for a new call
 
 
@@ -110,58 +111,68 @@ class HistoryStep:
                 if call_id is not None:
                     tx.with_contact.add(call_id)
 
-    # The events that may go express (app.calls.express): not `offered` (the lookup writes
-    # the context, alerts and audit records) nor `ended` (the write-back).
+    # The events of a call stored already that may go express (app.calls.express): not
+    # `offered` (its lookup, alerts and audit records go in the event's transaction when its
+    # call exists: it came after another event) nor `ended` (the write-back).
     express_on = frozenset({EventType.ringing, EventType.answered, EventType.transferred})
 
     # A call's first event may go express when it is an offered (app.calls.step).
     express_new_on = frozenset({EventType.offered})
 
     async def express_read(self, ctx: ExpressContext, direct: Direct) -> bool:
-        """A new call's caller, looked up outside any transaction: only a number on no person
-        (most callers: the lookup's first statement is its whole summary) or none at all
-        (withheld). A known caller declines: its lookup reads the cache and the store, and
-        its consultation is audited, in the event's transaction; so does a number whose
-        facts raise an alert already (withheld: its id is not even taken)."""
+        """A new call's caller, looked up outside any transaction: the lookup's first read
+        (which selects the call's id along), for a number on a person the cache or else the
+        store, then the near-repeat candidates; the alerts planned from that, their ids taken
+        ahead (the supervisors' message names them: app.id_blocks). A withheld number is not
+        looked up (its id is taken on its own). A number on a person declines unless the
+        service is quiet (`ctx.quiet`): under load its lookup costs less in a group, where
+        callers share the cache's round trip and the store's statements."""
         call, resources = ctx.call, ctx.resources
         now = utcnow()
         horizon = alert_store.horizon_days(resources)
         summary = None
         if call.caller_e164 is not None and call.presentation == "allowed":
-            dialect = resources.engine.dialect
-            # The call's id with it, if no read took it yet (one round trip fewer; a
-            # caller declined here leaves a gap in the ids, nothing more).
+            # The call's id with it, if no read took it yet (one round trip fewer).
             along = ctx.id_sql if ctx.taken_id is None else None
-            summary, taken = await unlinked_summary_on(
-                direct, dialect, call.caller_e164, now=now, horizon_days=horizon, along=along
-            )
+            summary, taken = await caller_summary_on(
+                direct, resources.cache, call.caller_e164, now=now, horizon_days=horizon,
+                ttl_seconds=resources.settings.history_cache_ttl_seconds, along=along,
+                further=ctx.quiet,
+            )  # fmt: skip
             if taken is not None:
                 ctx.taken_id = taken
             if summary is None:
                 return False
         facts = caller_facts(summary, now=now, presentation=call.presentation, horizon_days=horizon)
-        if facts.households or facts.persons:
-            return False  # near-repeat candidates are read in the transaction
-        if summary is None and alert_store.plan(resources, facts):
-            return False  # a number not looked up raises alerts (withheld: ask for it)
-        ctx.facts[_FACTS] = facts
+        facts = await near.with_nearby(direct, facts, alert_store.ruleset(resources).near)
+        planned = alert_store.plan(resources, facts)
+        ids = await resources.alert_ids.take(direct, len(planned))
+        ctx.facts[_FACTS] = facts, planned, ids
         return True
 
     def _express_new(self, ctx: ExpressContext) -> bool:
-        """A new call's context, planned from `express_read`'s facts: stored with the event.
-        Declines when the rules raise an alert (stored with its id, and maybe flagging the
-        call) or the context shows records (their consultation is audited in a chain)."""
-        facts: CallerFacts | None = ctx.facts.pop(_FACTS, None)
-        if facts is None:
+        """A new call's context and alerts, planned from `express_read`'s: stored with the
+        event, the call flagged with it, the consultation of what it shows appended to the
+        audit chain by the same statement (as `prepare_call` does on the locked path)."""
+        held: tuple[CallerFacts, list[PlannedAlert], list[int]] | None = ctx.facts.pop(_FACTS, None)
+        if held is None:
             return False
-        if alert_store.plan(ctx.resources, facts):
-            return False
+        facts, planned, ids = held
+        call_id = ctx.call.id
         context = build_context(facts)
-        if consultations(context, actor=f"call:{ctx.call.id}", call_id=ctx.call.id):
-            return False
-        row = {"call_id": ctx.call.id, "context": context, "looked_up_at": facts.now}
-        ctx.insert(CONTEXT, [row])
-        ctx.facts["context"], ctx.facts["alerts"] = context, []
+        ctx.insert(CONTEXT, [{"call_id": call_id, "context": context, "looked_up_at": facts.now}])
+        rows = alert_store.unraised(call_id, planned, list(ids))
+        if rows:
+            ctx.insert(ALERT, [alert_store.values_with_id(row) for row in rows])
+
+            async def count() -> None:
+                alert_store.count(planned)
+
+            ctx.after_write(count)
+        ctx.flag_call = ctx.flag_call or alert_store.flags_call(planned)
+        ctx.audit_rows += consultations(context, actor=f"call:{call_id}", call_id=call_id)
+        ctx.facts["context"] = context
+        ctx.facts["alerts"] = [alert_store.as_dict(row) for row in rows]
         return True
 
     def express(self, ctx: ExpressContext) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import UTCDateTime, union_branch
+from app.db_direct import Reader
 from app.history import store_records
 from app.history.models import Household, Marker, Person
 from app.history.store_links import Links, fixed_rows, member_relationships, number_links_many
@@ -72,7 +73,7 @@ async def build(
 
 
 async def build_many(
-    session: AsyncSession,
+    session: Reader,
     numbers: list[str],
     *,
     today: date,
@@ -164,7 +165,7 @@ _SUBJECTS: dict[tuple[bool, bool, bool], Any] = {}
 
 
 async def _subjects(
-    session: AsyncSession,
+    session: Reader,
     links: list[Links],
     numbers_since: tuple[list[str], datetime] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], tuple[dict[str, list[MarkerRef]], ...], list[Any]]:

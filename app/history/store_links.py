@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app import db_direct as direct
+from app.db_direct import Reader
 from app.history.models import Household, PersonHousehold, Phone
 
 
@@ -35,7 +36,7 @@ async def all_rows(
     return list(await conn.execute(query, params or {}))
 
 
-async def fixed_rows(session: AsyncSession, query: Any, params: dict[str, Any]) -> list[Any]:
+async def fixed_rows(session: Reader, query: Any, params: dict[str, Any]) -> list[Any]:
     """`all_rows` for a query built once (a module constant, or one per shape kept in a
     module's dict): on PostgreSQL straight through asyncpg (app.db_direct, which keeps each
     such query compiled; never pass it one built per call)."""
@@ -172,9 +173,7 @@ class Links:
         self.person_ids = list(dict.fromkeys([*caller_ids, *member_ids]))
 
 
-async def number_links_many(
-    session: AsyncSession, numbers: list[str], today: date
-) -> dict[str, Links]:
+async def number_links_many(session: Reader, numbers: list[str], today: date) -> dict[str, Links]:
     """`number_links` of many numbers in one round trip. A caller is a member of each of
     their current households, so a number's households are those listing one of its callers."""
     rows = await fixed_rows(session, _NUMBER_LINKS, {"e164s": numbers, "today": today})

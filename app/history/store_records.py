@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db_direct import Reader
 from app.history.models import Contact, Marker
 from app.history.store_links import Links, fixed_rows
 from app.rules.facts import ContactRef, MarkerRef
@@ -48,7 +49,7 @@ CONTACT_COLUMNS = (
 
 
 async def contacts_for(
-    session: AsyncSession,
+    session: Reader,
     *,
     number: str | None,
     person_ids: list[str],
@@ -65,7 +66,7 @@ async def contacts_for(
 
 
 async def contact_rows(
-    session: AsyncSession,
+    session: Reader,
     numbers: list[str],
     person_ids: list[str],
     household_ids: list[str],
@@ -240,7 +241,7 @@ def _marker_query(persons: bool, households: bool) -> Any:
 
 
 async def contacts_many(
-    session: AsyncSession, links: dict[str, Links], since: datetime
+    session: Reader, links: dict[str, Links], since: datetime
 ) -> dict[str, Contacts]:
     """`contacts_for` of each number's summary, from one query over all of them. Each keeps
     its newest MAX_CONTACTS; if the one query had to stop short, an older contact could be
@@ -254,7 +255,7 @@ async def contacts_many(
 
 
 async def contacts_from(
-    session: AsyncSession, links: dict[str, Links], since: datetime, rows: list[Any]
+    session: Reader, links: dict[str, Links], since: datetime, rows: list[Any]
 ) -> dict[str, Contacts]:
     """`contacts_many` from the rows its query read (newest first, capped at MAX_CONTACTS
     per number: read with other rows by `store.build_many`)."""

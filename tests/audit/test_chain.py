@@ -21,6 +21,7 @@ from app.auth.models import Role
 from app.config import Settings
 from app.db import unit_of_work
 from tests import test_auth as auth_tests
+from tests.calls.test_pipeline import fast, running
 from tests.conftest import MakeStaff
 from tests.history.identify_support import call_at, seed
 from tests.support.statements import statements_sent
@@ -210,36 +211,43 @@ async def test_rows_hashed_by_the_database_verify_as_python_hashes_them(
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.production_only  # the rows ride on PostgreSQL's outbox statement
-async def test_a_calls_consultation_rows_ride_on_its_last_statement(
-    settings: Settings, app: FastAPI, client: httpx.AsyncClient, make_staff: MakeStaff
+@pytest.mark.production_only  # the rows ride on a PostgreSQL statement of the call's
+@pytest.mark.parametrize("express", [True, False])
+async def test_a_calls_consultation_rows_ride_on_the_statement_that_stores_it(
+    settings: Settings, express: bool
 ) -> None:
-    """A known caller's lookup is audited by the statement that ends its transaction (the
-    outbox's), not by one of its own; with the head row gone, the rows are appended anyway
-    and the chain still verifies."""
-    await seed(app)
-    await make_staff("H1", Role.handler)
-    resources = app.state.resources
-    for n in range(2):
-        if n == 1:  # a database without the chain (emptied, or created without its head)
-            await _exec(app, text("DELETE FROM audit_chain_head"))
-            await _exec(app, delete(AuditLog))
-        async with statements_sent(resources.engine) as sent:
-            call_id = await call_at(client, "H1", number="+447700900501")
-            statements = await sent()
-        appending = [s for s in statements if "audit_rows" in s]
-        assert len(appending) == (1 if n == 0 else 2)  # the second: the head missing
-        assert "INSERT INTO outbox_message" in appending[0]
+    """A known caller's lookup is audited by the statement that stores the offered (the
+    express path's one write) or ends its transaction (the locked path's outbox statement),
+    not by one of its own; with the head row gone, the express statement writes nothing and
+    the locked path appends the rows anyway, and the chain still verifies."""
+    async with running(fast(settings, telephony_express=express)) as (app, http):
+        await seed(app)
+        resources = app.state.resources
+        for n in range(2):
+            if n == 1:  # a database without the chain (emptied, or created without its head)
+                await _exec(app, text("DELETE FROM audit_chain_head"))
+                await _exec(app, delete(AuditLog))
+            async with statements_sent(resources.engine) as sent:
+                call_id = await call_at(http, "H1", number="+447700900501")
+                statements = await sent()
+            appending = [s for s in statements if "audit_rows" in s]
+            # The second: the express attempt (nothing written), the locked path's outbox
+            # statement (the head missing: nothing written), the append that creates it.
+            assert len(appending) == [[1, 2], [1, 3]][express][n]
+            assert "INSERT INTO outbox_message" in appending[0]
+            assert ("INSERT INTO call " in appending[0]) == express
+            async with resources.sessions() as session:
+                audited = await session.scalar(
+                    select(func.count())
+                    .select_from(AuditLog)
+                    .where(AuditLog.call_id == str(call_id))
+                )
+            assert audited >= 1
+        # Many at once (express, alone or in group transactions, each taking the head in
+        # its last statement): one unbroken chain.
+        await asyncio.gather(*(call_at(http, "H1", number="+447700900501") for _ in range(12)))
         async with resources.sessions() as session:
-            audited = await session.scalar(
-                select(func.count()).select_from(AuditLog).where(AuditLog.call_id == str(call_id))
-            )
-        assert audited >= 1
-    # Many at once (alone or in group transactions, each taking the head in its last
-    # statement): one unbroken chain.
-    await asyncio.gather(*(call_at(client, "H1", number="+447700900501") for _ in range(12)))
-    async with resources.sessions() as session:
-        total = await session.scalar(select(func.count()).select_from(AuditLog))
-    assert total >= 14
+            total = await session.scalar(select(func.count()).select_from(AuditLog))
+        assert total >= 14
     done = run_cli(settings, "verify")
     assert done.returncode == 0, done.stderr
