@@ -75,10 +75,41 @@ def ensure_tools() -> str | None:
     return f"missing {', '.join(still)}; {ENSURE_SCRIPT.name} exited {done.returncode}: {output}"
 
 
-def free_udp_port() -> int:
+_HANDED_OUT: set[int] = set()
+
+
+def free_udp_port(span: int = 1) -> int:
+    """A UDP port on 127.0.0.1 free with the `span - 1` after it (SIPp's media port: audio
+    RTP and RTCP, video RTP and RTCP), for a process started next. Taken below the kernel's
+    ephemeral range, which any socket of any process (the other test pass's, a DNS lookup)
+    may be given between this check and the process binding the port; never the same port
+    twice in this run (two SIPp started together each ask for one)."""
+    candidates = range(10_000, _ephemeral_low() - span)
+    start = os.getpid() * 97  # test passes side by side start apart
+    for offset in range(len(candidates)):
+        port = candidates[(start + offset) % len(candidates)]
+        wanted = range(port, port + span)
+        if any(p in _HANDED_OUT for p in wanted) or not all(map(_udp_free, wanted)):
+            continue
+        _HANDED_OUT.update(wanted)
+        return port
+    raise RuntimeError("no free UDP port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def _udp_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def udp_listening(port: int) -> bool:
@@ -232,7 +263,7 @@ class Sipp:
     def command(self) -> list[str]:
         return [
             binary("sipp") or "sipp", *self.args, "-sf", str(SCENARIOS / self.scenario),
-            "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(free_udp_port()),
+            "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(free_udp_port(span=4)),
             "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error",
             "-trace_err", "-error_file", str(self.workdir / f"{self.name}-errors.log"),
             "-trace_msg", "-message_file", str(self.workdir / f"{self.name}-messages.log"),
